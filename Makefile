@@ -1,0 +1,55 @@
+# seldon-mesh: the two commands are `make run` and `make test`; both install first when needed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find generated -name '*.proto')
+GENERATED_STAMP := generated/.stamp
+PYTEST_ARGS ?=
+
+.PHONY: install generate run test lint typecheck contracts pytest bench clean iris
+
+install: $(STAMP) $(GENERATED_STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Python and gRPC code (plus .pyi stubs) from the checked-in .proto files.
+generate: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@touch $(GENERATED_STAMP)
+
+$(GENERATED_STAMP): $(STAMP) $(PROTOS)
+	$(MAKE) --no-print-directory generate
+
+iris: install
+	@test -f examples/iris/model/model.joblib || $(PY) examples/iris/train.py
+
+run: install iris
+	$(VENV)/bin/seldon-mesh up examples/iris
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+contracts: install
+	$(VENV)/bin/lint-imports
+
+pytest: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck contracts pytest
+
+bench: install iris
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(GENERATED_STAMP) .mypy_cache .ruff_cache .pytest_cache
+	find generated -name '*_pb2*.py*' -delete

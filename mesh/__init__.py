@@ -1,0 +1,1 @@
+"""The SeldonDeployment spec, the local supervisor, the Kubernetes operator and the CLI."""

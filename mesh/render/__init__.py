@@ -1,0 +1,1 @@
+"""seldon-mesh package."""

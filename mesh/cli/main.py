@@ -1,0 +1,185 @@
+"""The `seldon-mesh` command: `up` runs the local mesh; `apply`, `get`, `delete` and `predict` talk to it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from mesh.cli.client import CliError, ControlClient
+from mesh.cli.output import render
+from mesh.spec import SeldonDeployment, SpecError, load_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.handler(args)
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seldon-mesh", description=__doc__)
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir", type=Path, default=Path(".seldon-mesh"), help="state of the local mesh (default .seldon-mesh)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", parents=[common], help="run the local mesh (Envoy, xDS, runtimes) in the foreground")
+    up.add_argument("paths", nargs="*", type=Path, help="SeldonDeployment files or folders to apply at start")
+    up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    up.add_argument("--workers", type=int, default=1, help="worker processes per runtime (default 1)")
+    up.set_defaults(handler=_up)
+
+    apply = sub.add_parser("apply", parents=[common], help="create or update SeldonDeployments")
+    apply.add_argument("-f", "--filename", action="append", required=True, help="file, folder, or - for stdin")
+    apply.set_defaults(handler=_apply)
+
+    get = sub.add_parser("get", parents=[common], help="show deployments and their state")
+    get.add_argument("name", nargs="?")
+    get.add_argument("-n", "--namespace")
+    get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    get.set_defaults(handler=_get)
+
+    delete = sub.add_parser("delete", parents=[common], help="delete a deployment")
+    delete.add_argument("name")
+    delete.add_argument("-n", "--namespace")
+    delete.set_defaults(handler=_delete)
+
+    predict = sub.add_parser("predict", parents=[common], help="send a Seldon prediction through the gateway")
+    predict.add_argument("name")
+    predict.add_argument("-n", "--namespace")
+    predict.add_argument("--data", required=True, help='request JSON, e.g. \'{"data":{"ndarray":[[1,2,3,4]]}}\'')
+    predict.set_defaults(handler=_predict)
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    from mesh.local.app import LocalMesh, MeshError
+    from mesh.local.settings import LocalSettings
+
+    initial: list[tuple[list[SeldonDeployment], Path]] = []
+    for path in args.paths:
+        initial.append((_load(path), _base_dir(path)))
+    settings = LocalSettings(
+        state_dir=args.state_dir, host=args.host, gateway_port=args.port, runtime_workers=args.workers
+    )
+    try:
+        asyncio.run(LocalMesh(settings).run(initial))
+    except MeshError as error:
+        raise CliError(str(error)) from error
+    return 0
+
+
+def _load(path: Path) -> list[SeldonDeployment]:
+    if not path.exists():
+        raise CliError(f"{path}: no such file or folder")
+    try:
+        return load_path(path)
+    except SpecError as error:
+        raise CliError(f"invalid SeldonDeployment, nothing was applied:\n{error}") from error
+
+
+def _base_dir(path: Path) -> Path:
+    return (path if path.is_dir() else path.parent).resolve()
+
+
+def _apply(args: argparse.Namespace) -> int:
+    client = ControlClient(args.state_dir)
+    documents: list[tuple[str, str, Path]] = []
+    for name in args.filename:
+        if name == "-":
+            documents.append((sys.stdin.read(), "<stdin>", Path.cwd()))
+            continue
+        path = Path(name)
+        _load(path)  # validate locally first: every error at once, and nothing is sent on failure
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
+        documents += [(f.read_text(), str(f), _base_dir(path)) for f in files]
+    failed = False
+    for text, source, base_dir in documents:
+        response = client.apply(text, source, base_dir)
+        if response.status_code == 422:
+            print(f"error: invalid SeldonDeployment in {source}, nothing was applied:", file=sys.stderr)
+            for err in response.json()["errors"]:
+                print(f"  {err['path']}: {err['message']}", file=sys.stderr)
+            failed = True
+            continue
+        response.raise_for_status()
+        for result in response.json()["results"]:
+            print(f"seldondeployment.machinelearning.seldon.io/{result['name']} {result['action']}")
+    return 1 if failed else 0
+
+
+def _resolve(client: ControlClient, name: str, namespace: str | None) -> tuple[str, str]:
+    """kubectl needs -n; as a convenience a name that is unique across namespaces needs none."""
+    if namespace:
+        return namespace, name
+    matches = [d for d in client.deployments() if d["metadata"]["name"] == name]
+    if len(matches) == 1:
+        return str(matches[0]["metadata"]["namespace"]), name
+    if not matches:
+        raise CliError(f'seldondeployment "{name}" not found')
+    raise CliError(f'seldondeployment "{name}" exists in several namespaces; give -n')
+
+
+def _get(args: argparse.Namespace) -> int:
+    client = ControlClient(args.state_dir)
+    deployments = client.deployments(args.namespace)
+    if args.name:
+        deployments = [d for d in deployments if d["metadata"]["name"] == args.name]
+        if not deployments:
+            raise CliError(f'seldondeployment "{args.name}" not found')
+    elif not deployments:
+        print("No resources found.", file=sys.stderr)
+        return 0
+    print(render(deployments, args.output, detail=bool(args.name)))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    client = ControlClient(args.state_dir)
+    namespace, name = _resolve(client, args.name, args.namespace)
+    if not client.delete(namespace, name):
+        raise CliError(f'seldondeployment "{name}" not found in namespace {namespace}')
+    print(f'seldondeployment.machinelearning.seldon.io "{name}" deleted')
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    client = ControlClient(args.state_dir)
+    namespace, name = _resolve(client, args.name, args.namespace)
+    try:
+        payload = json.loads(args.data)
+    except json.JSONDecodeError as error:
+        raise CliError(f"--data is not JSON: {error}") from error
+    url = f"{client.info()['gateway']}/seldon/{namespace}/{name}/api/v1.0/predictions"
+    try:
+        response = httpx.post(url, json=payload, timeout=60.0)
+    except httpx.HTTPError as error:
+        raise CliError(f"gateway {url}: {error}") from error
+    print(json.dumps(response.json(), indent=2) if _is_json(response) else response.text)
+    return 0 if response.is_success else 1
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("application/json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

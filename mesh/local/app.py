@@ -1,0 +1,210 @@
+"""`seldon-mesh up`: the embedded control plane and data plane of one machine, composed in one process.
+
+It wires the state store, the xDS server and cache, one Envoy, the runtime supervisor, the reconcile loop
+and the control API together, and tears them all down on SIGINT/SIGTERM so no child is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from mesh.local.api import create_control_app
+from mesh.local.envoy import EnvoyProcess
+from mesh.local.reconcile import Reconciler, Translate
+from mesh.local.reflection import start_reflection_server
+from mesh.local.settings import LocalSettings
+from mesh.local.status import describe
+from mesh.local.store import StateStore
+from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port
+from mesh.local.xds import XdsPlane
+from mesh.spec import SeldonDeployment
+from xds_controller.translate import GatewaySettings, Upstream, translate
+
+log = logging.getLogger(__name__)
+
+NODE_ID = "seldon-mesh-gateway"
+
+
+class MeshError(Exception):
+    """`up` cannot start (port taken, another `up` on the same state dir, ...)."""
+
+
+class LocalMesh:
+    def __init__(self, settings: LocalSettings, translate_fn: Translate = translate) -> None:
+        self.settings = settings
+        self._translate = translate_fn
+        self._stopping = asyncio.Event()
+        self._refresh_scheduled = False
+        self._started = time.time()
+        self.control_url = ""
+        self.envoy: EnvoyProcess | None = None
+        self._store: StateStore | None = None
+        self._reconciler: Reconciler | None = None
+
+    # -- MeshControl (the control API) --------------------------------------------------------------------
+    async def apply(self, deployments: list[SeldonDeployment], base_dir: Path) -> list[dict[str, str]]:
+        assert self._store is not None and self._reconciler is not None
+        results = []
+        for deployment in deployments:
+            namespace, name = deployment.key
+            existed = any(s.deployment.key == deployment.key for s in self._reconciler.deployments)
+            _, changed = self._store.put(deployment, base_dir)
+            action = "configured" if existed else "created"
+            results.append({"namespace": namespace, "name": name, "action": action if changed else "unchanged"})
+        await self._reconciler.reconcile()
+        return results
+
+    async def delete(self, namespace: str, name: str) -> bool:
+        assert self._store is not None and self._reconciler is not None
+        deleted = self._store.delete(namespace, name)
+        if deleted:
+            await self._reconciler.reconcile()
+        return deleted
+
+    def describe(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
+        assert self._reconciler is not None
+        return describe(self._reconciler, self.gateway_url, namespace, name)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "gateway": self.gateway_url,
+            "envoy_admin": self.envoy.admin_url if self.envoy else "",
+            "control": self.control_url,
+            "pid": os.getpid(),
+            "started": self._started,
+        }
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.gateway_port}"
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, initial: Sequence[tuple[list[SeldonDeployment], Path]] = ()) -> None:
+        """Start everything, apply `initial`, serve until stopped, then stop every child."""
+        settings = self.settings
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        _refuse_second_instance(settings)
+        _require_free_port(settings.host, settings.gateway_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        async with contextlib.AsyncExitStack() as stack:
+            self._store = StateStore(settings.db_path)
+            stack.callback(self._store.close)
+            xds = XdsPlane(NODE_ID, settings.host)
+            await xds.start()
+            stack.push_async_callback(xds.stop)
+            reflection_server, reflection_port = await start_reflection_server(settings.host)
+            stack.push_async_callback(reflection_server.stop, 1.0)
+            supervisor = Supervisor(
+                SupervisorSettings(
+                    host=settings.host,
+                    log_dir=settings.log_dir,
+                    ready_timeout_s=settings.ready_timeout_s,
+                    backoff_initial_s=settings.restart_backoff_initial_s,
+                    backoff_max_s=settings.restart_backoff_max_s,
+                    stop_grace_s=settings.stop_grace_s,
+                ),
+                on_change=self._schedule_refresh,
+            )
+            stack.push_async_callback(supervisor.stop_all)
+            gateway = GatewaySettings(
+                listen_host=settings.host,
+                listen_port=settings.gateway_port,
+                reflection=Upstream(settings.host, reflection_port),
+            )
+            self._reconciler = Reconciler(
+                self._store, supervisor, xds, gateway, settings.runtime_workers, self._translate
+            )
+            for deployments, base_dir in initial:
+                for deployment in deployments:
+                    self._store.put(deployment, base_dir)
+            await self._reconciler.reconcile()
+            admin_port = settings.envoy_admin_port or free_port(settings.host)
+            self.envoy = EnvoyProcess(
+                xds.bootstrap(admin_port),
+                workdir=settings.state_dir / "envoy",
+                log_level=settings.envoy_log_level,
+            )
+            self.envoy.start()
+            stack.callback(self.envoy.stop)
+            server = await self._start_control_api(stack)
+            log.info("gateway %s, control API %s", self.gateway_url, self.control_url)
+            print(f"seldon-mesh is up: gateway {self.gateway_url}  (Ctrl-C stops it)", flush=True)
+            await self._stopping.wait()
+            server.should_exit = True
+        settings.control_file.unlink(missing_ok=True)
+
+    async def _start_control_api(self, stack: contextlib.AsyncExitStack) -> uvicorn.Server:
+        settings = self.settings
+        port = settings.control_port or free_port(settings.host)
+        config = uvicorn.Config(
+            create_control_app(self), host=settings.host, port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+
+        async def _stop() -> None:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(_stop)
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        self.control_url = f"http://{settings.host}:{port}"
+        settings.control_file.write_text(json.dumps({"url": self.control_url, "pid": os.getpid()}))
+        return server
+
+    def _schedule_refresh(self) -> None:
+        if self._refresh_scheduled or self._reconciler is None:
+            return
+        self._refresh_scheduled = True
+
+        def _run() -> None:
+            self._refresh_scheduled = False
+            if self._reconciler is not None:
+                self._reconciler.refresh()
+
+        asyncio.get_running_loop().call_soon(_run)
+
+
+def _refuse_second_instance(settings: LocalSettings) -> None:
+    try:
+        pid = int(json.loads(settings.control_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise MeshError(f"seldon-mesh is already running with state dir {settings.state_dir} (pid {pid})")
+
+
+def _require_free_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise MeshError(f"gateway port {host}:{port} is in use ({error.strerror}); choose another with --port") from None

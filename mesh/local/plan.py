@@ -1,0 +1,192 @@
+"""How each graph node of a deployment runs on this machine: a pure function of the spec and its folder.
+
+Kubernetes runs a container image per component; locally there are no images, so a node is run as:
+- a prepackaged server (`implementation: SKLEARN_SERVER`, ...) with its `modelUri`, or
+- the Python class wrapper, when its container follows Seldon's s2i convention (env `MODEL_NAME`, optional
+  `SERVICE_TYPE`) or runs `seldon-core-microservice <Class>`; the class is looked up in the container's
+  `workingDir` (relative to the manifest's folder) or else the manifest's folder, or
+- an external server, when the node's `endpoint` names a host and port (an MLServer you started yourself).
+Built-in nodes (RANDOM_ABTEST, AVERAGE_COMBINER, ...) run inside the graph executor and need no process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
+from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
+
+BUILTIN_IMPLEMENTATIONS = frozenset(
+    {"RANDOM_ABTEST", "AVERAGE_COMBINER", "SIMPLE_MODEL", "SIMPLE_ROUTER", "EPSILON_GREEDY", "THOMPSON_SAMPLING"}
+)
+_SERVICE_TYPES = {
+    "MODEL": "MODEL",
+    "ROUTER": "ROUTER",
+    "TRANSFORMER": "TRANSFORMER",
+    "OUTPUT_TRANSFORMER": "OUTPUT_TRANSFORMER",
+    "COMBINER": "COMBINER",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeLaunch:
+    """Arguments for `python -m model_runtime` (ports are added by the supervisor) and the process env."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = Path(".")
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the process would have to be restarted to pick up the spec."""
+        blob = json.dumps([list(self.args), sorted(self.env.items()), str(self.cwd)])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """One graph node of one predictor: exactly one of `launch`, `external` or `error` is set."""
+
+    key: ComponentKey
+    launch: RuntimeLaunch | None = None
+    external: ComponentEndpoints | None = None
+    error: str | None = None
+
+
+def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int = 1) -> list[ComponentPlan]:
+    namespace, name = deployment.key
+    plans: list[ComponentPlan] = []
+    for predictor in deployment.spec.predictors:
+        for node in predictor.nodes():
+            if node.implementation in BUILTIN_IMPLEMENTATIONS:
+                continue
+            key = ComponentKey(namespace, name, predictor.name, node.name)
+            plans.append(_plan_node(key, deployment, predictor, node, base_dir, workers))
+    return plans
+
+
+def _plan_node(
+    key: ComponentKey,
+    deployment: SeldonDeployment,
+    predictor: PredictorSpec,
+    node: PredictiveUnit,
+    base_dir: Path,
+    workers: int,
+) -> ComponentPlan:
+    container = predictor.container_for(node.name)
+    external = _external_endpoint(node)
+    if external is not None and container is None and not node.is_prepackaged:
+        return ComponentPlan(key, external=external)
+    common = [
+        "--name", node.name,
+        "--workers", str(workers),
+        "--service-type", _service_type(node, container),
+    ]  # fmt: skip
+    if node.parameters:
+        params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
+        common += ["--parameters", json.dumps(params)]
+    env = _runtime_env(deployment, predictor, node, container)
+    if node.is_prepackaged:
+        uri = resolve_model_uri(node.model_uri or "", base_dir)
+        args = ["--implementation", node.implementation, "--model-uri", uri, *common]
+        return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, base_dir))
+    if container is None:
+        return ComponentPlan(key, error=f"node {node.name!r} has no container and no prepackaged implementation")
+    class_name = _python_class(container)
+    if class_name is None:
+        return ComponentPlan(
+            key,
+            error=f"image {container.image!r} cannot run without a cluster: give the container env MODEL_NAME "
+            "(a Python class in the manifest's folder) or use a prepackaged implementation",
+        )
+    code_dir = _code_dir(container, base_dir)
+    args = ["--class", class_name, "--code-dir", str(code_dir), *common]
+    if node.model_uri:
+        args += ["--model-uri", resolve_model_uri(node.model_uri, base_dir)]
+    return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, code_dir))
+
+
+def resolve_model_uri(uri: str, base_dir: Path) -> str:
+    """Relative paths (bare or `file://`) are relative to the manifest's folder; remote URIs pass through."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        raw = uri[len("file://") :] if parsed.scheme == "file" else uri
+        path = Path(raw).expanduser()
+        return str(path if path.is_absolute() else (base_dir / path).resolve())
+    return uri
+
+
+def _external_endpoint(node: PredictiveUnit) -> ComponentEndpoints | None:
+    endpoint = node.endpoint
+    if endpoint is None or not endpoint.service_host:
+        return None
+    http_port = endpoint.http_port or (endpoint.service_port if endpoint.type != "GRPC" else None)
+    grpc_port = endpoint.grpc_port or (endpoint.service_port if endpoint.type == "GRPC" else None)
+    http = (Upstream(endpoint.service_host, http_port),) if http_port else ()
+    grpc = (Upstream(endpoint.service_host, grpc_port),) if grpc_port else ()
+    if not http and not grpc:
+        return None
+    return ComponentEndpoints(http=http, grpc=grpc)
+
+
+def _python_class(container: Container) -> str | None:
+    env = container.env_dict()
+    if env.get("MODEL_NAME"):
+        return env["MODEL_NAME"]
+    words = [*container.command, *container.args]
+    for i, word in enumerate(words[:-1]):
+        if Path(word).name == "seldon-core-microservice":
+            return words[i + 1]
+    return None
+
+
+def _service_type(node: PredictiveUnit, container: Container | None) -> str:
+    if container is not None:
+        declared = container.env_dict().get("SERVICE_TYPE", "")
+        if declared in _SERVICE_TYPES:
+            return declared
+    node_type = str(node.type or "MODEL")
+    if node_type in _SERVICE_TYPES:
+        return node_type
+    methods = set(node.methods)
+    if "ROUTE" in methods:
+        return "ROUTER"
+    if "AGGREGATE" in methods:
+        return "COMBINER"
+    if "TRANSFORM_INPUT" in methods:
+        return "TRANSFORMER"
+    if "TRANSFORM_OUTPUT" in methods:
+        return "OUTPUT_TRANSFORMER"
+    return "MODEL"
+
+
+def _code_dir(container: Container, base_dir: Path) -> Path:
+    if container.working_dir:
+        candidate = Path(container.working_dir).expanduser()
+        candidate = candidate if candidate.is_absolute() else base_dir / candidate
+        if candidate.is_dir():
+            return candidate.resolve()
+    return base_dir.resolve()
+
+
+def _runtime_env(
+    deployment: SeldonDeployment, predictor: PredictorSpec, node: PredictiveUnit, container: Container | None
+) -> dict[str, str]:
+    env = dict(container.env_dict()) if container is not None else {}
+    image = container.image if container is not None and container.image else node.implementation
+    env.update(
+        {
+            "PREDICTIVE_UNIT_ID": node.name,
+            "PREDICTIVE_UNIT_IMAGE": image or "",
+            "PREDICTOR_ID": predictor.name,
+            "SELDON_DEPLOYMENT_ID": deployment.metadata.name,
+            "SELDON_NAMESPACE": deployment.metadata.namespace,
+        }
+    )
+    return env
+

@@ -1,0 +1,137 @@
+"""The reconcile loop: what the store says should run becomes processes, then an xDS snapshot for Envoy.
+
+Order matters for "make before break": new components are started, the new snapshot is published, and only
+then are components that the store no longer wants stopped. Status per deployment is derived here from the
+supervisor's component states and from whether Envoy accepted the config that carries the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from mesh.local.plan import ComponentPlan, plan_deployment
+from mesh.local.store import StateStore, StoredDeployment
+from mesh.local.supervisor import ComponentState, ComponentStatus, Supervisor
+from mesh.spec import SeldonDeployment
+from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Resources, translate
+
+log = logging.getLogger(__name__)
+
+Translate = Callable[[Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources]
+DeploymentKey = tuple[str, str]
+
+
+class ConfigState(StrEnum):
+    PENDING = "Pending"
+    APPLIED = "Applied"
+    REJECTED = "Rejected"
+
+
+class ConfigPublisher(Protocol):
+    """Hands translated resources to the xDS cache and reports what Envoy did with them."""
+
+    def publish(self, resources: Resources) -> str:
+        """Publish; returns an id of the published config (equal content gives an equal id)."""
+        ...
+
+    def state(self, config_id: str) -> tuple[ConfigState, str]:
+        """The state of a published config and, when rejected, Envoy's message."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    state: str  # Creating | Available | Failed, as in SeldonDeployment status
+    description: str
+    components: Mapping[ComponentKey, ComponentStatus]
+    config: ConfigState
+    generation: int
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: StateStore,
+        supervisor: Supervisor,
+        publisher: ConfigPublisher,
+        gateway: GatewaySettings,
+        workers: int = 1,
+        translate_fn: Translate = translate,
+    ) -> None:
+        self._store = store
+        self._supervisor = supervisor
+        self._publisher = publisher
+        self._gateway = gateway
+        self._workers = workers
+        self._translate = translate_fn
+        self._deployments: list[StoredDeployment] = []
+        self._plans: dict[DeploymentKey, list[ComponentPlan]] = {}
+        self._config_id = ""
+        self._applied_generation: dict[DeploymentKey, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def reconcile(self) -> None:
+        """Bring processes and Envoy config in line with the store."""
+        async with self._lock:
+            self._deployments = self._store.list()
+            self._plans = {
+                s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers) for s in self._deployments
+            }
+            obsolete = await self._supervisor.apply([p for plans in self._plans.values() for p in plans])
+            self._publish()
+            await asyncio.gather(*(process.stop() for process in obsolete))
+
+    def refresh(self) -> None:
+        """Component states changed: re-publish endpoints (a no-op for Envoy when nothing differs)."""
+        self._publish()
+
+    def _publish(self) -> None:
+        resources = self._translate(
+            [s.deployment for s in self._deployments], self._supervisor.endpoints(), self._gateway
+        )
+        self._config_id = self._publisher.publish(resources)
+
+    def status(self, key: DeploymentKey) -> DeploymentStatus | None:
+        stored = next((s for s in self._deployments if s.deployment.key == key), None)
+        if stored is None:
+            return None
+        components = {
+            plan.key: self._supervisor.status(plan.key) or ComponentStatus(ComponentState.STARTING)
+            for plan in self._plans.get(key, [])
+        }
+        config, message = self._publisher.state(self._config_id)
+        if config is ConfigState.APPLIED:
+            for s in self._deployments:
+                self._applied_generation[s.deployment.key] = s.generation
+        elif config is ConfigState.REJECTED and self._applied_generation.get(key) == stored.generation:
+            config = ConfigState.APPLIED  # Envoy rejected someone else's change; this one still serves
+        state, description = _summarise(components, config, message)
+        return DeploymentStatus(state, description, components, config, stored.generation)
+
+    @property
+    def deployments(self) -> list[StoredDeployment]:
+        return list(self._deployments)
+
+
+def _summarise(
+    components: Mapping[ComponentKey, ComponentStatus], config: ConfigState, message: str
+) -> tuple[str, str]:
+    failed = [(k, s) for k, s in components.items() if s.state in (ComponentState.FAILED,)]
+    if failed:
+        key, status = failed[0]
+        return "Failed", f"{key.predictor}/{key.node}: {status.reason}"
+    if config is ConfigState.REJECTED:
+        return "Failed", f"Envoy rejected the config (the last good config keeps serving): {message}"
+    waiting = [(k, s) for k, s in components.items() if not s.serving]
+    if waiting:
+        key, status = waiting[0]
+        detail = f" ({status.reason})" if status.reason else ""
+        return "Creating", f"{key.predictor}/{key.node} is {status.state}{detail}"
+    if config is ConfigState.PENDING:
+        return "Creating", "waiting for Envoy to apply the config"
+    return "Available", ""

@@ -1,0 +1,285 @@
+"""The process supervisor: one runtime process per component, restarted with backoff, watched for readiness.
+
+It owns processes and nothing else: it does not know about Envoy or specs beyond `ComponentPlan`. Whenever a
+component's observable state changes it calls `on_change`, and the reconciler decides what to push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+import httpx
+
+from mesh.local.plan import ComponentPlan, RuntimeLaunch
+from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
+
+log = logging.getLogger(__name__)
+
+READY_POLL_S = 0.2
+HEALTH_POLL_S = 1.0
+CRASH_LOOP_RESTARTS = 3
+
+
+class ComponentState(StrEnum):
+    STARTING = "Starting"
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    CRASHED = "CrashLoopBackOff"
+    FAILED = "Failed"
+    EXTERNAL = "External"
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    state: ComponentState
+    reason: str = ""
+    restarts: int = 0
+    endpoints: ComponentEndpoints = ComponentEndpoints(http=(), grpc=())
+    pid: int | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self.state in (ComponentState.READY, ComponentState.EXTERNAL)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    host: str
+    log_dir: Path
+    ready_timeout_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
+    stop_grace_s: float
+
+
+class RuntimeProcess:
+    """Keeps one runtime process alive: start, wait until ready, watch, restart with exponential backoff."""
+
+    def __init__(
+        self, key: ComponentKey, launch: RuntimeLaunch, settings: SupervisorSettings, on_change: Callable[[], None]
+    ) -> None:
+        self.key = key
+        self.launch = launch
+        self._settings = settings
+        self._on_change = on_change
+        self._http_port = free_port(settings.host)
+        self._grpc_port = free_port(settings.host)
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.status = ComponentStatus(ComponentState.STARTING, endpoints=self.endpoints)
+
+    @property
+    def endpoints(self) -> ComponentEndpoints:
+        host = self._settings.host
+        return ComponentEndpoints(http=(Upstream(host, self._http_port),), grpc=(Upstream(host, self._grpc_port),))
+
+    @property
+    def log_path(self) -> Path:
+        return self._settings.log_dir / f"{'.'.join(self.key)}.log"
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_alive(), name=f"runtime {'/'.join(self.key)}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._terminate()
+
+    def _set(self, **changes: object) -> None:
+        new = replace(self.status, **changes)  # type: ignore[arg-type]
+        if new != self.status:
+            self.status = new
+            self._on_change()
+
+    async def _keep_alive(self) -> None:
+        restarts = 0
+        backoff = self._settings.backoff_initial_s
+        while True:
+            started = time.monotonic()
+            exit_reason = await self._run_once(restarts)
+            restarts += 1
+            if time.monotonic() - started > 60:  # it served for a while: forget earlier crashes
+                backoff = self._settings.backoff_initial_s
+            state = ComponentState.FAILED if restarts >= CRASH_LOOP_RESTARTS else ComponentState.CRASHED
+            self._set(
+                state=state,
+                reason=f"{exit_reason}; restarting in {backoff:.1f}s",
+                restarts=restarts,
+                pid=None,
+            )
+            log.warning("component %s: %s", "/".join(self.key), self.status.reason)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._settings.backoff_max_s)
+
+    async def _run_once(self, restarts: int) -> str:
+        """Run the process until it exits; returns why it exited."""
+        self._settings.log_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable, "-m", "model_runtime", *self.launch.args,
+            "--host", self._settings.host,
+            "--http-port", str(self._http_port),
+            "--grpc-port", str(self._grpc_port),
+        ]  # fmt: skip
+        env = {**os.environ, **self.launch.env, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log_file:
+            self._process = await asyncio.create_subprocess_exec(
+                *args,
+                cwd=self.launch.cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+            )
+        process = self._process
+        if self.status.state not in (ComponentState.CRASHED, ComponentState.FAILED):
+            self._set(state=ComponentState.STARTING, reason="loading", restarts=restarts, pid=process.pid)
+        else:
+            self._set(pid=process.pid)
+        watcher = asyncio.create_task(self._watch_health(process))
+        try:
+            code = await process.wait()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        return f"exited with code {code}{self._log_tail()}"
+
+    async def _watch_health(self, process: asyncio.subprocess.Process) -> None:
+        """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
+        url = f"http://{self._settings.host}:{self._http_port}/ready"
+        deadline = time.monotonic() + self._settings.ready_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while process.returncode is None:
+                probe = await _probe(client, url)
+                if probe.ready:
+                    self._set(state=ComponentState.READY, reason="")
+                elif probe.load_failed:
+                    self._set(state=ComponentState.FAILED, reason=probe.info)
+                elif self.status.state == ComponentState.READY:
+                    self._set(state=ComponentState.NOT_READY, reason=probe.info or "not ready")
+                elif time.monotonic() > deadline:
+                    self._set(
+                        state=ComponentState.FAILED,
+                        reason=f"not ready after {self._settings.ready_timeout_s:.0f}s: {probe.info or 'no answer'}",
+                    )
+                poll = HEALTH_POLL_S if self.status.state == ComponentState.READY else READY_POLL_S
+                await asyncio.sleep(poll)
+
+    async def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self._settings.stop_grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        # the group may still hold worker processes whose leader has exited
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def _log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        tail = " | ".join(line.strip() for line in text[-lines:] if line.strip())
+        return f": {tail}" if tail else ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    ready: bool
+    info: str = ""
+    load_failed: bool = False
+
+
+async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
+    """Read the runtime's `/ready`: its 503 body is Seldon's error JSON, `reason` says loading or failed."""
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError:
+        return Probe(ready=False)
+    if response.status_code == 200:
+        return Probe(ready=True)
+    try:
+        status = response.json()["status"]
+        info, reason = str(status.get("info", "")), str(status.get("reason", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        info, reason = response.text[:300], ""
+    return Probe(ready=False, info=info, load_failed="FAIL" in reason.upper())
+
+
+class Supervisor:
+    """All runtime processes of the local mesh, keyed by component."""
+
+    def __init__(self, settings: SupervisorSettings, on_change: Callable[[], None]) -> None:
+        self._settings = settings
+        self._on_change = on_change
+        self._processes: dict[ComponentKey, RuntimeProcess] = {}
+        self._static: dict[ComponentKey, ComponentStatus] = {}
+
+    def status(self, key: ComponentKey) -> ComponentStatus | None:
+        if key in self._processes:
+            return self._processes[key].status
+        return self._static.get(key)
+
+    def endpoints(self) -> dict[ComponentKey, ComponentEndpoints]:
+        """Endpoints of every component that can take traffic now; the others get none (Envoy answers 503)."""
+        result: dict[ComponentKey, ComponentEndpoints] = {}
+        for key, process in self._processes.items():
+            if process.status.serving:
+                result[key] = process.endpoints
+        for key, status in self._static.items():
+            if status.serving:
+                result[key] = status.endpoints
+        return result
+
+    async def apply(self, plans: list[ComponentPlan]) -> list[RuntimeProcess]:
+        """Start what is new or changed; returns the processes that `plans` no longer need (stop them later)."""
+        wanted = {plan.key: plan for plan in plans}
+        self._static = {}
+        for key, plan in wanted.items():
+            if plan.external is not None:
+                self._static[key] = ComponentStatus(ComponentState.EXTERNAL, endpoints=plan.external)
+            elif plan.error is not None:
+                self._static[key] = ComponentStatus(ComponentState.FAILED, reason=plan.error)
+        obsolete: list[RuntimeProcess] = []
+        for key, process in list(self._processes.items()):
+            plan = wanted.get(key)
+            if plan is None or plan.launch is None or plan.launch.fingerprint != process.launch.fingerprint:
+                obsolete.append(self._processes.pop(key))
+        for key, plan in wanted.items():
+            if plan.launch is not None and key not in self._processes:
+                process = RuntimeProcess(key, plan.launch, self._settings, self._on_change)
+                self._processes[key] = process
+                process.start()
+        return obsolete
+
+    async def stop_all(self) -> None:
+        processes = list(self._processes.values())
+        self._processes.clear()
+        await asyncio.gather(*(p.stop() for p in processes))

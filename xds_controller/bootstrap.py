@@ -1,0 +1,58 @@
+"""Envoy's bootstrap: admin on loopback, one static cluster for our xDS server, everything else over ADS.
+
+Rendered from the bootstrap proto and converted to JSON, so Envoy's own schema (not hand-written dicts)
+decides field names and `@type` URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, grpc_service_pb2
+from google.protobuf import json_format
+
+from xds_controller.translate.clusters import static_cluster
+from xds_controller.translate.model import Upstream
+from xds_controller.translate.plan import Transport
+
+XDS_CLUSTER = "seldon-mesh.xds"
+
+
+def render_bootstrap(
+    node_id: str, xds: Upstream, admin_port: int, cluster: str = "seldon-mesh"
+) -> dict[str, Any]:
+    """Bootstrap JSON for an Envoy that takes all listeners, routes, clusters and endpoints over ADS.
+
+    `admin_port` 0 lets Envoy pick one; start it with `--admin-address-path` to learn which.
+    """
+    ads = config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
+    )
+    xds_cluster: cluster_pb2.Cluster = static_cluster(XDS_CLUSTER, Transport.GRPC, xds)
+    bootstrap = bootstrap_pb2.Bootstrap(
+        node=base_pb2.Node(id=node_id, cluster=cluster),
+        admin=bootstrap_pb2.Admin(
+            address=address_pb2.Address(
+                socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=admin_port)
+            )
+        ),
+        static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=[xds_cluster]),
+        dynamic_resources=bootstrap_pb2.Bootstrap.DynamicResources(
+            ads_config=config_source_pb2.ApiConfigSource(
+                api_type=config_source_pb2.ApiConfigSource.GRPC,
+                transport_api_version=config_source_pb2.V3,
+                grpc_services=[
+                    grpc_service_pb2.GrpcService(
+                        envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=XDS_CLUSTER)
+                    )
+                ],
+                set_node_on_first_message_only=True,
+            ),
+            lds_config=ads,
+            cds_config=ads,
+        ),
+    )
+    rendered: dict[str, Any] = json_format.MessageToDict(bootstrap, preserving_proto_field_name=True)
+    return rendered

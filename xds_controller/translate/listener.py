@@ -1,0 +1,142 @@
+"""The gateway Listener: one port for HTTP/1.1, h2c and gRPC, with Seldon-shaped local replies.
+
+Envoy's own replies (the 404 catch-all, 501 for graphs, 503 when no runtime answers, 504 on timeout) are
+rewritten for REST clients into Seldon's error JSON
+`{"status": {"code", "info", "reason", "status": "FAILURE"}}` with the same HTTP status. gRPC requests
+(content-type application/grpc) are left to Envoy, which answers them with a grpc-status derived from
+the HTTP status (404 and 501 -> UNIMPLEMENTED, 503 and 504 -> UNAVAILABLE) and the reply text as message.
+"""
+
+from __future__ import annotations
+
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import (
+    address_pb2,
+    base_pb2,
+    config_source_pb2,
+    protocol_pb2,
+    substitution_format_string_pb2,
+)
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
+from google.protobuf.message import Message
+
+from xds_controller.translate.model import GatewaySettings
+from xds_controller.translate.routes import ROUTE_CONFIG_NAME
+
+LISTENER_NAME = "seldon-gateway"
+
+# HTTP status of an Envoy local reply -> Seldon's `reason`.
+REASONS: dict[int, str] = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    431: "HEADERS_TOO_LARGE",
+    500: "INTERNAL_ERROR",
+    501: "NOT_IMPLEMENTED",
+    502: "BAD_GATEWAY",
+    503: "UNAVAILABLE",
+    504: "TIMEOUT",
+}
+NOT_FOUND_INFO = "no SeldonDeployment serves %REQ(:PATH)%"
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _is_rest() -> accesslog_pb2.AccessLogFilter:
+    grpc = route_components_pb2.HeaderMatcher(
+        name="content-type",
+        string_match=string_pb2.StringMatcher(prefix="application/grpc"),
+        invert_match=True,
+    )
+    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=grpc))
+
+
+def _status_is(code: int) -> accesslog_pb2.AccessLogFilter:
+    comparison = accesslog_pb2.ComparisonFilter(
+        op=accesslog_pb2.ComparisonFilter.EQ,
+        value=base_pb2.RuntimeUInt32(default_value=code, runtime_key=f"seldon_mesh.local_reply.{code}"),
+    )
+    return accesslog_pb2.AccessLogFilter(
+        status_code_filter=accesslog_pb2.StatusCodeFilter(comparison=comparison)
+    )
+
+
+def seldon_error_body(
+    code: int, reason: str, info: str
+) -> substitution_format_string_pb2.SubstitutionFormatString:
+    body = struct_pb2.Struct()
+    body.update({"status": {"code": code, "info": info, "reason": reason, "status": "FAILURE"}})
+    return substitution_format_string_pb2.SubstitutionFormatString(
+        json_format=body, content_type="application/json"
+    )
+
+
+def local_reply_config() -> hcm_pb2.LocalReplyConfig:
+    mappers = []
+    for code, reason in sorted(REASONS.items()):
+        info = NOT_FOUND_INFO if code == 404 else "%LOCAL_REPLY_BODY%"
+        mappers.append(
+            hcm_pb2.ResponseMapper(
+                filter=accesslog_pb2.AccessLogFilter(
+                    and_filter=accesslog_pb2.AndFilter(filters=[_status_is(code), _is_rest()])
+                ),
+                body_format_override=seldon_error_body(code, reason, info),
+            )
+        )
+    return hcm_pb2.LocalReplyConfig(mappers=mappers)
+
+
+def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
+    return hcm_pb2.HttpConnectionManager(
+        stat_prefix="seldon_gateway",
+        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        rds=hcm_pb2.Rds(
+            route_config_name=ROUTE_CONFIG_NAME,
+            config_source=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
+            ),
+        ),
+        http_filters=[
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router()))
+        ],
+        generate_request_id=wrappers_pb2.BoolValue(value=True),
+        preserve_external_request_id=True,
+        # HTTP/1.1 clients see `Seldon-Puid`, as Seldon's executor wrote it, not `seldon-puid`.
+        http_protocol_options=protocol_pb2.Http1ProtocolOptions(
+            header_key_format=protocol_pb2.Http1ProtocolOptions.HeaderKeyFormat(
+                proper_case_words=protocol_pb2.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords()
+            )
+        ),
+        local_reply_config=local_reply_config(),
+    )
+
+
+def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
+    return listener_pb2.Listener(
+        name=LISTENER_NAME,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(
+                address=gateway.listen_host, port_value=gateway.listen_port
+            )
+        ),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[
+                    listener_components_pb2.Filter(
+                        name="envoy.filters.network.http_connection_manager",
+                        typed_config=_packed(http_connection_manager()),
+                    )
+                ]
+            )
+        ],
+    )

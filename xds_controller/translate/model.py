@@ -1,0 +1,113 @@
+"""The values translation consumes and produces: component keys, upstream addresses, gateway settings,
+and the bundle of Envoy resources. Also the view of a SeldonDeployment that translation reads.
+
+The spec view is a set of read-only Protocols matching `mesh.spec` (SeldonDeployment, PredictorSpec,
+PredictiveUnit), so translation depends on the shape it reads and not on how the spec is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from google.protobuf.message import Message
+
+from xds_controller.snapshot import Snapshot
+
+
+class PredictiveUnitView(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def children(self) -> Sequence[PredictiveUnitView]: ...
+
+
+class PredictorView(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def graph(self) -> PredictiveUnitView: ...
+
+    @property
+    def traffic(self) -> int: ...
+
+    @property
+    def shadow(self) -> bool: ...
+
+    def nodes(self) -> Iterator[PredictiveUnitView]: ...
+
+
+class MetadataView(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+
+class DeploymentSpecView(Protocol):
+    @property
+    def predictors(self) -> Sequence[PredictorView]: ...
+
+
+class DeploymentView(Protocol):
+    @property
+    def metadata(self) -> MetadataView: ...
+
+    @property
+    def spec(self) -> DeploymentSpecView: ...
+
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+
+class ComponentKey(NamedTuple):
+    """One graph node of one predictor: what a runtime process (or Deployment) serves."""
+
+    namespace: str
+    deployment: str
+    predictor: str
+    node: str
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ComponentEndpoints:
+    """Where a component's replicas listen: REST (HTTP/1.1) and gRPC (HTTP/2) addresses."""
+
+    http: tuple[Upstream, ...] = ()
+    grpc: tuple[Upstream, ...] = ()
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    # Loopback by default: the local mesh serves the machine it runs on.
+    listen_host: str = "127.0.0.1"
+    # Seldon Core's executor port, so clients written for Seldon work unchanged.
+    listen_port: int = 8000
+    # The control plane's gRPC server that answers reflection for requests naming no deployment.
+    reflection: Upstream | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Translated Envoy resources; `all()` lists them in push order (clusters first)."""
+
+    listeners: tuple[Message, ...] = ()
+    routes: tuple[Message, ...] = ()
+    clusters: tuple[Message, ...] = ()
+    load_assignments: tuple[Message, ...] = ()
+
+    def all(self) -> tuple[Message, ...]:
+        return (*self.clusters, *self.load_assignments, *self.listeners, *self.routes)
+
+    def to_snapshot(self) -> Snapshot:
+        return Snapshot.of(self.all())

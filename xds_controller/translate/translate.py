@@ -1,0 +1,36 @@
+"""`translate`: SeldonDeployments plus where their components listen -> the gateway's Envoy resources.
+
+Pure: no I/O, no clock, no gRPC. The same inputs always give equal protos, hence equal snapshot versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from xds_controller.translate.clusters import REFLECTION_CLUSTER, component_clusters, static_cluster
+from xds_controller.translate.listener import gateway_listener
+from xds_controller.translate.model import (
+    ComponentEndpoints,
+    ComponentKey,
+    DeploymentView,
+    GatewaySettings,
+    Resources,
+)
+from xds_controller.translate.plan import Transport
+from xds_controller.translate.routes import gateway_routes
+
+
+def translate(
+    deployments: Sequence[DeploymentView],
+    endpoints: Mapping[ComponentKey, ComponentEndpoints],
+    gateway: GatewaySettings,
+) -> Resources:
+    clusters, assignments = component_clusters(deployments, endpoints)
+    if gateway.reflection is not None:
+        clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))
+    return Resources(
+        listeners=(gateway_listener(gateway),),
+        routes=(gateway_routes(deployments, gateway),),
+        clusters=tuple(clusters),
+        load_assignments=tuple(assignments),
+    )

@@ -17,7 +17,7 @@ class SpecModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="ignore",
-        use_enum_values=False,
+        protected_namespaces=(),  # `model_uri` is a Seldon field name
     )
 
 

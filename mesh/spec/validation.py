@@ -17,7 +17,7 @@ from mesh.spec.errors import FieldError, map_key
 from mesh.spec.graph_rules import check_graph
 from mesh.spec.names import label_problem
 from mesh.spec.predictor import PredictorSpec
-from mesh.spec.vocabulary import API_VERSIONS, KAFKA_ENV, KIND
+from mesh.spec.vocabulary import API_VERSIONS, EXPLAINER_TYPES, KAFKA_ENV, KIND
 
 
 def validate(deployment: SeldonDeployment, broken: Set[str] = frozenset()) -> list[FieldError]:
@@ -51,6 +51,7 @@ def _deployment_errors(deployment: SeldonDeployment, broken: Set[str]) -> Iterat
         yield from _predictor_identity(predictor, path, names, services)
         yield from check_graph(predictor, path, protocol, transport)
         yield from _containers(predictor, path)
+        yield from _explainer(predictor, path)
         if spec.server_type == "kafka" and "spec.serverType" not in broken:
             yield from _kafka_env(predictor, path)
     yield from _traffic(spec.predictors)
@@ -81,16 +82,25 @@ def _predictor_identity(
 
 
 def _containers(predictor: PredictorSpec, path: str) -> Iterator[FieldError]:
+    """Container names are unique across the predictor: a graph node finds its container by name."""
+    seen: dict[str, str] = {}
     for c_index, component in enumerate(predictor.component_specs):
-        seen: set[str] = set()
         for k_index, container in enumerate(component.spec.containers):
-            where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}].name"
+            where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}]"
             problem = label_problem(container.name)
             if problem:
-                yield FieldError(where, problem)
+                yield FieldError(f"{where}.name", problem)
             elif container.name in seen:
-                yield FieldError(where, f"duplicate container name {container.name!r} in one pod")
-            seen.add(container.name)
+                message = f"duplicate container name {container.name!r} (also {seen[container.name]})"
+                yield FieldError(f"{where}.name", message)
+            seen.setdefault(container.name, where)
+
+
+def _explainer(predictor: PredictorSpec, path: str) -> Iterator[FieldError]:
+    explainer_type = (predictor.explainer or {}).get("type")
+    if explainer_type is not None and explainer_type not in EXPLAINER_TYPES:
+        known = ", ".join(EXPLAINER_TYPES)
+        yield FieldError(f"{path}.explainer.type", f"unknown explainer {explainer_type!r}; known: {known}")
 
 
 def _kafka_env(predictor: PredictorSpec, path: str) -> Iterator[FieldError]:

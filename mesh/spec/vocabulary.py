@@ -64,6 +64,19 @@ ParameterTypeName = Literal["INT", "FLOAT", "DOUBLE", "STRING", "BOOL"]
 
 PROTOCOLS: tuple[ProtocolName, ...] = get_args(ProtocolName)
 
+# `predictors[].explainer.type` values (reference 1.3).
+EXPLAINER_TYPES = (
+    "AnchorTabular",
+    "AnchorImages",
+    "AnchorText",
+    "Counterfactuals",
+    "Contrastive",
+    "KernelShap",
+    "IntegratedGradients",
+    "ALE",
+    "TreeShap",
+)
+
 # Env vars a Kafka deployment needs in svcOrchSpec.env (reference 1.2).
 KAFKA_ENV = ("KAFKA_BROKER", "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC")
 

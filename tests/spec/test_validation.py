@@ -173,6 +173,24 @@ CASES: list[tuple[str, Callable[[], Manifest], str, str]] = [
         "spec.predictors[0].componentSpecs[0].spec.containers[1].name",
         "duplicate container",
     ),
+    (
+        "the same container name in two componentSpecs",
+        lambda: with_graph(node("m"), componentSpecs=containers("m") + containers("m")),
+        "spec.predictors[0].componentSpecs[1].spec.containers[0].name",
+        "also spec.predictors[0].componentSpecs[0].spec.containers[0]",
+    ),
+    (
+        "container name not a label",
+        lambda: with_graph(prepackaged(), componentSpecs=containers("Side_Car")),
+        "spec.predictors[0].componentSpecs[0].spec.containers[0].name",
+        "DNS-1123",
+    ),
+    (
+        "unknown explainer",
+        lambda: _set(iris(), "spec.predictors.0.explainer", {"type": "Lime"}),
+        "spec.predictors[0].explainer.type",
+        "unknown explainer 'Lime'",
+    ),
     # annotations
     *[
         (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ from .manifests import SPECS, iris, sample
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n"
 
 
-def _named(name: str) -> dict[str, object]:
+def _named(name: str) -> dict[str, Any]:
     manifest = iris()
     manifest["metadata"]["name"] = name
     return manifest

@@ -68,6 +68,12 @@ CASES: list[tuple[str, Callable[[], Manifest], str, str]] = [
     ("dotted namespace", lambda: _set(iris(), "metadata.namespace", "a.b"), "metadata.namespace", "DNS-1123"),
     ("no predictors", lambda: iris(predictors=[]), "spec.predictors", "at least one"),
     ("no spec", lambda: {k: v for k, v in iris().items() if k != "spec"}, "spec", "required"),
+    (
+        "predictor without a graph",
+        lambda: iris(predictors=[{"name": "default"}]),
+        "spec.predictors[0].graph",
+        "is required",
+    ),
     # spec enums
     ("bad protocol", lambda: iris(protocol="http"), "spec.protocol", "'seldon'"),
     ("bad transport", lambda: iris(transport="http"), "spec.transport", "'rest'"),
@@ -533,3 +539,13 @@ def test_custom_image_lifts_the_protocol_check() -> None:
         componentSpecs=[{"spec": {"containers": [{"name": "m", "image": "example/triton-seldon:1"}]}}],
     )
     parse_deployment(manifest)
+
+
+def test_several_broken_items_in_one_list_do_not_hide_errors_elsewhere_in_the_node() -> None:
+    parameters = [{"name": "a", "value": 1, "type": "INT"}, {"name": "b", "type": "INT"}]
+    graph = node("m", implementation="TRITON_SERVER", modelUri="s3://b/m", parameters=parameters)
+    assert set(errors_of(with_graph(graph))) == {
+        "spec.predictors[0].graph.parameters[0].value",
+        "spec.predictors[0].graph.parameters[1].value",
+        "spec.predictors[0].graph.implementation",  # TRITON_SERVER under the seldon protocol
+    }

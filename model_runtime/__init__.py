@@ -1,1 +1,11 @@
-"""seldon-mesh package."""
+"""The seldon-mesh model runtime: serves one Seldon graph node (a prepackaged server such as
+SKLEARN_SERVER, or a Python class with Seldon's method contract) over Seldon v1 REST and gRPC.
+
+User code may import `SeldonResponse` (per-request tags and metrics) and `BadRequest` (a 400 with its
+message) from here.
+"""
+
+from model_runtime.errors import BadRequest, RuntimeFailure
+from model_runtime.response import SeldonResponse
+
+__all__ = ["BadRequest", "RuntimeFailure", "SeldonResponse"]

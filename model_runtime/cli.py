@@ -1,0 +1,121 @@
+"""`seldon-mesh-runtime` / `python -m model_runtime`: flags and environment → `RuntimeSettings` → serve.
+
+This is the only module (with `microservice`) that reads the environment:
+`PREDICTIVE_UNIT_PARAMETERS` (when `--parameters` is absent), `PREDICTIVE_UNIT_ID`,
+`PREDICTIVE_UNIT_IMAGE` and `INCLUDE_METRICS_IN_CLIENT_RESPONSE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from model_runtime.errors import BadParameter
+from model_runtime.parameters import parse_parameters
+from model_runtime.settings import GIB, GRPC_MAX_MESSAGE, RuntimeSettings, ServiceType
+from model_runtime.workers import configure_logging, run
+
+
+class UsageError(Exception):
+    """Bad flags or parameters: reported on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seldon-mesh-runtime",
+        description="Serve one Seldon graph node (prepackaged server or Python class) over REST and gRPC.",
+    )
+    what = parser.add_argument_group("what to serve")
+    source = what.add_mutually_exclusive_group(required=True)
+    source.add_argument("--implementation", help="prepackaged server, e.g. SKLEARN_SERVER")
+    source.add_argument(
+        "--class", dest="class_path", help="user class: module.Class, or Class in module Class"
+    )
+    what.add_argument("--code-dir", type=Path, help="directory holding the user class's module")
+    what.add_argument("--model-uri", help="model location: path, file://, http(s)://, gs://, s3://")
+    what.add_argument("--parameters", help='graph parameters, JSON [{"name","value","type"}]')
+    what.add_argument("--name", default=None, help="graph node name (default: $PREDICTIVE_UNIT_ID or model)")
+    what.add_argument("--service-type", default="MODEL", choices=[t.value for t in ServiceType])
+    what.add_argument("--model-cache-dir", type=Path, help="where remote models are downloaded")
+    add_server_flags(parser, default_ports=None)
+    return parser
+
+
+def add_server_flags(parser: argparse.ArgumentParser, default_ports: tuple[int, int] | None) -> None:
+    serve = parser.add_argument_group("how to serve")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    if default_ports is None:
+        serve.add_argument("--http-port", type=int, required=True)
+        serve.add_argument("--grpc-port", type=int, required=True)
+    else:
+        serve.add_argument("--http-port", type=int, default=default_ports[0])
+        serve.add_argument("--grpc-port", type=int, default=default_ports[1])
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the ports (default 1)")
+    serve.add_argument(
+        "--threads", type=int, default=0, help="threads for user code; 0 = run it on the event loop (default)"
+    )
+    serve.add_argument("--max-request-bytes", type=int, default=GIB, help="REST body limit (default 1 GiB)")
+    serve.add_argument("--grpc-max-message-bytes", type=int, default=GRPC_MAX_MESSAGE)
+    serve.add_argument("--graceful-shutdown", type=float, default=10.0, help="seconds (default 10)")
+    serve.add_argument("--log-level", default="INFO")
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RuntimeSettings:
+    text = args.parameters if args.parameters is not None else environ.get("PREDICTIVE_UNIT_PARAMETERS")
+    try:
+        parameters = parse_parameters(text)
+    except BadParameter as exc:
+        raise UsageError(f"{exc.info} ({exc.reason})") from exc
+    name = args.name or environ.get("PREDICTIVE_UNIT_ID") or "model"
+    component: dict[str, Any] = {
+        "name": name,
+        "implementation": args.implementation,
+        "class_path": args.class_path,
+        "code_dir": args.code_dir,
+        "model_uri": args.model_uri,
+        "parameters": parameters,
+        "service_type": args.service_type,
+        "unit_id": environ.get("PREDICTIVE_UNIT_ID") or name,
+        "unit_image": environ.get("PREDICTIVE_UNIT_IMAGE", ""),
+        "include_metrics_in_response": environ.get("INCLUDE_METRICS_IN_CLIENT_RESPONSE", "true").lower()
+        in ("1", "true", "yes", "on"),
+        "model_cache_dir": args.model_cache_dir,
+    }
+    server = {
+        "host": args.host,
+        "http_port": args.http_port,
+        "grpc_port": args.grpc_port,
+        "workers": args.workers,
+        "max_request_bytes": args.max_request_bytes,
+        "grpc_max_message_bytes": args.grpc_max_message_bytes,
+        "user_code_threads": args.threads,
+        "graceful_shutdown_seconds": args.graceful_shutdown,
+    }
+    try:
+        return RuntimeSettings.model_validate(
+            {"component": component, "server": server, "log_level": args.log_level}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(problems) from exc
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    serve_or_exit(parser, args)
+
+
+def serve_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    try:
+        settings = settings_from_args(args, os.environ)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    configure_logging(settings.log_level)
+    sys.exit(run(settings))

@@ -1,0 +1,157 @@
+"""A user object (a Python class model or a prepackaged runtime) seen through Seldon's method contract.
+
+Which optional methods exist, and how many arguments each accepts, is worked out once at construction;
+each request then makes one direct call. Exceptions from user code become `UserCodeError` here, except
+the runtime's own errors (a user may raise `model_runtime.BadRequest` for a 400).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from model_runtime.errors import RuntimeFailure, UserCodeError
+
+log = logging.getLogger(__name__)
+
+Call = Callable[..., Any]
+
+_METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+
+
+class Component:
+    """Bound callers for each contract method the user object has; `None` where it has none."""
+
+    def __init__(self, user: object) -> None:
+        self.user = user
+        self.predict = _caller(user, "predict", 3)
+        self.predict_raw = _caller(user, "predict_raw", 1)
+        self.transform_input = _caller(user, "transform_input", 3)
+        self.transform_input_raw = _caller(user, "transform_input_raw", 1)
+        self.transform_output = _caller(user, "transform_output", 3)
+        self.transform_output_raw = _caller(user, "transform_output_raw", 1)
+        self.route = _caller(user, "route", 3)
+        self.route_raw = _caller(user, "route_raw", 1)
+        self.aggregate = _caller(user, "aggregate", 2)
+        self.aggregate_raw = _caller(user, "aggregate_raw", 1)
+        self.send_feedback = _feedback_caller(user)
+        self.send_feedback_raw = _caller(user, "send_feedback_raw", 1)
+        self.health_status = _caller(user, "health_status", 0)
+        self.health_status_raw = _caller(user, "health_status_raw", 0)
+        self._tags = _caller(user, "tags", 0)
+        self._metrics = _caller(user, "metrics", 0)
+        self._class_names = _caller(user, "class_names", 0)
+        self._feature_names = _caller(user, "feature_names", 0)
+        self._metadata = _caller(user, "init_metadata", 0) or _caller(user, "metadata", 0)
+        self.load = _caller(user, "load", 0)
+        self.has_class_names = self._class_names is not None
+        self.has_feature_names = self._feature_names is not None
+
+    def tags(self) -> dict[str, Any]:
+        if self._tags is None:
+            return {}
+        tags = self._tags()
+        if not isinstance(tags, dict):
+            raise UserCodeError(f"tags() must return a dict, got {type(tags).__name__}")
+        return tags
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return [] if self._metrics is None else check_metrics(self._metrics())
+
+    def class_names(self) -> list[str] | None:
+        return None if self._class_names is None else [str(n) for n in self._class_names()]
+
+    def feature_names(self) -> list[str] | None:
+        return None if self._feature_names is None else [str(n) for n in self._feature_names()]
+
+    def metadata(self) -> dict[str, Any] | None:
+        if self._metadata is None:
+            return None
+        meta = self._metadata()
+        if meta is not None and not isinstance(meta, dict):
+            raise UserCodeError(f"metadata must be a dict, got {type(meta).__name__}")
+        return meta
+
+
+def check_metrics(metrics: Any) -> list[dict[str, Any]]:
+    if not isinstance(metrics, list):
+        raise UserCodeError(f"metrics must be a list, got {type(metrics).__name__}")
+    for metric in metrics:
+        if (
+            not isinstance(metric, dict)
+            or not isinstance(metric.get("key"), str)
+            or metric.get("type") not in _METRIC_TYPES
+            or not isinstance(metric.get("value"), int | float)
+            or isinstance(metric.get("value"), bool)
+        ):
+            raise UserCodeError(
+                f"bad metric {metric!r}: needs key (str), type (COUNTER, GAUGE or TIMER) and a numeric value"
+            )
+        if "tags" in metric and not isinstance(metric["tags"], dict):
+            raise UserCodeError(f"bad metric {metric!r}: tags must be a dict")
+    return metrics
+
+
+def _caller(user: object, name: str, max_args: int) -> Call | None:
+    """A function taking `max_args` positional arguments that calls the user's method with what it accepts.
+
+    Seldon's contract allows e.g. `predict(X, names, meta)`, `predict(X, names, **kwargs)` and
+    `predict(X, names)`; the third argument is passed positionally, as `meta=` or not at all.
+    """
+    method = getattr(user, name, None)
+    if method is None or not callable(method):
+        return None
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):
+        return _guarded(name, method)
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind == p.VAR_POSITIONAL for p in params)
+    var_keyword = any(p.kind == p.VAR_KEYWORD for p in params)
+    if var_positional or len(positional) >= max_args:
+        return _guarded(name, method)
+    if max_args == 3 and len(positional) == 2 and (var_keyword or "meta" in signature.parameters):
+
+        def with_meta_keyword(x: Any, names: Any, meta: Any) -> Any:
+            return method(x, names, meta=meta)
+
+        return _guarded(name, with_meta_keyword)
+    accepted = len(positional)
+
+    def truncated(*args: Any) -> Any:
+        return method(*args[:accepted])
+
+    return _guarded(name, truncated)
+
+
+def _feedback_caller(user: object) -> Call | None:
+    """`send_feedback(features, names, reward, truth, routing=None)`; `routing` only if accepted."""
+    method = getattr(user, "send_feedback", None)
+    if method is None or not callable(method):
+        return None
+    params = inspect.signature(method).parameters
+    takes_routing = "routing" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def call(features: Any, names: Any, reward: float, truth: Any, routing: int | None) -> Any:
+        if takes_routing:
+            return method(features, names, reward, truth, routing=routing)
+        return method(*(features, names, reward, truth)[: len(positional)])
+
+    return _guarded("send_feedback", call)
+
+
+def _guarded(name: str, function: Call) -> Call:
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except RuntimeFailure:
+            raise
+        except Exception as exc:
+            log.exception("user method %s raised", name)
+            raise UserCodeError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+
+    return call

@@ -1,0 +1,339 @@
+"""The transport-neutral core: readiness, and one method per Seldon endpoint.
+
+REST (`rest.app`) and gRPC (`rpc.server`) adapters decode nothing themselves: they wrap the wire value in
+a `Request` with the matching codec and encode the `Reply`. Everything here is synchronous; the adapters
+decide whether it runs on the event loop or in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from model_runtime.component import Component, check_metrics
+from model_runtime.errors import (
+    BadRequest,
+    LoadError,
+    NotImplementedByComponent,
+    NotReady,
+    RuntimeFailure,
+    UserCodeError,
+)
+from model_runtime.message import (
+    CustomData,
+    DataKind,
+    DefaultData,
+    Feedback,
+    Message,
+    Meta,
+    Reply,
+    Request,
+    Status,
+)
+from model_runtime.outputs import default_names, to_payload
+from model_runtime.response import SeldonResponse
+from model_runtime.settings import ComponentSettings, ServiceType
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[ComponentSettings], Component]
+NamesPolicy = Callable[[int | None, list[str]], list[str]]  # (output columns, request names) → names
+
+
+class DataPlane:
+    def __init__(self, settings: ComponentSettings, loader: Loader) -> None:
+        self.settings = settings
+        self._loader = loader
+        self._component: Component | None = None
+        self._failure: str | None = None
+        self._loaded = threading.Event()
+        self._external = {
+            ServiceType.MODEL: self.predict,
+            ServiceType.TRANSFORMER: self.transform_input,
+            ServiceType.OUTPUT_TRANSFORMER: self.transform_output,
+            ServiceType.ROUTER: self.route,
+            ServiceType.COMBINER: self._aggregate_one,
+        }[settings.service_type]
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Build the component; on failure remember why (shown by `/ready`) instead of raising."""
+        try:
+            self._component = self._loader(self.settings)
+            log.info("component %s ready", self.settings.name)
+        except LoadError as exc:
+            self._failure = exc.info
+            log.error("component %s failed to load: %s", self.settings.name, exc.info)
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            log.exception("component %s failed to load", self.settings.name)
+        finally:
+            self._loaded.set()
+        return self._component is not None
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    def check_ready(self) -> Component:
+        component = self._component
+        if component is None:
+            raise NotReady(self._failure or "model is loading")
+        return component
+
+    @property
+    def is_ready(self) -> bool:
+        return self._component is not None
+
+    # --- endpoints -------------------------------------------------------------------------------------
+
+    def external_predict(self, request: Request) -> Reply:
+        """`/api/v1.0/predictions` and `Seldon/Predict`: what a one-node graph of this type does."""
+        return self._external(request)
+
+    def predict(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.predict_raw is not None:
+            return self._raw(component.predict_raw, request)
+        if component.predict is None:
+            raise NotImplementedByComponent("predict is not implemented by this component")
+        return self._unary(component, component.predict, request, self._class_names(component))
+
+    def transform_input(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.transform_input_raw is not None:
+            return self._raw(component.transform_input_raw, request)
+        caller = component.transform_input or _identity
+        return self._unary(component, caller, request, self._feature_names(component))
+
+    def transform_output(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.transform_output_raw is not None:
+            return self._raw(component.transform_output_raw, request)
+        caller = component.transform_output or _identity
+        return self._unary(component, caller, request, self._class_names(component))
+
+    def route(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.route_raw is not None:
+            return self._raw(component.route_raw, request)
+        user_route = component.route
+        if user_route is None:
+            raise NotImplementedByComponent("route is not implemented by this component")
+
+        def route_to(x: Any, names: list[str], meta: dict[str, Any]) -> Any:
+            response = SeldonResponse.create(user_route(x, names, meta))
+            choice = response.data
+            if isinstance(choice, bool) or not isinstance(choice, int):
+                try:
+                    choice = _as_int(choice)
+                except (TypeError, ValueError):
+                    raise UserCodeError(f"route must return an int, got {choice!r}") from None
+            return SeldonResponse([[choice]], response.tags, response.metrics)
+
+        return self._unary(component, route_to, request, _no_names)
+
+    def aggregate(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.aggregate_raw is not None:
+            return self._raw(component.aggregate_raw, request)
+        messages: list[Message] = request.decoded()
+        return self._aggregate(component, messages, request.puid)
+
+    def send_feedback(self, request: Request) -> Reply:
+        component = self.check_ready()
+        if component.send_feedback_raw is not None:
+            return self._raw(component.send_feedback_raw, request)
+        feedback: Feedback = request.decoded()
+        source = feedback.request or Message()
+        puid = _puid(request.puid, source.meta.puid)
+        output: Any = None
+        if component.send_feedback is not None:
+            features, names, _ = _features(feedback.request) if feedback.request else (None, [], None)
+            truth = _features(feedback.truth)[0] if feedback.truth else None
+            routing = feedback.response.meta.routing.get(self.settings.name) if feedback.response else None
+            output = component.send_feedback(features, names, feedback.reward, truth, routing)
+        kind = _kind(feedback.request)
+        return Reply(
+            puid, self._respond(component, source, output, puid=puid, kind=kind, names_for=_default_names)
+        )
+
+    def health_status(self, puid: str | None = None) -> Reply:
+        component = self.check_ready()
+        reply_puid = _puid(puid, "")
+        if component.health_status_raw is not None:
+            return Reply(reply_puid, raw=component.health_status_raw())
+        if component.health_status is None:
+            message = Message(status=Status(200, "ready"), meta=Meta(puid=reply_puid))
+            return Reply(reply_puid, message)
+        output = component.health_status()
+        reply = self._respond(
+            component, Message(), output, puid=reply_puid, kind=None, names_for=_default_names
+        )
+        return Reply(reply_puid, reply)
+
+    def metadata(self) -> dict[str, Any]:
+        """Model metadata (name, versions, platform, inputs, outputs, custom) with the user's overrides."""
+        component = self.check_ready()
+        out: dict[str, Any] = {
+            "name": self.settings.name,
+            "versions": [],
+            "platform": "",
+            "inputs": [],
+            "outputs": [],
+            "custom": {},
+        }
+        out.update(component.metadata() or {})
+        return out
+
+    def graph_metadata(self) -> dict[str, Any]:
+        model = self.metadata()
+        return {
+            "name": self.settings.name,
+            "models": {self.settings.name: model},
+            "inputs": model["inputs"],
+            "outputs": model["outputs"],
+        }
+
+    # --- shared paths ----------------------------------------------------------------------------------
+
+    def _unary(
+        self,
+        component: Component,
+        caller: Callable[..., Any],
+        request: Request,
+        names_for: NamesPolicy,
+    ) -> Reply:
+        message: Message = request.decoded()
+        puid = _puid(request.puid, message.meta.puid)
+        features, names, kind = _features(message)
+        output = caller(features, names, _user_meta(message.meta, puid))
+        return Reply(
+            puid,
+            self._respond(
+                component, message, output, puid=puid, kind=kind, names_for=names_for, request_names=names
+            ),
+        )
+
+    def _aggregate(self, component: Component, messages: list[Message], puid_hint: str | None) -> Reply:
+        if component.aggregate is None:
+            raise NotImplementedByComponent("aggregate is not implemented by this component")
+        if not messages:
+            raise BadRequest("aggregate needs at least one message")
+        puid = _puid(puid_hint, messages[0].meta.puid)
+        decoded = [_features(m) for m in messages]
+        output = component.aggregate([d[0] for d in decoded], [d[1] for d in decoded])
+        merged = Message(meta=Meta(tags={k: v for m in messages for k, v in m.meta.tags.items()}))
+        merged.meta.request_path = {k: v for m in messages for k, v in m.meta.request_path.items()}
+        names_for = self._class_names(component)
+        return Reply(
+            puid, self._respond(component, merged, output, puid=puid, kind=decoded[0][2], names_for=names_for)
+        )
+
+    def _aggregate_one(self, request: Request) -> Reply:
+        component = self.check_ready()
+        message: Message = request.decoded()
+        return self._aggregate(component, [message], request.puid)
+
+    def _raw(self, caller: Callable[..., Any], request: Request) -> Reply:
+        return Reply(_puid(request.puid, ""), raw=caller(request.raw))
+
+    def _respond(
+        self,
+        component: Component,
+        request: Message,
+        output: Any,
+        *,
+        puid: str,
+        kind: DataKind | None,
+        names_for: NamesPolicy,
+        request_names: list[str] | None = None,
+    ) -> Message:
+        response = SeldonResponse.create(output)
+        meta = Meta(
+            puid=puid,
+            tags={**request.meta.tags, **component.tags(), **response.tags},
+            routing=request.meta.routing,
+            request_path={**request.meta.request_path, self.settings.unit_id: self.settings.unit_image},
+        )
+        if self.settings.include_metrics_in_response:
+            meta.metrics = component.metrics() + check_metrics(response.metrics)
+        names = request_names or []
+        return Message(to_payload(response.data, kind, lambda columns: names_for(columns, names)), meta)
+
+    def _class_names(self, component: Component) -> NamesPolicy:
+        """Output names: `class_names()` if the component has it, else `t:0` … `t:n-1`."""
+        if not component.has_class_names:
+            return _default_names
+        return lambda columns, _: component.class_names() or []
+
+    def _feature_names(self, component: Component) -> NamesPolicy:
+        """Transformer output names: `feature_names()`, else the request's names when they still fit."""
+        if component.has_feature_names:
+            return lambda columns, _: component.feature_names() or []
+        return _passthrough_names
+
+
+def new_puid() -> str:
+    return uuid.uuid4().hex
+
+
+def _puid(*candidates: str | None) -> str:
+    for candidate in candidates:
+        if candidate:
+            return candidate
+    return new_puid()
+
+
+def _features(message: Message) -> tuple[Any, list[str], DataKind | None]:
+    payload = message.payload
+    if isinstance(payload, DefaultData):
+        return payload.array, payload.names, payload.kind
+    if payload is None:
+        raise BadRequest("the request has no data (data, binData, strData or jsonData)")
+    if isinstance(payload, CustomData):
+        raise BadRequest("customData can only be handled by a *_raw method")
+    return payload.value, [], None
+
+
+def _kind(message: Message | None) -> DataKind | None:
+    if message is not None and isinstance(message.payload, DefaultData):
+        return message.payload.kind
+    return None
+
+
+def _user_meta(meta: Meta, puid: str) -> dict[str, Any]:
+    return {"puid": puid, "tags": meta.tags, "routing": meta.routing, "requestPath": meta.request_path}
+
+
+def _identity(x: Any, names: list[str], meta: dict[str, Any]) -> Any:
+    return x
+
+
+def _as_int(value: Any) -> int:
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.size != 1 or array.dtype.kind not in "iu":
+        raise ValueError(value)
+    return int(array.reshape(-1)[0])
+
+
+def _default_names(columns: int | None, request_names: list[str]) -> list[str]:
+    return default_names(columns)
+
+
+def _no_names(columns: int | None, request_names: list[str]) -> list[str]:
+    return []
+
+
+def _passthrough_names(columns: int | None, request_names: list[str]) -> list[str]:
+    if request_names and (columns is None or len(request_names) == columns):
+        return request_names
+    return default_names(columns)
+
+
+__all__ = ["DataPlane", "RuntimeFailure", "new_puid"]

@@ -1,0 +1,210 @@
+"""The REST adapter: Seldon v1 microservice and external paths over a small ASGI app (run by uvicorn).
+
+Hot paths skip Starlette's request/response objects: the body is read straight from `receive` under the
+size limit, decoded by the JSON codec inside the core, and the reply is written as orjson bytes. Only
+Swagger UI goes through a Starlette response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+from fastapi.openapi.docs import get_swagger_ui_html
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtoMessage
+from starlette.types import Receive, Scope, Send
+
+from model_runtime.codecs import (
+    decode_json_feedback,
+    decode_json_message,
+    decode_json_message_list,
+    dumps,
+    encode_json_message,
+    encode_json_status,
+    loads,
+)
+from model_runtime.dataplane import DataPlane
+from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
+from model_runtime.message import Reply, Request
+from model_runtime.rest.errors import http_status
+from model_runtime.rest.openapi import openapi_document
+from model_runtime.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Headers = list[tuple[bytes, bytes]]
+Result = tuple[int, bytes, Headers]
+Handler = Callable[[Scope, Receive], Awaitable[Result]]
+
+_JSON = (b"content-type", b"application/json")
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+class RestApp:
+    """An ASGI application serving one `DataPlane`."""
+
+    def __init__(self, core: DataPlane, settings: ServerSettings, executor: Executor | None = None) -> None:
+        self.core = core
+        self.limit = settings.max_request_bytes
+        self.executor = executor
+        self._openapi = dumps(openapi_document(core.settings.name))
+        message_endpoints: dict[str, tuple[Callable[[Request], Reply], Callable[[Any], Any]]] = {
+            "/predict": (core.predict, decode_json_message),
+            "/api/v1.0/predictions": (core.external_predict, decode_json_message),
+            "/api/v0.1/predictions": (core.external_predict, decode_json_message),
+            "/transform-input": (core.transform_input, decode_json_message),
+            "/transform-output": (core.transform_output, decode_json_message),
+            "/route": (core.route, decode_json_message),
+            "/aggregate": (core.aggregate, decode_json_message_list),
+            "/send-feedback": (core.send_feedback, decode_json_feedback),
+            "/api/v1.0/feedback": (core.send_feedback, decode_json_feedback),
+        }
+        self.routes: dict[str, Handler] = {
+            path: self._message_handler(method, decoder)
+            for path, (method, decoder) in message_endpoints.items()
+        }
+        self.routes.update(
+            {
+                "/health/ping": self._ping,
+                "/health/status": self._health_status,
+                "/api/v1.0/health/status": self._health_status,
+                "/metadata": self._metadata,
+                "/api/v1.0/metadata": self._metadata,
+                "/seldon.json": self._openapi_json,
+                "/ready": self._ready,
+                "/live": self._live,
+            }
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan and websockets are not used
+        path: str = scope["path"]
+        if path in ("/api/v1.0/doc", "/api/v1.0/doc/"):
+            html = get_swagger_ui_html(openapi_url="../../../seldon.json", title="seldon-mesh runtime")
+            await html(scope, receive, send)
+            return
+        handler = self.routes.get(path)
+        if handler is None and path.startswith("/api/v1.0/metadata/"):
+            handler = self._model_metadata
+        try:
+            if handler is None:
+                raise NotFound(f"no such path: {path}")
+            status, body, headers = await handler(scope, receive)
+        except RuntimeFailure as exc:
+            status, body, headers = _error(http_status(exc), exc.info, exc.reason)
+        except Exception as exc:
+            log.exception("unexpected error serving %s", path)
+            status, body, headers = _error(500, f"{type(exc).__name__}: {exc}", Reason.INTERNAL_ERROR)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    # --- Seldon message endpoints ----------------------------------------------------------------------
+
+    def _message_handler(self, method: Callable[[Request], Reply], decoder: Callable[[Any], Any]) -> Handler:
+        async def handle(scope: Scope, receive: Receive) -> Result:
+            raw = await self._payload(scope, receive)
+            request = Request(raw, decoder, _header(scope, b"seldon-puid"))
+            reply = await self._run(method, request)
+            return 200, _encode_reply(reply), [_JSON, (b"seldon-puid", reply.puid.encode())]
+
+        return handle
+
+    async def _payload(self, scope: Scope, receive: Receive) -> Any:
+        """The JSON request: `?json=` query, a form field `json`, or the body itself (Seldon's wrapper)."""
+        query: bytes = scope.get("query_string", b"")
+        if b"json=" in query:
+            values = parse_qs(query.decode("latin-1")).get("json")
+            if values:
+                return loads(values[0])
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            raise PayloadTooLarge(f"request body of {length} bytes is over the {self.limit} byte limit")
+        body = await self._body(receive)
+        content_type = _header(scope, b"content-type") or ""
+        if content_type.startswith("application/x-www-form-urlencoded") and not body.lstrip().startswith(
+            (b"{", b"[")
+        ):  # a real form; `curl -d '{...}'` also says urlencoded but sends JSON
+            values = parse_qs(body.decode("utf-8", errors="replace")).get("json")
+            if not values:
+                raise BadRequest("form body has no json field")
+            return loads(values[0])
+        if not body:
+            raise BadRequest("empty request body; send a SeldonMessage as JSON")
+        return loads(body)
+
+    async def _body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                raise BadRequest("client disconnected")
+            chunk: bytes = event.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise PayloadTooLarge(f"request body is over the {self.limit} byte limit")
+            chunks.append(chunk)
+            if not event.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """User code runs inline on the loop (fastest for small models) or in the configured threads."""
+        if self.executor is None:
+            return function(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    # --- health, metadata, docs ------------------------------------------------------------------------
+
+    async def _ping(self, scope: Scope, receive: Receive) -> Result:
+        return 200, b"pong", [_TEXT]
+
+    async def _live(self, scope: Scope, receive: Receive) -> Result:
+        return 200, b"live", [_TEXT]
+
+    async def _ready(self, scope: Scope, receive: Receive) -> Result:
+        self.core.check_ready()
+        return 200, b"ready", [_TEXT]
+
+    async def _health_status(self, scope: Scope, receive: Receive) -> Result:
+        reply = await self._run(self.core.health_status, _header(scope, b"seldon-puid"))
+        return 200, _encode_reply(reply), [_JSON, (b"seldon-puid", reply.puid.encode())]
+
+    async def _metadata(self, scope: Scope, receive: Receive) -> Result:
+        return 200, dumps(self.core.metadata()), [_JSON]
+
+    async def _model_metadata(self, scope: Scope, receive: Receive) -> Result:
+        name = scope["path"].removeprefix("/api/v1.0/metadata/").strip("/")
+        if name != self.core.settings.name:
+            raise NotFound(f"no model named {name!r} here (this runtime serves {self.core.settings.name!r})")
+        return await self._metadata(scope, receive)
+
+    async def _openapi_json(self, scope: Scope, receive: Receive) -> Result:
+        return 200, self._openapi, [_JSON]
+
+
+def _encode_reply(reply: Reply) -> bytes:
+    if reply.message is not None:
+        return dumps(encode_json_message(reply.message))
+    raw = reply.raw
+    if isinstance(raw, ProtoMessage):
+        raw = json_format.MessageToDict(raw)
+    return dumps(raw)
+
+
+def _error(status: int, info: str, reason: str) -> Result:
+    return status, dumps(encode_json_status(status, info, reason)), [_JSON]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

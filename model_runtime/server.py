@@ -1,0 +1,141 @@
+"""One runtime process: REST (uvicorn) and gRPC (grpc.aio) on one uvloop event loop, the component loaded
+in the background, and a graceful stop on SIGTERM/SIGINT.
+
+`workers` starts several of these; `cli` and `microservice` build the settings and call `run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+
+import uvicorn
+import uvloop
+from grpc_health.v1._async import HealthServicer
+
+from model_runtime.dataplane import DataPlane
+from model_runtime.loader import load_component
+from model_runtime.rest import RestApp
+from model_runtime.rpc import create_server, mark_serving
+from model_runtime.settings import RuntimeSettings, ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The process cannot serve at all (a port is taken, ...); the CLI exits non-zero with this text."""
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: this process stops both servers itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def run_process(settings: RuntimeSettings) -> None:
+    """Serve until SIGTERM/SIGINT. Raises `StartupError` if the ports cannot be bound."""
+    uvloop.run(serve(settings))
+
+
+async def serve(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> None:
+    server_settings = settings.server
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    executor = (
+        ThreadPoolExecutor(server_settings.user_code_threads, thread_name_prefix="user-code")
+        if server_settings.user_code_threads
+        else None
+    )
+    core = DataPlane(settings.component, load_component)
+    http_socket = bind_http(server_settings)
+    try:
+        grpc_server, health_servicer, grpc_port = create_server(server_settings, core, executor)
+    except RuntimeError as exc:
+        http_socket.close()
+        raise StartupError(
+            f"cannot serve gRPC on {server_settings.host}:{server_settings.grpc_port}: {exc}"
+        ) from exc
+    await mark_serving(health_servicer, False)
+    await grpc_server.start()
+
+    config = uvicorn.Config(
+        RestApp(core, server_settings, executor),
+        http="httptools",
+        lifespan="off",
+        ws="none",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=max(1, int(server_settings.graceful_shutdown_seconds)),
+        backlog=2048,
+    )
+    http_server = _Uvicorn(config)
+    http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
+    http_port = http_socket.getsockname()[1]
+    log.info(
+        "runtime %s: REST on http://%s:%d, gRPC on %s:%d",
+        settings.component.name,
+        server_settings.host,
+        http_port,
+        server_settings.host,
+        grpc_port,
+    )
+    load_task = asyncio.create_task(_load(core, health_servicer))
+    stop_task = asyncio.create_task(stop.wait())
+    await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+
+    log.info("runtime %s stopping", settings.component.name)
+    load_task.cancel()
+    await mark_serving(health_servicer, False)
+    http_server.should_exit = True
+    await asyncio.gather(grpc_server.stop(server_settings.graceful_shutdown_seconds), http_task)
+    stop_task.cancel()
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+    log.info("runtime %s stopped", settings.component.name)
+
+
+async def _load(core: DataPlane, health_servicer: HealthServicer) -> None:
+    """Load on a daemon thread, so a slow load never blocks requests or the process exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bool] = loop.create_future()
+
+    def finish(ok: bool) -> None:
+        if not done.done():
+            done.set_result(ok)
+
+    def work() -> None:
+        ok = core.load()
+        with contextlib.suppress(RuntimeError):  # the loop closed: the process is stopping anyway
+            loop.call_soon_threadsafe(finish, ok)
+
+    threading.Thread(target=work, name="model-load", daemon=True).start()
+    if await done:
+        await mark_serving(health_servicer, True)
+
+
+def bind_http(settings: ServerSettings) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        settings.host, settings.http_port, type=socket.SOCK_STREAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.workers > 1:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot serve REST on {settings.host}:{settings.http_port}: {exc}") from exc
+    sock.set_inheritable(False)
+    return sock

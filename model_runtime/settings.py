@@ -1,0 +1,97 @@
+"""The runtime's settings: one typed object, built at the entrypoint (`cli`, `microservice`) from flags and
+the environment, then passed down. Nothing below the entrypoint reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from model_runtime.parameters import ParamValue
+
+GIB = 1 << 30
+GRPC_MAX_MESSAGE = (1 << 31) - 1  # grpcio caps message sizes at int32 max
+
+
+class ServiceType(StrEnum):
+    MODEL = "MODEL"
+    ROUTER = "ROUTER"
+    TRANSFORMER = "TRANSFORMER"
+    OUTPUT_TRANSFORMER = "OUTPUT_TRANSFORMER"
+    COMBINER = "COMBINER"
+
+
+class ComponentSettings(BaseModel):
+    """What to serve: one graph node's component."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field("model", description="Graph node name; keys `meta.routing` lookups for feedback.")
+    implementation: str | None = Field(None, description="Prepackaged server, e.g. SKLEARN_SERVER.")
+    class_path: str | None = Field(
+        None, description="User class: `module.Class`, or `Class` for class Class in module Class."
+    )
+    code_dir: Path | None = Field(None, description="Directory put first on sys.path for the user class.")
+    model_uri: str | None = Field(None, description="Where the model artefacts are (path or URI).")
+    parameters: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Graph parameters, already typed; keyword args to `__init__`."
+    )
+    service_type: ServiceType = Field(
+        ServiceType.MODEL, description="Decides what the external Predict does for a one-node graph."
+    )
+    unit_id: str = Field("model", description="`meta.requestPath` key (PREDICTIVE_UNIT_ID, else name).")
+    unit_image: str = Field("", description="`meta.requestPath` value (PREDICTIVE_UNIT_IMAGE).")
+    include_metrics_in_response: bool = Field(
+        True,
+        description="Echo custom metrics in `meta.metrics`; on because no separate metrics port exists yet.",
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="Where downloaded models go; None = a fresh temporary directory per process."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ComponentSettings:
+        if (self.implementation is None) == (self.class_path is None):
+            raise ValueError("give exactly one of implementation (e.g. SKLEARN_SERVER) or a user class")
+        return self
+
+
+class ServerSettings(BaseModel):
+    """How to serve it: addresses, processes and limits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = Field("127.0.0.1", description="Bind address for both transports; loopback unless asked.")
+    http_port: int = Field(ge=0, le=65535, description="REST port (0 = any free port, one worker only).")
+    grpc_port: int = Field(ge=0, le=65535, description="gRPC port (0 = any free port, one worker only).")
+    workers: int = Field(1, ge=1, description="Processes sharing both ports via SO_REUSEPORT.")
+    max_request_bytes: int = Field(
+        GIB, ge=1, description="REST body limit in bytes (413 above it); 1 GiB fits any sane tensor."
+    )
+    grpc_max_message_bytes: int = Field(
+        GRPC_MAX_MESSAGE, ge=1, le=GRPC_MAX_MESSAGE, description="gRPC send/receive limit in bytes."
+    )
+    user_code_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads running user code; 0 runs it on the event loop, fastest for small models.",
+    )
+    graceful_shutdown_seconds: float = Field(
+        10.0, ge=0, description="Seconds in-flight requests get after SIGTERM; under k8s' default 30."
+    )
+
+    @model_validator(mode="after")
+    def _ports(self) -> ServerSettings:
+        if self.workers > 1 and 0 in (self.http_port, self.grpc_port):
+            raise ValueError("port 0 cannot be shared by several workers; give fixed ports")
+        return self
+
+
+class RuntimeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    component: ComponentSettings
+    server: ServerSettings
+    log_level: str = Field("INFO", description="Python logging level name.")

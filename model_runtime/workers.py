@@ -1,0 +1,111 @@
+"""Running the runtime as one process, or as N worker processes sharing both ports via SO_REUSEPORT.
+
+The parent only supervises: it restarts a worker that dies, forwards SIGTERM/SIGINT, waits for the
+workers to stop gracefully and kills stragglers. Each worker asks the kernel to SIGTERM it if the parent
+dies, so no worker outlives its supervisor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from model_runtime.server import StartupError, run_process
+from model_runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_RESTART_BACKOFF = 1.0  # seconds between restarts of a crashing worker, so a crash loop cannot spin
+_EXTRA_STOP_SECONDS = 5.0  # on top of the graceful period, before stragglers are killed
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+
+
+def run(settings: RuntimeSettings) -> int:
+    """Serve until told to stop; the process exit code."""
+    if settings.server.workers == 1:
+        return _serve_here(settings)
+    return _supervise(settings)
+
+
+def _serve_here(settings: RuntimeSettings) -> int:
+    try:
+        run_process(settings)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def _worker_main(settings_json: str) -> None:
+    _die_with_parent()
+    settings = RuntimeSettings.model_validate_json(settings_json)
+    configure_logging(settings.log_level)
+    sys.exit(_serve_here(settings))
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup still applies
+        pass
+
+
+def _supervise(settings: RuntimeSettings) -> int:
+    context = multiprocessing.get_context("spawn")
+    settings_json = settings.model_dump_json()
+    stopping = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(target=_worker_main, args=(settings_json,), name=f"worker-{index}")
+        process.start()
+        log.info("started worker %d (pid %s)", index, process.pid)
+        return process
+
+    workers = [start(i) for i in range(settings.server.workers)]
+    exit_code = 0
+    while not stopping:
+        wait([w.sentinel for w in workers], timeout=0.5)
+        for index, worker in enumerate(workers):
+            if worker.is_alive() or stopping:
+                continue
+            if worker.exitcode == 1:  # a startup error (port taken): restarting cannot help
+                log.error("worker %d could not start; stopping", index)
+                stopping, exit_code = True, 1
+                break
+            log.warning("worker %d exited with %s; restarting", index, worker.exitcode)
+            time.sleep(_RESTART_BACKOFF)
+            workers[index] = start(index)
+
+    for worker in workers:
+        if worker.is_alive() and worker.pid is not None:
+            worker.terminate()
+    deadline = time.monotonic() + settings.server.graceful_shutdown_seconds + _EXTRA_STOP_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            log.warning("worker %s did not stop in time; killing it", worker.pid)
+            worker.kill()
+            worker.join()
+    return exit_code

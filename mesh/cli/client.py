@@ -28,7 +28,9 @@ class ControlClient:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.ConnectError as error:
-            raise CliError(f"seldon-mesh at {self.url} does not answer; is `seldon-mesh up` still running?") from error
+            raise CliError(
+                f"seldon-mesh at {self.url} does not answer; is `seldon-mesh up` still running?"
+            ) from error
 
     def apply(self, documents: str, source: str, base_dir: Path) -> httpx.Response:
         body = {"documents": documents, "source": source, "base_dir": str(base_dir)}

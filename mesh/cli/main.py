@@ -20,7 +20,9 @@ from mesh.spec import SeldonDeployment, SpecError, load_path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.handler(args)
     except CliError as error:
@@ -36,11 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--state-dir", type=Path, default=Path(".seldon-mesh"), help="state of the local mesh (default .seldon-mesh)"
+        "--state-dir",
+        type=Path,
+        default=Path(".seldon-mesh"),
+        help="state of the local mesh (default .seldon-mesh)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", parents=[common], help="run the local mesh (Envoy, xDS, runtimes) in the foreground")
+    up = sub.add_parser(
+        "up", parents=[common], help="run the local mesh (Envoy, xDS, runtimes) in the foreground"
+    )
     up.add_argument("paths", nargs="*", type=Path, help="SeldonDeployment files or folders to apply at start")
     up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -48,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     up.set_defaults(handler=_up)
 
     apply = sub.add_parser("apply", parents=[common], help="create or update SeldonDeployments")
-    apply.add_argument("-f", "--filename", action="append", required=True, help="file, folder, or - for stdin")
+    apply.add_argument(
+        "-f", "--filename", action="append", required=True, help="file, folder, or - for stdin"
+    )
     apply.set_defaults(handler=_apply)
 
     get = sub.add_parser("get", parents=[common], help="show deployments and their state")
@@ -65,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", parents=[common], help="send a Seldon prediction through the gateway")
     predict.add_argument("name")
     predict.add_argument("-n", "--namespace")
-    predict.add_argument("--data", required=True, help='request JSON, e.g. \'{"data":{"ndarray":[[1,2,3,4]]}}\'')
+    predict.add_argument(
+        "--data", required=True, help='request JSON, e.g. \'{"data":{"ndarray":[[1,2,3,4]]}}\''
+    )
     predict.set_defaults(handler=_predict)
     return parser
 
@@ -109,7 +120,11 @@ def _apply(args: argparse.Namespace) -> int:
             continue
         path = Path(name)
         _load(path)  # validate locally first: every error at once, and nothing is sent on failure
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+            if path.is_dir()
+            else [path]
+        )
         documents += [(f.read_text(), str(f), _base_dir(path)) for f in files]
     failed = False
     for text, source, base_dir in documents:
@@ -178,7 +193,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _is_json(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("application/json")
+    return str(response.headers.get("content-type", "")).startswith("application/json")
 
 
 if __name__ == "__main__":

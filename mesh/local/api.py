@@ -1,4 +1,4 @@
-"""The control API of a running `seldon-mesh up`: what the CLI talks to, the way kubectl talks to an API server.
+"""The control API of a running `seldon-mesh up`: the CLI talks to it as kubectl talks to an API server.
 
 Bound to loopback on a free port; the address is written to `<state-dir>/control.json`. Applying is all or
 nothing: every document is validated first, and an invalid one leaves everything that runs untouched.
@@ -42,7 +42,9 @@ def create_control_app(mesh: MeshControl) -> FastAPI:
         try:
             deployments = parse_documents(request.documents, source=request.source)
         except SpecError as error:
-            body = {"errors": [{"path": e.path, "message": e.message} for e in error.errors]}
+            body = {
+                "errors": [{"path": _located(e.path, e.source), "message": e.message} for e in error.errors]
+            }
             return JSONResponse(body, status_code=422)
         results = await mesh.apply(deployments, Path(request.base_dir))
         return JSONResponse({"results": results})
@@ -69,3 +71,7 @@ def create_control_app(mesh: MeshControl) -> FastAPI:
         return mesh.info()
 
     return app
+
+
+def _located(path: str, source: str | None) -> str:
+    return f"{source}: {path}" if source else path

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,9 @@ class LocalMesh:
             existed = any(s.deployment.key == deployment.key for s in self._reconciler.deployments)
             _, changed = self._store.put(deployment, base_dir)
             action = "configured" if existed else "created"
-            results.append({"namespace": namespace, "name": name, "action": action if changed else "unchanged"})
+            results.append(
+                {"namespace": namespace, "name": name, "action": action if changed else "unchanged"}
+            )
         await self._reconciler.reconcile()
         return results
 
@@ -141,8 +143,9 @@ class LocalMesh:
                 workdir=settings.state_dir / "envoy",
                 log_level=settings.envoy_log_level,
             )
-            self.envoy.start()
-            stack.callback(self.envoy.stop)
+            await asyncio.to_thread(self.envoy.start)
+            stack.push_async_callback(asyncio.to_thread, self.envoy.stop)
+            (self.envoy.workdir / "envoy.pid").write_text(str(self.envoy.pid))
             server = await self._start_control_api(stack)
             log.info("gateway %s, control API %s", self.gateway_url, self.control_url)
             print(f"seldon-mesh is up: gateway {self.gateway_url}  (Ctrl-C stops it)", flush=True)
@@ -156,8 +159,7 @@ class LocalMesh:
         config = uvicorn.Config(
             create_control_app(self), host=settings.host, port=port, log_level="warning", lifespan="off"
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
 
         async def _stop() -> None:
@@ -187,6 +189,14 @@ class LocalMesh:
         asyncio.get_running_loop().call_soon(_run)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: `up` handles SIGINT/SIGTERM and stops everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _refuse_second_instance(settings: LocalSettings) -> None:
     try:
         pid = int(json.loads(settings.control_file.read_text())["pid"])
@@ -207,4 +217,6 @@ def _require_free_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as error:
-            raise MeshError(f"gateway port {host}:{port} is in use ({error.strerror}); choose another with --port") from None
+            raise MeshError(
+                f"gateway port {host}:{port} is in use ({error.strerror}); choose another with --port"
+            ) from None

@@ -21,9 +21,6 @@ from urllib.parse import urlparse
 from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
-BUILTIN_IMPLEMENTATIONS = frozenset(
-    {"RANDOM_ABTEST", "AVERAGE_COMBINER", "SIMPLE_MODEL", "SIMPLE_ROUTER", "EPSILON_GREEDY", "THOMPSON_SAMPLING"}
-)
 _SERVICE_TYPES = {
     "MODEL": "MODEL",
     "ROUTER": "ROUTER",
@@ -63,7 +60,7 @@ def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int =
     plans: list[ComponentPlan] = []
     for predictor in deployment.spec.predictors:
         for node in predictor.nodes():
-            if node.implementation in BUILTIN_IMPLEMENTATIONS:
+            if node.is_builtin:
                 continue
             key = ComponentKey(namespace, name, predictor.name, node.name)
             plans.append(_plan_node(key, deployment, predictor, node, base_dir, workers))
@@ -96,13 +93,15 @@ def _plan_node(
         args = ["--implementation", node.implementation, "--model-uri", uri, *common]
         return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, base_dir))
     if container is None:
-        return ComponentPlan(key, error=f"node {node.name!r} has no container and no prepackaged implementation")
+        return ComponentPlan(
+            key, error=f"node {node.name!r} has no container and no prepackaged implementation"
+        )
     class_name = _python_class(container)
     if class_name is None:
         return ComponentPlan(
             key,
-            error=f"image {container.image!r} cannot run without a cluster: give the container env MODEL_NAME "
-            "(a Python class in the manifest's folder) or use a prepackaged implementation",
+            error=f"image {container.image!r} cannot run without a cluster: give the container env "
+            "MODEL_NAME (a Python class in the manifest's folder) or use a prepackaged implementation",
         )
     code_dir = _code_dir(container, base_dir)
     args = ["--class", class_name, "--code-dir", str(code_dir), *common]
@@ -189,4 +188,3 @@ def _runtime_env(
         }
     )
     return env
-

@@ -22,7 +22,9 @@ from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySe
 
 log = logging.getLogger(__name__)
 
-Translate = Callable[[Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources]
+Translate = Callable[
+    [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources
+]
 DeploymentKey = tuple[str, str]
 
 
@@ -80,7 +82,8 @@ class Reconciler:
         async with self._lock:
             self._deployments = self._store.list()
             self._plans = {
-                s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers) for s in self._deployments
+                s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers)
+                for s in self._deployments
             }
             obsolete = await self._supervisor.apply([p for plans in self._plans.values() for p in plans])
             self._publish()

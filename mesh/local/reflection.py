@@ -7,7 +7,8 @@ the gateway sends them here, so `grpcurl -plaintext localhost:8000 list` shows t
 from __future__ import annotations
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from generated.inference import dataplane_pb2
@@ -21,7 +22,7 @@ SERVICES = (
 
 async def start_reflection_server(host: str) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*SERVICES, reflection.SERVICE_NAME), server)

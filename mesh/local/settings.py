@@ -18,7 +18,9 @@ class LocalSettings(BaseModel):
         "a running `up` through it, the way kubectl finds its API server through a kubeconfig.",
     )
     host: str = Field(default="127.0.0.1", description="Address every local server binds; loopback only.")
-    gateway_port: int = Field(default=8000, description="The Envoy gateway port (Seldon's executor uses 8000).")
+    gateway_port: int = Field(
+        default=8000, description="The Envoy gateway port (Seldon's executor uses 8000)."
+    )
     envoy_admin_port: int = Field(default=0, description="Envoy admin port; 0 picks a free one.")
     control_port: int = Field(default=0, description="Control API port for the CLI; 0 picks a free one.")
     runtime_workers: int = Field(default=1, ge=1, description="Worker processes per runtime component.")
@@ -26,10 +28,14 @@ class LocalSettings(BaseModel):
         default=120.0, gt=0, description="Seconds a runtime may take to load its model before it is Failed."
     )
     restart_backoff_initial_s: float = Field(
-        default=0.5, gt=0, description="First delay before restarting a runtime that died (doubles each time)."
+        default=0.5,
+        gt=0,
+        description="First delay before restarting a runtime that died (doubles each time).",
     )
     restart_backoff_max_s: float = Field(
-        default=30.0, gt=0, description="Ceiling of the restart delay, like Kubernetes' CrashLoopBackOff (5 min) "
+        default=30.0,
+        gt=0,
+        description="Ceiling of the restart delay, like Kubernetes' CrashLoopBackOff (5 min) "
         "but shorter, since a laptop user is watching.",
     )
     stop_grace_s: float = Field(default=5.0, gt=0, description="SIGTERM-to-SIGKILL grace for children.")

@@ -1,4 +1,4 @@
-"""The local state store: applied SeldonDeployments persisted in SQLite, so a restarted `up` serves them again.
+"""The local state store: applied SeldonDeployments in SQLite, so a restarted `up` serves them again.
 
 The store keeps each manifest as the user applied it (defaulted JSON) with the folder it came from, which is
 where relative `modelUri`s and Python class folders are resolved. It knows nothing of processes or Envoy.
@@ -47,7 +47,7 @@ class StateStore:
         self._db.close()
 
     def put(self, deployment: SeldonDeployment, base_dir: Path) -> tuple[StoredDeployment, bool]:
-        """Store a deployment; returns it and whether anything changed (an identical re-apply changes nothing)."""
+        """Store a deployment; returns it and whether anything changed (re-applying the same is no change)."""
         namespace, name = deployment.key
         manifest = json.dumps(deployment.to_manifest(), sort_keys=True)
         row = self._db.execute(

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 READY_POLL_S = 0.2
 HEALTH_POLL_S = 1.0
 CRASH_LOOP_RESTARTS = 3
+NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
 
 class ComponentState(StrEnum):
@@ -45,7 +46,7 @@ class ComponentStatus:
     state: ComponentState
     reason: str = ""
     restarts: int = 0
-    endpoints: ComponentEndpoints = ComponentEndpoints(http=(), grpc=())
+    endpoints: ComponentEndpoints = NO_ENDPOINTS
     pid: int | None = None
 
     @property
@@ -73,7 +74,11 @@ class RuntimeProcess:
     """Keeps one runtime process alive: start, wait until ready, watch, restart with exponential backoff."""
 
     def __init__(
-        self, key: ComponentKey, launch: RuntimeLaunch, settings: SupervisorSettings, on_change: Callable[[], None]
+        self,
+        key: ComponentKey,
+        launch: RuntimeLaunch,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
     ) -> None:
         self.key = key
         self.launch = launch
@@ -88,7 +93,9 @@ class RuntimeProcess:
     @property
     def endpoints(self) -> ComponentEndpoints:
         host = self._settings.host
-        return ComponentEndpoints(http=(Upstream(host, self._http_port),), grpc=(Upstream(host, self._grpc_port),))
+        return ComponentEndpoints(
+            http=(Upstream(host, self._http_port),), grpc=(Upstream(host, self._grpc_port),)
+        )
 
     @property
     def log_path(self) -> Path:
@@ -180,7 +187,7 @@ class RuntimeProcess:
                 elif time.monotonic() > deadline:
                     self._set(
                         state=ComponentState.FAILED,
-                        reason=f"not ready after {self._settings.ready_timeout_s:.0f}s: {probe.info or 'no answer'}",
+                        reason=f"not ready after {self._settings.ready_timeout_s:.0f}s {probe.info}".strip(),
                     )
                 poll = HEALTH_POLL_S if self.status.state == ComponentState.READY else READY_POLL_S
                 await asyncio.sleep(poll)
@@ -259,7 +266,7 @@ class Supervisor:
         return result
 
     async def apply(self, plans: list[ComponentPlan]) -> list[RuntimeProcess]:
-        """Start what is new or changed; returns the processes that `plans` no longer need (stop them later)."""
+        """Start what is new or changed; return the processes `plans` no longer need (to stop later)."""
         wanted = {plan.key: plan for plan in plans}
         self._static = {}
         for key, plan in wanted.items():
@@ -269,12 +276,12 @@ class Supervisor:
                 self._static[key] = ComponentStatus(ComponentState.FAILED, reason=plan.error)
         obsolete: list[RuntimeProcess] = []
         for key, process in list(self._processes.items()):
-            plan = wanted.get(key)
-            if plan is None or plan.launch is None or plan.launch.fingerprint != process.launch.fingerprint:
+            launch = wanted[key].launch if key in wanted else None
+            if launch is None or launch.fingerprint != process.launch.fingerprint:
                 obsolete.append(self._processes.pop(key))
-        for key, plan in wanted.items():
-            if plan.launch is not None and key not in self._processes:
-                process = RuntimeProcess(key, plan.launch, self._settings, self._on_change)
+        for key, wanted_plan in wanted.items():
+            if wanted_plan.launch is not None and key not in self._processes:
+                process = RuntimeProcess(key, wanted_plan.launch, self._settings, self._on_change)
                 self._processes[key] = process
                 process.start()
         return obsolete

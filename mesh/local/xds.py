@@ -59,6 +59,7 @@ class XdsPlane:
             if nack is not None and nack.version == version:
                 return ConfigState.REJECTED, nack.message
         applied = all(
-            version == EMPTY_VERSION or status.acked.get(type_url) == version for type_url, version in versions.items()
+            version == EMPTY_VERSION or status.acked.get(type_url) == version
+            for type_url, version in versions.items()
         )
         return (ConfigState.APPLIED if applied else ConfigState.PENDING), ""

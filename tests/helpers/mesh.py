@@ -32,7 +32,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     while time.monotonic() < deadline:
         try:
             result = condition()
-        except Exception as error:  # noqa: BLE001 - polled conditions may fail until ready
+        except Exception as error:
             last_error = error
         else:
             if result:
@@ -72,7 +72,9 @@ class Mesh:
         args = [str(BIN / "seldon-mesh"), "up", *map(str, paths), "--port", str(self.port)]
         args += ["--state-dir", str(self.state_dir), *extra]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         wait_for(self._control_up, 60, "the control API")
         return self
 
@@ -136,4 +138,6 @@ class Mesh:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"seldon-mesh up did not stop on signal {sig}:\n{self.log()[-3000:]}") from None
+            raise AssertionError(
+                f"seldon-mesh up did not stop on signal {sig}:\n{self.log()[-3000:]}"
+            ) from None

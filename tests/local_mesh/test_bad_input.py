@@ -27,7 +27,9 @@ def _assert_seldon_error(response: httpx.Response, status: int) -> dict[str, obj
 def test_malformed_json_is_400_and_next_request_succeeds(mesh: Mesh) -> None:
     mesh.wait_serving(PREDICT, GOOD)
     response = httpx.post(
-        mesh.gateway + PREDICT, content=b'{"data": {"ndarray": [[1, 2', headers={"content-type": "application/json"}
+        mesh.gateway + PREDICT,
+        content=b'{"data": {"ndarray": [[1, 2',
+        headers={"content-type": "application/json"},
     )
     _assert_seldon_error(response, 400)
     assert httpx.post(mesh.gateway + PREDICT, json=GOOD).status_code == 200
@@ -35,7 +37,9 @@ def test_malformed_json_is_400_and_next_request_succeeds(mesh: Mesh) -> None:
 
 def test_wrong_feature_count_is_400(mesh: Mesh) -> None:
     mesh.wait_serving(PREDICT, GOOD)
-    error = _assert_seldon_error(httpx.post(mesh.gateway + PREDICT, json={"data": {"ndarray": [[1, 2, 3]]}}), 400)
+    error = _assert_seldon_error(
+        httpx.post(mesh.gateway + PREDICT, json={"data": {"ndarray": [[1, 2, 3]]}}), 400
+    )
     assert "feature" in str(error["info"]).lower()
 
 

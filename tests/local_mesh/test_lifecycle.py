@@ -23,7 +23,10 @@ def test_python_class_model_from_a_folder(mesh: Mesh, pyclass_dir: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "doubler created" in result.stdout
     body = mesh.wait_serving(DOUBLER, {"data": {"ndarray": [[1, 2], [3, 4]]}}).json()
-    assert body["data"]["ndarray"] == [[3.0, 6.0], [9.0, 12.0]]  # x * 2 * scale (1.5, a typed FLOAT parameter)
+    assert body["data"]["ndarray"] == [
+        [3.0, 6.0],
+        [9.0, 12.0],
+    ]  # x * 2 * scale (1.5, a typed FLOAT parameter)
     assert body["meta"]["tags"] == {"model": "x1.5", "loaded": True}
     again = mesh.cli("apply", "-f", str(folder / "pyclass.yaml"))
     assert "doubler unchanged" in again.stdout
@@ -31,7 +34,9 @@ def test_python_class_model_from_a_folder(mesh: Mesh, pyclass_dir: Path, tmp_pat
     pids = [c["pid"] for c in mesh.get("doubler")[0]["status"]["components"]]
     deleted = mesh.cli("delete", "doubler")
     assert deleted.returncode == 0, deleted.stderr
-    wait_for(lambda: httpx.post(mesh.gateway + DOUBLER, json=GOOD).status_code == 404, 30, "doubler's route to go")
+    wait_for(
+        lambda: httpx.post(mesh.gateway + DOUBLER, json=GOOD).status_code == 404, 30, "doubler's route to go"
+    )
     wait_for(lambda: not any(pid_alive(p) for p in pids), 30, "doubler's runtime to stop")
     assert httpx.post(mesh.gateway + IRIS, json=GOOD).status_code == 200
 
@@ -62,7 +67,9 @@ def test_stop_leaves_no_child_and_restart_serves_from_the_state_dir(
 
 def test_up_refuses_an_invalid_spec_before_starting(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: x}\nspec: {}\n")
+    bad.write_text(
+        "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: x}\nspec: {}\n"
+    )
     mesh = Mesh(tmp_path / "state", free_port())
     with pytest.raises(AssertionError, match="predictors"):
         mesh.start(bad)

@@ -17,7 +17,9 @@ GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 
 
 def _grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_rest_ndarray_returns_three_probabilities(mesh: Mesh) -> None:

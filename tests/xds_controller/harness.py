@@ -103,7 +103,13 @@ class _EchoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         payload = json.dumps(
-            {"path": self.path, "method": self.command, "headers": dict(self.headers), "body": body}
+            {
+                "upstream": self.server.name,  # type: ignore[attr-defined]
+                "path": self.path,
+                "method": self.command,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": body,
+            }
         ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -121,8 +127,10 @@ class _EchoHandler(BaseHTTPRequestHandler):
 class HttpUpstream:
     """A REST runtime stand-in that answers every request with JSON describing it."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "http-upstream") -> None:
+        self.name = name
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+        self._server.name = name  # type: ignore[attr-defined]
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-upstream", daemon=True)

@@ -57,6 +57,7 @@ def _is_rest() -> accesslog_pb2.AccessLogFilter:
         name="content-type",
         string_match=string_pb2.StringMatcher(prefix="application/grpc"),
         invert_match=True,
+        treat_missing_header_as_empty=True,  # a GET with no content-type is REST too
     )
     return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=grpc))
 

@@ -154,8 +154,9 @@ def deployment_routes(deployment: DeploymentView) -> list[route_components_pb2.R
 def gateway_routes(
     deployments: Sequence[DeploymentView], gateway: GatewaySettings
 ) -> route_pb2.RouteConfiguration:
+    """Routes for `deployments` in the order given (translate sorts them), then reflection and 404."""
     routes: list[route_components_pb2.Route] = []
-    for deployment in sorted(deployments, key=lambda d: (d.metadata.namespace, d.metadata.name)):
+    for deployment in deployments:
         routes.extend(deployment_routes(deployment))
     if gateway.reflection is not None:
         routes.append(

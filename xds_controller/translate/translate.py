@@ -25,12 +25,13 @@ def translate(
     endpoints: Mapping[ComponentKey, ComponentEndpoints],
     gateway: GatewaySettings,
 ) -> Resources:
-    clusters, assignments = component_clusters(deployments, endpoints)
+    ordered = sorted(deployments, key=lambda d: (d.metadata.namespace, d.metadata.name))
+    clusters, assignments = component_clusters(ordered, endpoints)
     if gateway.reflection is not None:
         clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))
     return Resources(
         listeners=(gateway_listener(gateway),),
-        routes=(gateway_routes(deployments, gateway),),
+        routes=(gateway_routes(ordered, gateway),),
         clusters=tuple(clusters),
         load_assignments=tuple(assignments),
     )

@@ -1,0 +1,327 @@
+"""Our ADS server programming a real Envoy, with real REST and gRPC upstreams and real clients."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.type.matcher.v3 import regex_pb2
+
+from generated.seldon import prediction_pb2, prediction_pb2_grpc
+from mesh.local.envoy import EnvoyProcess
+from tests.helpers.envoy import envoy_for, free_port
+from tests.xds_controller import builders as b
+from tests.xds_controller.harness import ControlPlane, GrpcUpstream, HttpUpstream, wait_until
+from xds_controller import resource_types
+from xds_controller.snapshot import Snapshot
+from xds_controller.translate import (
+    ComponentEndpoints,
+    ComponentKey,
+    GatewaySettings,
+    Resources,
+    Upstream,
+    translate,
+)
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 30.0
+GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+_nodes = itertools.count(1)
+_KINDS = {
+    resource_types.CLUSTER: "cds",
+    resource_types.LISTENER: "lds",
+    resource_types.ROUTE: "rds",
+}
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[ControlPlane]:
+    control = ControlPlane().start()
+    yield control
+    control.stop()
+
+
+@pytest.fixture(scope="module")
+def rest_upstreams() -> Iterator[tuple[HttpUpstream, HttpUpstream]]:
+    first, second = HttpUpstream("rest-a").start(), HttpUpstream("rest-b").start()
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+@pytest.fixture(scope="module")
+def grpc_upstream() -> Iterator[GrpcUpstream]:
+    upstream = GrpcUpstream("grpc-a").start()
+    yield upstream
+    upstream.stop()
+
+
+class Gateway:
+    """One Envoy with its own node id, fed by the shared control plane."""
+
+    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+        self.plane = plane
+        self.node_id = f"e2e-{next(_nodes)}"
+        self.settings = GatewaySettings(listen_port=free_port(), reflection=Upstream("127.0.0.1", plane.port))
+        self.envoy: EnvoyProcess = envoy_for(self.node_id, plane.port, workdir)
+        self.url = f"http://127.0.0.1:{self.settings.listen_port}"
+        self.address = f"127.0.0.1:{self.settings.listen_port}"
+
+    def resources(
+        self, deployments: list[b.Deployment], endpoints: dict[ComponentKey, ComponentEndpoints]
+    ) -> Resources:
+        return translate(deployments, endpoints, self.settings)
+
+    def acked(self, type_url: resource_types.TypeUrl) -> str | None:
+        return self.plane.cache.status(self.node_id).acked.get(type_url)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.plane.cache.set_snapshot(self.node_id, snapshot)
+
+    def apply(self, resources: Resources) -> Snapshot:
+        """Publish, start Envoy if needed, and wait until Envoy runs exactly this config."""
+        snapshot = resources.to_snapshot()
+        snapshot.consistency_check()
+        self.publish(snapshot)
+        if not self.envoy.running:
+            self.envoy.start()
+            self.envoy.wait_ready(TIMEOUT)
+        self.envoy.wait_config_applied({kind: snapshot.version(url) for url, kind in _KINDS.items()}, TIMEOUT)
+        eds = snapshot.version(resource_types.ENDPOINT)
+        self.envoy.wait_for(lambda: self.acked(resource_types.ENDPOINT) == eds, TIMEOUT, f"EDS {eds} ACKed")
+        return snapshot
+
+
+@pytest.fixture
+def gateway(plane: ControlPlane, tmp_path: Path) -> Iterator[Gateway]:
+    gw = Gateway(plane, tmp_path / "envoy")
+    yield gw
+    gw.envoy.stop()
+    plane.cache.forget(gw.node_id)
+
+
+def _key(name: str, predictor: str = "default", node: str = "model") -> ComponentKey:
+    return ComponentKey("default", name, predictor, node)
+
+
+def _at(*ports: int) -> tuple[Upstream, ...]:
+    return tuple(Upstream("127.0.0.1", port) for port in ports)
+
+
+def _seldon_error(response: httpx.Response) -> dict[str, object]:
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_rest_prefix_is_rewritten_and_seldon_headers_are_set(
+    gateway: Gateway, rest_upstreams: tuple[HttpUpstream, HttpUpstream]
+) -> None:
+    gateway.apply(
+        gateway.resources(
+            [b.single("iris")], {_key("iris"): ComponentEndpoints(http=_at(rest_upstreams[0].port))}
+        )
+    )
+    response = httpx.post(
+        f"{gateway.url}/seldon/default/iris/api/v1.0/predictions", json={"data": {"ndarray": [[1]]}}
+    )
+    assert response.status_code == 200
+    seen = response.json()
+    assert seen["upstream"] == "rest-a"
+    assert seen["path"] == "/api/v1.0/predictions"
+    assert json.loads(seen["body"]) == {"data": {"ndarray": [[1]]}}
+    assert response.headers["Seldon-Predictor"] == "default"
+    assert response.headers["Seldon-Puid"]
+    assert seen["headers"]["seldon-puid"] == response.headers["Seldon-Puid"]
+
+    chosen = httpx.get(
+        f"{gateway.url}/seldon/default/iris/api/v1.0/metadata", headers={"Seldon-Puid": "my-id"}
+    )
+    assert chosen.headers["Seldon-Puid"] == "my-id"
+    assert chosen.json()["headers"]["seldon-puid"] == "my-id"
+
+
+def test_unknown_path_gets_a_seldon_404(gateway: Gateway) -> None:
+    gateway.apply(gateway.resources([b.single("iris")], {}))
+    response = httpx.get(f"{gateway.url}/seldon/default/nope/api/v1.0/predictions")
+    assert response.status_code == 404
+    assert _seldon_error(response) == {
+        "status": {
+            "code": 404,
+            "info": "no SeldonDeployment serves /seldon/default/nope/api/v1.0/predictions",
+            "reason": "NOT_FOUND",
+            "status": "FAILURE",
+        }
+    }
+    assert response.headers["Seldon-Puid"]
+
+
+def test_missing_or_dead_runtime_gets_a_seldon_503(gateway: Gateway) -> None:
+    dead_port = free_port()
+    endpoints = {_key("dead"): ComponentEndpoints(http=_at(dead_port))}
+    gateway.apply(gateway.resources([b.single("dead"), b.single("starting")], endpoints))
+    for name in ("dead", "starting"):
+        response = httpx.post(f"{gateway.url}/seldon/default/{name}/api/v1.0/predictions", json={})
+        assert response.status_code == 503, name
+        status = _seldon_error(response)["status"]
+        assert isinstance(status, dict)
+        assert (status["code"], status["reason"], status["status"]) == (503, "UNAVAILABLE", "FAILURE")
+        assert status["info"]
+        assert response.headers["Seldon-Predictor"] == "default"
+
+
+def test_multi_node_graph_answers_501_json(gateway: Gateway) -> None:
+    graph = b.deployment("graph", b.Predictor("p", b.Unit("router", (b.Unit("a"), b.Unit("b"))), traffic=100))
+    gateway.apply(gateway.resources([graph], {}))
+    response = httpx.post(f"{gateway.url}/seldon/default/graph/api/v1.0/predictions", json={})
+    assert response.status_code == 501
+    status = _seldon_error(response)["status"]
+    assert isinstance(status, dict)
+    assert status["reason"] == "NOT_IMPLEMENTED"
+    assert "3-node graph" in str(status["info"])
+
+
+def test_canary_responses_name_the_predictor_that_served_them(
+    gateway: Gateway, rest_upstreams: tuple[HttpUpstream, HttpUpstream]
+) -> None:
+    dep = b.deployment(
+        "ab",
+        b.Predictor("main", b.Unit("model"), traffic=50),
+        b.Predictor("canary", b.Unit("model"), traffic=50),
+    )
+    endpoints = {
+        _key("ab", "main"): ComponentEndpoints(http=_at(rest_upstreams[0].port)),
+        _key("ab", "canary"): ComponentEndpoints(http=_at(rest_upstreams[1].port)),
+    }
+    gateway.apply(gateway.resources([dep], endpoints))
+    served = set()
+    expected = {"main": "rest-a", "canary": "rest-b"}
+    with httpx.Client() as client:
+        for _ in range(40):
+            response = client.get(f"{gateway.url}/seldon/default/ab/api/v1.0/metadata")
+            predictor = response.headers["Seldon-Predictor"]
+            assert response.json()["upstream"] == expected[predictor]
+            served.add(predictor)
+    assert served <= {"main", "canary"}
+
+
+def test_grpc_is_routed_by_the_seldon_and_namespace_headers(
+    gateway: Gateway, grpc_upstream: GrpcUpstream
+) -> None:
+    gateway.apply(
+        gateway.resources(
+            [b.single("iris")], {_key("iris"): ComponentEndpoints(grpc=_at(grpc_upstream.port))}
+        )
+    )
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = prediction_pb2_grpc.SeldonStub(channel)
+        reply, call = stub.Predict.with_call(
+            prediction_pb2.SeldonMessage(),
+            metadata=(("seldon", "iris"), ("namespace", "default")),
+            timeout=10,
+        )
+        assert json.loads(reply.strData) == {"upstream": "grpc-a", "seldon": "iris"}
+        headers = dict(call.initial_metadata())
+        assert headers["seldon-predictor"] == "default"
+        assert headers["seldon-puid"]
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(
+                prediction_pb2.SeldonMessage(),
+                metadata=(("seldon", "nope"), ("namespace", "default")),
+                timeout=10,
+            )
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_grpcurl_lists_services_through_the_gateway(gateway: Gateway, grpc_upstream: GrpcUpstream) -> None:
+    gateway.apply(
+        gateway.resources(
+            [b.single("iris")], {_key("iris"): ComponentEndpoints(grpc=_at(grpc_upstream.port))}
+        )
+    )
+    routed = subprocess.run(
+        [GRPCURL, "-plaintext", "-H", "seldon: iris", "-H", "namespace: default", gateway.address, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "seldon.protos.Seldon" in routed.stdout.split()
+    plain = subprocess.run(
+        [GRPCURL, "-plaintext", gateway.address, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "envoy.service.discovery.v3.AggregatedDiscoveryService" in plain.stdout.split()
+
+
+def _with_bad_regex(resources: Resources) -> Resources:
+    (config,) = resources.routes
+    broken = route_pb2.RouteConfiguration()
+    broken.CopyFrom(config)
+    bad = route_components_pb2.Route(
+        name="bad",
+        match=route_components_pb2.RouteMatch(safe_regex=regex_pb2.RegexMatcher(regex="(unclosed")),
+        direct_response=route_components_pb2.DirectResponseAction(status=418),
+    )
+    broken.virtual_hosts[0].routes.insert(0, bad)
+    return Resources(resources.listeners, (broken,), resources.clusters, resources.load_assignments)
+
+
+def test_rejected_config_is_reported_never_resent_and_the_last_good_one_keeps_serving(
+    gateway: Gateway, rest_upstreams: tuple[HttpUpstream, HttpUpstream]
+) -> None:
+    first, second = rest_upstreams
+    iris = {_key("iris"): ComponentEndpoints(http=_at(first.port))}
+    good = gateway.apply(gateway.resources([b.single("iris")], iris))
+
+    both = {**iris, _key("wine"): ComponentEndpoints(http=_at(first.port))}
+    rejected = _with_bad_regex(gateway.resources([b.single("iris"), b.single("wine")], both)).to_snapshot()
+    bad_routes = rejected.version(resource_types.ROUTE)
+    gateway.publish(rejected)
+    wait_until(lambda: gateway.plane.cache.status(gateway.node_id).last_nack is not None, TIMEOUT, "the NACK")
+    status = gateway.plane.cache.status(gateway.node_id)
+    assert status.last_nack is not None
+    assert (status.last_nack.type_url, status.last_nack.version) == (resource_types.ROUTE, bad_routes)
+    assert "unclosed" in status.last_nack.message or "regex" in status.last_nack.message.lower()
+    assert status.acked[resource_types.ROUTE] == good.version(resource_types.ROUTE)
+
+    # The old routes still serve; the new deployment's route never arrived.
+    assert httpx.get(f"{gateway.url}/seldon/default/iris/api/v1.0/metadata").status_code == 200
+    assert httpx.get(f"{gateway.url}/seldon/default/wine/api/v1.0/metadata").status_code == 404
+
+    # Move iris to the other upstream: endpoints change, routes stay the rejected version. Envoy gets the
+    # new endpoints, and the rejected routes are still not sent again.
+    moved = {**both, _key("iris"): ComponentEndpoints(http=_at(second.port))}
+    updated = _with_bad_regex(gateway.resources([b.single("iris"), b.single("wine")], moved)).to_snapshot()
+    assert updated.version(resource_types.ROUTE) == bad_routes
+    gateway.publish(updated)
+    eds = updated.version(resource_types.ENDPOINT)
+    wait_until(
+        lambda: gateway.plane.cache.status(gateway.node_id).acked.get(resource_types.ENDPOINT) == eds,
+        TIMEOUT,
+        "the endpoint ACK",
+    )
+    wait_until(
+        lambda: (
+            httpx.get(f"{gateway.url}/seldon/default/iris/api/v1.0/metadata").json()["upstream"] == "rest-b"
+        ),
+        TIMEOUT,
+        "iris served by the moved endpoint",
+    )
+    assert gateway.plane.recorder.sent(resource_types.ROUTE, bad_routes) == 1
+
+    # A fixed config goes through.
+    gateway.apply(gateway.resources([b.single("iris"), b.single("wine")], moved))
+    assert httpx.get(f"{gateway.url}/seldon/default/wine/api/v1.0/metadata").status_code == 200

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf.message import Message
+
+from tests.xds_controller import builders as b
+from xds_controller import resource_types
+from xds_controller.snapshot import EMPTY_VERSION, InconsistentSnapshotError, Snapshot
+from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream, translate
+
+KEY = ComponentKey("default", "iris", "default", "model")
+
+
+def _resources(port: int = 9000) -> list[Message]:
+    endpoints = {KEY: ComponentEndpoints(http=(Upstream("127.0.0.1", port),))}
+    return list(translate([b.single()], endpoints, GatewaySettings()).all())
+
+
+def test_same_content_gives_the_same_versions() -> None:
+    first = Snapshot.of(_resources())
+    second = Snapshot.of(reversed(_resources()))
+    assert first.versions == second.versions
+    assert all(v != EMPTY_VERSION for url, v in first.versions.items() if url != resource_types.SECRET)
+
+
+def test_changed_endpoints_change_only_the_endpoint_version() -> None:
+    before, after = Snapshot.of(_resources(9000)), Snapshot.of(_resources(9001))
+    changed = {url for url in resource_types.PUSH_ORDER if before.version(url) != after.version(url)}
+    assert changed == {resource_types.ENDPOINT}
+
+
+def test_duplicate_names_are_refused() -> None:
+    cluster = cluster_pb2.Cluster(name="a")
+    with pytest.raises(ValueError, match="duplicate CDS resource 'a'"):
+        Snapshot.of([cluster, cluster])
+
+
+def test_translated_resources_are_consistent() -> None:
+    Snapshot.of(_resources()).consistency_check()
+
+
+def test_consistency_check_names_every_dangling_reference() -> None:
+    resources = _resources()
+    without = [
+        r
+        for r in resources
+        if not (isinstance(r, endpoint_pb2.ClusterLoadAssignment) and r.cluster_name.endswith(".http"))
+        and not (isinstance(r, cluster_pb2.Cluster) and r.name.endswith(".grpc"))
+    ]
+    with pytest.raises(InconsistentSnapshotError) as raised:
+        Snapshot.of(without).consistency_check()
+    problems = " | ".join(raised.value.problems)
+    assert "names missing cluster 'default.iris.default.model.grpc'" in problems
+    assert "EDS cluster 'default.iris.default.model.http' has no ClusterLoadAssignment" in problems
+
+    listeners_only = [r for r in resources if resource_types.type_url_of(r) == resource_types.LISTENER]
+    with pytest.raises(InconsistentSnapshotError, match="names missing route configuration 'seldon-gateway'"):
+        Snapshot.of(listeners_only).consistency_check()

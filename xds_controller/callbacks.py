@@ -23,7 +23,7 @@ class Callbacks:
         """Every request, stale ones included, before it is processed."""
 
     def on_response(self, stream_id: int, node_id: str, response: discovery_pb2.DiscoveryResponse) -> None:
-        """A response was handed to gRPC for sending."""
+        """A response is about to be handed to gRPC for sending."""
 
     def on_ack(self, node_id: str, type_url: TypeUrl, version: Version) -> None:
         """The node applied `version` of `type_url`."""

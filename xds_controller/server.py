@@ -77,8 +77,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                     if watcher is None:
                         watcher = asyncio.create_task(self._watch(stream.node_id, events))
                 for response in stream.responses():
-                    yield response
                     self._callbacks.on_response(stream.stream_id, stream.node_id, response)
+                    yield response
         finally:
             for task in (reader, watcher):
                 if task is not None:

@@ -81,7 +81,9 @@ class DataPlane:
     def check_ready(self) -> Component:
         component = self._component
         if component is None:
-            raise NotReady(self._failure or "model is loading")
+            if self._failure is not None:
+                raise LoadError(self._failure)
+            raise NotReady("model is loading")
         return component
 
     @property

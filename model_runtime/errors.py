@@ -16,6 +16,7 @@ class Reason(StrEnum):
     BAD_PARAMETER = "MICROSERVICE_BAD_PARAMETER"
     INTERNAL_ERROR = "MICROSERVICE_INTERNAL_ERROR"
     NOT_READY = "MICROSERVICE_NOT_READY"
+    LOAD_FAILED = "MICROSERVICE_LOAD_FAILED"
     NOT_IMPLEMENTED = "MICROSERVICE_NOT_IMPLEMENTED"
     NOT_FOUND = "MICROSERVICE_NOT_FOUND"
     TOO_LARGE = "MICROSERVICE_PAYLOAD_TOO_LARGE"
@@ -74,6 +75,6 @@ class PayloadTooLarge(RuntimeFailure):
 
 
 class LoadError(RuntimeFailure):
-    """The model or user class could not be loaded; the text is shown by `/ready`."""
+    """The model or user class could not be loaded; the text is shown by `/ready` (HTTP 503, UNAVAILABLE)."""
 
-    reason = Reason.NOT_READY
+    reason = Reason.LOAD_FAILED

@@ -1,8 +1,8 @@
 """The REST adapter: Seldon v1 microservice and external paths over a small ASGI app (run by uvicorn).
 
-Hot paths skip Starlette's request/response objects: the body is read straight from `receive` under the
-size limit, decoded by the JSON codec inside the core, and the reply is written as orjson bytes. Only
-Swagger UI goes through a Starlette response.
+There is no framework between uvicorn and the handlers: the path is one dict lookup, the body is read
+straight from `receive` under the size limit, decoded by the JSON codec inside the core, and the reply is
+written as orjson bytes. (Starlette is used only for its ASGI type names.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from fastapi.openapi.docs import get_swagger_ui_html
 from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 from starlette.types import Receive, Scope, Send
@@ -32,7 +31,7 @@ from model_runtime.dataplane import DataPlane
 from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
 from model_runtime.message import Reply, Request
 from model_runtime.rest.errors import http_status
-from model_runtime.rest.openapi import openapi_document
+from model_runtime.rest.openapi import openapi_document, swagger_ui_html
 from model_runtime.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,8 @@ class RestApp:
         self.limit = settings.max_request_bytes
         self.executor = executor
         self._openapi = dumps(openapi_document(core.settings.name))
+        # relative, so the page also works behind the gateway's /seldon/<ns>/<name>/ prefix
+        self._swagger = swagger_ui_html("../../../seldon.json", core.settings.name).encode()
         message_endpoints: dict[str, tuple[Callable[[Request], Reply], Callable[[Any], Any]]] = {
             "/predict": (core.predict, decode_json_message),
             "/api/v1.0/predictions": (core.external_predict, decode_json_message),
@@ -77,6 +78,8 @@ class RestApp:
                 "/metadata": self._metadata,
                 "/api/v1.0/metadata": self._metadata,
                 "/seldon.json": self._openapi_json,
+                "/api/v1.0/doc/": self._swagger_ui,
+                "/api/v1.0/doc": self._swagger_redirect,
                 "/ready": self._ready,
                 "/live": self._live,
             }
@@ -86,10 +89,6 @@ class RestApp:
         if scope["type"] != "http":
             return  # lifespan and websockets are not used
         path: str = scope["path"]
-        if path in ("/api/v1.0/doc", "/api/v1.0/doc/"):
-            html = get_swagger_ui_html(openapi_url="../../../seldon.json", title="seldon-mesh runtime")
-            await html(scope, receive, send)
-            return
         handler = self.routes.get(path)
         if handler is None and path.startswith("/api/v1.0/metadata/"):
             handler = self._model_metadata
@@ -188,6 +187,12 @@ class RestApp:
 
     async def _openapi_json(self, scope: Scope, receive: Receive) -> Result:
         return 200, self._openapi, [_JSON]
+
+    async def _swagger_ui(self, scope: Scope, receive: Receive) -> Result:
+        return 200, self._swagger, [(b"content-type", b"text/html; charset=utf-8")]
+
+    async def _swagger_redirect(self, scope: Scope, receive: Receive) -> Result:
+        return 307, b"", [(b"location", b"doc/")]
 
 
 def _encode_reply(reply: Reply) -> bytes:

@@ -8,6 +8,27 @@ _MESSAGE = {"$ref": "#/components/schemas/SeldonMessage"}
 _ERROR = {"description": "Seldon error", "content": {"application/json": {"schema": _MESSAGE}}}
 
 
+_SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+
+
+def swagger_ui_html(openapi_url: str, node: str) -> str:
+    """A Swagger UI page (assets from the swagger-ui-dist CDN) for the document at `openapi_url`."""
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>{node}: Seldon v1 API</title>
+<link rel="stylesheet" href="{_SWAGGER_UI}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{_SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{openapi_url}", dom_id: "#swagger-ui"}});</script>
+</body>
+</html>
+"""
+
+
 def _post(summary: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "post": {

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from model_runtime.errors import BadParameter, BadRequest, LoadError
@@ -33,6 +32,8 @@ class SKLearnServer:
     def load(self) -> None:
         folder = fetch(self.model_uri, self.cache_dir)
         path = folder if folder.is_file() else _model_file(folder)
+        import joblib  # here, so processes serving other runtimes never import it
+
         try:
             self._model = joblib.load(path)
         except Exception as exc:

@@ -102,20 +102,27 @@ class _EchoHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length).decode() if length else ""
+        upstream: HttpUpstream = self.server.upstream  # type: ignore[attr-defined]
+        upstream.received.append(self.path)
+        if "/slow" in self.path:
+            upstream.release.wait()
         payload = json.dumps(
             {
-                "upstream": self.server.name,  # type: ignore[attr-defined]
+                "upstream": upstream.name,
                 "path": self.path,
                 "method": self.command,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body,
             }
         ).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client (Envoy, after a timeout) has gone
 
     do_GET = _answer
     do_POST = _answer
@@ -125,12 +132,18 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
 
 class HttpUpstream:
-    """A REST runtime stand-in that answers every request with JSON describing it."""
+    """A REST runtime stand-in that answers every request with JSON describing it.
+
+    It records every path it received; paths containing `/slow` are held until `release` is set (stop()
+    sets it), which is how tests make Envoy time out without guessing durations.
+    """
 
     def __init__(self, name: str = "http-upstream") -> None:
         self.name = name
+        self.received: list[str] = []
+        self.release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self._server.name = name  # type: ignore[attr-defined]
+        self._server.upstream = self  # type: ignore[attr-defined]
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-upstream", daemon=True)
@@ -140,6 +153,7 @@ class HttpUpstream:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)

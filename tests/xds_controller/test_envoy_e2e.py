@@ -179,6 +179,43 @@ def test_missing_or_dead_runtime_gets_a_seldon_503(gateway: Gateway) -> None:
         assert response.headers["Seldon-Predictor"] == "default"
 
 
+def test_runtime_timeout_gets_a_seldon_504(
+    gateway: Gateway, rest_upstreams: tuple[HttpUpstream, HttpUpstream]
+) -> None:
+    slow = b.deployment("slow", b.Predictor("default", b.Unit("model"), traffic=100))
+    slow.annotations["seldon.io/rest-timeout"] = "200"
+    gateway.apply(
+        gateway.resources([slow], {_key("slow"): ComponentEndpoints(http=_at(rest_upstreams[0].port))})
+    )
+    response = httpx.post(f"{gateway.url}/seldon/default/slow/slow/predict", json={})
+    assert response.status_code == 504
+    status = _seldon_error(response)["status"]
+    assert isinstance(status, dict)
+    assert (status["code"], status["reason"], status["status"]) == (504, "TIMEOUT", "FAILURE")
+
+
+def test_shadow_predictor_gets_a_copy_of_the_traffic(
+    gateway: Gateway, rest_upstreams: tuple[HttpUpstream, HttpUpstream]
+) -> None:
+    main, dark = rest_upstreams
+    dep = b.deployment(
+        "shadowed",
+        b.Predictor("default", b.Unit("model"), traffic=100),
+        b.Predictor("dark", b.Unit("model"), shadow=True),
+    )
+    endpoints = {
+        _key("shadowed"): ComponentEndpoints(http=_at(main.port)),
+        _key("shadowed", "dark"): ComponentEndpoints(http=_at(dark.port)),
+    }
+    gateway.apply(gateway.resources([dep], endpoints))
+    response = httpx.get(f"{gateway.url}/seldon/default/shadowed/api/v1.0/metadata?mark=shadow-test")
+    assert response.json()["upstream"] == "rest-a"
+    assert response.headers["Seldon-Predictor"] == "default"
+    wait_until(
+        lambda: "/api/v1.0/metadata?mark=shadow-test" in dark.received, TIMEOUT, "the mirrored request"
+    )
+
+
 def test_multi_node_graph_answers_501_json(gateway: Gateway) -> None:
     graph = b.deployment("graph", b.Predictor("p", b.Unit("router", (b.Unit("a"), b.Unit("b"))), traffic=100))
     gateway.apply(gateway.resources([graph], {}))
@@ -217,11 +254,8 @@ def test_canary_responses_name_the_predictor_that_served_them(
 def test_grpc_is_routed_by_the_seldon_and_namespace_headers(
     gateway: Gateway, grpc_upstream: GrpcUpstream
 ) -> None:
-    gateway.apply(
-        gateway.resources(
-            [b.single("iris")], {_key("iris"): ComponentEndpoints(grpc=_at(grpc_upstream.port))}
-        )
-    )
+    endpoints = {_key("iris"): ComponentEndpoints(grpc=_at(grpc_upstream.port))}
+    gateway.apply(gateway.resources([b.single("iris"), b.single("rest-only")], endpoints))
     with grpc.insecure_channel(gateway.address) as channel:
         stub = prediction_pb2_grpc.SeldonStub(channel)
         reply, call = stub.Predict.with_call(
@@ -240,6 +274,13 @@ def test_grpc_is_routed_by_the_seldon_and_namespace_headers(
                 timeout=10,
             )
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(
+                prediction_pb2.SeldonMessage(),
+                metadata=(("seldon", "rest-only"), ("namespace", "default")),
+                timeout=10,
+            )
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_grpcurl_lists_services_through_the_gateway(gateway: Gateway, grpc_upstream: GrpcUpstream) -> None:

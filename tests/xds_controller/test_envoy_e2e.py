@@ -366,3 +366,18 @@ def test_rejected_config_is_reported_never_resent_and_the_last_good_one_keeps_se
     # A fixed config goes through.
     gateway.apply(gateway.resources([b.single("iris"), b.single("wine")], moved))
     assert httpx.get(f"{gateway.url}/seldon/default/wine/api/v1.0/metadata").status_code == 200
+
+
+def test_two_envoys_run_side_by_side(plane: ControlPlane, tmp_path: Path) -> None:
+    gateways = [Gateway(plane, tmp_path / name) for name in ("one", "two")]
+    try:
+        for gw in gateways:
+            gw.apply(gw.resources([b.single("iris")], {}))
+        for gw in gateways:
+            assert gw.envoy.running
+            assert httpx.get(f"{gw.url}/nothing").status_code == 404
+        assert len({gw.envoy.admin_url for gw in gateways}) == 2
+    finally:
+        for gw in gateways:
+            gw.envoy.stop()
+            plane.cache.forget(gw.node_id)

@@ -116,7 +116,8 @@ class DataPlane:
         if component.transform_output_raw is not None:
             return self._raw(component.transform_output_raw, request)
         caller = component.transform_output or _identity
-        return self._unary(component, caller, request, self._class_names(component))
+        names_for = self._class_names(component) if component.has_class_names else _passthrough_names
+        return self._unary(component, caller, request, names_for)
 
     def route(self, request: Request) -> Reply:
         component = self.check_ready()
@@ -267,10 +268,10 @@ class DataPlane:
         return Message(to_payload(response.data, kind, lambda columns: names_for(columns, names)), meta)
 
     def _class_names(self, component: Component) -> NamesPolicy:
-        """Output names: `class_names()` if the component has it, else `t:0` … `t:n-1`."""
+        """Output names of a 2-D result: `class_names()` if the component has it, else `t:0` … `t:n-1`."""
         if not component.has_class_names:
             return _default_names
-        return lambda columns, _: component.class_names() or []
+        return lambda columns, _: [] if columns is None else component.class_names() or []
 
     def _feature_names(self, component: Component) -> NamesPolicy:
         """Transformer output names: `feature_names()`, else the request's names when they still fit."""

@@ -11,8 +11,9 @@ class Kinds:
             return X[::-1]
         if isinstance(X, dict):
             return {"echo": X, "names": feature_names}
-        if X.dtype.kind in "US":
-            return np.char.upper(X.astype(str))
+        if X.dtype.kind in "USO":
+            text = [v.decode() if isinstance(v, bytes) else str(v) for v in X.reshape(-1)]
+            return np.char.upper(np.asarray(text)).reshape(X.shape)
         return X
 
     def class_names(self):

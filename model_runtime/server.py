@@ -45,12 +45,21 @@ def run_process(settings: RuntimeSettings) -> None:
     uvloop.run(serve(settings))
 
 
-async def serve(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> None:
+def run_worker_process(settings: RuntimeSettings, index: int) -> None:
+    """One of several workers: all but the first bind only once their component has loaded, so
+    SO_REUSEPORT never hands a connection to a worker that would answer 503 while it loads."""
+    uvloop.run(serve(settings, load_before_binding=index > 0))
+
+
+async def serve(
+    settings: RuntimeSettings, stop: asyncio.Event | None = None, *, load_before_binding: bool = False
+) -> None:
     server_settings = settings.server
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    stop_task = asyncio.create_task(stop.wait())
 
     executor = (
         ThreadPoolExecutor(server_settings.user_code_threads, thread_name_prefix="user-code")
@@ -58,6 +67,11 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event | None = None) ->
         else None
     )
     core = DataPlane(settings.component, load_component)
+    loading = asyncio.create_task(_load_in_thread(core))
+    if load_before_binding:
+        await asyncio.wait({loading, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            return
     http_socket = bind_http(server_settings)
     try:
         grpc_server, health_servicer, grpc_port = create_server(server_settings, core, executor)
@@ -90,8 +104,7 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event | None = None) ->
         server_settings.host,
         grpc_port,
     )
-    load_task = asyncio.create_task(_load(core, health_servicer))
-    stop_task = asyncio.create_task(stop.wait())
+    load_task = asyncio.create_task(_serving_once_loaded(loading, health_servicer))
     await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
 
     log.info("runtime %s stopping", settings.component.name)
@@ -105,7 +118,12 @@ async def serve(settings: RuntimeSettings, stop: asyncio.Event | None = None) ->
     log.info("runtime %s stopped", settings.component.name)
 
 
-async def _load(core: DataPlane, health_servicer: HealthServicer) -> None:
+async def _serving_once_loaded(loading: asyncio.Task[bool], health_servicer: HealthServicer) -> None:
+    if await loading:
+        await mark_serving(health_servicer, True)
+
+
+async def _load_in_thread(core: DataPlane) -> bool:
     """Load on a daemon thread, so a slow load never blocks requests or the process exit."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[bool] = loop.create_future()
@@ -120,8 +138,7 @@ async def _load(core: DataPlane, health_servicer: HealthServicer) -> None:
             loop.call_soon_threadsafe(finish, ok)
 
     threading.Thread(target=work, name="model-load", daemon=True).start()
-    if await done:
-        await mark_serving(health_servicer, True)
+    return await done
 
 
 def bind_http(settings: ServerSettings) -> socket.socket:

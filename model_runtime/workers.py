@@ -17,7 +17,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from model_runtime.server import StartupError, run_process
+from model_runtime.server import StartupError, run_process, run_worker_process
 from model_runtime.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -41,20 +41,23 @@ def run(settings: RuntimeSettings) -> int:
     return _supervise(settings)
 
 
-def _serve_here(settings: RuntimeSettings) -> int:
+def _serve_here(settings: RuntimeSettings, worker: int | None = None) -> int:
     try:
-        run_process(settings)
+        if worker is None:
+            run_process(settings)
+        else:
+            run_worker_process(settings, worker)
     except StartupError as exc:
         log.error("%s", exc)
         return 1
     return 0
 
 
-def _worker_main(settings_json: str) -> None:
+def _worker_main(settings_json: str, index: int) -> None:
     _die_with_parent()
     settings = RuntimeSettings.model_validate_json(settings_json)
     configure_logging(settings.log_level)
-    sys.exit(_serve_here(settings))
+    sys.exit(_serve_here(settings, index))
 
 
 def _die_with_parent() -> None:
@@ -78,7 +81,7 @@ def _supervise(settings: RuntimeSettings) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     def start(index: int) -> BaseProcess:
-        process = context.Process(target=_worker_main, args=(settings_json,), name=f"worker-{index}")
+        process = context.Process(target=_worker_main, args=(settings_json, index), name=f"worker-{index}")
         process.start()
         log.info("started worker %d (pid %s)", index, process.pid)
         return process

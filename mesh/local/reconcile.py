@@ -26,6 +26,7 @@ Translate = Callable[
     [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources
 ]
 DeploymentKey = tuple[str, str]
+HISTORY = 64  # published configs remembered to tell which one Envoy serves after a rejection
 
 
 class ConfigState(StrEnum):
@@ -74,7 +75,8 @@ class Reconciler:
         self._deployments: list[StoredDeployment] = []
         self._plans: dict[DeploymentKey, list[ComponentPlan]] = {}
         self._config_id = ""
-        self._applied_generation: dict[DeploymentKey, int] = {}
+        # recent published configs, oldest first, with the generation of each deployment they carry
+        self._history: dict[str, dict[DeploymentKey, int]] = {}
         self._lock = asyncio.Lock()
 
     async def reconcile(self) -> None:
@@ -98,6 +100,17 @@ class Reconciler:
             [s.deployment for s in self._deployments], self._supervisor.endpoints(), self._gateway
         )
         self._config_id = self._publisher.publish(resources)
+        self._history.pop(self._config_id, None)
+        self._history[self._config_id] = {s.deployment.key: s.generation for s in self._deployments}
+        while len(self._history) > HISTORY:
+            del self._history[next(iter(self._history))]
+
+    def _serving_generation(self, key: DeploymentKey) -> int | None:
+        """The generation of `key` in the newest config Envoy applied: what it serves now."""
+        for config_id in reversed(self._history):
+            if self._publisher.state(config_id)[0] is ConfigState.APPLIED:
+                return self._history[config_id].get(key)
+        return None
 
     def status(self, key: DeploymentKey) -> DeploymentStatus | None:
         stored = next((s for s in self._deployments if s.deployment.key == key), None)
@@ -108,11 +121,8 @@ class Reconciler:
             for plan in self._plans.get(key, [])
         }
         config, message = self._publisher.state(self._config_id)
-        if config is ConfigState.APPLIED:
-            for s in self._deployments:
-                self._applied_generation[s.deployment.key] = s.generation
-        elif config is ConfigState.REJECTED and self._applied_generation.get(key) == stored.generation:
-            config = ConfigState.APPLIED  # Envoy rejected someone else's change; this one still serves
+        if config is not ConfigState.APPLIED and self._serving_generation(key) == stored.generation:
+            config = ConfigState.APPLIED  # unchanged in what Envoy serves (a rejection was someone else's)
         state, description = _summarise(components, config, message)
         return DeploymentStatus(state, description, components, config, stored.generation)
 

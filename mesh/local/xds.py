@@ -15,13 +15,20 @@ import grpc
 from mesh.local.reconcile import ConfigState
 from xds_controller.bootstrap import render_bootstrap
 from xds_controller.cache import SnapshotCache
+from xds_controller.callbacks import Callbacks
 from xds_controller.resource_types import TypeUrl
 from xds_controller.server import ServerSettings, create_server
 from xds_controller.snapshot import EMPTY_VERSION, Snapshot, Version
 from xds_controller.translate import Resources, Upstream
 
+MAX_REMEMBERED = 256  # published configs whose fate is kept (status needs only the recent ones)
 
-class XdsPlane:
+
+class XdsPlane(Callbacks):
+    """ConfigPublisher over our ADS server. Versions are per resource type, so after a rejection Envoy may
+    run a mix of old and new types: a config counts as applied once every type was ACKed at the same time,
+    which is latched on the ACK that completes it (later pushes may ACK some types further)."""
+
     def __init__(self, node_id: str, host: str) -> None:
         self.node_id = node_id
         self.host = host
@@ -29,9 +36,12 @@ class XdsPlane:
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._published: dict[str, Mapping[TypeUrl, Version]] = {}
+        self._applied: set[str] = set()
 
     async def start(self) -> None:
-        self._server, self.port = await create_server(ServerSettings(host=self.host, port=0), self.cache)
+        self._server, self.port = await create_server(
+            ServerSettings(host=self.host, port=0), self.cache, self
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -46,20 +56,31 @@ class XdsPlane:
         self.cache.set_snapshot(self.node_id, snapshot)
         versions = dict(snapshot.versions)
         config_id = hashlib.sha256(repr(sorted(versions.items())).encode()).hexdigest()[:16]
+        self._published.pop(config_id, None)
         self._published[config_id] = versions
+        while len(self._published) > MAX_REMEMBERED:
+            forgotten = next(iter(self._published))
+            del self._published[forgotten]
+            self._applied.discard(forgotten)
         return config_id
+
+    def on_ack(self, node_id: str, type_url: TypeUrl, version: Version) -> None:
+        if node_id != self.node_id:
+            return
+        acked = self.cache.status(node_id).acked
+        for config_id, versions in self._published.items():
+            if all(v == EMPTY_VERSION or acked.get(url) == v for url, v in versions.items()):
+                self._applied.add(config_id)
 
     def state(self, config_id: str) -> tuple[ConfigState, str]:
         versions = self._published.get(config_id)
         if versions is None:
             return ConfigState.PENDING, ""
+        if config_id in self._applied:
+            return ConfigState.APPLIED, ""
         status = self.cache.status(self.node_id)
         for type_url, version in versions.items():
             nack = status.nacks.get(type_url)
             if nack is not None and nack.version == version:
                 return ConfigState.REJECTED, nack.message
-        applied = all(
-            version == EMPTY_VERSION or status.acked.get(type_url) == version
-            for type_url, version in versions.items()
-        )
-        return (ConfigState.APPLIED if applied else ConfigState.PENDING), ""
+        return ConfigState.PENDING, ""

@@ -77,11 +77,14 @@ async def _scenario(mesh: LocalMesh, iris_dir: Path, broken_manifest: str) -> No
             assert "Envoy rejected the config" in status["description"]
             assert "positive duration" in status["description"]  # Envoy's own words
             (iris_status,) = [d["status"] for d in mesh.describe("seldon", "iris-model")]
-            assert iris_status["state"] == "Available"
+            assert iris_status["state"] == "Available", iris_status
             # the last good config keeps serving; the rejected deployment never got a route
             assert (await client.post(iris, json=GOOD)).status_code == 200
             broken_url = f"{gateway}/seldon/seldon/broken/api/v1.0/predictions"
-            assert (await client.post(broken_url, json=GOOD)).status_code == 404
+            # Envoy refused its cluster: it is not served (404 until its route lands, 503 after), never 200
+            refused = await client.post(broken_url, json=GOOD)
+            assert refused.status_code in (404, 503)
+            assert refused.json()["status"]["status"] == "FAILURE"
     finally:
         mesh.stop()
         await running

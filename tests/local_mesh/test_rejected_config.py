@@ -36,8 +36,8 @@ def reject_broken(
     return Resources(resources.listeners, resources.routes, tuple(clusters), resources.load_assignments)
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _eventually(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
             if await check():

@@ -8,8 +8,8 @@ decide whether it runs on the event loop or in a thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -281,7 +281,8 @@ class DataPlane:
 
 
 def new_puid() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits, like `uuid4().hex` at a fraction of the cost."""
+    return os.urandom(16).hex()
 
 
 def _puid(*candidates: str | None) -> str:

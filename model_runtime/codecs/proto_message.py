@@ -27,7 +27,7 @@ _METRIC_TYPES = {"COUNTER": pb.Metric.COUNTER, "GAUGE": pb.Metric.GAUGE, "TIMER"
 
 
 def decode_proto_message(message: pb.SeldonMessage) -> Message:
-    out = Message(meta=decode_proto_meta(message.meta))
+    out = Message(meta=decode_proto_meta(message.meta) if message.HasField("meta") else Meta())
     which = message.WhichOneof("data_oneof")
     if which == "data":
         out.payload = _decode_data(message.data)

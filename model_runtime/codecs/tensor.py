@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from generated.seldon import prediction_pb2
+from model_runtime.codecs.wire import read_varint, write_varint
 from model_runtime.errors import BadRequest, UserCodeError
 from model_runtime.message import ArrayLike
 
@@ -48,10 +49,10 @@ def encode_tensor_proto(array: ArrayLike, out: prediction_pb2.Tensor) -> None:
     arr = _as_float64(array)
     shape = bytearray()
     for dim in arr.shape:
-        shape += _varint(dim)
+        shape += write_varint(dim)
     data = np.ascontiguousarray(arr, dtype=_F64).tobytes()
-    blob = bytes([_SHAPE_TAG]) + _varint(len(shape)) + bytes(shape)
-    blob += bytes([_VALUES_TAG]) + _varint(len(data)) + data
+    blob = bytes([_SHAPE_TAG]) + write_varint(len(shape)) + bytes(shape)
+    blob += bytes([_VALUES_TAG]) + write_varint(len(data)) + data
     out.Clear()
     out.SetInParent()
     out.MergeFromString(blob)
@@ -77,35 +78,12 @@ def _packed_values(blob: bytes) -> Array:
     """The `values` field of a serialised canonical (packed) `Tensor`, as float64."""
     pos = 0
     while pos < len(blob):
-        tag, pos = _read_varint(blob, pos)
+        tag, pos = read_varint(blob, pos)
         if tag & 7 != 2:  # upb always re-serialises repeated scalars packed
             raise BadRequest("data.tensor is not packed")
-        length, pos = _read_varint(blob, pos)
+        length, pos = read_varint(blob, pos)
         if tag >> 3 == 2:
             # a copy, so user code may write to its input as it can with JSON
             return np.frombuffer(blob, dtype=_F64, count=length // 8, offset=pos).copy()
         pos += length
     return np.empty(0, dtype=np.float64)
-
-
-def _read_varint(blob: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = blob[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)

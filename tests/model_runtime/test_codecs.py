@@ -224,3 +224,49 @@ def test_unencodable_output_is_a_user_code_error() -> None:
         encode_tensor(np.array(["a"], dtype=object))
     with pytest.raises(UserCodeError):
         encode_ndarray_proto([object()], struct_pb2.ListValue())
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param([1.5, -2.0, 0.0], id="flat"),
+        pytest.param([[1.0, 2.0], [3.0, 4.0]], id="matrix"),
+        pytest.param([[0.5] * 300] * 3, id="wide-rows-multibyte-lengths"),
+        pytest.param([float(i) for i in range(40)], id="flat-fast-path"),
+        pytest.param([[1.0, -2.5, 3.0, 4.0]] * 10, id="matrix-fast-path"),
+        pytest.param([[1.0] * 20, [2.0] * 19 + ["x"]], id="fast-path-rejects-a-string"),
+        pytest.param([[1.0, 2.0], [3.0]], id="ragged"),
+        pytest.param([[1.0, "a"]], id="mixed"),
+        pytest.param([[[1.0], [2.0]]], id="3d"),
+        pytest.param([[1.0, None]], id="null"),
+        pytest.param([[True, False]], id="bool"),
+        pytest.param([], id="empty"),
+        pytest.param([[]], id="empty-row"),
+    ],
+)
+def test_ndarray_proto_fast_path_matches_protobuf(rows: list[Any]) -> None:
+    """Byte-level encoding equals protobuf's own; decoding agrees with walking the ListValue."""
+    reference = struct_pb2.ListValue()
+    reference.extend(rows)
+    ours = struct_pb2.ListValue()
+    try:
+        array = np.asarray(rows)
+    except ValueError:
+        array = None
+    if array is not None and array.dtype.kind in "iuf":
+        encode_ndarray_proto(array, ours)
+        assert ours.SerializeToString() == reference.SerializeToString()
+    decoded = decode_ndarray_proto(reference)
+    expected = decode_ndarray(json_format.MessageToDict(reference))
+    assert decoded.dtype == expected.dtype
+    assert decoded.shape == expected.shape
+    assert decoded.tolist() == expected.tolist()
+
+
+def test_ndarray_proto_large_matrix() -> None:
+    array = np.random.default_rng(0).normal(size=(2000, 50))
+    out = struct_pb2.ListValue()
+    encode_ndarray_proto(array, out)
+    np.testing.assert_array_equal(
+        decode_ndarray_proto(struct_pb2.ListValue.FromString(out.SerializeToString())), array
+    )

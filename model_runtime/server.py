@@ -92,6 +92,7 @@ async def serve(
         log_config=None,
         timeout_graceful_shutdown=max(1, int(server_settings.graceful_shutdown_seconds)),
         backlog=2048,
+        server_header=False,
     )
     http_server = _Uvicorn(config)
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))

@@ -88,6 +88,28 @@ def test_feedback_passes_reward_truth_and_routing(scaled: RunningRuntime) -> Non
         assert out["jsonData"]["truth"] == [[0.0, 1.0]]
 
 
+def test_feedback_over_grpc(scaled: RunningRuntime) -> None:
+    feedback = json_format.ParseDict(
+        {
+            "request": {"data": {"ndarray": [[1.0]]}},
+            "response": {"meta": {"routing": {"scaler": 0}}},
+            "reward": 2,
+        },
+        pb.Feedback(),
+    )
+    channel, stubs = stubs_for(scaled)
+    with channel:
+        for send in (stubs.model.SendFeedback, stubs.seldon.SendFeedback, stubs.generic.SendFeedback):
+            reply = json_format.MessageToDict(send(feedback).jsonData)
+            assert reply["rewards"][-1] == 2.0
+            assert reply["routing"] == 0
+
+
+def test_custom_health_status(scaled: RunningRuntime) -> None:
+    out = httpx.get(scaled.http_url + "/health/status").json()
+    assert out["data"]["ndarray"][0][0] == 2.5
+
+
 def test_user_metadata_over_rest_and_grpc(scaled: RunningRuntime) -> None:
     metadata = httpx.get(scaled.http_url + "/metadata").json()
     assert metadata["versions"] == ["v1"]
@@ -163,6 +185,18 @@ def test_grpc_kinds(kinds: RunningRuntime) -> None:
         request = json_format.ParseDict({"jsonData": {"k": "v"}}, pb.SeldonMessage())
         out = json_format.MessageToDict(stubs.seldon.Predict(request).jsonData)
         assert out == {"echo": {"k": "v"}, "names": []}
+
+
+def test_user_code_on_worker_threads() -> None:
+    with start_runtime(python_class("ScaledModel", "--threads", "2")) as runtime:
+        with httpx.Client() as client:
+            for value in range(5):
+                out = client.post(runtime.http_url + "/predict", json={"data": {"ndarray": [[value]]}}).json()
+                assert out["data"]["ndarray"] == [[float(value)]]
+        channel, stubs = stubs_for(runtime)
+        with channel:
+            request = json_format.ParseDict({"data": {"ndarray": [[3.0]]}}, pb.SeldonMessage())
+            assert json_format.MessageToDict(stubs.model.Predict(request).data)["ndarray"] == [[3.0]]
 
 
 def test_exception_in_user_code_is_500_and_grpc_internal() -> None:

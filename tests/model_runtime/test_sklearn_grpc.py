@@ -15,7 +15,7 @@ from google.protobuf import empty_pb2, json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.seldon import prediction_pb2 as pb
-from tests.helpers.runtime import RunningRuntime
+from tests.helpers.runtime import RunningRuntime, start_runtime
 from tests.model_runtime.conftest import IRIS_ROW, Stubs, stubs_for
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
@@ -126,3 +126,21 @@ def test_grpcurl_needs_no_proto_files(sklearn_runtime: RunningRuntime) -> None:
         check=True,
     )
     assert json.loads(called.stdout)["data"]["names"] == ["t:0", "t:1", "t:2"]
+
+
+def test_grpc_message_size_limit(iris_dir: Path) -> None:
+    args = [
+        "--implementation",
+        "SKLEARN_SERVER",
+        "--model-uri",
+        str(iris_dir),
+        "--grpc-max-message-bytes",
+        "4096",
+    ]
+    with start_runtime(args) as runtime:
+        channel, stubs = stubs_for(runtime)
+        with channel:
+            with pytest.raises(grpc.RpcError) as error:
+                stubs.seldon.Predict(_ndarray_request([IRIS_ROW] * 500))
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert len(stubs.seldon.Predict(_ndarray_request([IRIS_ROW] * 10)).data.names) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -147,5 +148,13 @@ def test_oversized_body_is_413_and_the_server_keeps_serving(iris_dir: Path) -> N
         big = {"data": {"ndarray": [IRIS_ROW] * 200}}
         status = _failure(httpx.post(runtime.http_url + "/predict", json=big), 413)
         assert "2000" in str(status["info"])
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+            yield b'{"data": {"ndarray": ['
+            for _ in range(200):
+                yield b"[5.1, 3.5, 1.4, 0.2],"
+            yield b"[5.1, 3.5, 1.4, 0.2]]}}"
+
+        _failure(httpx.post(runtime.http_url + "/predict", content=chunks()), 413)
         small = httpx.post(runtime.http_url + "/predict", json={"data": {"ndarray": [IRIS_ROW]}})
         assert small.status_code == 200

@@ -45,6 +45,9 @@ class ScaledModel:
             "truth": truth.tolist() if truth is not None else None,
         }
 
+    def health_status(self):
+        return [[self.scale, float(len(self.rewards))]]
+
     def init_metadata(self):
         return {
             "name": "scaled",

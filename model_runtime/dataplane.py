@@ -19,7 +19,6 @@ from model_runtime.errors import (
     LoadError,
     NotImplementedByComponent,
     NotReady,
-    RuntimeFailure,
     UserCodeError,
 )
 from model_runtime.message import (
@@ -338,6 +337,3 @@ def _passthrough_names(columns: int | None, request_names: list[str]) -> list[st
     if request_names and (columns is None or len(request_names) == columns):
         return request_names
     return default_names(columns)
-
-
-__all__ = ["DataPlane", "RuntimeFailure", "new_puid"]

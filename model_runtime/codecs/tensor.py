@@ -68,6 +68,8 @@ def _as_float64(array: ArrayLike) -> Array:
 def _reshape(flat: Array, shape: list[int]) -> Array:
     if not shape:
         return flat
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"data.tensor shape {shape} has a negative dimension")
     expected = int(np.prod(shape))
     if expected != flat.size:
         raise BadRequest(f"data.tensor has {flat.size} values but shape {shape} needs {expected}")

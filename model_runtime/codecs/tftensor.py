@@ -18,6 +18,9 @@ from model_runtime.message import ArrayLike
 
 Array = np.ndarray[Any, Any]
 
+# one value broadcast over a shape is how TF writes constants; a request may not make us allocate more
+_MAX_BROADCAST = 1 << 24
+
 # DataType name → (numpy dtype, repeated field in TensorProto, its JSON name)
 _TYPES: dict[str, tuple[np.dtype[Any], str, str]] = {
     "DT_FLOAT": (np.dtype("<f4"), "float_val", "floatVal"),
@@ -93,7 +96,7 @@ def encode_tftensor(array: ArrayLike) -> dict[str, Any]:
 def decode_tftensor_proto(tensor: tensor_pb2.TensorProto) -> Array:
     dtype_name = tensor_pb2.DataType.Name(tensor.dtype)
     dtype, field, _ = _lookup(dtype_name)
-    shape = [int(d.size) for d in tensor.tensor_shape.dim]
+    shape = _checked([int(d.size) for d in tensor.tensor_shape.dim])
     try:
         if tensor.tensor_content:
             return _from_content(tensor.tensor_content, dtype, shape)
@@ -131,9 +134,16 @@ def _lookup(dtype_name: str) -> tuple[np.dtype[Any], str, str]:
 
 def _shape(dims: Any) -> list[int]:
     try:
-        return [int(d.get("size", 0)) for d in dims]
+        shape = [int(d.get("size", 0)) for d in dims]
     except (AttributeError, TypeError, ValueError) as exc:
         raise BadRequest(f"data.tftensor tensorShape is invalid: {exc}") from exc
+    return _checked(shape)
+
+
+def _checked(shape: list[int]) -> list[int]:
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"data.tftensor shape {shape} has a negative dimension")
+    return shape
 
 
 def _from_content(raw: bytes, dtype: np.dtype[Any], shape: list[int]) -> Array:
@@ -150,6 +160,8 @@ def _fill(flat: Array, shape: list[int]) -> Array:
     if flat.size == size:
         return flat.reshape(shape)
     if flat.size == 1:
+        if size > _MAX_BROADCAST:
+            raise BadRequest(f"data.tftensor shape {shape} is too large to fill from one value")
         return np.full(shape, flat[0], dtype=flat.dtype)
     raise BadRequest(f"data.tftensor has {flat.size} values but shape {shape} needs {size}")
 

@@ -130,6 +130,17 @@ def test_tftensor_strings_and_broadcast() -> None:
             {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": 3}]}, "floatVal": [1, 2]},
             "needs 3",
         ),
+        (decode_tensor, {"shape": [-2, -2], "values": [1, 2, 3, 4]}, "negative dimension"),
+        (
+            decode_tftensor,
+            {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": -1}]}},
+            "negative dimension",
+        ),
+        (
+            decode_tftensor,
+            {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "100000000000"}]}, "floatVal": [1]},
+            "too large to fill",
+        ),
         (decode_json_message, [1], "must be a JSON object"),
         (decode_json_message, {"binData": "***"}, "not valid base64"),
         (decode_json_message, {"strData": 5}, "strData must be a string"),

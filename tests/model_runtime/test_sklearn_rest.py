@@ -87,7 +87,21 @@ def test_json_as_form_field_and_query_parameter(sklearn_runtime: RunningRuntime)
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"data": {"ndarray": [[1, 2', b"not json at all", b"", b"[1, 2, 3]", b'{"data": {"nothing": []}}'],
+    [
+        b'{"data": {"ndarray": [[1, 2',
+        b"not json at all",
+        b"",
+        b"[1, 2, 3]",
+        b'{"data": {"nothing": []}}',
+        b'{"data": {"ndarray": [[1, 2, "x", 4]]}}',
+        b'{"data": {"ndarray": [[1, 2], [3]]}}',
+        b'{"data": {"ndarray": ' + b"[" * 2000 + b"]" * 2000 + b"}}",
+        b'{"data": {"tensor": {"shape": [-2, -2], "values": [1, 2, 3, 4]}}}',
+        b'{"data": {"tftensor": {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "1e12"}]}}}}',
+        b'{"binData": "%%%"}',
+        b'{"strData": "text for a numeric model"}',
+        b'{"meta": "not an object", "data": {"ndarray": [[1, 2, 3, 4]]}}',
+    ],
 )
 def test_malformed_requests_get_400_seldon_json(sklearn_runtime: RunningRuntime, body: bytes) -> None:
     response = httpx.post(
@@ -96,6 +110,7 @@ def test_malformed_requests_get_400_seldon_json(sklearn_runtime: RunningRuntime,
     status = _failure(response, 400)
     assert status["reason"] == "MICROSERVICE_BAD_DATA"
     assert status["info"]
+    assert sklearn_runtime.is_running()
 
 
 def test_wrong_feature_count_is_400_with_sklearns_message(sklearn_runtime: RunningRuntime) -> None:

@@ -97,10 +97,10 @@ class RestApp:
                 raise NotFound(f"no such path: {path}")
             status, body, headers = await handler(scope, receive)
         except RuntimeFailure as exc:
-            status, body, headers = _error(http_status(exc), exc.info, exc.reason)
+            status, body, headers = _error(scope, http_status(exc), exc.info, exc.reason)
         except Exception as exc:
             log.exception("unexpected error serving %s", path)
-            status, body, headers = _error(500, f"{type(exc).__name__}: {exc}", Reason.INTERNAL_ERROR)
+            status, body, headers = _error(scope, 500, f"{type(exc).__name__}: {exc}", Reason.INTERNAL_ERROR)
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -204,8 +204,12 @@ def _encode_reply(reply: Reply) -> bytes:
     return dumps(raw)
 
 
-def _error(status: int, info: str, reason: str) -> Result:
-    return status, dumps(encode_json_status(status, info, reason)), [_JSON]
+def _error(scope: Scope, status: int, info: str, reason: str) -> Result:
+    headers = [_JSON]
+    puid = _header(scope, b"seldon-puid")
+    if puid:
+        headers.append((b"seldon-puid", puid.encode("latin-1")))
+    return status, dumps(encode_json_status(status, info, reason)), headers
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -114,7 +114,12 @@ def test_malformed_requests_get_400_seldon_json(sklearn_runtime: RunningRuntime,
 
 
 def test_wrong_feature_count_is_400_with_sklearns_message(sklearn_runtime: RunningRuntime) -> None:
-    response = httpx.post(sklearn_runtime.http_url + "/predict", json={"data": {"ndarray": [[1.0, 2.0]]}})
+    response = httpx.post(
+        sklearn_runtime.http_url + "/predict",
+        json={"data": {"ndarray": [[1.0, 2.0]]}},
+        headers={"Seldon-Puid": "failed-1"},
+    )
+    assert response.headers["seldon-puid"] == "failed-1"
     status = _failure(response, 400)
     assert "2 features" in str(status["info"])
     assert "expecting 4" in str(status["info"])

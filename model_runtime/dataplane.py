@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,6 @@ class DataPlane:
         self._loader = loader
         self._component: Component | None = None
         self._failure: str | None = None
-        self._loaded = threading.Event()
         self._external = {
             ServiceType.MODEL: self.predict,
             ServiceType.TRANSFORMER: self.transform_input,
@@ -70,12 +68,7 @@ class DataPlane:
         except Exception as exc:
             self._failure = f"{type(exc).__name__}: {exc}"
             log.exception("component %s failed to load", self.settings.name)
-        finally:
-            self._loaded.set()
         return self._component is not None
-
-    def wait_loaded(self, timeout: float | None = None) -> bool:
-        return self._loaded.wait(timeout)
 
     def check_ready(self) -> Component:
         component = self._component
@@ -84,10 +77,6 @@ class DataPlane:
                 raise LoadError(self._failure)
             raise NotReady("model is loading")
         return component
-
-    @property
-    def is_ready(self) -> bool:
-        return self._component is not None
 
     # --- endpoints -------------------------------------------------------------------------------------
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from mesh.local.envoy import EnvoyProcess
+from tests.helpers.ports import free_port
 from xds_controller.bootstrap import render_bootstrap
 from xds_controller.translate import Upstream
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now (for listeners whose port must be known before Envoy binds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+__all__ = ["envoy_for", "free_port"]
 
 
 def envoy_for(node_id: str, xds_port: int, workdir: Path, log_level: str = "warning") -> EnvoyProcess:

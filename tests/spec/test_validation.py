@@ -209,10 +209,51 @@ CASES: list[tuple[str, Callable[[], Manifest], str, str]] = [
             "seldon.io/rest-timeout",
             "seldon.io/grpc-timeout",
             "seldon.io/grpc-max-message-size",
-            "seldon.io/retries",
             "seldon.io/per-try-timeout",
         )
     ],
+    (
+        "retries negative",
+        lambda: iris(annotations={"seldon.io/retries": "-1"}),
+        'spec.annotations["seldon.io/retries"]',
+        "non-negative integer",
+    ),
+    (
+        "too many retries",
+        lambda: _set(iris(), "metadata.annotations", {"seldon.io/retries": "50"}),
+        'metadata.annotations["seldon.io/retries"]',
+        "at most 10",
+    ),
+    (
+        "message size above what HTTP/2 windows allow",
+        lambda: iris(annotations={"seldon.io/grpc-max-message-size": str(2**31)}),
+        'spec.annotations["seldon.io/grpc-max-message-size"]',
+        "2^31-1",
+    ),
+    (
+        "unknown retry condition",
+        lambda: iris(annotations={"seldon.io/retry-on": "5xx, sometimes"}),
+        'spec.annotations["seldon.io/retry-on"]',
+        "'sometimes'",
+    ),
+    (
+        "empty retry-on",
+        lambda: iris(annotations={"seldon.io/retry-on": " , "}),
+        'spec.annotations["seldon.io/retry-on"]',
+        "comma-separated",
+    ),
+    (
+        "sticky header that is not a header name",
+        lambda: iris(annotations={"seldon.io/sticky-header": "x user"}),
+        'spec.annotations["seldon.io/sticky-header"]',
+        "HTTP header name",
+    ),
+    (
+        "predictor annotation checked too",
+        lambda: _set(iris(), "spec.predictors.0.annotations", {"seldon.io/per-try-timeout": "1.5"}),
+        'spec.predictors[0].annotations["seldon.io/per-try-timeout"]',
+        "positive integer",
+    ),
     (
         "spec annotation not a number",
         lambda: iris(annotations={"seldon.io/rest-timeout": "10s"}),
@@ -523,6 +564,17 @@ def test_message_names_every_path() -> None:
 )
 def test_model_uri_schemes_that_are_accepted(uri: str) -> None:
     parse_deployment(with_graph(prepackaged(modelUri=uri)))
+
+
+def test_traffic_annotations_that_are_valid() -> None:
+    annotations = {
+        "seldon.io/retries": "0",
+        "seldon.io/retry-on": "5xx,reset, unavailable,deadline-exceeded",
+        "seldon.io/per-try-timeout": "250",
+        "seldon.io/sticky-header": "X-User-Id",
+        "seldon.io/grpc-max-message-size": str(50 * 2**20),
+    }
+    assert parse_deployment(iris(annotations=annotations)).annotations == annotations
 
 
 def test_single_predictor_at_100_percent_and_a_shadow_with_a_mirror_share_are_valid() -> None:

@@ -7,16 +7,19 @@ it has endpoints, with an empty assignment, so a route to a component that is st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 
-from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 
 from xds_controller.translate.model import ComponentEndpoints, ComponentKey, DeploymentView, Upstream
 from xds_controller.translate.plan import Transport, cluster_name, component_key
+from xds_controller.translate.policy import policy_of
 
 REFLECTION_CLUSTER = "seldon-mesh.reflection"
 
@@ -27,15 +30,35 @@ CONNECT_TIMEOUT_S = 1
 MAX_CONNECTIONS = 1024
 MAX_PENDING_REQUESTS = 1024
 MAX_REQUESTS = 1024
-MAX_RETRIES = 3
+# Retries may add at most a fifth to the requests in flight (at least 8 at a time): enough to hide a
+# flaky replica, never enough to double the load on a struggling model.
+RETRY_BUDGET_PERCENT = 20.0
+MIN_RETRY_CONCURRENCY = 8
+# Outlier ejection: a replica answering 5 errors in a row (5xx, or 3 connect failures/timeouts in a row)
+# is taken out for 30 s (longer each time); at most half the replicas at once, so a deployment-wide
+# fault (a bad model version) still reaches the runtimes and shows as errors rather than as 503 no-host.
+CONSECUTIVE_5XX = 5
+CONSECUTIVE_GATEWAY_FAILURE = 3
+OUTLIER_INTERVAL_S = 5
+BASE_EJECTION_TIME_S = 30
+MAX_EJECTION_PERCENT = 50
+# HTTP/2 flow-control windows: Envoy's defaults (256 MiB) unless a larger message is allowed.
+DEFAULT_WINDOW_BYTES = 256 * 2**20
+MAX_WINDOW_BYTES = 2**31 - 1
 
 _HTTP_OPTIONS_KEY = http_protocol_options_pb2.HttpProtocolOptions.DESCRIPTOR.full_name
 
 
-def _protocol_options(transport: Transport) -> any_pb2.Any:
+def _protocol_options(transport: Transport, max_message_bytes: int | None = None) -> any_pb2.Any:
     explicit = http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig()
     if transport is Transport.GRPC:
-        explicit.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+        window = min(max(max_message_bytes or 0, DEFAULT_WINDOW_BYTES), MAX_WINDOW_BYTES)
+        explicit.http2_protocol_options.CopyFrom(
+            protocol_pb2.Http2ProtocolOptions(
+                initial_stream_window_size=wrappers_pb2.UInt32Value(value=window),
+                initial_connection_window_size=wrappers_pb2.UInt32Value(value=window),
+            )
+        )
     else:
         explicit.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions())
     packed = any_pb2.Any()
@@ -50,32 +73,76 @@ def _circuit_breakers() -> circuit_breaker_pb2.CircuitBreakers:
                 max_connections=wrappers_pb2.UInt32Value(value=MAX_CONNECTIONS),
                 max_pending_requests=wrappers_pb2.UInt32Value(value=MAX_PENDING_REQUESTS),
                 max_requests=wrappers_pb2.UInt32Value(value=MAX_REQUESTS),
-                max_retries=wrappers_pb2.UInt32Value(value=MAX_RETRIES),
+                retry_budget=circuit_breaker_pb2.CircuitBreakers.Thresholds.RetryBudget(
+                    budget_percent=percent_pb2.Percent(value=RETRY_BUDGET_PERCENT),
+                    min_retry_concurrency=wrappers_pb2.UInt32Value(value=MIN_RETRY_CONCURRENCY),
+                ),
             )
         ]
     )
 
 
-def _base_cluster(name: str, transport: Transport) -> cluster_pb2.Cluster:
+def _outlier_detection() -> outlier_detection_pb2.OutlierDetection:
+    return outlier_detection_pb2.OutlierDetection(
+        consecutive_5xx=wrappers_pb2.UInt32Value(value=CONSECUTIVE_5XX),
+        consecutive_gateway_failure=wrappers_pb2.UInt32Value(value=CONSECUTIVE_GATEWAY_FAILURE),
+        enforcing_consecutive_gateway_failure=wrappers_pb2.UInt32Value(value=100),
+        interval=duration_pb2.Duration(seconds=OUTLIER_INTERVAL_S),
+        base_ejection_time=duration_pb2.Duration(seconds=BASE_EJECTION_TIME_S),
+        max_ejection_percent=wrappers_pb2.UInt32Value(value=MAX_EJECTION_PERCENT),
+    )
+
+
+def _base_cluster(
+    name: str, transport: Transport, max_message_bytes: int | None = None
+) -> cluster_pb2.Cluster:
     cluster = cluster_pb2.Cluster(
         name=name,
         connect_timeout=duration_pb2.Duration(seconds=CONNECT_TIMEOUT_S),
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
         circuit_breakers=_circuit_breakers(),
     )
-    cluster.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(_protocol_options(transport))
+    options = _protocol_options(transport, max_message_bytes)
+    cluster.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(options)
     return cluster
 
 
-def eds_cluster(name: str, transport: Transport) -> cluster_pb2.Cluster:
-    cluster = _base_cluster(name, transport)
+@functools.lru_cache(maxsize=256)
+def _eds_template(transport: Transport, max_message_bytes: int | None) -> bytes:
+    """A component cluster without its name, serialized: every component cluster is this plus a name."""
+    cluster = _base_cluster("", transport, max_message_bytes)
     cluster.type = cluster_pb2.Cluster.EDS
     ads = config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(),
         resource_api_version=config_source_pb2.V3,
     )
     cluster.eds_cluster_config.eds_config.CopyFrom(ads)
-    return cluster
+    cluster.outlier_detection.CopyFrom(_outlier_detection())
+    return bytes(cluster.SerializeToString(deterministic=True))
+
+
+def eds_cluster_bytes(name: str, transport: Transport, max_message_bytes: int | None = None) -> bytes:
+    """The deterministic serialization of `eds_cluster(...)`, built without a proto.
+
+    `name` is field 1 and deterministic serialization writes fields in number order, so prefixing the
+    encoded name to the nameless template gives exactly the bytes the full message serializes to.
+    """
+    encoded = name.encode()
+    return b"\x0a" + _varint(len(encoded)) + encoded + _eds_template(transport, max_message_bytes)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def eds_cluster(name: str, transport: Transport, max_message_bytes: int | None = None) -> cluster_pb2.Cluster:
+    """A component cluster: endpoints over ADS, outlier ejection, circuit breakers, retry budget."""
+    return cluster_pb2.Cluster.FromString(eds_cluster_bytes(name, transport, max_message_bytes))
 
 
 def load_assignment(name: str, upstreams: Sequence[Upstream]) -> endpoint_pb2.ClusterLoadAssignment:
@@ -105,21 +172,27 @@ def static_cluster(name: str, transport: Transport, upstream: Upstream) -> clust
     return cluster
 
 
+def deployment_component_keys(deployment: DeploymentView) -> Iterator[ComponentKey]:
+    for predictor in deployment.spec.predictors:
+        for node in predictor.nodes():
+            yield component_key(deployment, predictor, node.name)
+
+
 def component_keys(deployments: Sequence[DeploymentView]) -> Iterator[ComponentKey]:
     for deployment in deployments:
-        for predictor in deployment.spec.predictors:
-            for node in predictor.nodes():
-                yield component_key(deployment, predictor, node.name)
+        yield from deployment_component_keys(deployment)
 
 
 def component_clusters(
     deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
 ) -> tuple[list[cluster_pb2.Cluster], list[endpoint_pb2.ClusterLoadAssignment]]:
     clusters, assignments = [], []
-    for key in component_keys(deployments):
-        found = endpoints.get(key, ComponentEndpoints())
-        for transport, upstreams in ((Transport.HTTP, found.http), (Transport.GRPC, found.grpc)):
-            name = cluster_name(key, transport)
-            clusters.append(eds_cluster(name, transport))
-            assignments.append(load_assignment(name, upstreams))
+    for deployment in deployments:
+        max_message_bytes = policy_of(deployment.annotations).max_message_bytes
+        for key in deployment_component_keys(deployment):
+            found = endpoints.get(key, ComponentEndpoints())
+            for transport, upstreams in ((Transport.HTTP, found.http), (Transport.GRPC, found.grpc)):
+                name = cluster_name(key, transport)
+                clusters.append(eds_cluster(name, transport, max_message_bytes))
+                assignments.append(load_assignment(name, upstreams))
     return clusters, assignments

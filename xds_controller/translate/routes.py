@@ -7,8 +7,11 @@ Per deployment, in this order (first match wins):
 Then gRPC reflection naming no deployment -> the control plane's reflection server, and everything else
 -> a direct 404 (turned into Seldon JSON or a gRPC status by the listener's local-reply config).
 
-Non-shadow predictors split traffic with weighted clusters by `traffic`; shadows are request mirrors.
-Every response carries `Seldon-Puid` (the request id) and `Seldon-Predictor`.
+Non-shadow predictors split traffic with weighted clusters by `traffic` (hashed on a header when
+`seldon.io/sticky-header` is set); shadows are request mirrors. Before each split route, one route per
+predictor matches the request header `Seldon-Predictor: <name>` and pins the request to it. Retries,
+timeouts and the body buffer come from the deployment's `TrafficPolicy`. Every response carries
+`Seldon-Puid` (the request id) and `Seldon-Predictor`.
 """
 
 from __future__ import annotations
@@ -17,26 +20,34 @@ from collections.abc import Sequence
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
-from google.protobuf import duration_pb2, wrappers_pb2
+from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf.message import Message
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER
 from xds_controller.translate.model import DeploymentView, GatewaySettings
 from xds_controller.translate.plan import Direct, Graph, Transport, cluster_name, plan_predictor
+from xds_controller.translate.policy import TrafficPolicy, policy_of
 
 ROUTE_CONFIG_NAME = "seldon-gateway"
 PUID_HEADER = "seldon-puid"
 PREDICTOR_HEADER = "Seldon-Predictor"
-# Seldon's annotations for per-deployment timeouts, in milliseconds.
-REST_TIMEOUT_ANNOTATION = "seldon.io/rest-timeout"
-GRPC_TIMEOUT_ANNOTATION = "seldon.io/grpc-timeout"
+# A request carrying it is sent to the predictor it names (a pinned route, placed before the split).
+PREDICTOR_REQUEST_HEADER = "seldon-predictor"
 
 # gRPC services a deployment answers (v1 constants.go plus reflection and health).
 GRPC_SERVICE_PREFIXES = ("seldon.protos", "tensorflow.serving", "inference", "grpc.reflection", "grpc.health")
 _GRPC_PATH_REGEX = "/(" + "|".join(p.replace(".", r"\.") for p in GRPC_SERVICE_PREFIXES) + r")\.[^/]+/[^/]+"
 
 NOT_FOUND_BODY = "no SeldonDeployment serves this request"
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message, deterministic=True)
+    return packed
 
 
 def _header(key: str, value: str, action: int) -> base_pb2.HeaderValueOption:
@@ -51,11 +62,7 @@ def _exact(name: str, value: str) -> route_components_pb2.HeaderMatcher:
     return route_components_pb2.HeaderMatcher(name=name, string_match=string_pb2.StringMatcher(exact=value))
 
 
-def _timeout(deployment: DeploymentView, annotation: str) -> duration_pb2.Duration | None:
-    raw = deployment.annotations.get(annotation)
-    if raw is None or not raw.strip().isdigit():
-        return None
-    millis = int(raw)
+def _duration(millis: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
 
 
@@ -64,38 +71,29 @@ def _weights(plans: Sequence[Direct], traffic: dict[str, int]) -> list[tuple[Dir
     return weighted or [(plan, 1) for plan in plans]
 
 
-def _forward(
-    deployment: DeploymentView, transport: Transport
-) -> tuple[route_components_pb2.RouteAction | None, route_components_pb2.DirectResponseAction | None, str]:
-    """The action for one deployment and transport, and the predictor to name when there is one."""
-    primaries = [p for p in deployment.spec.predictors if not p.shadow]
-    plans = [plan_predictor(deployment, p) for p in primaries]
-    graphs = [plan for plan in plans if isinstance(plan, Graph)]
-    if graphs:
-        body = base_pb2.DataSource(inline_string=graphs[0].reason)
-        return None, route_components_pb2.DirectResponseAction(status=501, body=body), graphs[0].predictor
-    directs = [plan for plan in plans if isinstance(plan, Direct)]
-    if not directs:
-        meta = deployment.metadata
-        body = base_pb2.DataSource(
-            inline_string=f"SeldonDeployment {meta.namespace}/{meta.name} has no predictor"
-        )
-        return None, route_components_pb2.DirectResponseAction(status=503, body=body), ""
-    action = route_components_pb2.RouteAction()
-    weighted = _weights(directs, {p.name: p.traffic for p in primaries})
-    predictor = ""
-    if len(weighted) == 1:
-        action.cluster = cluster_name(weighted[0][0].component, transport)
-        predictor = weighted[0][0].predictor
-    else:
-        for plan, weight in weighted:
-            action.weighted_clusters.clusters.append(
-                route_components_pb2.WeightedCluster.ClusterWeight(
-                    name=cluster_name(plan.component, transport),
-                    weight=wrappers_pb2.UInt32Value(value=weight),
-                    response_headers_to_add=[_predictor_header(plan.predictor)],
-                )
+def _retry_policy(policy: TrafficPolicy) -> route_components_pb2.RetryPolicy:
+    retry = route_components_pb2.RetryPolicy(
+        retry_on=policy.retry_on,
+        num_retries=wrappers_pb2.UInt32Value(value=policy.retries),
+        # Try another replica when there is one; with a single replica the same one is retried.
+        retry_host_predicate=[
+            route_components_pb2.RetryPolicy.RetryHostPredicate(
+                name="envoy.retry_host_predicates.previous_hosts",
+                typed_config=_packed(previous_hosts_pb2.PreviousHostsPredicate()),
             )
+        ],
+        host_selection_retry_max_attempts=3,
+    )
+    if policy.per_try_timeout_ms is not None:
+        retry.per_try_timeout.CopyFrom(_duration(policy.per_try_timeout_ms))
+    return retry
+
+
+def _mirrors(
+    deployment: DeploymentView, transport: Transport
+) -> list[route_components_pb2.RouteAction.RequestMirrorPolicy]:
+    """One mirror per shadow: Envoy sends it a copy, and neither waits for it nor shows its answer."""
+    mirrors = []
     for shadow in (p for p in deployment.spec.predictors if p.shadow):
         shadow_plan = plan_predictor(deployment, shadow)
         if isinstance(shadow_plan, Graph):
@@ -111,25 +109,125 @@ def _forward(
                     )
                 )
             )
-        action.request_mirror_policies.append(mirror)
-    timeout = _timeout(
-        deployment, GRPC_TIMEOUT_ANNOTATION if transport is Transport.GRPC else REST_TIMEOUT_ANNOTATION
+        mirrors.append(mirror)
+    return mirrors
+
+
+def _action(
+    deployment: DeploymentView, transport: Transport, policy: TrafficPolicy
+) -> route_components_pb2.RouteAction:
+    """What every forwarding route of a deployment shares: shadows, retries, timeout, prefix rewrite."""
+    action = route_components_pb2.RouteAction(
+        request_mirror_policies=_mirrors(deployment, transport), retry_policy=_retry_policy(policy)
     )
+    timeout = policy.grpc_timeout_ms if transport is Transport.GRPC else policy.rest_timeout_ms
     if timeout is not None:
-        action.timeout.CopyFrom(timeout)
+        action.timeout.CopyFrom(_duration(timeout))
+    if transport is Transport.HTTP:
+        action.prefix_rewrite = "/"
+    return action
+
+
+def _forward(
+    deployment: DeploymentView, transport: Transport, policy: TrafficPolicy
+) -> tuple[route_components_pb2.RouteAction | None, route_components_pb2.DirectResponseAction | None, str]:
+    """The action for one deployment and transport, and the predictor to name when there is one."""
+    primaries = [p for p in deployment.spec.predictors if not p.shadow]
+    plans = [plan_predictor(deployment, p) for p in primaries]
+    graphs = [plan for plan in plans if isinstance(plan, Graph)]
+    if graphs:
+        body = base_pb2.DataSource(inline_string=graphs[0].reason)
+        return None, route_components_pb2.DirectResponseAction(status=501, body=body), graphs[0].predictor
+    directs = [plan for plan in plans if isinstance(plan, Direct)]
+    if not directs:
+        meta = deployment.metadata
+        body = base_pb2.DataSource(
+            inline_string=f"SeldonDeployment {meta.namespace}/{meta.name} has no predictor"
+        )
+        return None, route_components_pb2.DirectResponseAction(status=503, body=body), ""
+    action = _action(deployment, transport, policy)
+    weighted = _weights(directs, {p.name: p.traffic for p in primaries})
+    predictor = ""
+    if len(weighted) == 1:
+        action.cluster = cluster_name(weighted[0][0].component, transport)
+        predictor = weighted[0][0].predictor
+    else:
+        for plan, weight in weighted:
+            action.weighted_clusters.clusters.append(
+                route_components_pb2.WeightedCluster.ClusterWeight(
+                    name=cluster_name(plan.component, transport),
+                    weight=wrappers_pb2.UInt32Value(value=weight),
+                    response_headers_to_add=[_predictor_header(plan.predictor)],
+                )
+            )
+        if policy.sticky_header:
+            # The split is decided by a hash of the header's value instead of a random number, so one
+            # value keeps landing on one predictor; requests without the header are split at random.
+            action.weighted_clusters.use_hash_policy.value = True
+            action.hash_policy.append(
+                route_components_pb2.RouteAction.HashPolicy(
+                    header=route_components_pb2.RouteAction.HashPolicy.Header(
+                        header_name=policy.sticky_header
+                    )
+                )
+            )
     return action, None, predictor
 
 
-def _deployment_route(
-    deployment: DeploymentView, transport: Transport, match: route_components_pb2.RouteMatch
-) -> route_components_pb2.Route:
+def _route_name(deployment: DeploymentView, transport: Transport, predictor: str = "") -> str:
     meta = deployment.metadata
-    route = route_components_pb2.Route(name=f"{meta.namespace}.{meta.name}.{transport.value}", match=match)
-    action, direct, predictor = _forward(deployment, transport)
+    pinned = f".pin.{predictor}" if predictor else ""
+    return f"{meta.namespace}.{meta.name}{pinned}.{transport.value}"
+
+
+def _buffered(route: route_components_pb2.Route, policy: TrafficPolicy) -> route_components_pb2.Route:
+    route.request_body_buffer_limit.value = policy.buffer_bytes
+    return route
+
+
+def _pinned_routes(
+    deployment: DeploymentView,
+    transport: Transport,
+    match: route_components_pb2.RouteMatch,
+    policy: TrafficPolicy,
+) -> list[route_components_pb2.Route]:
+    """`Seldon-Predictor: <name>` sends a request to that predictor (shadows too), bypassing the split.
+
+    Only for deployments with more than one predictor: with one, the header changes nothing.
+    """
+    if len(deployment.spec.predictors) < 2:
+        return []
+    routes = []
+    for predictor in deployment.spec.predictors:
+        plan = plan_predictor(deployment, predictor)
+        if not isinstance(plan, Direct):
+            continue
+        pinned = route_components_pb2.RouteMatch()
+        pinned.CopyFrom(match)
+        pinned.headers.append(_exact(PREDICTOR_REQUEST_HEADER, predictor.name))
+        action = _action(deployment, transport, policy)
+        action.cluster = cluster_name(plan.component, transport)
+        route = route_components_pb2.Route(
+            name=_route_name(deployment, transport, predictor.name),
+            match=pinned,
+            route=action,
+            response_headers_to_add=[_predictor_header(predictor.name)],
+        )
+        routes.append(_buffered(route, policy))
+    return routes
+
+
+def _deployment_route(
+    deployment: DeploymentView,
+    transport: Transport,
+    match: route_components_pb2.RouteMatch,
+    policy: TrafficPolicy,
+) -> route_components_pb2.Route:
+    route = route_components_pb2.Route(name=_route_name(deployment, transport), match=match)
+    action, direct, predictor = _forward(deployment, transport, policy)
     if action is not None:
-        if transport is Transport.HTTP:
-            action.prefix_rewrite = "/"
         route.route.CopyFrom(action)
+        _buffered(route, policy)
     else:
         route.direct_response.CopyFrom(direct)
     if predictor:
@@ -145,9 +243,12 @@ def deployment_routes(deployment: DeploymentView) -> list[route_components_pb2.R
         headers=[_exact("seldon", meta.name), _exact("namespace", meta.namespace)],
     )
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
+    policy = policy_of(deployment.annotations)
     return [
-        _deployment_route(deployment, Transport.GRPC, grpc_match),
-        _deployment_route(deployment, Transport.HTTP, rest_match),
+        *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy),
+        _deployment_route(deployment, Transport.GRPC, grpc_match, policy),
+        *_pinned_routes(deployment, Transport.HTTP, rest_match, policy),
+        _deployment_route(deployment, Transport.HTTP, rest_match, policy),
     ]
 
 

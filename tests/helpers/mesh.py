@@ -29,7 +29,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     while time.monotonic() < deadline:
         try:
             result = condition()
-        except Exception as error:
+        except AssertionError:
+            raise  # a condition that knows it can never hold (the process died) ends the wait
+        except Exception as error:  # polled conditions may fail until the thing is up
             last_error = error
         else:
             if result:

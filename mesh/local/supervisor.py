@@ -32,6 +32,13 @@ CRASH_LOOP_RESTARTS = 3
 NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
 
+class _Keep:
+    """Marks "leave unchanged" where None is a meaningful value (a process with no pid)."""
+
+
+KEEP = _Keep()
+
+
 class ComponentState(StrEnum):
     STARTING = "Starting"
     READY = "Ready"
@@ -111,9 +118,23 @@ class RuntimeProcess:
                 await self._task
         await self._terminate()
 
-    def _set(self, **changes: object) -> None:
-        new = replace(self.status, **changes)  # type: ignore[arg-type]
-        if new != self.status:
+    def _set(
+        self,
+        *,
+        state: ComponentState | None = None,
+        reason: str | None = None,
+        restarts: int | None = None,
+        pid: int | _Keep | None = KEEP,
+    ) -> None:
+        current = self.status
+        new = replace(
+            current,
+            state=current.state if state is None else state,
+            reason=current.reason if reason is None else reason,
+            restarts=current.restarts if restarts is None else restarts,
+            pid=current.pid if isinstance(pid, _Keep) else pid,
+        )
+        if new != current:
             self.status = new
             self._on_change()
 

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--model-uri", help="model location: path, file://, http(s)://, gs://, s3://")
     what.add_argument("--parameters", help='graph parameters, JSON [{"name","value","type"}]')
     what.add_argument("--name", default=None, help="graph node name (default: $PREDICTIVE_UNIT_ID or model)")
+    what.add_argument("--model-version", default="", help="V2 model version (default: none)")
     what.add_argument("--service-type", default="MODEL", choices=[t.value for t in ServiceType])
     what.add_argument("--model-cache-dir", type=Path, help="where remote models are downloaded")
     add_server_flags(parser, default_ports=None)
@@ -62,6 +63,12 @@ def add_server_flags(parser: argparse.ArgumentParser, default_ports: tuple[int, 
     )
     serve.add_argument("--max-request-bytes", type=int, default=GIB, help="REST body limit (default 1 GiB)")
     serve.add_argument("--grpc-max-message-bytes", type=int, default=GRPC_MAX_MESSAGE)
+    serve.add_argument(
+        "--max-batch-size", type=int, default=None, help="V2 adaptive batching: requests per batch (1 = off)"
+    )
+    serve.add_argument(
+        "--max-batch-time-ms", type=float, default=None, help="V2 adaptive batching: wait for a batch, ms"
+    )
     serve.add_argument("--graceful-shutdown", type=float, default=10.0, help="seconds (default 10)")
     serve.add_argument("--log-level", default="INFO")
 
@@ -72,6 +79,9 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         parameters = parse_parameters(text)
     except BadParameter as exc:
         raise UsageError(f"{exc.info} ({exc.reason})") from exc
+    # batching is the server's business, not a constructor argument of the model
+    batch_size = parameters.pop("max_batch_size", None)
+    batch_time = parameters.pop("max_batch_time_ms", None)
     name = args.name or environ.get("PREDICTIVE_UNIT_ID") or "model"
     component: dict[str, Any] = {
         "name": name,
@@ -79,6 +89,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "class_path": args.class_path,
         "code_dir": args.code_dir,
         "model_uri": args.model_uri,
+        "version": getattr(args, "model_version", "") or "",
         "parameters": parameters,
         "service_type": args.service_type,
         "unit_id": environ.get("PREDICTIVE_UNIT_ID") or name,
@@ -96,6 +107,8 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "grpc_max_message_bytes": args.grpc_max_message_bytes,
         "user_code_threads": args.threads,
         "graceful_shutdown_seconds": args.graceful_shutdown,
+        "max_batch_size": _first(args.max_batch_size, batch_size, 1),
+        "max_batch_time_ms": _first(args.max_batch_time_ms, batch_time, 0.0),
     }
     try:
         return RuntimeSettings.model_validate(
@@ -104,6 +117,10 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UsageError(problems) from exc
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

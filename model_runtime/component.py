@@ -46,6 +46,10 @@ class Component:
         self._feature_names = _caller(user, "feature_names", 0)
         self._metadata = _caller(user, "init_metadata", 0) or _caller(user, "metadata", 0)
         self.load = _caller(user, "load", 0)
+        # Open Inference Protocol (V2) extras: named tensors in and out, and tensor metadata
+        self.predict_tensors = _caller(user, "predict_tensors", 2)
+        self._tensor_metadata = _caller(user, "tensor_metadata", 0)
+        self.v2_output_name = str(getattr(user, "v2_output_name", "") or "output-0")
         self.has_class_names = self._class_names is not None
         self.has_feature_names = self._feature_names is not None
 
@@ -65,6 +69,15 @@ class Component:
 
     def feature_names(self) -> list[str] | None:
         return None if self._feature_names is None else [str(n) for n in self._feature_names()]
+
+    def tensor_metadata(self) -> dict[str, Any]:
+        """V2 `inputs`/`outputs` (`[{name, datatype, shape}]`); empty when the component declares none."""
+        if self._tensor_metadata is None:
+            return {}
+        meta = self._tensor_metadata()
+        if not isinstance(meta, dict):
+            raise UserCodeError(f"tensor_metadata must return a dict, got {type(meta).__name__}")
+        return meta
 
     def metadata(self) -> dict[str, Any] | None:
         if self._metadata is None:

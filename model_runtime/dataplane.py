@@ -47,6 +47,7 @@ class DataPlane:
         self._loader = loader
         self._component: Component | None = None
         self._failure: str | None = None
+        self._unloaded = False
         self._external = {
             ServiceType.MODEL: self.predict,
             ServiceType.TRANSFORMER: self.transform_input,
@@ -59,6 +60,8 @@ class DataPlane:
 
     def load(self) -> bool:
         """Build the component; on failure remember why (shown by `/ready`) instead of raising."""
+        self._failure = None
+        self._unloaded = False
         try:
             self._component = self._loader(self.settings)
             log.info("component %s ready", self.settings.name)
@@ -75,8 +78,23 @@ class DataPlane:
         if component is None:
             if self._failure is not None:
                 raise LoadError(self._failure)
-            raise NotReady("model is loading")
+            raise NotReady("model is unloaded" if self._unloaded else "model is loading")
         return component
+
+    def unload(self) -> None:
+        """Drop the component (V2 repository unload): not ready until `load` runs again."""
+        self._component = None
+        self._failure = None
+        self._unloaded = True
+
+    @property
+    def state(self) -> tuple[str, str]:
+        """(V2 repository state, reason): READY, UNAVAILABLE with the failure or LOADING."""
+        if self._component is not None:
+            return "READY", ""
+        if self._failure is not None:
+            return "UNAVAILABLE", self._failure
+        return ("UNAVAILABLE", "unloaded") if self._unloaded else ("LOADING", "")
 
     # --- endpoints -------------------------------------------------------------------------------------
 

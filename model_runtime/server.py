@@ -19,7 +19,9 @@ import uvicorn
 import uvloop
 from grpc_health.v1._async import HealthServicer
 
+from model_runtime.batching import blocking_runner, make_infer
 from model_runtime.dataplane import DataPlane
+from model_runtime.inference import InferenceCore
 from model_runtime.loader import load_component
 from model_runtime.rest import RestApp
 from model_runtime.rpc import create_server, mark_serving
@@ -67,6 +69,8 @@ async def serve(
         else None
     )
     core = DataPlane(settings.component, load_component)
+    inference = InferenceCore(core)
+    infer = make_infer(inference, server_settings, blocking_runner(executor))
     loading = asyncio.create_task(_load_in_thread(core))
     if load_before_binding:
         await asyncio.wait({loading, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -74,7 +78,9 @@ async def serve(
             return
     http_socket = bind_http(server_settings)
     try:
-        grpc_server, health_servicer, grpc_port = create_server(server_settings, core, executor)
+        grpc_server, health_servicer, grpc_port = create_server(
+            server_settings, core, executor, inference, infer
+        )
     except RuntimeError as exc:
         http_socket.close()
         raise StartupError(
@@ -84,7 +90,7 @@ async def serve(
     await grpc_server.start()
 
     config = uvicorn.Config(
-        RestApp(core, server_settings, executor),
+        RestApp(core, server_settings, executor, inference, infer),
         http="httptools",
         lifespan="off",
         ws="none",

@@ -35,6 +35,7 @@ class ComponentSettings(BaseModel):
     )
     code_dir: Path | None = Field(None, description="Directory put first on sys.path for the user class.")
     model_uri: str | None = Field(None, description="Where the model artefacts are (path or URI).")
+    version: str = Field("", description="V2 model version; requests naming another version get 404.")
     parameters: dict[str, ParamValue] = Field(
         default_factory=dict, description="Graph parameters, already typed; keyword args to `__init__`."
     )
@@ -77,6 +78,12 @@ class ServerSettings(BaseModel):
         0,
         ge=0,
         description="Threads running user code; 0 runs it on the event loop, fastest for small models.",
+    )
+    max_batch_size: int = Field(
+        1, ge=1, description="V2 adaptive batching: most requests merged into one call (1 = off)."
+    )
+    max_batch_time_ms: float = Field(
+        0.0, ge=0, description="V2 adaptive batching: longest wait in ms for a batch to fill."
     )
     graceful_shutdown_seconds: float = Field(
         10.0, ge=0, description="Seconds in-flight requests get after SIGTERM; under k8s' default 30."

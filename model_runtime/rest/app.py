@@ -1,4 +1,5 @@
-"""The REST adapter: Seldon v1 microservice and external paths over a small ASGI app (run by uvicorn).
+"""The REST adapter: Seldon v1 microservice and external paths, and the V2 paths (`rest.v2`), over a small
+ASGI app (run by uvicorn).
 
 There is no framework between uvicorn and the handlers: the path is one dict lookup, the body is read
 straight from `receive` under the size limit, decoded by the JSON codec inside the core, and the reply is
@@ -29,10 +30,13 @@ from model_runtime.codecs import (
 )
 from model_runtime.dataplane import DataPlane
 from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
+from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
 from model_runtime.rest.errors import http_status
 from model_runtime.rest.openapi import openapi_document, swagger_ui_html
+from model_runtime.rest.v2 import Infer, V2Routes
 from model_runtime.settings import ServerSettings
+from model_runtime.tensors import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,19 @@ _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 class RestApp:
     """An ASGI application serving one `DataPlane`."""
 
-    def __init__(self, core: DataPlane, settings: ServerSettings, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        core: DataPlane,
+        settings: ServerSettings,
+        executor: Executor | None = None,
+        inference: InferenceCore | None = None,
+        infer: Infer | None = None,
+    ) -> None:
         self.core = core
         self.limit = settings.max_request_bytes
         self.executor = executor
+        inference = inference or InferenceCore(core)
+        self.v2 = V2Routes(inference, self.read_body, infer or self._infer_here(inference), self._run)
         self._openapi = dumps(openapi_document(core.settings.name))
         # relative, so the page also works behind the gateway's /seldon/<ns>/<name>/ prefix
         self._swagger = swagger_ui_html("../../../seldon.json", core.settings.name).encode()
@@ -84,14 +97,18 @@ class RestApp:
                 "/live": self._live,
             }
         )
+        self.routes.update(self.v2.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not used
         path: str = scope["path"]
         handler = self.routes.get(path)
-        if handler is None and path.startswith("/api/v1.0/metadata/"):
-            handler = self._model_metadata
+        if handler is None:
+            if path.startswith("/v2"):
+                handler = self.v2.resolve(path)
+            elif path.startswith("/api/v1.0/metadata/"):
+                handler = self._model_metadata
         try:
             if handler is None:
                 raise NotFound(f"no such path: {path}")
@@ -123,10 +140,7 @@ class RestApp:
             values = parse_qs(query.decode("latin-1")).get("json")
             if values:
                 return loads(values[0])
-        length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            raise PayloadTooLarge(f"request body of {length} bytes is over the {self.limit} byte limit")
-        body = await self._body(receive)
+        body = await self.read_body(scope, receive)
         content_type = _header(scope, b"content-type") or ""
         if content_type.startswith("application/x-www-form-urlencoded") and not body.lstrip().startswith(
             (b"{", b"[")
@@ -138,6 +152,19 @@ class RestApp:
         if not body:
             raise BadRequest("empty request body; send a SeldonMessage as JSON")
         return loads(body)
+
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, or `PayloadTooLarge` as soon as it is known to be over the limit."""
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            raise PayloadTooLarge(f"request body of {length} bytes is over the {self.limit} byte limit")
+        return await self._body(receive)
+
+    def _infer_here(self, inference: InferenceCore) -> Infer:
+        async def infer(request: InferRequest) -> InferResponse:
+            return await self._run(inference.infer, request)
+
+        return infer
 
     async def _body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -1,4 +1,5 @@
-"""The gRPC adapter: all seven `seldon.protos` services, health and reflection on one `grpc.aio` server.
+"""The gRPC adapter: all seven `seldon.protos` services, V2's `inference.GRPCInferenceService` (`rpc.v2`),
+health and reflection on one `grpc.aio` server.
 
 Servicers only translate: wrap the proto in a `Request` with the proto codec, call the core, encode the
 `Reply`; errors become status codes in `rpc.errors`. The external `Seldon` service differs from `Model`
@@ -29,9 +30,13 @@ from model_runtime.codecs import (
 )
 from model_runtime.dataplane import DataPlane
 from model_runtime.errors import NotFound, RuntimeFailure, UserCodeError
+from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
 from model_runtime.rpc.errors import grpc_status
+from model_runtime.rpc.v2 import SERVICE as V2_SERVICE
+from model_runtime.rpc.v2 import Infer, InferenceServicer, add_inference_servicer
 from model_runtime.settings import ServerSettings
+from model_runtime.tensors import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +146,11 @@ class SeldonServicer(ComponentServicer):
 
 
 def create_server(
-    settings: ServerSettings, core: DataPlane, executor: Executor | None = None
+    settings: ServerSettings,
+    core: DataPlane,
+    executor: Executor | None = None,
+    inference: InferenceCore | None = None,
+    infer: Infer | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer (NOT_SERVING until `mark_serving`) and its port."""
     limit = settings.grpc_max_message_bytes
@@ -156,10 +165,17 @@ def create_server(
     for add in _INTERNAL_SERVICES:
         add(component, server)
     _add_seldon(SeldonServicer(core, executor), server)
+    inference = inference or InferenceCore(core)
+    if infer is None:
+
+        async def infer(request: InferRequest) -> InferResponse:
+            return await component._run(inference.infer, request)
+
+    add_inference_servicer(InferenceServicer(inference, infer, component._run), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SELDON_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*SELDON_SERVICES, V2_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     host = (
         f"[{settings.host}]" if ":" in settings.host and not settings.host.startswith("[") else settings.host
@@ -170,7 +186,7 @@ def create_server(
 
 async def mark_serving(health_servicer: health_aio.HealthServicer, serving: bool) -> None:
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-    for service in ("", *SELDON_SERVICES):
+    for service in ("", *SELDON_SERVICES, V2_SERVICE):
         await health_servicer.set(service, status)
 
 

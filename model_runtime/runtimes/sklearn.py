@@ -25,6 +25,7 @@ class SKLearnServer:
             raise BadParameter(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.model_uri = model_uri
         self.method = method
+        self.v2_output_name = method
         self.cache_dir = Path(model_cache_dir) if model_cache_dir else None
         self._predict: Any = None
         self._model: Any = None
@@ -67,6 +68,25 @@ class SKLearnServer:
             "outputs": outputs,
             "custom": {"method": self.method, "estimator": type(self._model).__name__},
         }
+
+
+    def tensor_metadata(self) -> dict[str, Any]:
+        features = getattr(self._model, "n_features_in_", None)
+        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, int(features) if features else -1]}]
+        classes = getattr(self._model, "classes_", None)
+        if self.method == "predict":
+            outputs = [{"name": "predict", "datatype": _datatype(classes), "shape": [-1]}]
+        else:
+            width = [-1, len(classes)] if classes is not None and len(classes) > 2 else [-1, -1]
+            outputs = [{"name": self.method, "datatype": "FP64", "shape": width}]
+        return {"inputs": inputs, "outputs": outputs}
+
+
+def _datatype(classes: Any) -> str:
+    if classes is None:
+        return "FP64"
+    kind = np.asarray(classes).dtype.kind
+    return {"i": "INT64", "u": "UINT64", "b": "BOOL", "f": "FP64"}.get(kind, "BYTES")
 
 
 def _model_file(folder: Path) -> Path:

@@ -1,0 +1,247 @@
+"""The graph executor: Seldon's graph semantics (reference 1.5) over an injected `NodeClient`.
+
+Pure orchestration: no sockets, files or clocks of its own. Per node: the input call (`predict` for a
+MODEL, `transform_input` for a TRANSFORMER or TRANSFORM_INPUT), then routing (a ROUTER's route, a
+built-in router's pick, else -1), children (one, all in parallel for -1, none for -2), aggregation
+(COMBINER/AGGREGATE, AVERAGE_COMBINER built in, else the first child's output), then the output call
+(OUTPUT_TRANSFORMER/TRANSFORM_OUTPUT). Tags, requestPath and metrics from every node are merged into
+the response meta, with `routing` unless the predictor turned routing injection off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from extproc.codecs import CodecError, Payload
+from extproc.config import NodeConfig, PredictorConfig, Timeouts
+from extproc.events import NodeEvents, NoEvents
+from extproc.graph.builtins import SIMPLE_MODEL_OUTPUT, BuiltinRouter, average, make_router
+from extproc.graph.errors import GraphError, NodeError
+from extproc.graph.state import MemoryState, StateStore
+
+Json = dict[str, Any]
+ROUTE_ALL = -1
+ROUTE_NONE = -2
+
+
+class NodeClient(Protocol):
+    """Calls one node in its own protocol and transport; raises `NodeError` naming it on any failure."""
+
+    async def call(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        """`method` is predict, transform_input, transform_output, route or aggregate (several payloads).
+        Returns the output and the meta the node answered with (empty for V2 nodes)."""
+        ...
+
+    async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None: ...
+
+    async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json: ...
+
+
+@dataclass
+class _Call:
+    predictor: PredictorConfig
+    puid: str
+    tags: Json = field(default_factory=dict)
+    routing: dict[str, int] = field(default_factory=dict)
+    request_path: dict[str, str] = field(default_factory=dict)
+    metrics: list[Any] = field(default_factory=list)
+
+    def node_meta(self) -> Json:
+        meta: Json = {"puid": self.puid}
+        if self.tags:
+            meta["tags"] = dict(self.tags)
+        return meta
+
+    def merge(self, node: NodeConfig, meta: Json) -> None:
+        if isinstance(meta.get("tags"), dict):
+            self.tags.update(meta["tags"])
+        if isinstance(meta.get("requestPath"), dict):
+            self.request_path.update(meta["requestPath"])
+        if isinstance(meta.get("metrics"), list):
+            self.metrics.extend(meta["metrics"])
+        self.request_path.setdefault(node.name, node.image or node.implementation)
+
+
+@dataclass(frozen=True)
+class Result:
+    payload: Payload
+    meta: Json
+
+
+class GraphExecutor:
+    def __init__(
+        self, client: NodeClient, state: StateStore | None = None, events: NodeEvents | None = None
+    ) -> None:
+        self._client = client
+        self._state = state or MemoryState()
+        self._events = events or NoEvents()
+        self._routers: dict[tuple[Any, ...], BuiltinRouter] = {}
+
+    # -- predictions ---------------------------------------------------------------------------------
+    async def predict(
+        self, predictor: PredictorConfig, payload: Payload, puid: str, tags: Json | None = None
+    ) -> Result:
+        call = _Call(predictor, puid, dict(tags or {}))
+        output = await self._run(call, predictor.graph, payload)
+        meta: Json = {"puid": puid, "tags": call.tags, "requestPath": call.request_path}
+        if predictor.routing_injection:
+            meta["routing"] = call.routing
+        if call.metrics:
+            meta["metrics"] = call.metrics
+        return Result(output, meta)
+
+    async def _run(self, call: _Call, node: NodeConfig, payload: Payload) -> Payload:
+        methods = set(node.methods)
+        if node.type == "MODEL":
+            payload = await self._call(call, node, "predict", [payload])
+        elif node.type == "TRANSFORMER" or "TRANSFORM_INPUT" in methods:
+            payload = await self._call(call, node, "transform_input", [payload])
+        output = payload
+        if node.children:
+            branch = await self._route(call, node, payload)
+            call.routing[node.name] = branch
+            if branch != ROUTE_NONE:
+                targets = node.children if branch == ROUTE_ALL else (node.children[branch],)
+                outputs = await asyncio.gather(*(self._run(call, child, payload) for child in targets))
+                if node.type == "COMBINER" or "AGGREGATE" in methods:
+                    if node.implementation == "AVERAGE_COMBINER":
+                        output = average(outputs)
+                        call.request_path.setdefault(node.name, node.implementation)
+                    else:
+                        output = await self._call(call, node, "aggregate", outputs)
+                else:
+                    output = outputs[0]
+        if node.type == "OUTPUT_TRANSFORMER" or "TRANSFORM_OUTPUT" in methods:
+            output = await self._call(call, node, "transform_output", [output])
+        return output
+
+    async def _call(self, call: _Call, node: NodeConfig, method: str, payloads: Sequence[Payload]) -> Payload:
+        if node.implementation == "SIMPLE_MODEL":
+            call.request_path.setdefault(node.name, node.implementation)
+            return Payload.seldon(SIMPLE_MODEL_OUTPUT, payloads[0].hint)
+        logged = node.logger_mode is not None
+        if logged and node.logger_mode in ("all", "request"):
+            for payload in payloads:
+                self._events.request(call.predictor, node, call.puid, payload)
+        output, meta = await self._client.call(
+            node, method, payloads, call.node_meta(), call.predictor.timeouts
+        )
+        call.merge(node, meta)
+        if logged and node.logger_mode in ("all", "response"):
+            self._events.response(call.predictor, node, call.puid, output)
+        return output.with_hint(payloads[0].hint) if output.hint is None else output
+
+    async def _route(self, call: _Call, node: NodeConfig, payload: Payload) -> int:
+        if node.builtin and node.type == "ROUTER":
+            branch = self._router(call.predictor, node).route()
+            call.request_path.setdefault(node.name, node.implementation)
+        elif node.type == "ROUTER" or "ROUTE" in node.methods:
+            answer = await self._call(call, node, "route", [payload])
+            branch = _route_number(node.name, answer)
+        else:
+            return ROUTE_ALL
+        if branch not in (ROUTE_ALL, ROUTE_NONE) and not 0 <= branch < len(node.children):
+            raise NodeError(
+                node.name, 500, "ROUTER_ERROR", f"routed to child {branch}, but it has {len(node.children)}"
+            )
+        return branch
+
+    def _router(self, predictor: PredictorConfig, node: NodeConfig) -> BuiltinRouter:
+        params = tuple(sorted((k, str(v)) for k, v in node.parameters.items()))
+        key = (predictor.key, node.name, node.implementation, params, len(node.children))
+        router = self._routers.get(key)
+        if router is None:
+            state_key = f"{predictor.key}/{node.name}"
+            router = make_router(
+                state_key, node.implementation, node.parameters, len(node.children), self._state
+            )
+            self._routers[key] = router
+        return router
+
+    # -- feedback ------------------------------------------------------------------------------------
+    async def feedback(self, predictor: PredictorConfig, feedback: Json, puid: str) -> Json:
+        """Send feedback down the path in `response.meta.routing` (all children where it is absent)."""
+        response = _object(feedback.get("response"))
+        routing = _object(_object(response.get("meta")).get("routing"))
+        try:
+            reward = float(feedback.get("reward", 0.0))
+        except (TypeError, ValueError):
+            raise GraphError(400, "BAD_REQUEST", "feedback reward must be a number") from None
+        await self._feedback(predictor, predictor.graph, feedback, routing, reward)
+        return {"meta": {"puid": puid, "routing": routing}, "data": {"names": [], "ndarray": []}}
+
+    async def _feedback(
+        self, predictor: PredictorConfig, node: NodeConfig, feedback: Json, routing: Json, reward: float
+    ) -> None:
+        work = []
+        branch = routing.get(node.name)
+        if node.builtin:
+            if node.type == "ROUTER" and isinstance(branch, int):
+                self._router(predictor, node).learn(branch, reward)
+        elif node.type in ("MODEL", "ROUTER") or "SEND_FEEDBACK" in node.methods:
+            work.append(self._client.feedback(node, feedback, predictor.timeouts))
+        if isinstance(branch, int) and 0 <= branch < len(node.children):
+            children: Sequence[NodeConfig] = (node.children[branch],)
+        elif branch == ROUTE_NONE:
+            children = ()
+        else:
+            children = node.children
+        work.extend(self._feedback(predictor, child, feedback, routing, reward) for child in children)
+        await asyncio.gather(*work)
+
+    # -- metadata ------------------------------------------------------------------------------------
+    async def metadata(self, predictor: PredictorConfig) -> Json:
+        """Seldon's graph metadata: every node's own metadata, and the graph's inputs and outputs."""
+        nodes = [n for n in predictor.graph.walk() if not n.builtin]
+        found = await asyncio.gather(
+            *(self._client.metadata(n, predictor.timeouts) for n in nodes), return_exceptions=True
+        )
+        models = {n.name: m for n, m in zip(nodes, found, strict=True) if isinstance(m, dict)}
+        inputs: Any = next(
+            (models[n.name]["inputs"] for n in nodes if "inputs" in models.get(n.name, {})), []
+        )
+        outputs: Any = []
+        node: NodeConfig | None = predictor.graph
+        while node is not None:
+            outputs = models.get(node.name, {}).get("outputs", outputs)
+            node = node.children[0] if node.children and node.type != "OUTPUT_TRANSFORMER" else None
+        root_outputs = models.get(predictor.graph.name, {}).get("outputs")
+        if predictor.graph.type == "OUTPUT_TRANSFORMER" and root_outputs is not None:
+            outputs = root_outputs
+        return {"name": predictor.name, "models": models, "graphinputs": inputs, "graphoutputs": outputs}
+
+
+def _object(value: Any) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _route_number(node: str, answer: Payload) -> int:
+    """The route in a router's answer: the first number of its ndarray, tensor, tftensor or bare list."""
+    try:
+        message = answer.as_seldon()
+    except CodecError as error:
+        raise NodeError(node, 502, "BAD_ROUTE", f"router answer has no route: {error}") from None
+    data = message.get("data", {})
+    value: Any = None
+    if isinstance(data, dict):
+        if "ndarray" in data:
+            value = data["ndarray"]
+        elif "tensor" in data:
+            value = data["tensor"].get("values")
+        elif "tftensor" in data:
+            value = data["tftensor"].get("intVal") or data["tftensor"].get("int64Val")
+    elif isinstance(message.get("jsonData"), list):
+        value = message["jsonData"]
+    while isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise NodeError(node, 502, "BAD_ROUTE", f"router answer has no route number: {message!r:.200}")
+    try:
+        return int(float(value))
+    except ValueError:
+        raise NodeError(node, 502, "BAD_ROUTE", f"router answered {value!r}, not a route number") from None

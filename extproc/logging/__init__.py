@@ -1,0 +1,43 @@
+"""Payload logging: CloudEvents 1.0 events, spooled durably on disk, delivered at least once.
+
+Pure of Envoy: the ext_proc servicer builds `PayloadEvent`s and calls `PayloadLogger.alog`; nothing here
+imports it. Neighbours: `extproc.metrics` observes the logger; the entrypoint builds the settings.
+"""
+
+from extproc.logging.events import (
+    SKIP_LOGGING_HEADER,
+    EventType,
+    PayloadEvent,
+    WireProtocol,
+    decode_body,
+    skip_logging_requested,
+)
+from extproc.logging.logger import LoggerObserver, LoggerStats, LogOutcome, NullObserver, PayloadLogger
+from extproc.logging.settings import (
+    DEFAULT_ENDPOINT_ENV,
+    FsyncPolicy,
+    FullPolicy,
+    PayloadLoggerSettings,
+    settings_from_env,
+)
+from extproc.logging.sinks import structured_event
+
+__all__ = [
+    "DEFAULT_ENDPOINT_ENV",
+    "SKIP_LOGGING_HEADER",
+    "EventType",
+    "FsyncPolicy",
+    "FullPolicy",
+    "LogOutcome",
+    "LoggerObserver",
+    "LoggerStats",
+    "NullObserver",
+    "PayloadEvent",
+    "PayloadLogger",
+    "PayloadLoggerSettings",
+    "WireProtocol",
+    "decode_body",
+    "settings_from_env",
+    "skip_logging_requested",
+    "structured_event",
+]

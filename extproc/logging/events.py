@@ -1,0 +1,89 @@
+"""The payload event: what one logged request, response or feedback becomes, and its CloudEvents 1.0
+binary-mode rendering (attributes as `Ce-*` headers, payload as the body), matching Seldon Core's request
+logger header for header so existing consumers (Knative brokers, the Elasticsearch logger) keep working.
+
+Pure: no I/O. `logger` spools these; `sinks` deliver their rendering.
+"""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+SPEC_VERSION = "1.0"
+SKIP_LOGGING_HEADER = "seldon-skip-logging"
+
+
+class EventType(StrEnum):
+    REQUEST = "io.seldon.serving.inference.request"
+    RESPONSE = "io.seldon.serving.inference.response"
+    FEEDBACK = "io.seldon.serving.feedback"
+
+
+class WireProtocol(StrEnum):
+    """`Ce-Protocol` values, as Seldon's executor names its protocols."""
+
+    SELDON = "seldon"
+    TENSORFLOW = "tensorflow"
+    V2 = "v2"
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadEvent:
+    """One event. `destination` is the node's `logger.url`; None means the logger's default endpoint."""
+
+    type: EventType
+    body: bytes
+    content_type: str
+    request_id: str
+    model_id: str
+    deployment: str
+    namespace: str
+    predictor: str
+    protocol: str = WireProtocol.SELDON
+    source: str = "seldon-mesh"
+    destination: str | None = None
+    id: str = field(default_factory=_new_id)
+    time: str = field(default_factory=_now)
+
+    def headers(self) -> dict[str, str]:
+        """The CloudEvents binary-mode headers, spelled as Seldon's executor sends them."""
+        return {
+            "Ce-Id": self.id,
+            "Ce-Specversion": SPEC_VERSION,
+            "Ce-Source": self.source,
+            "Ce-Type": str(self.type),
+            "Ce-Time": self.time,
+            "Ce-Modelid": self.model_id,
+            "Ce-Requestid": self.request_id,
+            "Ce-Inferenceservicename": self.deployment,
+            "Ce-Namespace": self.namespace,
+            "Ce-Endpoint": self.predictor,
+            "Ce-Protocol": str(self.protocol),
+            "Content-Type": self.content_type,
+        }
+
+
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """The payload as sent to sinks: gzipped bodies (Triton clients compress) are inflated first."""
+    if content_encoding is not None and content_encoding.strip().lower() == "gzip":
+        return gzip.decompress(body)
+    return body
+
+
+def skip_logging_requested(headers: Mapping[str, str]) -> bool:
+    """True when the request carries a non-empty `Seldon-Skip-Logging` header (keys lower-cased,
+    as HTTP/2 and Envoy's ext_proc deliver them)."""
+    return bool(headers.get(SKIP_LOGGING_HEADER, "").strip())

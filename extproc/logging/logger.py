@@ -1,0 +1,391 @@
+"""`PayloadLogger`: accept events into the durable spool, deliver them in the background.
+
+Threads, so the ext_proc event loop never waits on a disk:
+- the writer takes queued events in batches (up to `max_batch_events`), refuses those that do not fit,
+  commits the rest in one transaction (group commit) and only then resolves each caller's future;
+- the delivery thread runs its own asyncio loop with one task per busy lane. A lane is
+  (destination, crc32(request id) mod lanes), delivered strictly in spool order, so events of one request
+  id reach a sink in the order they were logged. A failed send is retried with exponential backoff and
+  full jitter, forever (at-least-once); an event the sink rejects for good (4xx) is moved to the
+  dead-letter table and counted, never silently dropped.
+
+After a crash or SIGKILL, `start` finds every committed event still in the spool and delivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import threading
+import time
+import zlib
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from extproc.logging.events import PayloadEvent
+from extproc.logging.settings import PayloadLoggerSettings
+from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkFactory, check_destination
+from extproc.logging.spool import LaneKey, NewRecord, Spool, SpooledEvent
+
+log = logging.getLogger(__name__)
+
+_REFUSAL_LOG_INTERVAL = (
+    10.0  # seconds between warnings about refused events, so a full spool cannot flood logs
+)
+
+
+class LogOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    SKIPPED = "skipped"
+    REFUSED_FULL = "refused_full"
+    REFUSED_STOPPED = "refused_stopped"
+    REFUSED_NO_DESTINATION = "refused_no_destination"
+
+    @property
+    def accepted(self) -> bool:
+        return self is LogOutcome.ACCEPTED
+
+
+class LoggerObserver(Protocol):
+    """Metrics hook (see `extproc.metrics.PayloadLogMetrics`); called from the logger's threads."""
+
+    def on_accepted(self, count: int) -> None: ...
+    def on_refused(self, reason: LogOutcome, count: int) -> None: ...
+    def on_delivered(self, count: int) -> None: ...
+    def on_retried(self, count: int) -> None: ...
+    def on_dead_lettered(self, count: int) -> None: ...
+    def on_spool_usage(self, events: int, size_bytes: int) -> None: ...
+
+
+class NullObserver:
+    def on_accepted(self, count: int) -> None:
+        pass
+
+    def on_refused(self, reason: LogOutcome, count: int) -> None:
+        pass
+
+    def on_delivered(self, count: int) -> None:
+        pass
+
+    def on_retried(self, count: int) -> None:
+        pass
+
+    def on_dead_lettered(self, count: int) -> None:
+        pass
+
+    def on_spool_usage(self, events: int, size_bytes: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoggerStats:
+    spooled_events: int
+    spooled_bytes: int
+    accepted: int
+    refused: int
+    delivered: int
+    retried: int
+    dead_lettered: int
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events = 0
+        self.bytes = 0
+        self.accepted = 0
+        self.refused = 0
+        self.delivered = 0
+        self.retried = 0
+        self.dead_lettered = 0
+
+
+_Pending = tuple[PayloadEvent, "Future[LogOutcome]"]
+
+
+class PayloadLogger:
+    def __init__(self, settings: PayloadLoggerSettings, observer: LoggerObserver | None = None) -> None:
+        self.settings = settings
+        self._observer: LoggerObserver = observer or NullObserver()
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._counters = _Counters()
+        self._running = False
+        self._state_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._delivery: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_ready = threading.Event()
+        self._stop_delivery: asyncio.Event | None = None
+        self._last_refusal_log = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the spool, recover what a previous process left in it and begin delivering."""
+        with self._state_lock:
+            if self._running:
+                return
+            spool = Spool(self.settings.spool_dir, self.settings.fsync, writer=True)
+            events, size = spool.usage()
+            with self._counters.lock:
+                self._counters.events, self._counters.bytes = events, size
+            self._observer.on_spool_usage(events, size)
+            if events:
+                log.info("payload spool holds %d undelivered events (%d bytes); delivering", events, size)
+            self._running = True
+            self._loop_ready.clear()
+            self._delivery = threading.Thread(
+                target=self._delivery_main, name="payload-delivery", daemon=True
+            )
+            self._delivery.start()
+            self._loop_ready.wait()
+            self._writer = threading.Thread(
+                target=self._writer_main, args=(spool,), name="payload-spool-writer", daemon=True
+            )
+            self._writer.start()
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        """Stop accepting; wait up to `drain_seconds` for the spool to empty; stop delivering. Undelivered
+        events stay spooled for the next `start`."""
+        with self._state_lock:
+            if not self._running:
+                return
+            self._running = False
+        self._queue.put(None)
+        if self._writer is not None:
+            self._writer.join()
+        deadline = time.monotonic() + drain_seconds
+        while self.stats().spooled_events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._loop is not None and self._stop_delivery is not None:
+            self._loop.call_soon_threadsafe(self._stop_delivery.set)
+        if self._delivery is not None:
+            self._delivery.join()
+
+    # -- accepting -------------------------------------------------------------------------------------
+
+    def submit(self, event: PayloadEvent, *, skip_logging: bool = False) -> Future[LogOutcome]:
+        """Queue `event`; the future resolves once it is on disk (ACCEPTED) or refused."""
+        future: Future[LogOutcome] = Future()
+        if skip_logging:
+            future.set_result(LogOutcome.SKIPPED)
+            return future
+        if not self._running:
+            self._refuse(LogOutcome.REFUSED_STOPPED, 1)
+            future.set_result(LogOutcome.REFUSED_STOPPED)
+            return future
+        self._queue.put((event, future))
+        return future
+
+    def log(self, event: PayloadEvent, *, skip_logging: bool = False) -> LogOutcome:
+        """Blocking: returns once the event is spooled (or refused). For threads; async code uses `alog`."""
+        return self.submit(event, skip_logging=skip_logging).result()
+
+    async def alog(self, event: PayloadEvent, *, skip_logging: bool = False) -> LogOutcome:
+        return await asyncio.wrap_future(self.submit(event, skip_logging=skip_logging))
+
+    def stats(self) -> LoggerStats:
+        c = self._counters
+        with c.lock:
+            return LoggerStats(
+                c.events, c.bytes, c.accepted, c.refused, c.delivered, c.retried, c.dead_lettered
+            )
+
+    def _writer_main(self, spool: Spool) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                batch: list[_Pending] = []
+                if first is None:
+                    stopping = True
+                else:
+                    batch.append(first)
+                while len(batch) < self.settings.max_batch_events:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        continue
+                    batch.append(item)
+                if stopping:  # late arrivals raced with stop: refuse them rather than leave callers waiting
+                    batch.extend(self._drain_queue())
+                self._write(spool, batch)
+        finally:
+            spool.close()
+
+    def _drain_queue(self) -> list[_Pending]:
+        items: list[_Pending] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is not None:
+                items.append(item)
+
+    def _write(self, spool: Spool, batch: list[_Pending]) -> None:
+        if not batch:
+            return
+        records: list[tuple[NewRecord, Future[LogOutcome]]] = []
+        refusals: dict[LogOutcome, int] = {}
+        c = self._counters
+        with c.lock:
+            room = self.settings.max_spool_bytes - c.bytes
+        for event, future in batch:
+            outcome, record = self._admit(event)
+            if record is not None and record.size > room:
+                outcome, record = LogOutcome.REFUSED_FULL, None
+            if record is None:
+                refusals[outcome] = refusals.get(outcome, 0) + 1
+                future.set_result(outcome)
+                continue
+            room -= record.size
+            records.append((record, future))
+        for outcome, count in refusals.items():
+            self._refuse(outcome, count)
+        if not records:
+            return
+        try:
+            spool.append([r for r, _ in records])
+        except Exception as exc:  # a disk error refuses the batch: never an accepted-but-lost event
+            log.exception("payload spool write failed; refusing %d events", len(records))
+            self._refuse(LogOutcome.REFUSED_FULL, len(records))
+            for _, future in records:
+                future.set_exception(exc)
+            return
+        added = sum(r.size for r, _ in records)
+        with c.lock:
+            c.events += len(records)
+            c.bytes += added
+            c.accepted += len(records)
+            events, size = c.events, c.bytes
+        self._observer.on_accepted(len(records))
+        self._observer.on_spool_usage(events, size)
+        lanes = {(r.destination, r.lane) for r, _ in records}
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake, lanes)
+        for _, future in records:
+            future.set_result(LogOutcome.ACCEPTED)
+
+    def _admit(self, event: PayloadEvent) -> tuple[LogOutcome, NewRecord | None]:
+        destination = event.destination or self.settings.default_endpoint
+        if not destination:
+            return LogOutcome.REFUSED_NO_DESTINATION, None
+        try:
+            check_destination(destination)
+        except ValueError:
+            return LogOutcome.REFUSED_NO_DESTINATION, None
+        lane = zlib.crc32(event.request_id.encode()) % self.settings.lanes_per_destination
+        record = NewRecord(destination, lane, event.request_id, event.headers(), event.body)
+        return LogOutcome.ACCEPTED, record
+
+    def _refuse(self, outcome: LogOutcome, count: int) -> None:
+        with self._counters.lock:
+            self._counters.refused += count
+        self._observer.on_refused(outcome, count)
+        now = time.monotonic()
+        if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
+            self._last_refusal_log = now
+            log.warning(
+                "payload logger refused %d event(s): %s (total refused %d)",
+                count,
+                outcome,
+                self.stats().refused,
+            )
+
+    # -- delivering ------------------------------------------------------------------------------------
+
+    def _delivery_main(self) -> None:
+        asyncio.run(self._deliver_forever())
+
+    async def _deliver_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_delivery = asyncio.Event()
+        self._spool = Spool(self.settings.spool_dir, self.settings.fsync, writer=False)
+        self._sinks = SinkFactory(
+            self.settings.http_timeout_seconds, max_connections=self.settings.lanes_per_destination * 4
+        )
+        self._lanes: dict[LaneKey, asyncio.Task[None]] = {}
+        self._dirty: set[LaneKey] = set()
+        self._wake(set(self._spool.lanes()))
+        self._loop_ready.set()
+        try:
+            await self._stop_delivery.wait()
+        finally:
+            for task in self._lanes.values():
+                task.cancel()
+            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+            await self._sinks.aclose()
+            self._spool.close()
+            self._loop = None
+
+    def _wake(self, lanes: set[LaneKey]) -> None:
+        for lane in lanes:
+            if lane in self._lanes:
+                self._dirty.add(lane)
+            else:
+                self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
+
+    async def _run_lane(self, lane: LaneKey) -> None:
+        try:
+            while True:
+                self._dirty.discard(lane)
+                events = self._spool.head(lane, self.settings.read_batch_events)
+                if not events and lane not in self._dirty:
+                    return
+                for event in events:
+                    await self._deliver(event)
+        finally:
+            self._lanes.pop(lane, None)
+
+    async def _deliver(self, event: SpooledEvent) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._sinks.sink_for(event.destination).send(event)
+            except RetryableSinkError as exc:
+                delay = random.uniform(
+                    0,
+                    min(
+                        self.settings.backoff_max_seconds, self.settings.backoff_initial_seconds * 2**attempt
+                    ),
+                )
+                attempt += 1
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning("payload log delivery failed (attempt %d), retrying: %s", attempt, exc)
+                with self._counters.lock:
+                    self._counters.retried += 1
+                self._observer.on_retried(1)
+                await asyncio.sleep(delay)
+                continue
+            except PermanentSinkError as exc:
+                log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), exc)
+                self._spool.dead_letter(event, str(exc))
+                self._forget(event, delivered=False)
+                return
+            self._spool.delete(event.seq)
+            self._forget(event, delivered=True)
+            return
+
+    def _forget(self, event: SpooledEvent, *, delivered: bool) -> None:
+        c = self._counters
+        with c.lock:
+            c.events -= 1
+            c.bytes -= event.size
+            if delivered:
+                c.delivered += 1
+            else:
+                c.dead_lettered += 1
+            events, size = c.events, c.bytes
+        if delivered:
+            self._observer.on_delivered(1)
+        else:
+            self._observer.on_dead_lettered(1)
+        self._observer.on_spool_usage(events, size)

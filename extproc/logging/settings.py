@@ -1,0 +1,73 @@
+"""Settings of the payload logger: one typed object, built at the entrypoint (which also reads
+`REQUEST_LOGGER_DEFAULT_ENDPOINT`, see `settings_from_env`) and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIB = 1 << 20
+DEFAULT_ENDPOINT_ENV = "REQUEST_LOGGER_DEFAULT_ENDPOINT"
+
+
+class FsyncPolicy(StrEnum):
+    GROUP = "group"
+    """Every accepted event is fsynced before `log` returns; concurrent events share one fsync."""
+    OS = "os"
+    """Accepted once written to the kernel: survives a process kill (SIGKILL), not a power cut."""
+
+
+class FullPolicy(StrEnum):
+    REFUSE = "refuse"
+    """A full spool refuses new events; each refusal is counted and logged (rate-limited)."""
+
+
+class PayloadLoggerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    spool_dir: Path = Field(description="Directory of the spool database; one per logging process.")
+    default_endpoint: str | None = Field(
+        None,
+        description="Sink for events whose node sets no `logger.url` (http(s):// or file://...jsonl); "
+        "None refuses such events. Seldon's Helm default is http://default-broker.",
+    )
+    max_spool_bytes: int = Field(
+        1024 * MIB,
+        ge=1,
+        description="Bytes of spooled payloads and headers before the full policy applies; 1 GiB holds "
+        "about 9 minutes of 1 KiB events at 2,000 events/s with the sink down.",
+    )
+    full_policy: FullPolicy = Field(FullPolicy.REFUSE, description="What a full spool does with new events.")
+    fsync: FsyncPolicy = Field(
+        FsyncPolicy.GROUP,
+        description="Durability of an accepted event; group commit keeps 2k events/s far under one core.",
+    )
+    max_batch_events: int = Field(
+        512, ge=1, description="Events written in one transaction (one fsync) at most; bounds commit latency."
+    )
+    lanes_per_destination: int = Field(
+        16,
+        ge=1,
+        description="Concurrent deliveries per sink; events of one request id share a lane, so stay ordered.",
+    )
+    http_timeout_seconds: float = Field(60.0, gt=0, description="Per POST, in seconds; Seldon's is 60 s.")
+    backoff_initial_seconds: float = Field(
+        0.1, gt=0, description="First retry delay ceiling in seconds; doubles per failed attempt."
+    )
+    backoff_max_seconds: float = Field(
+        30.0, gt=0, description="Retry delay cap in seconds; a sink back from an outage is found within it."
+    )
+    read_batch_events: int = Field(64, ge=1, description="Events a lane reads from the spool at a time.")
+
+
+def settings_from_env(
+    spool_dir: Path, environ: Mapping[str, str], **overrides: object
+) -> PayloadLoggerSettings:
+    """For entrypoints only: the default endpoint comes from `REQUEST_LOGGER_DEFAULT_ENDPOINT`."""
+    endpoint = environ.get(DEFAULT_ENDPOINT_ENV) or None
+    return PayloadLoggerSettings.model_validate(
+        {"spool_dir": spool_dir, "default_endpoint": endpoint, **overrides}
+    )

@@ -1,0 +1,145 @@
+"""Where spooled events go: an HTTP sink (CloudEvents binary mode, one POST per event, as a Knative broker
+expects) and a JSON-lines file sink (CloudEvents JSON format, one event per line).
+
+A sink raises `RetryableSinkError` for failures worth retrying (connection errors, timeouts, 408, 429,
+5xx) and `PermanentSinkError` when the sink answered that it will never take the event (other 4xx).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import aiohttp
+
+from extproc.logging.spool import SpooledEvent
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class SinkError(Exception):
+    pass
+
+
+class RetryableSinkError(SinkError):
+    pass
+
+
+class PermanentSinkError(SinkError):
+    pass
+
+
+class Sink(Protocol):
+    async def send(self, event: SpooledEvent) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpSink:
+    """aiohttp, not httpx: on the CI machine httpx spends about 4.7 ms of CPU per POST against aiohttp's
+    0.3 ms, which capped delivery near 200 events/s."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self._url = url
+        self._session = session
+
+    async def send(self, event: SpooledEvent) -> None:
+        try:
+            async with self._session.post(self._url, data=event.body, headers=event.headers) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryableSinkError(f"POST {self._url}: {exc!r}") from exc
+        if 200 <= status < 300:
+            return
+        message = f"POST {self._url}: HTTP {status}"
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            raise RetryableSinkError(message)
+        raise PermanentSinkError(message)
+
+    async def aclose(self) -> None:
+        """The session is shared; `SinkFactory.aclose` closes it."""
+
+
+def structured_event(event: SpooledEvent) -> dict[str, Any]:
+    """The CloudEvents JSON format of a spooled event: attributes lower-cased, JSON payloads inline."""
+    out: dict[str, Any] = {}
+    content_type = ""
+    for name, value in event.headers.items():
+        lower = name.lower()
+        if lower == "content-type":
+            content_type = value
+            out["datacontenttype"] = value
+        elif lower.startswith("ce-"):
+            out[lower[3:]] = value
+    if "json" in content_type:
+        try:
+            out["data"] = json.loads(event.body)
+            return out
+        except ValueError:
+            pass
+    out["data_base64"] = base64.b64encode(event.body).decode("ascii")
+    return out
+
+
+class JsonLinesSink:
+    """Appends and flushes one line per event: a process kill loses nothing written (the kernel keeps it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab")
+
+    async def send(self, event: SpooledEvent) -> None:
+        line = json.dumps(structured_event(event), separators=(",", ":")).encode() + b"\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as exc:
+            raise RetryableSinkError(f"write {self._file.name}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._file.close()
+
+
+class SinkFactory:
+    """One sink per destination, created on first use: http(s):// URLs and file:// paths."""
+
+    def __init__(self, http_timeout_seconds: float, max_connections: int) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=http_timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=max_connections),
+            skip_auto_headers=("Content-Type",),
+        )
+        self._sinks: dict[str, Sink] = {}
+
+    def sink_for(self, destination: str) -> Sink:
+        sink = self._sinks.get(destination)
+        if sink is None:
+            sink = self._sinks[destination] = self._create(destination)
+        return sink
+
+    def _create(self, destination: str) -> Sink:
+        parsed = urlparse(destination)
+        if parsed.scheme in ("http", "https"):
+            return HttpSink(destination, self._session)
+        if parsed.scheme == "file":
+            return JsonLinesSink(Path(unquote(parsed.path)))
+        raise PermanentSinkError(f"unsupported payload log destination {destination!r}")
+
+    async def aclose(self) -> None:
+        for sink in self._sinks.values():
+            await sink.aclose()
+        await self._session.close()
+
+
+def check_destination(destination: str) -> None:
+    """Raise ValueError for a destination no sink serves (checked before an event is accepted)."""
+    parsed = urlparse(destination)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return
+    if parsed.scheme == "file" and parsed.path:
+        return
+    raise ValueError(f"payload log destination must be http(s)://host/... or file:///path: {destination!r}")

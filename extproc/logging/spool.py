@@ -1,0 +1,153 @@
+"""The durable spool: an SQLite database in WAL mode where an event counts as accepted once committed.
+
+Why SQLite and not append-only segment files: both sustain 2,000 small events/s with an fsync per event
+(about 3.6k/s for SQLite WAL vs 3.9k/s for segments on the CI disk) and far more with group commit
+(26k vs 40k/s at 10 events per fsync), while SQLite gives crash-safe deletion of delivered events, per-lane
+ordered reads and recovery after SIGKILL for free. Segment files would need their own ack offsets,
+compaction and torn-write detection. See `bench/observability.py` for the measurement.
+
+The writer connection commits with `synchronous=FULL` (fsync of the WAL per commit) under the GROUP
+policy; the delivery connection deletes with `synchronous=NORMAL`: a delete lost to a power cut only
+means a redelivery, which at-least-once allows.
+
+Each instance is used from one thread; `logger` opens one for its writer and one for its delivery loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from extproc.logging.settings import FsyncPolicy
+
+SPOOL_FILE = "spool.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    lane INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_lane ON events (destination, lane, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    destination: str
+    lane: int
+    request_id: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers.items())
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledEvent:
+    seq: int
+    destination: str
+    lane: int
+    request_id: str
+    headers: dict[str, str]
+    body: bytes
+    size: int
+
+
+LaneKey = tuple[str, int]
+
+
+class Spool:
+    def __init__(self, directory: Path, fsync: FsyncPolicy = FsyncPolicy.GROUP, *, writer: bool) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(directory / SPOOL_FILE, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        durable = writer and fsync is FsyncPolicy.GROUP
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def append(self, records: list[NewRecord]) -> None:
+        """Commit `records` in one transaction: on return they are on disk per the fsync policy."""
+        rows = [(r.destination, r.lane, r.request_id, json.dumps(r.headers), r.body, r.size) for r in records]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO events (destination, lane, request_id, headers, body, size) "
+                "VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
+    def head(self, lane: LaneKey, limit: int) -> list[SpooledEvent]:
+        cursor = self._db.execute(
+            "SELECT seq, destination, lane, request_id, headers, body, size FROM events "
+            "WHERE destination = ? AND lane = ? ORDER BY seq LIMIT ?",
+            (lane[0], lane[1], limit),
+        )
+        return [
+            SpooledEvent(seq, dest, ln, rid, json.loads(headers), bytes(body), size)
+            for seq, dest, ln, rid, headers, body, size in cursor
+        ]
+
+    def delete(self, seq: int) -> None:
+        self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+
+    def dead_letter(self, event: SpooledEvent, reason: str) -> None:
+        """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO dead_letters (seq, destination, request_id, headers, body, reason) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    event.seq,
+                    event.destination,
+                    event.request_id,
+                    json.dumps(event.headers),
+                    event.body,
+                    reason,
+                ),
+            )
+            self.delete(event.seq)
+
+    def lanes(self) -> list[LaneKey]:
+        return [(d, ln) for d, ln in self._db.execute("SELECT DISTINCT destination, lane FROM events")]
+
+    def usage(self) -> tuple[int, int]:
+        """(events, bytes) spooled and not yet delivered."""
+        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+        return int(count), int(total)
+
+    def dead_letter_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

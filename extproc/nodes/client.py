@@ -1,0 +1,295 @@
+"""Calls graph nodes in their own protocol: Seldon v1 or V2, REST (pooled HTTP/1.1) or gRPC (HTTP/2).
+
+One `aiohttp` session with a keep-alive pool serves every REST node (aiohttp rather than httpx: it is
+the lighter of the two per request and the runtimes speak HTTP/1.1 only, so HTTP/2 would buy nothing);
+one `grpc.aio` channel per node address serves gRPC, with the predictor's max message size. Every
+failure becomes a `NodeError` naming the node, with the status a client should see: the node's own 4xx
+as 400, its 5xx as 500, no connection 503, no answer in time 504, an unreadable answer 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+import grpc
+import orjson
+from google.protobuf.message import DecodeError, Message
+
+from extproc.codecs import (
+    CodecError,
+    Payload,
+    decode_infer_response,
+    decode_seldon_proto,
+    encode_feedback,
+    encode_infer_request,
+    encode_seldon_list,
+    encode_seldon_message,
+)
+from extproc.config import NodeConfig, Timeouts
+from extproc.graph.errors import NodeError
+from generated.inference import dataplane_pb2 as v2_pb
+from generated.seldon import prediction_pb2 as v1_pb
+
+Json = dict[str, Any]
+
+SELDON_PATHS = {
+    "predict": "/predict",
+    "transform_input": "/transform-input",
+    "transform_output": "/transform-output",
+    "route": "/route",
+    "aggregate": "/aggregate",
+}
+SELDON_RPCS = {
+    "predict": "/seldon.protos.Model/Predict",
+    "transform_input": "/seldon.protos.Transformer/TransformInput",
+    "transform_output": "/seldon.protos.OutputTransformer/TransformOutput",
+    "route": "/seldon.protos.Router/Route",
+    "aggregate": "/seldon.protos.Combiner/Aggregate",
+}
+V2_INFER = "/inference.GRPCInferenceService/ModelInfer"
+V2_METADATA = "/inference.GRPCInferenceService/ModelMetadata"
+_GRPC_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+}
+
+
+def _with_meta(message: Json, meta: Json) -> Json:
+    return {**message, "meta": meta}
+
+
+def _split(answer: Any, node: str) -> tuple[Payload, Json]:
+    if not isinstance(answer, dict):
+        raise NodeError(node, 502, "BAD_GATEWAY", f"answered {type(answer).__name__}, not a SeldonMessage")
+    meta = answer.get("meta")
+    return Payload.seldon(answer), meta if isinstance(meta, dict) else {}
+
+
+def _error_detail(body: bytes) -> tuple[str, str]:
+    """The message and reason a node put in its error body (Seldon status JSON, V2 error or text)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:300].decode("utf-8", "replace").strip() or "(empty body)", ""
+    if isinstance(parsed, dict):
+        status = parsed.get("status")
+        if isinstance(status, dict):
+            return str(status.get("info", "")), str(status.get("reason", ""))
+        if "error" in parsed:
+            return str(parsed["error"]), ""
+    return str(parsed)[:300], ""
+
+
+class NodeClients:
+    """The executor's `NodeClient`: owns the REST session and the gRPC channels; `close()` releases them."""
+
+    def __init__(self, pool_size: int = 256) -> None:
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+        self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[str, int, str], Any] = {}
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=60, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        return self._session
+
+    def _stub(self, target: str, limit: int, path: str, response: Callable[[bytes], Message]) -> Any:
+        key = (target, limit, path)
+        stub = self._stubs.get(key)
+        if stub is None:
+            channel = self._channels.get((target, limit))
+            if channel is None:
+                options = [
+                    ("grpc.max_send_message_length", limit),
+                    ("grpc.max_receive_message_length", limit),
+                ]
+                channel = grpc.aio.insecure_channel(target, options=options)
+                self._channels[(target, limit)] = channel
+            stub = channel.unary_unary(path, request_serializer=_serialize, response_deserializer=response)
+            self._stubs[key] = stub
+        return stub
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        await asyncio.gather(*(c.close(None) for c in self._channels.values()))
+        self._channels.clear()
+        self._stubs.clear()
+
+    # -- NodeClient ----------------------------------------------------------------------------------
+    async def call(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        try:
+            if node.protocol == "v2":
+                if method not in ("predict", "transform_input", "transform_output"):
+                    raise NodeError(node.name, 501, "NOT_IMPLEMENTED", f"a V2 node cannot {method}")
+                return await self._v2_infer(node, payloads[0], meta, limits), {}
+            if node.transport == "grpc":
+                return await self._seldon_grpc(node, method, payloads, meta, limits)
+            return await self._seldon_rest(node, method, payloads, meta, limits)
+        except CodecError as error:
+            raise NodeError(node.name, 400, "BAD_DATA", f"cannot translate for this node: {error}") from None
+
+    async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
+        if node.protocol == "v2":
+            return  # V2 has no feedback call; nothing to learn on a V2 node
+        if node.transport == "grpc":
+            service = "Router" if node.type == "ROUTER" else "Model"
+            path = f"/seldon.protos.{service}/SendFeedback"
+            await self._grpc(node, path, encode_feedback(feedback), v1_pb.SeldonMessage.FromString, limits)
+        else:
+            await self._post(node, "/send-feedback", orjson.dumps(feedback), limits)
+
+    async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
+        if node.protocol == "v2":
+            if node.transport == "grpc":
+                request = v2_pb.ModelMetadataRequest(name=node.name)
+                answer = await self._grpc(
+                    node, V2_METADATA, request, v2_pb.ModelMetadataResponse.FromString, limits
+                )
+                return decode_seldon_proto(answer)
+            return _dict(await self._get(node, f"/v2/models/{node.name}", limits), node.name)
+        if node.transport == "grpc":
+            answer = await self._grpc(
+                node, "/seldon.protos.Model/Metadata", _EMPTY, v1_pb.SeldonModelMetadata.FromString, limits
+            )
+            return decode_seldon_proto(answer)
+        return _dict(await self._get(node, "/metadata", limits), node.name)
+
+    # -- protocols -----------------------------------------------------------------------------------
+    async def _seldon_rest(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        if method == "aggregate":
+            body: Json = {"seldonMessages": [_with_meta(p.as_seldon(), meta) for p in payloads]}
+        else:
+            body = _with_meta(payloads[0].as_seldon(), meta)
+        answer = await self._post(node, SELDON_PATHS[method], orjson.dumps(body), limits)
+        return _split(answer, node.name)
+
+    async def _seldon_grpc(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        request: Message
+        if method == "aggregate":
+            request = encode_seldon_list([_with_meta(p.as_seldon(), meta) for p in payloads])
+        else:
+            request = encode_seldon_message(_with_meta(payloads[0].as_seldon(), meta))
+        answer = await self._grpc(node, SELDON_RPCS[method], request, v1_pb.SeldonMessage.FromString, limits)
+        return _split(decode_seldon_proto(answer), node.name)
+
+    async def _v2_infer(self, node: NodeConfig, payload: Payload, meta: Json, limits: Timeouts) -> Payload:
+        request: Json = {"inputs": payload.as_v2()}
+        if meta.get("puid"):
+            request["id"] = meta["puid"]
+        if node.transport == "grpc":
+            answer = await self._grpc(
+                node,
+                V2_INFER,
+                encode_infer_request(request, node.name),
+                v2_pb.ModelInferResponse.FromString,
+                limits,
+            )
+            response = decode_infer_response(answer)
+        else:
+            response = _dict(
+                await self._post(node, f"/v2/models/{node.name}/infer", orjson.dumps(request), limits),
+                node.name,
+            )
+        outputs = response.get("outputs")
+        if not isinstance(outputs, list) or not outputs:
+            raise NodeError(node.name, 502, "BAD_GATEWAY", "V2 answer has no outputs")
+        return Payload.v2(outputs, payload.hint)
+
+    # -- transports ----------------------------------------------------------------------------------
+    def _address(self, node: NodeConfig, transport: str) -> str:
+        address = node.grpc if transport == "grpc" else node.http
+        if not address:
+            raise NodeError(node.name, 503, "UNAVAILABLE", f"has no {transport} endpoint (not running?)")
+        return address
+
+    async def _post(self, node: NodeConfig, path: str, body: bytes, limits: Timeouts) -> Any:
+        return await self._http_call(node, "POST", path, body, limits)
+
+    async def _get(self, node: NodeConfig, path: str, limits: Timeouts) -> Any:
+        return await self._http_call(node, "GET", path, None, limits)
+
+    async def _http_call(
+        self, node: NodeConfig, verb: str, path: str, body: bytes | None, limits: Timeouts
+    ) -> Any:
+        url = f"http://{self._address(node, 'http')}{path}"
+        headers = {"content-type": "application/json"} if body is not None else {}
+        try:
+            async with asyncio.timeout(limits.rest_s):
+                async with self._http().request(verb, url, data=body, headers=headers) as response:
+                    raw = await response.read()
+                    status = response.status
+        except TimeoutError:
+            raise NodeError(
+                node.name, 504, "TIMEOUT", f"no answer within {limits.rest_s * 1000:.0f} ms"
+            ) from None
+        except aiohttp.ClientConnectionError as error:
+            raise NodeError(node.name, 503, "UNAVAILABLE", f"cannot reach {url}: {error}") from None
+        if status >= 400:
+            info, reason = _error_detail(raw)
+            code = 400 if status < 500 else 500
+            raise NodeError(node.name, code, reason or f"NODE_HTTP_{status}", f"answered {status}: {info}")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = raw[:100].decode("utf-8", "replace")
+            raise NodeError(node.name, 502, "BAD_GATEWAY", f"answered with invalid JSON: {text!r}") from None
+
+    async def _grpc(
+        self,
+        node: NodeConfig,
+        path: str,
+        request: Message,
+        response: Callable[[bytes], Message],
+        limits: Timeouts,
+    ) -> Any:
+        stub = self._stub(self._address(node, "grpc"), limits.max_message_bytes, path, _checked(response))
+        try:
+            return await stub(request, timeout=limits.grpc_s)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            status = _GRPC_STATUS.get(code, 500)
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                detail = f"no answer within {limits.grpc_s * 1000:.0f} ms"
+            else:
+                detail = f"{code.name}: {error.details()}"
+            status = 400 if status == 413 else status
+            raise NodeError(node.name, status, code.name, detail) from None
+
+
+_EMPTY = v1_pb.SeldonMessage()  # google.protobuf.Empty has the same (empty) wire form
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _checked(parse: Callable[[bytes], Message]) -> Callable[[bytes], Message]:
+    def _parse(data: bytes) -> Message:
+        try:
+            return parse(data)
+        except DecodeError as error:
+            raise ValueError(f"unreadable answer: {error}") from None
+
+    return _parse
+
+
+def _dict(value: Any, node: str) -> Json:
+    if not isinstance(value, dict):
+        raise NodeError(node, 502, "BAD_GATEWAY", f"answered {type(value).__name__}, not a JSON object")
+    return value

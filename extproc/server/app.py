@@ -1,0 +1,97 @@
+"""One gRPC server for the whole extproc process: ext_proc, the gRPC graph edges and health.
+
+`create_server(settings, frontend) -> (server, port)` like every gRPC server in seldon-mesh; `serve`
+runs it with the config watcher until SIGTERM/SIGINT, then stops gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+from grpc_health.v1 import _async as health_aio  # what `health.aio` names, visible to mypy
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from extproc.config import DEFAULT_MAX_MESSAGE_BYTES, ConfigWatcher
+from extproc.graph import GraphExecutor, MemoryState, SqliteState, StateStore
+from extproc.nodes import NodeClients
+from extproc.server.frontend import Frontend
+from extproc.server.processor import ExternalProcessor
+from extproc.server.upstream import InferenceEdge, SeldonEdge
+from generated.inference import dataplane_pb2_grpc as v2_grpc
+from generated.seldon import prediction_pb2_grpc as v1_grpc
+
+log = logging.getLogger(__name__)
+
+Adder = Callable[[Any, Any], None]
+_add_seldon: Adder = v1_grpc.add_SeldonServicer_to_server
+_add_inference: Adder = v2_grpc.add_GRPCInferenceServiceServicer_to_server
+
+
+@dataclass(frozen=True)
+class ExtprocSettings:
+    """Read from the command line only, in `__main__`."""
+
+    host: str = "127.0.0.1"  # loopback: only the local Envoy talks to extproc
+    port: int = 0  # 0 picks a free port (printed on stdout)
+    config_path: Path | None = None  # the graph config file written by the supervisor
+    state_dir: Path | None = None  # where bandit state persists; None keeps it in memory
+    grace_s: float = 2.0  # SIGTERM: seconds in-flight graphs get to finish
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # gRPC limit on what clients may send us
+
+
+async def create_server(settings: ExtprocSettings, frontend: Frontend) -> tuple[grpc.aio.Server, int]:
+    options = [
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(options=options)
+    ep_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(frontend), server)
+    _add_seldon(SeldonEdge(frontend), server)
+    _add_inference(InferenceEdge(frontend), server)
+    health_servicer = health_aio.HealthServicer()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"extproc cannot listen on {settings.host}:{settings.port}")
+    return server, port
+
+
+async def serve(settings: ExtprocSettings) -> None:
+    watcher = ConfigWatcher(settings.config_path)
+    watcher.poll()
+    state: StateStore = (
+        SqliteState(settings.state_dir / "routers.sqlite")
+        if settings.state_dir is not None
+        else MemoryState()
+    )
+    clients = NodeClients()
+    frontend = Frontend(lambda: watcher.current, GraphExecutor(clients, state))
+    server, port = await create_server(settings, frontend)
+    await server.start()
+    print(f"extproc listening on {settings.host}:{port}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    watch = asyncio.create_task(watcher.run())
+    try:
+        await stopping.wait()
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await server.stop(settings.grace_s)
+        await clients.close()
+        if isinstance(state, SqliteState):
+            state.close()

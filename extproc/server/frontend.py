@@ -1,0 +1,172 @@
+"""The transport-neutral front of extproc: which predictor a request is for, and its protocol's shapes.
+
+Both edges call it: the ext_proc servicer for REST (`rest`), the gRPC upstream servicers for Seldon and
+V2 gRPC (`predict_seldon`, `predict_v2`, ...). It decodes the client's protocol into a `Payload`, runs
+the executor, and encodes the result back in the client's protocol, whatever the nodes spoke.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from extproc.codecs import CodecError, Payload, v2_datatype_hint
+from extproc.config import GraphConfig, PredictorConfig
+from extproc.graph import GraphError, GraphExecutor, bad_request
+
+Json = dict[str, Any]
+_PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]*)?")
+_V2_MODEL = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?(?P<verb>/infer|/ready)?/?$")
+JSON_HEADERS = (("content-type", "application/json"),)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = field(default=JSON_HEADERS)
+
+
+def _json_reply(status: int, body: Any) -> Reply:
+    return Reply(status, orjson.dumps(body))
+
+
+def _object(body: bytes) -> Json:
+    try:
+        parsed = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as error:
+        raise bad_request(f"invalid JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise bad_request(f"expected a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
+class Frontend:
+    def __init__(self, config: Callable[[], GraphConfig], executor: GraphExecutor) -> None:
+        self._config = config
+        self.executor = executor
+
+    def predictor(self, namespace: str, name: str, predictor: str | None) -> PredictorConfig:
+        deployment = self._config().deployment(namespace, name)
+        found = deployment.predictor(predictor) if deployment is not None else None
+        if found is None:
+            which = f" predictor {predictor!r} of" if predictor else ""
+            raise GraphError(
+                503, "UNAVAILABLE", f"no graph for{which} SeldonDeployment {namespace}/{name} in extproc yet"
+            )
+        return found
+
+    # -- REST (from the ext_proc servicer) -----------------------------------------------------------
+    async def rest(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], predictor_name: str | None
+    ) -> Reply:
+        match = _PATH.match(path)
+        if match is None:
+            return _json_reply(
+                404, GraphError(404, "NOT_FOUND", f"no SeldonDeployment serves {path}").seldon_json()
+            )
+        rest = match["rest"] or "/"
+        v2 = rest.startswith("/v2/")
+        try:
+            predictor = self.predictor(match["namespace"], match["name"], predictor_name)
+            puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
+            return await self._dispatch(predictor, method, rest, body, puid)
+        except GraphError as error:
+            if v2:
+                return _json_reply(error.status, {"error": error.info})
+            return _json_reply(error.status, error.seldon_json())
+
+    async def _dispatch(
+        self, predictor: PredictorConfig, method: str, rest: str, body: bytes, puid: str
+    ) -> Reply:
+        if rest in ("/api/v1.0/predictions", "/api/v0.1/predictions") and method == "POST":
+            return _json_reply(200, await self.predict_seldon(predictor, _object(body), puid))
+        if rest in ("/api/v1.0/feedback", "/api/v0.1/feedback") and method == "POST":
+            return _json_reply(200, await self.feedback(predictor, _object(body), puid))
+        if rest.rstrip("/") == "/api/v1.0/metadata" and method == "GET":
+            return _json_reply(200, await self.executor.metadata(predictor))
+        if rest.startswith("/api/v1.0/metadata/") and method == "GET":
+            metadata = await self.executor.metadata(predictor)
+            model = metadata["models"].get(rest.rsplit("/", 1)[1])
+            if model is None:
+                raise GraphError(404, "NOT_FOUND", f"no graph node named {rest.rsplit('/', 1)[1]!r}")
+            return _json_reply(200, model)
+        if rest in (
+            "/ready",
+            "/live",
+            "/health/ping",
+            "/api/v1.0/health/status",
+            "/v2/health/ready",
+            "/v2/health/live",
+        ):
+            return Reply(200, b"", ())
+        if rest == "/v2/models/infer" and method == "POST":
+            return _json_reply(200, await self.predict_v2(predictor, _object(body), predictor.name, puid))
+        v2 = _V2_MODEL.match(rest)
+        if v2 is not None:
+            if v2["verb"] == "/infer" and method == "POST":
+                return _json_reply(200, await self.predict_v2(predictor, _object(body), v2["model"], puid))
+            if v2["verb"] == "/ready":
+                return Reply(200, b"", ())
+            if v2["verb"] is None and method == "GET":
+                return _json_reply(200, await self.v2_metadata(predictor, v2["model"]))
+        raise GraphError(404, "NOT_FOUND", f"{method} {rest} is not served by graph predictors")
+
+    # -- the operations, in any transport ------------------------------------------------------------
+    async def predict_seldon(self, predictor: PredictorConfig, message: Json, puid: str) -> Json:
+        meta = message["meta"] if isinstance(message.get("meta"), dict) else {}
+        puid = str(meta.get("puid") or puid)
+        tags = meta["tags"] if isinstance(meta.get("tags"), dict) else None
+        result = await self.executor.predict(predictor, Payload.seldon(message), puid, tags)
+        try:
+            output = result.payload.as_seldon(like=message)
+        except CodecError as error:
+            raise GraphError(
+                500, "BAD_GRAPH_OUTPUT", f"the graph output has no Seldon form: {error}"
+            ) from None
+        return {**output, "meta": result.meta}
+
+    async def predict_v2(self, predictor: PredictorConfig, request: Json, model: str, puid: str) -> Json:
+        inputs = request.get("inputs")
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
+            raise bad_request("a V2 inference request needs a non-empty inputs list")
+        puid = str(request.get("id") or puid)
+        payload = Payload.v2(inputs, v2_datatype_hint(request))
+        result = await self.executor.predict(predictor, payload, puid)
+        try:
+            outputs = result.payload.as_v2()
+        except CodecError as error:
+            raise GraphError(500, "BAD_GRAPH_OUTPUT", f"the graph output has no V2 form: {error}") from None
+        if result.payload.protocol == "seldon" and len(outputs) == 1:
+            outputs[0]["name"] = "output-0"
+        return {"model_name": model, "id": puid, "outputs": outputs}
+
+    async def feedback(self, predictor: PredictorConfig, feedback: Json, puid: str) -> Json:
+        return await self.executor.feedback(predictor, feedback, puid)
+
+    async def v2_metadata(self, predictor: PredictorConfig, model: str) -> Json:
+        metadata = await self.executor.metadata(predictor)
+        return {
+            "name": model,
+            "platform": "seldon-mesh-graph",
+            "inputs": _v2_tensors(metadata.get("graphinputs")),
+            "outputs": _v2_tensors(metadata.get("graphoutputs")),
+        }
+
+
+def _v2_tensors(items: Any) -> list[Json]:
+    if not isinstance(items, list):
+        return []
+    return [
+        {
+            "name": str(i.get("name", "")),
+            "datatype": str(i.get("datatype", "")),
+            "shape": list(i.get("shape", [])),
+        }
+        for i in items
+        if isinstance(i, dict)
+    ]

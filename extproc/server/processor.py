@@ -1,0 +1,107 @@
+"""The `envoy.service.ext_proc.v3.ExternalProcessor` servicer: a thin phase dispatcher for REST graphs.
+
+Request path (verified against Envoy 1.40, see tests/graphs): the gateway's ext_proc filter is disabled
+in the HCM chain and enabled per graph route by `ExtProcPerRoute` overrides, with request headers SEND
+and request body BUFFERED, and `grpc_initial_metadata` naming the predictor (`x-seldon-predictor`).
+1. request headers: remember them; if the request has no body (GET metadata) answer now, else CONTINUE;
+2. request body (the whole body, buffered by Envoy): run the graph and answer with an `ImmediateResponse`
+   (status, JSON body, `Seldon-Puid` and `Seldon-Predictor` headers), so the request never goes upstream.
+Any other phase is answered with an empty response of its kind. gRPC graph requests do not come here:
+a plain ImmediateResponse cannot carry a gRPC body with trailers, so Envoy routes them to the gRPC
+servicers in `upstream.py` (same process, same executor) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+from envoy.type.v3 import http_status_pb2
+
+from extproc.graph import GraphError
+from extproc.server.frontend import Frontend, Reply
+
+log = logging.getLogger(__name__)
+PREDICTOR_METADATA = "x-seldon-predictor"
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, raw_value=value.encode()),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+def immediate(reply: Reply, puid: str, predictor: str) -> ep.ProcessingResponse:
+    headers = [_header(k, v) for k, v in reply.headers]
+    if puid:
+        headers.append(_header("seldon-puid", puid))
+    if predictor:
+        headers.append(_header("seldon-predictor", predictor))
+    return ep.ProcessingResponse(
+        immediate_response=ep.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=reply.status),
+            headers=ep.HeaderMutation(set_headers=headers),
+            body=reply.body,
+        )
+    )
+
+
+_EMPTY_REPLIES = {
+    "response_headers": lambda: ep.ProcessingResponse(response_headers=ep.HeadersResponse()),
+    "request_trailers": lambda: ep.ProcessingResponse(request_trailers=ep.TrailersResponse()),
+    "response_body": lambda: ep.ProcessingResponse(response_body=ep.BodyResponse()),
+    "response_trailers": lambda: ep.ProcessingResponse(response_trailers=ep.TrailersResponse()),
+}
+
+
+class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
+
+    async def Process(
+        self,
+        request_iterator: AsyncIterator[ep.ProcessingRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[ep.ProcessingResponse]:
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        predictor_name = metadata.get(PREDICTOR_METADATA)
+        headers: dict[str, str] = {}
+        body = bytearray()
+        async for request in request_iterator:
+            phase = request.WhichOneof("request")
+            if phase == "request_headers":
+                for header in request.request_headers.headers.headers:
+                    headers[header.key] = header.raw_value.decode("utf-8", "replace") or header.value
+                if request.request_headers.end_of_stream:
+                    yield await self._answer(headers, b"", predictor_name)
+                    return
+                yield ep.ProcessingResponse(request_headers=ep.HeadersResponse())
+            elif phase == "request_body":
+                body += request.request_body.body
+                if request.request_body.end_of_stream:
+                    yield await self._answer(headers, bytes(body), predictor_name)
+                    return
+                yield ep.ProcessingResponse(request_body=ep.BodyResponse())
+            elif phase in _EMPTY_REPLIES:
+                yield _EMPTY_REPLIES[phase]()
+
+    async def _answer(
+        self, headers: dict[str, str], body: bytes, predictor_name: str | None
+    ) -> ep.ProcessingResponse:
+        puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
+        try:
+            reply = await self._frontend.rest(
+                headers.get(":method", "GET"), headers.get(":path", "/"), body, headers, predictor_name
+            )
+        except Exception:  # a bug must not take the stream down without an answer
+            log.exception("graph request %s failed", headers.get(":path"))
+            error = GraphError(500, "INTERNAL_ERROR", "internal error in the graph executor")
+            reply = Reply(500, orjson.dumps(error.seldon_json()))
+        return immediate(reply, puid, predictor_name or "")

@@ -1,0 +1,131 @@
+"""gRPC graph requests: `seldon.protos.Seldon` and `inference.GRPCInferenceService` served in-process.
+
+Envoy routes a gRPC call for a graph predictor here as its upstream (headers `seldon`, `namespace` and
+the route-added `x-seldon-predictor` say which graph), because an ext_proc ImmediateResponse cannot
+carry a gRPC body and trailers. Same frontend and executor as REST; only the edge differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from extproc.codecs import (
+    CodecError,
+    decode_infer_request,
+    decode_seldon_proto,
+    encode_infer_response,
+    encode_seldon_message,
+)
+from extproc.config import PredictorConfig
+from extproc.graph import GraphError
+from extproc.server.frontend import Frontend
+from generated.inference import dataplane_pb2 as v2_pb
+from generated.seldon import prediction_pb2 as v1_pb
+
+PREDICTOR_HEADER = "x-seldon-predictor"
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def _metadata(context: Context) -> dict[str, str]:
+    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+
+
+class _Edge:
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
+
+    def _predictor(self, context: Context) -> tuple[PredictorConfig, str]:
+        headers = _metadata(context)
+        predictor = self._frontend.predictor(
+            headers.get("namespace", "default"), headers.get("seldon", ""), headers.get(PREDICTOR_HEADER)
+        )
+        puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
+        return predictor, puid
+
+    async def _fail(self, context: Context, error: GraphError) -> Any:
+        await context.abort(error.grpc_code, error.info)
+
+
+class SeldonEdge(_Edge):
+    async def Predict(self, request: v1_pb.SeldonMessage, context: Context) -> Any:
+        try:
+            predictor, puid = self._predictor(context)
+            answer = await self._frontend.predict_seldon(predictor, decode_seldon_proto(request), puid)
+            await context.send_initial_metadata((("seldon-puid", str(answer["meta"]["puid"])),))
+            return encode_seldon_message(answer)
+        except GraphError as error:
+            return await self._fail(context, error)
+        except CodecError as error:
+            return await self._fail(context, GraphError(500, "BAD_GRAPH_OUTPUT", str(error)))
+
+    async def SendFeedback(self, request: v1_pb.Feedback, context: Context) -> Any:
+        try:
+            predictor, puid = self._predictor(context)
+            answer = await self._frontend.feedback(predictor, decode_seldon_proto(request), puid)
+            return encode_seldon_message(answer)
+        except GraphError as error:
+            return await self._fail(context, error)
+
+    async def GraphMetadata(self, request: Any, context: Context) -> Any:
+        from google.protobuf import json_format
+
+        try:
+            predictor, _ = self._predictor(context)
+            metadata = await self._frontend.executor.metadata(predictor)
+            graph = {
+                "name": metadata["name"],
+                "models": metadata["models"],
+                "inputs": metadata["graphinputs"],
+                "outputs": metadata["graphoutputs"],
+            }
+            return json_format.ParseDict(graph, v1_pb.SeldonGraphMetadata(), ignore_unknown_fields=True)
+        except GraphError as error:
+            return await self._fail(context, error)
+        except json_format.ParseError as error:
+            return await self._fail(context, GraphError(500, "BAD_METADATA", str(error)))
+
+
+class InferenceEdge(_Edge):
+    async def ModelInfer(self, request: v2_pb.ModelInferRequest, context: Context) -> Any:
+        try:
+            predictor, puid = self._predictor(context)
+            decoded = decode_infer_request(request)
+            answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid)
+            return encode_infer_response(answer)
+        except GraphError as error:
+            return await self._fail(context, error)
+        except CodecError as error:
+            return await self._fail(context, GraphError(400, "BAD_DATA", str(error)))
+
+    async def ServerLive(self, request: Any, context: Context) -> Any:
+        return v2_pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Context) -> Any:
+        try:
+            self._predictor(context)
+        except GraphError:
+            return v2_pb.ServerReadyResponse(ready=False)
+        return v2_pb.ServerReadyResponse(ready=True)
+
+    async def ModelReady(self, request: Any, context: Context) -> Any:
+        try:
+            self._predictor(context)
+        except GraphError:
+            return v2_pb.ModelReadyResponse(ready=False)
+        return v2_pb.ModelReadyResponse(ready=True)
+
+    async def ModelMetadata(self, request: v2_pb.ModelMetadataRequest, context: Context) -> Any:
+        try:
+            predictor, _ = self._predictor(context)
+            found = await self._frontend.v2_metadata(predictor, request.name)
+        except GraphError as error:
+            return await self._fail(context, error)
+        response = v2_pb.ModelMetadataResponse(name=found["name"], platform=found["platform"])
+        for field in ("inputs", "outputs"):
+            for tensor in found[field]:
+                getattr(response, field).add(
+                    name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
+                )
+        return response

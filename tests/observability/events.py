@@ -1,0 +1,36 @@
+"""Builders of payload events for the logger tests."""
+
+from __future__ import annotations
+
+import json
+
+from extproc.logging import EventType, PayloadEvent
+
+REQUEST_BODY = {"data": {"ndarray": [[1.0, 2.0, 3.0, 4.0]]}}
+RESPONSE_BODY = {"data": {"names": ["t:0", "t:1"], "ndarray": [[0.1, 0.9]]}, "meta": {"puid": "p"}}
+
+
+def pair(puid: str, destination: str | None = None) -> tuple[PayloadEvent, PayloadEvent]:
+    """A node's request and response events for one prediction, as the executor logs them."""
+    common = {
+        "request_id": puid,
+        "model_id": "classifier",
+        "deployment": "iris",
+        "namespace": "seldon",
+        "predictor": "default",
+        "source": "http://gateway.seldon:8000/",
+        "destination": destination,
+    }
+    request = PayloadEvent(
+        type=EventType.REQUEST,
+        body=json.dumps(REQUEST_BODY).encode(),
+        content_type="application/json",
+        **common,  # type: ignore[arg-type]
+    )
+    response = PayloadEvent(
+        type=EventType.RESPONSE,
+        body=json.dumps(RESPONSE_BODY).encode(),
+        content_type="application/json",
+        **common,  # type: ignore[arg-type]
+    )
+    return request, response

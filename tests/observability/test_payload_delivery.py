@@ -1,0 +1,120 @@
+"""Delivery loses nothing: a sink outage, a SIGKILL of the logging process, a full spool."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from extproc.logging import LogOutcome, PayloadLogger
+from tests.observability.conftest import fast_settings
+from tests.observability.events import pair
+from tests.observability.sink import Received, RecordingSink, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = 2000
+OUTAGE_SECONDS = 5.0  # the issue's 30 s, shortened: retries are capped at 0.2 s, so the shape is the same
+
+
+def _first_seen_order(received: list[Received]) -> dict[str, list[str]]:
+    """Per request id, the event types in the order each was first received."""
+    order: dict[str, list[str]] = defaultdict(list)
+    for r in received:
+        types = order[r.headers["Ce-Requestid"]]
+        if r.headers["Ce-Type"] not in types:
+            types.append(r.headers["Ce-Type"])
+    return order
+
+
+def test_sink_down_during_2000_events_receives_every_one_in_order_after_it_returns(tmp_path: Path) -> None:
+    sink = RecordingSink()  # not started: the sink is down
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url))
+    logger.start()
+    outage_over = threading.Event()
+    try:
+        events = [e for n in range(EVENTS // 2) for e in pair(f"req-{n}")]
+        # concurrent callers, as the ext_proc servicer would be: each request's pair from one caller
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(logger.log, events))
+        assert outcomes == [LogOutcome.ACCEPTED] * EVENTS
+        assert logger.stats().spooled_events == EVENTS
+        wait_for(lambda: logger.stats().retried >= 16, 10, "every lane to have failed at least once")
+        outage_over.wait(OUTAGE_SECONDS)  # the sink stays down for the outage
+        assert logger.stats().delivered == 0
+        sink.start()
+        wanted = {e.id for e in events}
+        wait_for(lambda: wanted <= sink.ids(), 60, "every event after the outage")
+        wait_for(lambda: logger.stats().spooled_events == 0, 10, "an empty spool")
+    finally:
+        logger.stop()
+        sink.stop()
+    order = _first_seen_order(sink.snapshot())
+    assert len(order) == EVENTS // 2
+    assert all(
+        types == ["io.seldon.serving.inference.request", "io.seldon.serving.inference.response"]
+        for types in order.values()
+    )
+    stats = logger.stats()
+    assert stats.delivered >= EVENTS
+    assert stats.refused == 0
+
+
+def test_sigkill_of_the_logging_process_loses_no_spooled_event(tmp_path: Path) -> None:
+    sink = RecordingSink()  # down while the first process runs, so everything stays spooled
+    spool = tmp_path / "spool"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.observability.logger_process", str(spool), sink.url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    accepted: list[str] = []
+    try:
+        assert process.stdout.readline().strip() == "started"
+        while len(accepted) < 500:
+            line = process.stdout.readline()
+            assert line, "the logger process died early"
+            accepted.append(line.strip())
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    accepted.extend(line.strip() for line in process.stdout.read().splitlines() if line.strip())
+    process.stdout.close()
+
+    sink.start()
+    restarted = PayloadLogger(fast_settings(spool, sink.url))
+    restarted.start()
+    try:
+        wait_for(lambda: set(accepted) <= sink.ids(), 60, "every accepted event after the restart")
+    finally:
+        restarted.stop()
+        sink.stop()
+
+
+def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_path: Path) -> None:
+    sink = RecordingSink()  # down: nothing leaves the spool
+    request, _ = pair("probe")
+    one_event = len(request.body) + sum(len(k) + len(v) for k, v in request.headers().items())
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_spool_bytes=one_event * 10 + 10))
+    logger.start()
+    try:
+        outcomes = [logger.log(pair(f"r{n}")[0]) for n in range(25)]
+        assert outcomes.count(LogOutcome.ACCEPTED) == 10
+        assert outcomes.count(LogOutcome.REFUSED_FULL) == 15
+        stats = logger.stats()
+        assert (stats.accepted, stats.refused, stats.spooled_events) == (10, 15, 10)
+        sink.start()
+        wait_for(lambda: logger.stats().spooled_events == 0, 30, "the spool to drain")
+        assert logger.log(pair("after")[0]) is LogOutcome.ACCEPTED
+    finally:
+        logger.stop()
+        sink.stop()
+    assert logger.log(pair("late")[0]) is LogOutcome.REFUSED_STOPPED

@@ -6,8 +6,9 @@ a short lock. `wait_for_change` is awaited by the server on its event loop; a ch
 through its own loop with `call_soon_threadsafe`.
 
 The server sees the cache only through the `ConfigWatcher` protocol below. A version that a node NACKed
-is remembered per (type, version) and never handed out for that node again: the node keeps running its
-last good config until a new, different snapshot arrives.
+is remembered per (type, version), and per (type, resource name, resource version) for delta streams, and
+never handed out for that node again: the node keeps running its last good config until a new, different
+snapshot arrives.
 """
 
 from __future__ import annotations
@@ -60,13 +61,22 @@ class ConfigWatcher(Protocol):
 
     def is_rejected(self, node_id: str, type_url: TypeUrl, version: Version) -> bool: ...
 
+    def is_resource_rejected(self, node_id: str, type_url: TypeUrl, name: str, version: Version) -> bool: ...
+
     def stream_opened(self, node_id: str) -> None: ...
 
     def stream_closed(self, node_id: str) -> None: ...
 
     def record_ack(self, node_id: str, type_url: TypeUrl, version: Version) -> None: ...
 
-    def record_nack(self, node_id: str, type_url: TypeUrl, version: Version, message: str) -> None: ...
+    def record_nack(
+        self,
+        node_id: str,
+        type_url: TypeUrl,
+        version: Version,
+        message: str,
+        resources: Mapping[str, Version] | None = None,
+    ) -> None: ...
 
 
 @dataclass
@@ -78,6 +88,7 @@ class _Node:
     nacks: dict[TypeUrl, Nack] = field(default_factory=dict)
     last_nack: Nack | None = None
     rejected: set[tuple[TypeUrl, Version]] = field(default_factory=set)
+    rejected_resources: set[tuple[TypeUrl, str, Version]] = field(default_factory=set)
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
 
 
@@ -156,6 +167,11 @@ class SnapshotCache:
             node = self._nodes.get(node_id)
             return node is not None and (type_url, version) in node.rejected
 
+    def is_resource_rejected(self, node_id: str, type_url: TypeUrl, name: str, version: Version) -> bool:
+        with self._lock:
+            node = self._nodes.get(node_id)
+            return node is not None and (type_url, name, version) in node.rejected_resources
+
     def stream_opened(self, node_id: str) -> None:
         with self._lock:
             self._node(node_id).streams += 1
@@ -169,11 +185,21 @@ class SnapshotCache:
         with self._lock:
             self._node(node_id).acked[type_url] = version
 
-    def record_nack(self, node_id: str, type_url: TypeUrl, version: Version, message: str) -> None:
+    def record_nack(
+        self,
+        node_id: str,
+        type_url: TypeUrl,
+        version: Version,
+        message: str,
+        resources: Mapping[str, Version] | None = None,
+    ) -> None:
+        """Remember a rejection: the type's `version` (SotW) and, for delta, each rejected resource's
+        version, so neither is handed to the node again."""
         nack = Nack(type_url=type_url, version=version, message=message, at=self._clock())
         with self._lock:
             node = self._node(node_id)
             node.rejected.add((type_url, version))
+            node.rejected_resources.update((type_url, name, v) for name, v in (resources or {}).items())
             node.nacks[type_url] = nack
             node.last_nack = nack
 

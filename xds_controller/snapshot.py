@@ -1,9 +1,14 @@
 """Immutable, content-versioned sets of xDS resources: what one Envoy node should run.
 
-A Snapshot holds, per type URL, resource name -> Any-packed proto, and a version per type that is a hash
-of the deterministic serialization of that type's resources. Building the same resources twice gives the
-same versions, so the server pushes nothing when the spec did not change. The cache stores snapshots;
-the server sends them.
+A Snapshot holds, per type URL, resource name -> Any-packed proto, a version per resource (a hash of its
+deterministic serialization, which delta xDS sends) and a version per type (a hash of the names and
+resource versions, which state-of-the-world xDS sends). Building the same resources twice gives the same
+versions, so the server pushes nothing when the spec did not change. It also records what names what
+(`Links`: listener -> route configurations, route configuration -> clusters, cluster -> assignment), so
+the consistency check and the server's make-before-break ordering never unpack a resource.
+
+Build one from protos with `Snapshot.of`, or from already packed parts with `Snapshot.assemble` (what
+`xds_controller.builder` does to avoid re-packing unchanged deployments).
 """
 
 from __future__ import annotations
@@ -34,74 +39,139 @@ class InconsistentSnapshotError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def _pack(message: Message) -> any_pb2.Any:
+def pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message, deterministic=True)
     return packed
 
 
-def _version_of(resources: Mapping[str, any_pb2.Any]) -> Version:
-    if not resources:
+def resource_version(packed: any_pb2.Any) -> Version:
+    """The version of one resource: a hash of its packed bytes."""
+    return Version(hashlib.blake2b(packed.value, digest_size=8).hexdigest())
+
+
+def entry_hash(name: str, version: Version) -> int:
+    """One resource's share of its type's version; type versions are the XOR of these, so a builder can
+    update one in O(changed resources) by XOR-ing out the old share and XOR-ing in the new."""
+    return int.from_bytes(hashlib.blake2b(f"{name}\0{version}".encode(), digest_size=8).digest(), "big")
+
+
+def type_version(versions: Mapping[str, Version], combined: int | None = None) -> Version:
+    """The version of a set of resources: the XOR of their `entry_hash`es (`combined`, when known)."""
+    if not versions:
         return EMPTY_VERSION
-    digest = hashlib.sha256()
-    for name in sorted(resources):
-        packed = resources[name]
-        for part in (name.encode(), packed.type_url.encode(), packed.value):
-            digest.update(len(part).to_bytes(8, "big"))
-            digest.update(part)
-    return Version(digest.hexdigest()[:16])
+    if combined is None:
+        combined = 0
+        for name, version in versions.items():
+            combined ^= entry_hash(name, version)
+    return Version(f"{combined:016x}")
+
+
+@dataclass(frozen=True)
+class Links:
+    """What names what: route configurations per listener, clusters per route configuration, and the
+    ClusterLoadAssignment each EDS cluster waits for (clusters of other discovery types are absent)."""
+
+    listener_routes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    route_clusters: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    cluster_assignments: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, messages: Iterable[Message]) -> Links:
+        listeners: dict[str, frozenset[str]] = {}
+        routes: dict[str, frozenset[str]] = {}
+        assignments: dict[str, str] = {}
+        for message in messages:
+            type_url = resource_types.type_url_of(message)
+            name = resource_types.resource_name(message)
+            if type_url == resource_types.LISTENER:
+                listeners[name] = frozenset(references.route_config_names(message))
+            elif type_url == resource_types.ROUTE:
+                routes[name] = frozenset(references.cluster_names(message))
+            elif type_url == resource_types.CLUSTER:
+                service = references.eds_service_name(message)
+                if service is not None:
+                    assignments[name] = service
+        return cls(listeners, routes, assignments)
+
+
+_EMPTY: Mapping[str, any_pb2.Any] = MappingProxyType({})
+_NO_VERSIONS: Mapping[str, Version] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Resources per type URL (name -> packed proto) and their content versions. Build with `of`."""
+    """Resources per type URL (name -> packed proto) and their versions. Build with `of` or `assemble`."""
 
     resources: Mapping[TypeUrl, Mapping[str, any_pb2.Any]] = field(default_factory=dict)
     versions: Mapping[TypeUrl, Version] = field(default_factory=dict)
+    resource_versions: Mapping[TypeUrl, Mapping[str, Version]] = field(default_factory=dict)
+    links: Links = field(default_factory=Links)
 
     @classmethod
     def of(cls, messages: Iterable[Message]) -> Snapshot:
         """A snapshot of the given resource protos; ValueError on a duplicate name within a type."""
+        listed = list(messages)
         by_type: dict[TypeUrl, dict[str, any_pb2.Any]] = {url: {} for url in resource_types.PUSH_ORDER}
-        for message in messages:
+        for message in listed:
             type_url = resource_types.type_url_of(message)
             name = resource_types.resource_name(message)
             if name in by_type[type_url]:
                 raise ValueError(f"duplicate {resource_types.short_name(type_url)} resource {name!r}")
-            by_type[type_url][name] = _pack(message)
-        frozen = {url: MappingProxyType(dict(sorted(named.items()))) for url, named in by_type.items()}
-        versions = {url: _version_of(named) for url, named in frozen.items()}
-        return cls(resources=MappingProxyType(frozen), versions=MappingProxyType(versions))
+            by_type[type_url][name] = pack(message)
+        versions = {url: {n: resource_version(p) for n, p in named.items()} for url, named in by_type.items()}
+        return cls.assemble(by_type, versions, Links.of(listed))
+
+    @classmethod
+    def assemble(
+        cls,
+        resources: Mapping[TypeUrl, Mapping[str, any_pb2.Any]],
+        resource_versions: Mapping[TypeUrl, Mapping[str, Version]],
+        links: Links,
+        combined: Mapping[TypeUrl, int] | None = None,
+    ) -> Snapshot:
+        """A snapshot of packed resources whose versions and links the caller already knows; `combined`
+        optionally gives each type's XOR of entry hashes (see `type_version`)."""
+        frozen = {url: MappingProxyType(dict(resources.get(url, {}))) for url in resource_types.PUSH_ORDER}
+        per_resource = {
+            url: MappingProxyType(dict(resource_versions.get(url, {}))) for url in resource_types.PUSH_ORDER
+        }
+        versions = {
+            url: type_version(named, (combined or {}).get(url)) for url, named in per_resource.items()
+        }
+        return cls(
+            resources=MappingProxyType(frozen),
+            versions=MappingProxyType(versions),
+            resource_versions=MappingProxyType(per_resource),
+            links=links,
+        )
 
     def version(self, type_url: TypeUrl) -> Version:
         return self.versions.get(type_url, EMPTY_VERSION)
 
     def get(self, type_url: TypeUrl) -> Mapping[str, any_pb2.Any]:
-        return self.resources.get(type_url, MappingProxyType({}))
+        return self.resources.get(type_url, _EMPTY)
+
+    def versions_of(self, type_url: TypeUrl) -> Mapping[str, Version]:
+        return self.resource_versions.get(type_url, _NO_VERSIONS)
 
     def unpack(self, type_url: TypeUrl, name: str) -> Message:
         message = resource_types.message_type(type_url)()
         self.get(type_url)[name].Unpack(message)
         return message
 
-    def _all(self, type_url: TypeUrl) -> Iterable[tuple[str, Message]]:
-        return ((name, self.unpack(type_url, name)) for name in self.get(type_url))
-
     def consistency_problems(self) -> list[str]:
         problems: list[str] = []
         routes, clusters = self.get(resource_types.ROUTE), self.get(resource_types.CLUSTER)
         assignments = self.get(resource_types.ENDPOINT)
-        for name, listener in self._all(resource_types.LISTENER):
-            for route_name in references.route_config_names(listener):
-                if route_name not in routes:
-                    problems.append(f"listener {name!r} names missing route configuration {route_name!r}")
-        for name, route_config in self._all(resource_types.ROUTE):
-            for cluster_name in references.cluster_names(route_config):
-                if cluster_name not in clusters:
-                    problems.append(f"route configuration {name!r} names missing cluster {cluster_name!r}")
-        for name, cluster in self._all(resource_types.CLUSTER):
-            service = references.eds_service_name(cluster)
-            if service is not None and service not in assignments:
+        for name, route_names in sorted(self.links.listener_routes.items()):
+            for route_name in sorted(route_names - routes.keys()):
+                problems.append(f"listener {name!r} names missing route configuration {route_name!r}")
+        for name, cluster_names in sorted(self.links.route_clusters.items()):
+            for cluster_name in sorted(cluster_names - clusters.keys()):
+                problems.append(f"route configuration {name!r} names missing cluster {cluster_name!r}")
+        for name, service in sorted(self.links.cluster_assignments.items()):
+            if service not in assignments:
                 problems.append(f"EDS cluster {name!r} has no ClusterLoadAssignment {service!r}")
         return problems
 

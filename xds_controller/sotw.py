@@ -11,6 +11,9 @@ what `SotwStream.responses` returns. Rules (envoy xds_protocol.rst):
 - Listener/Cluster are wildcard ("*" or, legacy, no names at all); RouteConfiguration and
   ClusterLoadAssignment are sent for the names requested;
 - a version the node NACKed is never sent to it again;
+- what is sent is the next make-before-break step towards the snapshot (`sequencing.desired`): a route
+  configuration only once the clusters it names are applied, dropped clusters only once no applied route
+  names them. Each ACK may unlock the next step;
 - after a Cluster (Listener) push the endpoints (routes) are re-sent even if unchanged, because Envoy
   only finishes warming an updated cluster (listener) on a fresh ClusterLoadAssignment (route config).
 """
@@ -25,6 +28,7 @@ from xds_controller import resource_types
 from xds_controller.cache import ConfigWatcher
 from xds_controller.callbacks import Callbacks
 from xds_controller.resource_types import TypeUrl
+from xds_controller.sequencing import Held, Step, desired
 from xds_controller.snapshot import Snapshot, Version
 
 _WILDCARD = "*"
@@ -48,6 +52,7 @@ class _TypeState:
     sent_version: Version | None = None
     sent_names: frozenset[str] | None = None
     refresh: bool = False
+    in_flight: dict[str, Held] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +63,8 @@ class SotwStream:
     node_id: str = ""
     _types: dict[TypeUrl, _TypeState] = field(default_factory=dict)
     _nonces: int = 0
+    # What Envoy runs, per type, as of its last ACK on this stream.
+    _applied: dict[TypeUrl, dict[str, Held]] = field(default_factory=dict)
 
     def handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
         if not self.node_id:
@@ -89,6 +96,7 @@ class SotwStream:
             self.watcher.record_nack(self.node_id, type_url, state.sent_version, message)
             self.callbacks.on_nack(self.node_id, type_url, state.sent_version, message)
         else:
+            self._applied[type_url] = state.in_flight
             self.watcher.record_ack(self.node_id, type_url, state.sent_version)
             self.callbacks.on_ack(self.node_id, type_url, state.sent_version)
 
@@ -102,11 +110,12 @@ class SotwStream:
         if snapshot is None:
             return []
         out = []
+        steps = desired(snapshot, self._applied)
         for type_url in resource_types.PUSH_ORDER:
             state = self._types.get(type_url)
             if state is None or state.awaiting_request:
                 continue
-            response = self._response(type_url, state, snapshot)
+            response = self._response(type_url, state, steps[type_url], snapshot)
             if response is not None:
                 out.append(response)
                 refreshed = self._types.get(_REFRESHES.get(type_url, type_url))
@@ -114,10 +123,17 @@ class SotwStream:
                     refreshed.refresh = True
         return out
 
+    @staticmethod
+    def _unchanged(state: _TypeState, step: Step, names: list[str]) -> bool:
+        sent = state.in_flight
+        return len(sent) == len(names) and all(
+            name in sent and sent[name].version == step.version(name) for name in names
+        )
+
     def _response(
-        self, type_url: TypeUrl, state: _TypeState, snapshot: Snapshot
+        self, type_url: TypeUrl, state: _TypeState, step: Step, snapshot: Snapshot
     ) -> discovery_pb2.DiscoveryResponse | None:
-        version = snapshot.version(type_url)
+        version = step.label
         if self.watcher.is_rejected(self.node_id, type_url, version):
             return None
         wanted = frozenset({_WILDCARD}) if state.wildcard else state.names
@@ -125,15 +141,21 @@ class SotwStream:
             return None
         if not state.refresh and state.sent_version == version and state.sent_names == wanted:
             return None
-        available = snapshot.get(type_url)
-        names = sorted(available) if state.wildcard else sorted(state.names & available.keys())
+        available = step.names()
+        names = sorted(available) if state.wildcard else sorted(state.names & available)
+        if not state.refresh and state.sent_names == wanted and self._unchanged(state, step, names):
+            return None  # the step keeps what Envoy has (e.g. a route held back): nothing to say
+        if not names and not state.wildcard and not state.in_flight:
+            return None  # nothing Envoy asked for exists yet; it waits, as it would for a missing name
         self._nonces += 1
         response = discovery_pb2.DiscoveryResponse(
             version_info=version,
             type_url=type_url,
             nonce=f"{self.stream_id}-{self._nonces}",
-            resources=[available[name] for name in names],
+            resources=[step.resource(name) for name in names],
         )
+        links = snapshot.links.route_clusters
+        state.in_flight = {name: step.held(name, links) for name in names}
         state.nonce, state.sent_version, state.sent_names = response.nonce, version, wanted
         state.awaiting_request, state.refresh = True, False
         return response

@@ -185,28 +185,61 @@ def test_unchanged_snapshot_is_not_pushed(plane: ControlPlane, channel: grpc.Cha
     client.close()
 
 
-def test_push_order_and_named_subscriptions(plane: ControlPlane, channel: grpc.Channel) -> None:
+def test_push_order_and_routes_wait_for_their_clusters_and_endpoints(
+    plane: ControlPlane, channel: grpc.Channel
+) -> None:
     resources = translate([b.single("iris"), b.single("wine")], {}, GatewaySettings())
     snapshot = resources.to_snapshot()
+    cluster_names = tuple(sorted(snapshot.get(resource_types.CLUSTER)))
     client = AdsClient(channel)
     # Subscribe in the "wrong" order before any snapshot exists, then publish everything at once.
-    wanted_routes = ("seldon-gateway",)
-    wanted_endpoints = ("default.iris.default.model.http",)
-    client.send(resource_types.ROUTE, wanted_routes)
+    client.send(resource_types.ROUTE, ("seldon-gateway",))
     client.send(resource_types.LISTENER)
-    client.send(resource_types.ENDPOINT, wanted_endpoints)
+    client.send(resource_types.ENDPOINT, ("default.iris.default.model.http",))
     client.send(resource_types.CLUSTER)
     wait_until(lambda: plane.cache.status(NODE).connected, TIMEOUT, "stream registered")
     plane.cache.set_snapshot(NODE, snapshot)
-    got = [client.receive() for _ in range(4)]
+    got = [client.receive() for _ in range(3)]
     assert [r.type_url for r in got] == [
         resource_types.CLUSTER,
         resource_types.ENDPOINT,
         resource_types.LISTENER,
-        resource_types.ROUTE,
     ]
     assert len(got[0].resources) == len(resources.clusters)  # wildcard: every cluster
     assert len(got[1].resources) == 1  # named: only the subscribed assignment
+    # The routes name clusters whose endpoints are not applied yet: they are held back until they are.
+    client.ack(got[0])
+    client.ack(got[2])
+    client.ack(got[1], ("default.iris.default.model.http",))
+    client.send(resource_types.ENDPOINT, cluster_names, got[1].version_info, got[1].nonce)
+    endpoints = client.receive()
+    assert endpoints.type_url == resource_types.ENDPOINT
+    assert len(endpoints.resources) == len(cluster_names)
+    assert plane.recorder.sent(resource_types.ROUTE, snapshot.version(resource_types.ROUTE)) == 0
+    client.ack(endpoints, cluster_names)
+    routes = client.receive()
+    assert (routes.type_url, routes.version_info) == (
+        resource_types.ROUTE,
+        snapshot.version(resource_types.ROUTE),
+    )
+    client.ack(routes, ("seldon-gateway",))
+
+    # Removing wine: first the routes stop naming its clusters, and only once they are applied do the
+    # clusters go (make before break).
+    smaller = translate([b.single("iris")], {}, GatewaySettings()).to_snapshot()
+    plane.cache.set_snapshot(NODE, smaller)
+    routes = client.receive()
+    assert (routes.type_url, routes.version_info) == (
+        resource_types.ROUTE,
+        smaller.version(resource_types.ROUTE),
+    )
+    client.ack(routes, ("seldon-gateway",))
+    clusters = client.receive()
+    assert (clusters.type_url, clusters.version_info) == (
+        resource_types.CLUSTER,
+        smaller.version(resource_types.CLUSTER),
+    )
+    assert all(".wine." not in c.value.decode(errors="replace") for c in clusters.resources)
     client.close()
 
 

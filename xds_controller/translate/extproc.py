@@ -1,0 +1,84 @@
+"""The ext_proc wiring of the gateway: the filter (disabled by default), per-route enabling, its cluster.
+
+Graph predictors are served by extproc (see extproc/server/processor.py). The HCM carries one
+`envoy.filters.http.ext_proc` filter, `disabled: true`, so single-model routes never touch it. A graph
+route enables it with a `FilterConfig` wrapping `ExtProcPerRoute` overrides whose `grpc_initial_metadata`
+names the predictor; for a canary the override sits on the graph predictor's weighted cluster.
+Request headers SEND and request body BUFFERED: extproc reads the whole body and answers with an
+ImmediateResponse. If extproc is down, `failure_mode_allow: false` and `status_on_error: 503` make the
+request fail at once with a 503, which the listener's local-reply mappers turn into Seldon JSON;
+replies extproc produced itself carry dynamic metadata (`GRAPH_REPLY_NAMESPACE`) so the mappers leave
+their bodies alone. gRPC graph requests cannot be answered that way (an ImmediateResponse has no gRPC
+body plus trailers), so their route goes to the same extproc process as an ordinary gRPC upstream.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2, grpc_service_pb2
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+
+EXTPROC_FILTER = "envoy.filters.http.ext_proc"
+EXTPROC_CLUSTER = "seldon-mesh.extproc"
+# Metadata on the ext_proc stream (REST) and request header to the gRPC upstream: the predictor served.
+PREDICTOR_KEY = "x-seldon-predictor"
+# extproc marks its own replies with {GRAPH_REPLY_NAMESPACE: {GRAPH_REPLY_KEY: true}} dynamic metadata.
+GRAPH_REPLY_NAMESPACE = "seldon_mesh.graph"
+GRAPH_REPLY_KEY = "reply"
+# A whole graph (every node call, each bounded by its own timeout in extproc) must answer within this;
+# Envoy's default of 200 ms per ext_proc message is far too short for a graph of real models.
+MESSAGE_TIMEOUT_S = 300
+
+_MODE = processing_mode_pb2.ProcessingMode
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def extproc_filter() -> hcm_pb2.HttpFilter:
+    config = ext_proc_pb2.ExternalProcessor(
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=EXTPROC_CLUSTER)
+        ),
+        failure_mode_allow=False,
+        processing_mode=_MODE(
+            request_header_mode=_MODE.SEND,
+            response_header_mode=_MODE.SKIP,
+            request_body_mode=_MODE.BUFFERED,
+            response_body_mode=_MODE.NONE,
+            request_trailer_mode=_MODE.SKIP,
+            response_trailer_mode=_MODE.SKIP,
+        ),
+        message_timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
+        status_on_error=http_status_pb2.HttpStatus(code=503),  # type: ignore[arg-type]
+        metadata_options=ext_proc_pb2.MetadataOptions(
+            receiving_namespaces=ext_proc_pb2.MetadataOptions.MetadataNamespaces(untyped=[GRAPH_REPLY_NAMESPACE])
+        ),
+    )
+    return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=True)
+
+
+def enable_extproc(predictor: str) -> dict[str, any_pb2.Any]:
+    """`typed_per_filter_config` that turns the filter on for one graph predictor's route or cluster."""
+    overrides = ext_proc_pb2.ExtProcOverrides(
+        grpc_initial_metadata=[base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor)]
+    )
+    per_route = route_components_pb2.FilterConfig(
+        config=_packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
+    )
+    return {EXTPROC_FILTER: _packed(per_route)}
+
+
+def predictor_header(predictor: str) -> base_pb2.HeaderValueOption:
+    """The request header that tells the gRPC upstream in extproc which predictor to run."""
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )

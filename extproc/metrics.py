@@ -1,0 +1,195 @@
+"""Prometheus metrics of the ext_proc process: Seldon's executor request histograms (reference 5.2) and
+the payload logger's spool counters (an `extproc.logging.LoggerObserver`).
+
+Every process builds its own `CollectorRegistry`; nothing registers on prometheus_client's global one.
+Several ext_proc processes sharing a port with SO_REUSEPORT use prometheus_client's multiprocess mode: the
+entrypoint sets `PROMETHEUS_MULTIPROC_DIR` (to a fresh directory, before any worker starts) and builds
+`Exposition(multiprocess_dir=...)`; whichever worker answers a scrape merges every worker's files, so
+the pod keeps one `metrics` port as Seldon's PodMonitor expects. One process needs nothing of this.
+
+Summaries: prometheus_client summaries carry `_count` and `_sum` only (no quantiles), so the
+`..._summary` series are there for Seldon's names and rates; take percentiles from the histograms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from extproc.logging import LogOutcome
+
+# prometheus_client leaves these two untyped; typed here once instead of ignoring each call
+_merge_worker_files: Callable[..., object] = multiprocess.MultiProcessCollector
+_mark_process_dead: Callable[..., None] = multiprocess.mark_process_dead
+
+SELDON_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+)
+SERVER_REQUESTS = "seldon_api_executor_server_requests_seconds"
+CLIENT_REQUESTS = "seldon_api_executor_client_requests_seconds"
+SERVER_LABELS = ("deployment_name", "predictor_name", "predictor_version", "service", "method", "code")
+CLIENT_LABELS = (*SERVER_LABELS, "model_name", "model_image", "model_version")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictorLabels:
+    deployment_name: str
+    predictor_name: str
+    predictor_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLabels:
+    """A graph node's component; `model_version` is its image tag, as in Seldon."""
+
+    model_name: str
+    model_image: str = ""
+    model_version: str = ""
+
+
+class ExecutorMetrics:
+    """Call `observe_server` once per request the gateway hands ext_proc (service is `predictions`,
+    `feedback`, `status` or `metadata`; method the HTTP method or `grpc`; code the HTTP status or gRPC
+    code name) and `observe_client` once per call to a node."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.server = Histogram(
+            SERVER_REQUESTS, "Requests to the graph executor", SERVER_LABELS,
+            registry=registry, buckets=SELDON_BUCKETS,
+        )  # fmt: skip
+        self.server_summary = Summary(
+            SERVER_REQUESTS + "_summary", "Requests to the graph executor", SERVER_LABELS, registry=registry
+        )
+        self.client = Histogram(
+            CLIENT_REQUESTS, "Calls from the graph executor to components", CLIENT_LABELS,
+            registry=registry, buckets=SELDON_BUCKETS,
+        )  # fmt: skip
+        self.client_summary = Summary(
+            CLIENT_REQUESTS + "_summary", "Calls from the graph executor to components", CLIENT_LABELS,
+            registry=registry,
+        )  # fmt: skip
+
+    def observe_server(
+        self, predictor: PredictorLabels, service: str, method: str, code: str, seconds: float
+    ) -> None:
+        labels = (predictor.deployment_name, predictor.predictor_name, predictor.predictor_version,
+                  service, method, code)  # fmt: skip
+        self.server.labels(*labels).observe(seconds)
+        self.server_summary.labels(*labels).observe(seconds)
+
+    def observe_client(
+        self,
+        predictor: PredictorLabels,
+        node: NodeLabels,
+        service: str,
+        method: str,
+        code: str,
+        seconds: float,
+    ) -> None:
+        labels = (predictor.deployment_name, predictor.predictor_name, predictor.predictor_version,
+                  service, method, code, node.model_name, node.model_image, node.model_version)  # fmt: skip
+        self.client.labels(*labels).observe(seconds)
+        self.client_summary.labels(*labels).observe(seconds)
+
+
+class PayloadLogMetrics:
+    """The payload logger's observer: pass it as `PayloadLogger(settings, observer=...)`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        prefix = "seldon_mesh_payload_log_"
+        self.accepted = Counter(prefix + "accepted", "Events written to the spool", registry=registry)
+        self.refused = Counter(
+            prefix + "refused", "Events refused (spool full, logger stopped, no destination)", ["reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.delivered = Counter(prefix + "delivered", "Events a sink took", registry=registry)
+        self.retried = Counter(prefix + "retried", "Failed delivery attempts that will be retried",
+                               registry=registry)  # fmt: skip
+        self.dead_lettered = Counter(
+            prefix + "dead_lettered", "Events a sink rejected for good, kept in the dead-letter table",
+            registry=registry,
+        )  # fmt: skip
+        self.spool_events = Gauge(prefix + "spool_events", "Events spooled, not yet delivered",
+                                  registry=registry, multiprocess_mode="livesum")  # fmt: skip
+        self.spool_bytes = Gauge(prefix + "spool_bytes", "Bytes spooled, not yet delivered",
+                                 registry=registry, multiprocess_mode="livesum")  # fmt: skip
+        for reason in (
+            LogOutcome.REFUSED_FULL,
+            LogOutcome.REFUSED_STOPPED,
+            LogOutcome.REFUSED_NO_DESTINATION,
+        ):
+            self.refused.labels(reason.value)  # present at 0 from the start, so rate() and alerts work
+
+    def on_accepted(self, count: int) -> None:
+        self.accepted.inc(count)
+
+    def on_refused(self, reason: LogOutcome, count: int) -> None:
+        self.refused.labels(reason.value).inc(count)
+
+    def on_delivered(self, count: int) -> None:
+        self.delivered.inc(count)
+
+    def on_retried(self, count: int) -> None:
+        self.retried.inc(count)
+
+    def on_dead_lettered(self, count: int) -> None:
+        self.dead_lettered.inc(count)
+
+    def on_spool_usage(self, events: int, size_bytes: int) -> None:
+        self.spool_events.set(events)
+        self.spool_bytes.set(size_bytes)
+
+
+class Exposition:
+    """What a scrape returns: this process's registry, or every worker's files in multiprocess mode."""
+
+    def __init__(self, registry: CollectorRegistry, multiprocess_dir: Path | None = None) -> None:
+        self.registry = registry
+        self.multiprocess_dir = multiprocess_dir
+
+    def scrape_registry(self) -> CollectorRegistry:
+        if self.multiprocess_dir is None:
+            return self.registry
+        merged = CollectorRegistry()
+        _merge_worker_files(merged, path=str(self.multiprocess_dir))
+        return merged
+
+    def render(self) -> tuple[bytes, str]:
+        """(body, content type) for a `/prometheus` handler."""
+        return generate_latest(self.scrape_registry()), CONTENT_TYPE_LATEST
+
+    def worker_exited(self, pid: int) -> None:
+        """The supervisor calls this when a worker dies, so its live gauges stop counting."""
+        if self.multiprocess_dir is not None:
+            _mark_process_dead(pid, str(self.multiprocess_dir))
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve the scrape on a background thread (any path answers); the bound port."""
+        server, _ = _start_http_server(port, addr=host, registry=self.scrape_registry())
+        return int(server.server_port)

@@ -1,0 +1,228 @@
+"""Prometheus metrics of a runtime process: custom metrics returned by user classes, Seldon's feedback
+metrics and, for a predictor the gateway routes straight to this runtime (no ext_proc in the path), the
+executor's server request histogram.
+
+Hooks for the dataplane (exact calls):
+- `RuntimeMetrics.record_custom(metrics)` with the list a user's `metrics()` or `SeldonResponse.metrics`
+  produced (already checked by `component.check_metrics`): COUNTER adds, GAUGE sets, TIMER (milliseconds)
+  is observed in seconds into a histogram with Seldon's buckets;
+- `RuntimeMetrics.record_feedback(reward)` once per `send-feedback`;
+- `RuntimeMetrics.observe_request(service, method, code, seconds)` per external request, only when
+  `ModelIdentity.gateway_facing` (otherwise ext_proc records it and the runtime would count it twice);
+- `Exposition.render()` answers `/prometheus` on the metrics port.
+
+Every metric carries Seldon's default labels (deployment_name, predictor_name, predictor_version,
+model_name, model_image, model_version) plus the user's tags. Prometheus needs a fixed label set per name:
+a later metric with the same key but other tag names, or another type, is not recorded; it is logged
+and counted in `seldon_mesh_custom_metric_errors_total`.
+
+Registries and workers: as in `extproc.metrics` (which this package may not import): a private registry
+per process; several workers use prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR` set by
+the supervisor before it spawns them, custom gauges merged as `livemostrecent` (the last value set by any
+live worker, which is what GAUGE sets means).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
+
+log = logging.getLogger(__name__)
+
+# prometheus_client leaves these two untyped; typed here once instead of ignoring each call
+_merge_worker_files: Callable[..., object] = multiprocess.MultiProcessCollector
+_mark_process_dead: Callable[..., None] = multiprocess.mark_process_dead
+
+SELDON_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+)
+FEEDBACK = "seldon_api_model_feedback"
+FEEDBACK_REWARD = "seldon_api_model_feedback_reward"
+SERVER_REQUESTS = "seldon_api_executor_server_requests_seconds"
+DEFAULT_LABELS = (
+    "deployment_name",
+    "predictor_name",
+    "predictor_version",
+    "model_name",
+    "model_image",
+    "model_version",
+)
+SERVER_LABELS = ("deployment_name", "predictor_name", "predictor_version", "service", "method", "code")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIdentity:
+    """Who this runtime is, from the spec (Seldon passes SELDON_DEPLOYMENT_ID, PREDICTOR_ID,
+    PREDICTIVE_UNIT_ID, PREDICTIVE_UNIT_IMAGE; the version is the image tag)."""
+
+    deployment_name: str = ""
+    predictor_name: str = ""
+    predictor_version: str = ""
+    model_name: str = ""
+    model_image: str = ""
+    model_version: str = ""
+    gateway_facing: bool = False
+
+    def default_labels(self) -> dict[str, str]:
+        return {name: str(getattr(self, name)) for name in DEFAULT_LABELS}
+
+
+def identity_from_env(environ: Mapping[str, str], *, gateway_facing: bool = False) -> ModelIdentity:
+    """For entrypoints only: Seldon's environment variables of a component container."""
+    image = environ.get("PREDICTIVE_UNIT_IMAGE", "")
+    name_part = image.rsplit("/", 1)[-1]
+    return ModelIdentity(
+        deployment_name=environ.get("SELDON_DEPLOYMENT_ID", ""),
+        predictor_name=environ.get("PREDICTOR_ID", ""),
+        predictor_version=environ.get("PREDICTOR_VERSION", ""),
+        model_name=environ.get("PREDICTIVE_UNIT_ID", ""),
+        model_image=image.rsplit(":", 1)[0] if ":" in name_part else image,
+        model_version=name_part.rsplit(":", 1)[1] if ":" in name_part else "",
+        gateway_facing=gateway_facing,
+    )
+
+
+class CustomMetricError(ValueError):
+    pass
+
+
+class RuntimeMetrics:
+    def __init__(self, registry: CollectorRegistry, identity: ModelIdentity) -> None:
+        self.registry = registry
+        self.identity = identity
+        self._defaults = identity.default_labels()
+        self._custom: dict[str, tuple[str, tuple[str, ...], MetricWrapperBase]] = {}
+        self._lock = threading.Lock()
+        labels = list(DEFAULT_LABELS)
+        self.feedback = Counter(FEEDBACK, "Feedback requests", labels, registry=registry)
+        self.feedback_reward = Counter(FEEDBACK_REWARD, "Sum of feedback rewards", labels, registry=registry)
+        self.errors = Counter(
+            "seldon_mesh_custom_metric_errors",
+            "Custom metrics not recorded (type or tag names differ from the first of that key)",
+            labels,
+            registry=registry,
+        )
+        self.server: Histogram | None = None
+        self.server_summary: Summary | None = None
+        if identity.gateway_facing:
+            self.server = Histogram(
+                SERVER_REQUESTS, "Requests to the predictor", SERVER_LABELS, registry=registry,
+                buckets=SELDON_BUCKETS,
+            )  # fmt: skip
+            self.server_summary = Summary(
+                SERVER_REQUESTS + "_summary", "Requests to the predictor", SERVER_LABELS, registry=registry
+            )
+
+    def record_feedback(self, reward: float) -> None:
+        self.feedback.labels(**self._defaults).inc()
+        self.feedback_reward.labels(**self._defaults).inc(reward)
+
+    def observe_request(self, service: str, method: str, code: str, seconds: float) -> None:
+        if self.server is None or self.server_summary is None:
+            return
+        i = self.identity
+        labels = (i.deployment_name, i.predictor_name, i.predictor_version, service, method, code)
+        self.server.labels(*labels).observe(seconds)
+        self.server_summary.labels(*labels).observe(seconds)
+
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None:
+        """Record user metrics; a bad one is logged and counted, never raised into the request."""
+        for metric in metrics:
+            try:
+                self._record_one(metric)
+            except (CustomMetricError, ValueError, TypeError) as exc:
+                log.warning("custom metric %r not recorded: %s", metric, exc)
+                self.errors.labels(**self._defaults).inc()
+
+    def _record_one(self, metric: Mapping[str, Any]) -> None:
+        key, kind, value = str(metric["key"]), str(metric.get("type", "COUNTER")), float(metric["value"])
+        tags = {str(k): str(v) for k, v in (metric.get("tags") or {}).items()}
+        clash = set(tags) & set(DEFAULT_LABELS)
+        if clash:
+            raise CustomMetricError(f"tags {sorted(clash)} are reserved labels")
+        tag_names = tuple(sorted(tags))
+        instrument = self._instrument(key, kind, tag_names)
+        child = instrument.labels(**self._defaults, **tags)
+        if kind == "COUNTER":
+            child.inc(value)
+        elif kind == "GAUGE":
+            child.set(value)
+        else:
+            child.observe(value / 1000.0)
+
+    def _instrument(self, key: str, kind: str, tag_names: tuple[str, ...]) -> Any:
+        with self._lock:
+            known = self._custom.get(key)
+            if known is not None:
+                if known[:2] != (kind, tag_names):
+                    raise CustomMetricError(
+                        f"{key} was first recorded as {known[0]} with tags {list(known[1])}"
+                    )
+                return known[2]
+            labels = [*DEFAULT_LABELS, *tag_names]
+            instrument: MetricWrapperBase
+            if kind == "COUNTER":
+                instrument = Counter(key, f"custom counter {key}", labels, registry=self.registry)
+            elif kind == "GAUGE":
+                instrument = Gauge(key, f"custom gauge {key}", labels, registry=self.registry,
+                                   multiprocess_mode="livemostrecent")  # fmt: skip
+            elif kind == "TIMER":
+                instrument = Histogram(key, f"custom timer {key} (seconds; reported in ms)", labels,
+                                       registry=self.registry, buckets=SELDON_BUCKETS)  # fmt: skip
+            else:
+                raise CustomMetricError(f"unknown metric type {kind!r}")
+            self._custom[key] = (kind, tag_names, instrument)
+            return instrument
+
+
+class Exposition:
+    """What a scrape returns: this process's registry, or every worker's files in multiprocess mode."""
+
+    def __init__(self, registry: CollectorRegistry, multiprocess_dir: Path | None = None) -> None:
+        self.registry = registry
+        self.multiprocess_dir = multiprocess_dir
+
+    def scrape_registry(self) -> CollectorRegistry:
+        if self.multiprocess_dir is None:
+            return self.registry
+        merged = CollectorRegistry()
+        _merge_worker_files(merged, path=str(self.multiprocess_dir))
+        return merged
+
+    def render(self) -> tuple[bytes, str]:
+        """(body, content type) for the `/prometheus` handler."""
+        return generate_latest(self.scrape_registry()), CONTENT_TYPE_LATEST
+
+    def worker_exited(self, pid: int) -> None:
+        """The supervisor calls this when a worker dies, so its live gauges stop counting."""
+        if self.multiprocess_dir is not None:
+            _mark_process_dead(pid, str(self.multiprocess_dir))

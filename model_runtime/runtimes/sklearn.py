@@ -69,7 +69,6 @@ class SKLearnServer:
             "custom": {"method": self.method, "estimator": type(self._model).__name__},
         }
 
-
     def tensor_metadata(self) -> dict[str, Any]:
         features = getattr(self._model, "n_features_in_", None)
         inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, int(features) if features else -1]}]

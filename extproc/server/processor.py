@@ -23,12 +23,15 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
 
 from extproc.graph import GraphError
 from extproc.server.frontend import Frontend, Reply
 
 log = logging.getLogger(__name__)
 PREDICTOR_METADATA = "x-seldon-predictor"
+# Dynamic metadata on our own replies, so the gateway's local-reply mappers leave their bodies alone.
+GRAPH_REPLY_METADATA = {"seldon_mesh.graph": {"reply": True}}
 
 
 def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
@@ -44,12 +47,15 @@ def immediate(reply: Reply, puid: str, predictor: str) -> ep.ProcessingResponse:
         headers.append(_header("seldon-puid", puid))
     if predictor:
         headers.append(_header("seldon-predictor", predictor))
+    marker = struct_pb2.Struct()
+    marker.update(GRAPH_REPLY_METADATA)
     return ep.ProcessingResponse(
+        dynamic_metadata=marker,
         immediate_response=ep.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=reply.status),
             headers=ep.HeaderMutation(set_headers=headers),
             body=reply.body,
-        )
+        ),
     )
 
 

@@ -86,6 +86,21 @@ class SeldonEdge(_Edge):
         except json_format.ParseError as error:
             return await self._fail(context, GraphError(500, "BAD_METADATA", str(error)))
 
+    async def ModelMetadata(self, request: v1_pb.SeldonModelMetadataRequest, context: Context) -> Any:
+        from google.protobuf import json_format
+
+        try:
+            predictor, _ = self._predictor(context)
+            metadata = await self._frontend.executor.metadata(predictor)
+            model = metadata["models"].get(request.name)
+            if model is None:
+                raise GraphError(404, "NOT_FOUND", f"no graph node named {request.name!r}")
+            return json_format.ParseDict(model, v1_pb.SeldonModelMetadata(), ignore_unknown_fields=True)
+        except GraphError as error:
+            return await self._fail(context, error)
+        except json_format.ParseError as error:
+            return await self._fail(context, GraphError(500, "BAD_METADATA", str(error)))
+
 
 class InferenceEdge(_Edge):
     async def ModelInfer(self, request: v2_pb.ModelInferRequest, context: Context) -> Any:
@@ -129,3 +144,8 @@ class InferenceEdge(_Edge):
                     name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"]
                 )
         return response
+
+    async def _unimplemented(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "graph predictors have no model repository")
+
+    ServerMetadata = RepositoryIndex = RepositoryModelLoad = RepositoryModelUnload = _unimplemented

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import uvicorn
 
 from mesh.local.api import create_control_app
 from mesh.local.envoy import EnvoyProcess
+from mesh.local.graphs import GraphExecutorProcess
 from mesh.local.reconcile import Reconciler, Translate
 from mesh.local.reflection import start_reflection_server
 from mesh.local.settings import LocalSettings
@@ -30,7 +31,14 @@ from mesh.local.store import StateStore
 from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port
 from mesh.local.xds import XdsPlane
 from mesh.spec import SeldonDeployment
-from xds_controller.translate import GatewaySettings, Upstream, translate
+from xds_controller.translate import (
+    ComponentEndpoints,
+    ComponentKey,
+    GatewaySettings,
+    Resources,
+    Upstream,
+    translate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +133,35 @@ class LocalMesh:
                 on_change=self._schedule_refresh,
             )
             stack.push_async_callback(supervisor.stop_all)
+            graphs = GraphExecutorProcess(
+                settings.host,
+                free_port(settings.host),
+                settings.state_dir,
+                settings.log_dir,
+                settings.restart_backoff_initial_s,
+                settings.restart_backoff_max_s,
+            )
+            graphs.start()
+            stack.push_async_callback(graphs.stop, settings.stop_grace_s)
             gateway = GatewaySettings(
                 listen_host=settings.host,
                 listen_port=settings.gateway_port,
                 reflection=Upstream(settings.host, reflection_port),
+                extproc=graphs.upstream,
             )
+            translate_fn = self._translate
+
+            def translate_and_feed(
+                deployments: Sequence[SeldonDeployment],
+                endpoints: Mapping[ComponentKey, ComponentEndpoints],
+                gateway: GatewaySettings,
+            ) -> Resources:
+                # Every publish also hands the graph executor the graphs and their node endpoints.
+                graphs.publish(deployments, endpoints)
+                return translate_fn(deployments, endpoints, gateway)
+
             self._reconciler = Reconciler(
-                self._store, supervisor, xds, gateway, settings.runtime_workers, self._translate
+                self._store, supervisor, xds, gateway, settings.runtime_workers, translate_and_feed
             )
             for deployments, base_dir in initial:
                 for deployment in deployments:

@@ -79,7 +79,9 @@ def _check_implementation(
 ) -> Iterator[FieldError]:
     implementation = node.implementation
     if implementation == Implementation.UNKNOWN_IMPLEMENTATION:
-        if node.name and predictor.container_for(node.name) is None:
+        # A node whose endpoint names a host is an external server (an MLServer someone runs): no container.
+        external = node.endpoint is not None and bool(node.endpoint.service_host)
+        if node.name and not external and predictor.container_for(node.name) is None:
             yield FieldError(
                 path,
                 f"no container named {node.name!r} in componentSpecs and no prepackaged implementation",

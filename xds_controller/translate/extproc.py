@@ -23,6 +23,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 EXTPROC_FILTER = "envoy.filters.http.ext_proc"
+EXTPROC_FILTER_KEY = EXTPROC_FILTER  # its key in typed_per_filter_config
 EXTPROC_CLUSTER = "seldon-mesh.extproc"
 # Metadata on the ext_proc stream (REST) and request header to the gRPC upstream: the predictor served.
 PREDICTOR_KEY = "x-seldon-predictor"
@@ -38,7 +39,7 @@ _MODE = processing_mode_pb2.ProcessingMode
 
 def _packed(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)
+    packed.Pack(message, deterministic=True)
     return packed
 
 
@@ -57,23 +58,37 @@ def extproc_filter() -> hcm_pb2.HttpFilter:
             response_trailer_mode=_MODE.SKIP,
         ),
         message_timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
-        status_on_error=http_status_pb2.HttpStatus(code=503),  # type: ignore[arg-type]
+        status_on_error=http_status_pb2.HttpStatus(code=503),
         metadata_options=ext_proc_pb2.MetadataOptions(
-            receiving_namespaces=ext_proc_pb2.MetadataOptions.MetadataNamespaces(untyped=[GRAPH_REPLY_NAMESPACE])
+            receiving_namespaces=ext_proc_pb2.MetadataOptions.MetadataNamespaces(
+                untyped=[GRAPH_REPLY_NAMESPACE]
+            )
         ),
     )
     return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=True)
 
 
-def enable_extproc(predictor: str) -> dict[str, any_pb2.Any]:
-    """`typed_per_filter_config` that turns the filter on for one graph predictor's route or cluster."""
+def extproc_per_route(predictor: str | None) -> any_pb2.Any:
+    """`ExtProcPerRoute` naming the graph predictor to run, or turning ext_proc off (None)."""
+    if predictor is None:
+        return _packed(ext_proc_pb2.ExtProcPerRoute(disabled=True))
     overrides = ext_proc_pb2.ExtProcOverrides(
         grpc_initial_metadata=[base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor)]
     )
-    per_route = route_components_pb2.FilterConfig(
-        config=_packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
+    return _packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
+
+
+def enable_extproc(predictor: str | None) -> any_pb2.Any:
+    """The route's `typed_per_filter_config` entry that turns the disabled-by-default filter on.
+
+    With `predictor` None (a split) it only enables; each weighted cluster then says what to do.
+    """
+    inner = (
+        extproc_per_route(predictor)
+        if predictor is not None
+        else _packed(ext_proc_pb2.ExtProcPerRoute(overrides=ext_proc_pb2.ExtProcOverrides()))
     )
-    return {EXTPROC_FILTER: _packed(per_route)}
+    return _packed(route_components_pb2.FilterConfig(config=inner))
 
 
 def predictor_header(predictor: str) -> base_pb2.HeaderValueOption:

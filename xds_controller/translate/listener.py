@@ -21,10 +21,11 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from envoy.type.matcher.v3 import string_pb2
+from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
+from xds_controller.translate.extproc import GRAPH_REPLY_KEY, GRAPH_REPLY_NAMESPACE, extproc_filter
 from xds_controller.translate.model import GatewaySettings
 from xds_controller.translate.routes import ROUTE_CONFIG_NAME
 
@@ -62,6 +63,20 @@ def _is_rest() -> accesslog_pb2.AccessLogFilter:
     return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=grpc))
 
 
+def _not_graph_reply() -> accesslog_pb2.AccessLogFilter:
+    """False for replies extproc wrote itself (already in the client's protocol's error shape)."""
+    matcher = metadata_pb2.MetadataMatcher(
+        filter=GRAPH_REPLY_NAMESPACE,
+        path=[metadata_pb2.MetadataMatcher.PathSegment(key=GRAPH_REPLY_KEY)],
+        value=value_pb2.ValueMatcher(bool_match=False),
+    )
+    return accesslog_pb2.AccessLogFilter(
+        metadata_filter=accesslog_pb2.MetadataFilter(
+            matcher=matcher, match_if_key_not_found=wrappers_pb2.BoolValue(value=True)
+        )
+    )
+
+
 def _status_is(code: int) -> accesslog_pb2.AccessLogFilter:
     comparison = accesslog_pb2.ComparisonFilter(
         op=accesslog_pb2.ComparisonFilter.EQ,
@@ -89,7 +104,9 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
         mappers.append(
             hcm_pb2.ResponseMapper(
                 filter=accesslog_pb2.AccessLogFilter(
-                    and_filter=accesslog_pb2.AndFilter(filters=[_status_is(code), _is_rest()])
+                    and_filter=accesslog_pb2.AndFilter(
+                        filters=[_status_is(code), _is_rest(), _not_graph_reply()]
+                    )
                 ),
                 body_format_override=seldon_error_body(code, reason, info),
             )
@@ -97,7 +114,9 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     return hcm_pb2.LocalReplyConfig(mappers=mappers)
 
 
-def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
+def http_connection_manager(extproc: bool = False) -> hcm_pb2.HttpConnectionManager:
+    # ext_proc (disabled unless a graph route enables it) must run before the router.
+    graph_filters = [extproc_filter()] if extproc else []
     return hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
@@ -108,7 +127,8 @@ def http_connection_manager() -> hcm_pb2.HttpConnectionManager:
             ),
         ),
         http_filters=[
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router()))
+            *graph_filters,
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
         generate_request_id=wrappers_pb2.BoolValue(value=True),
         preserve_external_request_id=True,
@@ -135,7 +155,7 @@ def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
                 filters=[
                     listener_components_pb2.Filter(
                         name="envoy.filters.network.http_connection_manager",
-                        typed_config=_packed(http_connection_manager()),
+                        typed_config=_packed(http_connection_manager(gateway.extproc is not None)),
                     )
                 ]
             )

@@ -95,6 +95,8 @@ class GatewaySettings:
     listen_port: int = 8000
     # The control plane's gRPC server that answers reflection for requests naming no deployment.
     reflection: Upstream | None = None
+    # The extproc gRPC server (ext_proc + gRPC graph edges); None: graph predictors answer 501.
+    extproc: Upstream | None = None
 
 
 @dataclass(frozen=True)

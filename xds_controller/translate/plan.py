@@ -47,7 +47,8 @@ PredictorPlan = Direct | Graph
 
 def plan_predictor(deployment: DeploymentView, predictor: PredictorView) -> PredictorPlan:
     nodes = list(predictor.nodes())
-    if len(nodes) == 1:
+    # A lone built-in node (SIMPLE_MODEL, ...) has no runtime: the graph executor serves it.
+    if len(nodes) == 1 and not getattr(nodes[0], "is_builtin", False):
         return Direct(predictor.name, component_key(deployment, predictor, nodes[0].name))
     meta = deployment.metadata
     return Graph(

@@ -27,8 +27,22 @@ from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER
+from xds_controller.translate.extproc import (
+    EXTPROC_CLUSTER,
+    EXTPROC_FILTER_KEY,
+    enable_extproc,
+    extproc_per_route,
+    predictor_header,
+)
 from xds_controller.translate.model import DeploymentView, GatewaySettings
-from xds_controller.translate.plan import Direct, Graph, Transport, cluster_name, plan_predictor
+from xds_controller.translate.plan import (
+    Direct,
+    Graph,
+    PredictorPlan,
+    Transport,
+    cluster_name,
+    plan_predictor,
+)
 from xds_controller.translate.policy import TrafficPolicy, policy_of
 
 ROUTE_CONFIG_NAME = "seldon-gateway"
@@ -66,7 +80,7 @@ def _duration(millis: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=millis // 1000, nanos=(millis % 1000) * 1_000_000)
 
 
-def _weights(plans: Sequence[Direct], traffic: dict[str, int]) -> list[tuple[Direct, int]]:
+def _weights(plans: Sequence[PredictorPlan], traffic: dict[str, int]) -> list[tuple[PredictorPlan, int]]:
     weighted = [(plan, traffic[plan.predictor]) for plan in plans if traffic[plan.predictor] > 0]
     return weighted or [(plan, 1) for plan in plans]
 
@@ -128,17 +142,22 @@ def _action(
     return action
 
 
+def _target(plan: PredictorPlan, transport: Transport) -> str:
+    """A direct predictor's component cluster, or extproc for a graph (REST: ext_proc answers first)."""
+    return cluster_name(plan.component, transport) if isinstance(plan, Direct) else EXTPROC_CLUSTER
+
+
 def _forward(
-    deployment: DeploymentView, transport: Transport, policy: TrafficPolicy
+    deployment: DeploymentView, transport: Transport, policy: TrafficPolicy, extproc: bool = False
 ) -> tuple[route_components_pb2.RouteAction | None, route_components_pb2.DirectResponseAction | None, str]:
     """The action for one deployment and transport, and the predictor to name when there is one."""
     primaries = [p for p in deployment.spec.predictors if not p.shadow]
     plans = [plan_predictor(deployment, p) for p in primaries]
     graphs = [plan for plan in plans if isinstance(plan, Graph)]
-    if graphs:
+    if graphs and not extproc:
         body = base_pb2.DataSource(inline_string=graphs[0].reason)
         return None, route_components_pb2.DirectResponseAction(status=501, body=body), graphs[0].predictor
-    directs = [plan for plan in plans if isinstance(plan, Direct)]
+    directs = plans
     if not directs:
         meta = deployment.metadata
         body = base_pb2.DataSource(
@@ -149,17 +168,22 @@ def _forward(
     weighted = _weights(directs, {p.name: p.traffic for p in primaries})
     predictor = ""
     if len(weighted) == 1:
-        action.cluster = cluster_name(weighted[0][0].component, transport)
+        action.cluster = _target(weighted[0][0], transport)
         predictor = weighted[0][0].predictor
     else:
         for plan, weight in weighted:
-            action.weighted_clusters.clusters.append(
-                route_components_pb2.WeightedCluster.ClusterWeight(
-                    name=cluster_name(plan.component, transport),
-                    weight=wrappers_pb2.UInt32Value(value=weight),
-                    response_headers_to_add=[_predictor_header(plan.predictor)],
-                )
+            entry = route_components_pb2.WeightedCluster.ClusterWeight(
+                name=_target(plan, transport),
+                weight=wrappers_pb2.UInt32Value(value=weight),
+                response_headers_to_add=[_predictor_header(plan.predictor)],
             )
+            if graphs and transport is Transport.HTTP:
+                entry.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(
+                    extproc_per_route(plan.predictor if isinstance(plan, Graph) else None)
+                )
+            elif isinstance(plan, Graph):
+                entry.request_headers_to_add.append(predictor_header(plan.predictor))
+            action.weighted_clusters.clusters.append(entry)
         if policy.sticky_header:
             # The split is decided by a hash of the header's value instead of a random number, so one
             # value keeps landing on one predictor; requests without the header are split at random.
@@ -190,6 +214,7 @@ def _pinned_routes(
     transport: Transport,
     match: route_components_pb2.RouteMatch,
     policy: TrafficPolicy,
+    extproc: bool = False,
 ) -> list[route_components_pb2.Route]:
     """`Seldon-Predictor: <name>` sends a request to that predictor (shadows too), bypassing the split.
 
@@ -200,19 +225,21 @@ def _pinned_routes(
     routes = []
     for predictor in deployment.spec.predictors:
         plan = plan_predictor(deployment, predictor)
-        if not isinstance(plan, Direct):
+        if not isinstance(plan, Direct) and not extproc:
             continue
         pinned = route_components_pb2.RouteMatch()
         pinned.CopyFrom(match)
         pinned.headers.append(_exact(PREDICTOR_REQUEST_HEADER, predictor.name))
         action = _action(deployment, transport, policy)
-        action.cluster = cluster_name(plan.component, transport)
+        action.cluster = _target(plan, transport)
         route = route_components_pb2.Route(
             name=_route_name(deployment, transport, predictor.name),
             match=pinned,
             route=action,
             response_headers_to_add=[_predictor_header(predictor.name)],
         )
+        if isinstance(plan, Graph):
+            _serve_graph(route, plan.predictor, transport)
         routes.append(_buffered(route, policy))
     return routes
 
@@ -222,12 +249,19 @@ def _deployment_route(
     transport: Transport,
     match: route_components_pb2.RouteMatch,
     policy: TrafficPolicy,
+    extproc: bool = False,
 ) -> route_components_pb2.Route:
     route = route_components_pb2.Route(name=_route_name(deployment, transport), match=match)
-    action, direct, predictor = _forward(deployment, transport, policy)
+    action, direct, predictor = _forward(deployment, transport, policy, extproc)
     if action is not None:
         route.route.CopyFrom(action)
         _buffered(route, policy)
+        if action.cluster == EXTPROC_CLUSTER:
+            _serve_graph(route, predictor, transport)
+        elif transport is Transport.HTTP and EXTPROC_CLUSTER in _clusters_of(action):
+            # A split with a graph: enable ext_proc here; each weighted cluster then names its graph
+            # predictor, or turns ext_proc off for a direct one.
+            _serve_graph(route, None, transport)
     else:
         route.direct_response.CopyFrom(direct)
     if predictor:
@@ -235,7 +269,19 @@ def _deployment_route(
     return route
 
 
-def deployment_routes(deployment: DeploymentView) -> list[route_components_pb2.Route]:
+def _clusters_of(action: route_components_pb2.RouteAction) -> set[str]:
+    return {action.cluster} | {c.name for c in action.weighted_clusters.clusters}
+
+
+def _serve_graph(route: route_components_pb2.Route, predictor: str | None, transport: Transport) -> None:
+    """REST: enable the (disabled by default) ext_proc filter; gRPC: tell extproc's upstream which graph."""
+    if transport is Transport.HTTP:
+        route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc(predictor))
+    elif predictor:
+        route.request_headers_to_add.append(predictor_header(predictor))
+
+
+def deployment_routes(deployment: DeploymentView, extproc: bool = False) -> list[route_components_pb2.Route]:
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
         safe_regex=regex_pb2.RegexMatcher(regex=_GRPC_PATH_REGEX),
@@ -245,10 +291,10 @@ def deployment_routes(deployment: DeploymentView) -> list[route_components_pb2.R
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
     policy = policy_of(deployment.annotations)
     return [
-        *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy),
-        _deployment_route(deployment, Transport.GRPC, grpc_match, policy),
-        *_pinned_routes(deployment, Transport.HTTP, rest_match, policy),
-        _deployment_route(deployment, Transport.HTTP, rest_match, policy),
+        *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy, extproc),
+        _deployment_route(deployment, Transport.GRPC, grpc_match, policy, extproc),
+        *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc),
+        _deployment_route(deployment, Transport.HTTP, rest_match, policy, extproc),
     ]
 
 
@@ -258,7 +304,7 @@ def gateway_routes(
     """Routes for `deployments` in the order given (translate sorts them), then reflection and 404."""
     routes: list[route_components_pb2.Route] = []
     for deployment in deployments:
-        routes.extend(deployment_routes(deployment))
+        routes.extend(deployment_routes(deployment, gateway.extproc is not None))
     if gateway.reflection is not None:
         routes.append(
             route_components_pb2.Route(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER, component_clusters, static_cluster
+from xds_controller.translate.extproc import EXTPROC_CLUSTER
 from xds_controller.translate.listener import gateway_listener
 from xds_controller.translate.model import (
     ComponentEndpoints,
@@ -29,6 +30,8 @@ def translate(
     clusters, assignments = component_clusters(ordered, endpoints)
     if gateway.reflection is not None:
         clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))
+    if gateway.extproc is not None:
+        clusters.append(static_cluster(EXTPROC_CLUSTER, Transport.GRPC, gateway.extproc))
     return Resources(
         listeners=(gateway_listener(gateway),),
         routes=(gateway_routes(ordered, gateway),),

@@ -1,0 +1,175 @@
+"""Envoy's OpenTelemetry tracer, configured by `xds_controller.translate.tracing`, loads into a real Envoy
+and exports the gateway's spans to an OTLP receiver, continuing the client's W3C trace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from google.protobuf import any_pb2, duration_pb2, json_format, struct_pb2
+from google.protobuf.message import Message
+
+from mesh.local.envoy import EnvoyProcess, find_envoy_binary
+from tests.helpers.otlp import OtlpReceiver
+from tests.helpers.ports import free_port
+from tests.observability.sink import RecordingSink
+from xds_controller.translate.tracing import (
+    COLLECTOR_CLUSTER,
+    TRACER_NAME,
+    gateway_tracing,
+    route_tracing,
+    settings_from_otlp_endpoint,
+)
+
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _address(port: int) -> address_pb2.Address:
+    return address_pb2.Address(socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=port))
+
+
+def traced_bootstrap(listen_port: int, upstream_port: int, otlp_endpoint: str) -> dict[str, Any]:
+    """A static Envoy: one listener whose HCM traces with our tracer, one upstream, the collector."""
+    tracing, collector = gateway_tracing(settings_from_otlp_endpoint(otlp_endpoint, sampling_ratio=1.0))
+    route = route_components_pb2.Route(
+        match=route_components_pb2.RouteMatch(prefix="/"),
+        route=route_components_pb2.RouteAction(cluster="upstream"),
+        tracing=route_tracing("iris", "default"),
+    )
+    hcm = hcm_pb2.HttpConnectionManager(
+        stat_prefix="traced",
+        route_config=route_pb2.RouteConfiguration(
+            virtual_hosts=[route_components_pb2.VirtualHost(name="all", domains=["*"], routes=[route])]
+        ),
+        http_filters=[
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router()))
+        ],
+        tracing=tracing,
+    )
+    listener = listener_pb2.Listener(
+        name="traced",
+        address=_address(listen_port),
+        filter_chains=[
+            listener_components_pb2.FilterChain(
+                filters=[
+                    listener_components_pb2.Filter(
+                        name="envoy.filters.network.http_connection_manager", typed_config=_packed(hcm)
+                    )
+                ]
+            )
+        ],
+    )
+    upstream = cluster_pb2.Cluster(
+        name="upstream",
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration_pb2.Duration(seconds=1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name="upstream",
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(address=_address(upstream_port))
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    # flush every span at once instead of Envoy's 5 s / 5 spans, so the test waits on spans, not timers
+    runtime = struct_pb2.Struct()
+    runtime.update(
+        {"tracing.opentelemetry.flush_interval_ms": 50, "tracing.opentelemetry.min_flush_spans": 1}
+    )
+    bootstrap = bootstrap_pb2.Bootstrap(
+        admin=bootstrap_pb2.Admin(address=_address(0)),
+        static_resources=bootstrap_pb2.Bootstrap.StaticResources(
+            listeners=[listener], clusters=[upstream, collector]
+        ),
+        layered_runtime=bootstrap_pb2.LayeredRuntime(
+            layers=[bootstrap_pb2.RuntimeLayer(name="static", static_layer=runtime)]
+        ),
+    )
+    rendered: dict[str, Any] = json_format.MessageToDict(bootstrap, preserving_proto_field_name=True)
+    return rendered
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    otlp = OtlpReceiver().start()
+    yield otlp
+    otlp.stop()
+
+
+def test_tracer_config_passes_envoy_validation(tmp_path: Path) -> None:
+    bootstrap = traced_bootstrap(free_port(), free_port(), "http://127.0.0.1:4317")
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert hcm["tracing"]["provider"]["name"] == TRACER_NAME
+    assert hcm["tracing"]["provider"]["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == (
+        COLLECTOR_CLUSTER
+    )
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps(bootstrap))
+    result = subprocess.run(
+        [str(find_envoy_binary()), "--mode", "validate", "-c", str(path), "--log-level", "error"],
+        check=False, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout
+
+
+def test_envoy_exports_gateway_spans_in_the_clients_trace(tmp_path: Path, receiver: OtlpReceiver) -> None:
+    upstream = RecordingSink()
+    upstream.start()
+    listen_port = free_port()
+    envoy = EnvoyProcess(
+        traced_bootstrap(listen_port, upstream.port, receiver.endpoint), tmp_path, concurrency=1
+    )
+    envoy.start()
+    try:
+        envoy.wait_ready()
+        response = httpx.post(
+            f"http://127.0.0.1:{listen_port}/seldon/seldon/iris/api/v1.0/predictions",
+            content=b'{"data": {"ndarray": [[1, 2]]}}',
+            headers={
+                "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01",
+                "content-type": "application/json",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200
+        spans = receiver.wait_for(lambda got: len([s for s in got if s.trace_id == CLIENT_TRACE]) >= 2)
+    finally:
+        envoy.stop()
+        upstream.stop()
+
+    gateway = [s for s in spans if s.trace_id == CLIENT_TRACE]
+    assert {s.service for s in gateway} == {"seldon-mesh-gateway"}
+    (server,) = [s for s in gateway if s.parent_span_id == CLIENT_SPAN]
+    assert server.attributes["seldon.deployment"] == "iris"
+    assert server.attributes["seldon.predictor"] == "default"
+    (upstream_span,) = [s for s in gateway if s.parent_span_id == server.span_id]
+    # the upstream (a runtime, or ext_proc's target) continues from Envoy's upstream span
+    (received,) = upstream.snapshot()
+    traceparent = {k.lower(): v for k, v in received.headers.items()}["traceparent"]
+    assert traceparent.split("-")[1:3] == [CLIENT_TRACE, upstream_span.span_id]

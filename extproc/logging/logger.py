@@ -3,11 +3,7 @@
 Threads, so the ext_proc event loop never waits on a disk:
 - the writer takes queued events in batches (up to `max_batch_events`), refuses those that do not fit,
   commits the rest in one transaction (group commit) and only then resolves each caller's future;
-- the delivery thread runs its own asyncio loop with one task per busy lane. A lane is
-  (destination, crc32(request id) mod lanes), delivered strictly in spool order, so events of one request
-  id reach a sink in the order they were logged. A failed send is retried with exponential backoff and
-  full jitter, forever (at-least-once); an event the sink rejects for good (4xx) is moved to the
-  dead-letter table and counted, never silently dropped.
+- `delivery.Delivery` sends spooled events lane by lane, at least once, in order per request id.
 
 After a crash or SIGKILL, `start` finds every committed event still in the spool and delivers it.
 """
@@ -17,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import random
 import threading
 import time
 import zlib
@@ -26,10 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from extproc.logging.delivery import Delivery
 from extproc.logging.events import PayloadEvent
 from extproc.logging.settings import PayloadLoggerSettings
-from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkFactory, check_destination
-from extproc.logging.spool import LaneKey, NewRecord, Spool, SpooledEvent
+from extproc.logging.sinks import check_destination
+from extproc.logging.spool import NewRecord, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +112,7 @@ class PayloadLogger:
         self._running = False
         self._state_lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        self._delivery: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_ready = threading.Event()
-        self._stop_delivery: asyncio.Event | None = None
+        self._delivery = Delivery(settings, self._finished, self._retried)
         self._last_refusal_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -137,12 +130,7 @@ class PayloadLogger:
             if events:
                 log.info("payload spool holds %d undelivered events (%d bytes); delivering", events, size)
             self._running = True
-            self._loop_ready.clear()
-            self._delivery = threading.Thread(
-                target=self._delivery_main, name="payload-delivery", daemon=True
-            )
             self._delivery.start()
-            self._loop_ready.wait()
             self._writer = threading.Thread(
                 target=self._writer_main, args=(spool,), name="payload-spool-writer", daemon=True
             )
@@ -158,13 +146,16 @@ class PayloadLogger:
         self._queue.put(None)
         if self._writer is not None:
             self._writer.join()
+            self._writer = None
+        late = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
+        for _, future in late:
+            future.set_result(LogOutcome.REFUSED_STOPPED)
+        if late:
+            self._refuse(LogOutcome.REFUSED_STOPPED, len(late))
         deadline = time.monotonic() + drain_seconds
         while self.stats().spooled_events and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self._loop is not None and self._stop_delivery is not None:
-            self._loop.call_soon_threadsafe(self._stop_delivery.set)
-        if self._delivery is not None:
-            self._delivery.join()
+        self._delivery.stop()
 
     # -- accepting -------------------------------------------------------------------------------------
 
@@ -268,9 +259,7 @@ class PayloadLogger:
             events, size = c.events, c.bytes
         self._observer.on_accepted(len(records))
         self._observer.on_spool_usage(events, size)
-        lanes = {(r.destination, r.lane) for r, _ in records}
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake, lanes)
+        self._delivery.wake({(r.destination, r.lane) for r, _ in records})
         for _, future in records:
             future.set_result(LogOutcome.ACCEPTED)
 
@@ -300,81 +289,7 @@ class PayloadLogger:
                 self.stats().refused,
             )
 
-    # -- delivering ------------------------------------------------------------------------------------
-
-    def _delivery_main(self) -> None:
-        asyncio.run(self._deliver_forever())
-
-    async def _deliver_forever(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_delivery = asyncio.Event()
-        self._spool = Spool(self.settings.spool_dir, self.settings.fsync, writer=False)
-        self._sinks = SinkFactory(
-            self.settings.http_timeout_seconds, max_connections=self.settings.lanes_per_destination * 4
-        )
-        self._lanes: dict[LaneKey, asyncio.Task[None]] = {}
-        self._dirty: set[LaneKey] = set()
-        self._wake(set(self._spool.lanes()))
-        self._loop_ready.set()
-        try:
-            await self._stop_delivery.wait()
-        finally:
-            for task in self._lanes.values():
-                task.cancel()
-            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
-            await self._sinks.aclose()
-            self._spool.close()
-            self._loop = None
-
-    def _wake(self, lanes: set[LaneKey]) -> None:
-        for lane in lanes:
-            if lane in self._lanes:
-                self._dirty.add(lane)
-            else:
-                self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
-
-    async def _run_lane(self, lane: LaneKey) -> None:
-        try:
-            while True:
-                self._dirty.discard(lane)
-                events = self._spool.head(lane, self.settings.read_batch_events)
-                if not events and lane not in self._dirty:
-                    return
-                for event in events:
-                    await self._deliver(event)
-        finally:
-            self._lanes.pop(lane, None)
-
-    async def _deliver(self, event: SpooledEvent) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self._sinks.sink_for(event.destination).send(event)
-            except RetryableSinkError as exc:
-                delay = random.uniform(
-                    0,
-                    min(
-                        self.settings.backoff_max_seconds, self.settings.backoff_initial_seconds * 2**attempt
-                    ),
-                )
-                attempt += 1
-                if attempt == 1 or attempt % 10 == 0:
-                    log.warning("payload log delivery failed (attempt %d), retrying: %s", attempt, exc)
-                with self._counters.lock:
-                    self._counters.retried += 1
-                self._observer.on_retried(1)
-                await asyncio.sleep(delay)
-                continue
-            except PermanentSinkError as exc:
-                log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), exc)
-                self._spool.dead_letter(event, str(exc))
-                self._forget(event, delivered=False)
-                return
-            self._spool.delete(event.seq)
-            self._forget(event, delivered=True)
-            return
-
-    def _forget(self, event: SpooledEvent, *, delivered: bool) -> None:
+    def _finished(self, event: SpooledEvent, delivered: bool) -> None:
         c = self._counters
         with c.lock:
             c.events -= 1
@@ -389,3 +304,8 @@ class PayloadLogger:
         else:
             self._observer.on_dead_lettered(1)
         self._observer.on_spool_usage(events, size)
+
+    def _retried(self) -> None:
+        with self._counters.lock:
+            self._counters.retried += 1
+        self._observer.on_retried(1)

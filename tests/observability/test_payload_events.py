@@ -16,6 +16,7 @@ from extproc.logging import (
     decode_body,
     skip_logging_requested,
 )
+from extproc.logging.spool import Spool
 from tests.observability.conftest import fast_settings
 from tests.observability.events import REQUEST_BODY, RESPONSE_BODY, pair
 from tests.observability.sink import RecordingSink, wait_for
@@ -165,3 +166,8 @@ def test_rejected_events_are_dead_lettered_not_dropped(tmp_path: Path) -> None:
     stats = logger.stats()
     assert stats.spooled_events == 0
     assert stats.delivered == 0
+    spool = Spool(tmp_path, writer=False)
+    try:
+        assert spool.dead_letter_count() == 1  # kept on disk for an operator, not dropped
+    finally:
+        spool.close()

@@ -15,7 +15,8 @@ from pathlib import Path
 ENVS = Path(__file__).resolve().parent / "envs"
 
 MLSERVER = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1")
-SELDON_CORE = ("seldon-core>=1.18,<1.19", "scikit-learn", "joblib")
+# gunicorn (a seldon-core dependency) imports pkg_resources, which setuptools 81 removed
+SELDON_CORE = ("seldon-core>=1.18,<1.19", "scikit-learn", "joblib", "setuptools<81")
 
 
 def ensure_env(name: str, requirements: tuple[str, ...], python: str | None = None) -> Path:

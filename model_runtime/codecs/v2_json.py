@@ -141,6 +141,8 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> Array:
         array = np.asarray(data)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"input {name!r}: data is not {datatype}: {exc}") from exc
+    if dtype.kind in "iu" and array.dtype.kind in "fO":
+        array = _big_integers(name, datatype, data, array)
     if array.size and array.dtype.kind not in _ACCEPTED_KINDS[dtype.kind]:
         got = "strings" if array.dtype.kind in "USO" else str(array.dtype)
         raise BadRequest(f"input {name!r}: data is not {datatype} (got {got})")
@@ -149,6 +151,17 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> Array:
         if array.min() < info.min or array.max() > info.max:
             raise BadRequest(f"input {name!r}: values out of range for {datatype}")
     return shaped(name, array.astype(dtype, copy=False).reshape(-1), shape)
+
+
+def _big_integers(name: str, datatype: str, data: Any, inferred: Array) -> Array:
+    """Integers past int64 (UINT64's upper half) make numpy infer float or object: check and keep them."""
+    flat = np.asarray(data, dtype=object).reshape(-1)
+    if not all(type(v) is int for v in flat.tolist()):
+        return inferred
+    try:
+        return np.asarray(flat.tolist(), dtype=DTYPES[datatype])
+    except OverflowError as exc:
+        raise BadRequest(f"input {name!r}: values out of range for {datatype}") from exc
 
 
 # which inferred numpy kinds each V2 kind accepts from JSON: no strings, no silent float truncation

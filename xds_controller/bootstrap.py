@@ -21,12 +21,17 @@ XDS_CLUSTER = "seldon-mesh.xds"
 
 
 def render_bootstrap(
-    node_id: str, xds: Upstream, admin_port: int, cluster: str = "seldon-mesh"
+    node_id: str, xds: Upstream, admin_port: int, cluster: str = "seldon-mesh", *, delta: bool = True
 ) -> dict[str, Any]:
     """Bootstrap JSON for an Envoy that takes all listeners, routes, clusters and endpoints over ADS.
 
-    `admin_port` 0 lets Envoy pick one; start it with `--admin-address-path` to learn which.
+    `admin_port` 0 lets Envoy pick one; start it with `--admin-address-path` to learn which. `delta`
+    (the default) uses incremental ADS, so a change to one deployment sends only its resources; False
+    uses state-of-the-world ADS, which resends every cluster on any cluster change.
     """
+    api_type = (
+        config_source_pb2.ApiConfigSource.DELTA_GRPC if delta else config_source_pb2.ApiConfigSource.GRPC
+    )
     ads = config_source_pb2.ConfigSource(
         ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
     )
@@ -41,7 +46,7 @@ def render_bootstrap(
         static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=[xds_cluster]),
         dynamic_resources=bootstrap_pb2.Bootstrap.DynamicResources(
             ads_config=config_source_pb2.ApiConfigSource(
-                api_type=config_source_pb2.ApiConfigSource.GRPC,
+                api_type=api_type,
                 transport_api_version=config_source_pb2.V3,
                 grpc_services=[
                     grpc_service_pb2.GrpcService(

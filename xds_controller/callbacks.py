@@ -22,6 +22,16 @@ class Callbacks:
     def on_request(self, stream_id: int, node_id: str, request: discovery_pb2.DiscoveryRequest) -> None:
         """Every request, stale ones included, before it is processed."""
 
+    def on_delta_request(
+        self, stream_id: int, node_id: str, request: discovery_pb2.DeltaDiscoveryRequest
+    ) -> None:
+        """Every delta request, stale ones included, before it is processed."""
+
+    def on_delta_response(
+        self, stream_id: int, node_id: str, response: discovery_pb2.DeltaDiscoveryResponse
+    ) -> None:
+        """A delta response is about to be handed to gRPC for sending."""
+
     def on_response(self, stream_id: int, node_id: str, response: discovery_pb2.DiscoveryResponse) -> None:
         """A response is about to be handed to gRPC for sending."""
 

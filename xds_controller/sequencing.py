@@ -16,7 +16,7 @@ and send it in push order (CDS, EDS, LDS, RDS); every ACK may allow the next ste
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf import any_pb2
@@ -97,8 +97,11 @@ def ready_clusters(snapshot: Snapshot, applied: Applied) -> frozenset[str]:
     return frozenset(name for name in clusters if name not in links or links[name] in assignments)
 
 
-def desired(snapshot: Snapshot, applied: Applied) -> dict[TypeUrl, Step]:
-    """The next configuration step, per type, for a node that runs `applied` and should end at `snapshot`."""
+def desired(snapshot: Snapshot, applied: Applied, pending_routes: Iterable[Held] = ()) -> dict[TypeUrl, Step]:
+    """The next configuration step, per type, for a node that runs `applied` and should end at `snapshot`.
+
+    `pending_routes` are route configurations sent but not yet ACKed: Envoy may be running them already,
+    so the clusters they name are kept too."""
     overrides: dict[TypeUrl, dict[str, Held | None]] = {url: {} for url in resource_types.PUSH_ORDER}
 
     # Routes: a changed route configuration waits until every cluster it names is ready.
@@ -113,7 +116,7 @@ def desired(snapshot: Snapshot, applied: Applied) -> dict[TypeUrl, Step]:
                 overrides[resource_types.ROUTE][name] = applied_routes.get(name)
 
     # Clusters (and endpoints) that routes Envoy runs still name stay until those routes change.
-    named = frozenset().union(*(route.clusters for route in applied_routes.values()))
+    named = frozenset().union(*(route.clusters for route in (*applied_routes.values(), *pending_routes)))
     clusters = snapshot.get(resource_types.CLUSTER)
     applied_clusters = applied.get(resource_types.CLUSTER, {})
     applied_assignments = applied.get(resource_types.ENDPOINT, {})

@@ -1,9 +1,9 @@
-"""The ADS gRPC server: `StreamAggregatedResources` (state of the world) over grpc.aio.
+"""The ADS gRPC server over grpc.aio: `StreamAggregatedResources` (state of the world) and
+`DeltaAggregatedResources` (incremental), both fed by the same cache.
 
-One asyncio task reads requests, one waits for snapshot changes in the cache; both feed a queue that the
-stream handler drains, asking `SotwStream` what to send after each event. The server sees the cache only
-as a `ConfigWatcher`. Delta xDS (`DeltaAggregatedResources`) answers UNIMPLEMENTED for now: a delta
-stream class beside `SotwStream` is where it goes.
+Per stream, one asyncio task reads requests and one waits for snapshot changes in the cache; both feed a
+queue that the stream handler drains, asking the stream's bookkeeping (`SotwStream` or `DeltaStream`)
+what to send after each event. The server sees the cache only as a `ConfigWatcher`.
 """
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from xds_controller.cache import ConfigWatcher
 from xds_controller.callbacks import Callbacks
+from xds_controller.delta import DeltaStream
 from xds_controller.sotw import ProtocolError, SotwStream
 
 ADS_SERVICE = ads_pb2.DESCRIPTOR.services_by_name["AggregatedDiscoveryService"].full_name
@@ -39,6 +42,22 @@ class ServerSettings:
     # Full names of extra services (already in the default descriptor pool) that reflection lists, so
     # grpcurl through the gateway can describe them. The server's own services are always listed.
     reflection_services: tuple[str, ...] = ()
+
+
+class _Stream(Protocol):
+    """SotwStream or DeltaStream: the per-stream protocol state the serving loop drives."""
+
+    @property
+    def stream_id(self) -> int: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    def handle(self, request: Any) -> None: ...
+
+    def responses(self) -> Sequence[Any]: ...
+
+    def close(self) -> None: ...
 
 
 class _Closed:
@@ -63,13 +82,38 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         stream = SotwStream(
             stream_id=next(self._stream_ids), watcher=self._watcher, callbacks=self._callbacks
         )
+        async for response in self._serve(stream, request_iterator, context):
+            self._callbacks.on_response(stream.stream_id, stream.node_id, response)
+            yield response
+
+    async def DeltaAggregatedResources(
+        self,
+        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext[
+            discovery_pb2.DeltaDiscoveryRequest, discovery_pb2.DeltaDiscoveryResponse
+        ],
+    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
+        stream = DeltaStream(
+            stream_id=next(self._stream_ids), watcher=self._watcher, callbacks=self._callbacks
+        )
+        async for response in self._serve(stream, request_iterator, context):
+            self._callbacks.on_delta_response(stream.stream_id, stream.node_id, response)
+            yield response
+
+    async def _serve(
+        self,
+        stream: _Stream,
+        request_iterator: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[Any]:
+        """The loop both variants share: requests and snapshot changes in, responses out, in push order."""
         self._callbacks.on_stream_open(stream.stream_id, context.peer())
         events: asyncio.Queue[object] = asyncio.Queue()
         reader = asyncio.create_task(self._read(request_iterator, events))
         watcher: asyncio.Task[None] | None = None
         try:
             while (event := await events.get()) is not _CLOSED:
-                if isinstance(event, discovery_pb2.DiscoveryRequest):
+                if event is not _CHANGED:
                     try:
                         stream.handle(event)
                     except ProtocolError as error:
@@ -77,7 +121,6 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                     if watcher is None:
                         watcher = asyncio.create_task(self._watch(stream.node_id, events))
                 for response in stream.responses():
-                    self._callbacks.on_response(stream.stream_id, stream.node_id, response)
                     yield response
         finally:
             for task in (reader, watcher):
@@ -88,19 +131,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             stream.close()
             self._callbacks.on_stream_closed(stream.stream_id, stream.node_id or None)
 
-    async def DeltaAggregatedResources(
-        self,
-        request_iterator: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext[
-            discovery_pb2.DeltaDiscoveryRequest, discovery_pb2.DeltaDiscoveryResponse
-        ],
-    ) -> None:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "delta xDS is not served yet; use api_type GRPC")
-
     @staticmethod
-    async def _read(
-        requests: AsyncIterator[discovery_pb2.DiscoveryRequest], events: asyncio.Queue[object]
-    ) -> None:
+    async def _read(requests: AsyncIterator[Message], events: asyncio.Queue[object]) -> None:
         try:
             async for request in requests:
                 events.put_nowait(request)

@@ -110,7 +110,8 @@ class SotwStream:
         if snapshot is None:
             return []
         out = []
-        steps = desired(snapshot, self._applied)
+        routes = self._types.get(resource_types.ROUTE)
+        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
         for type_url in resource_types.PUSH_ORDER:
             state = self._types.get(type_url)
             if state is None or state.awaiting_request:

@@ -38,6 +38,7 @@ class Recorder(Callbacks):
     """Callbacks that remember every event, readable from the test thread."""
 
     responses: list[tuple[str, discovery_pb2.DiscoveryResponse]] = field(default_factory=list)
+    delta_responses: list[tuple[str, discovery_pb2.DeltaDiscoveryResponse]] = field(default_factory=list)
     acks: list[tuple[str, TypeUrl, Version]] = field(default_factory=list)
     nacks: list[tuple[str, TypeUrl, Version, str]] = field(default_factory=list)
     opened: int = 0
@@ -54,6 +55,13 @@ class Recorder(Callbacks):
         copy.CopyFrom(response)
         self.responses.append((node_id, copy))
 
+    def on_delta_response(
+        self, stream_id: int, node_id: str, response: discovery_pb2.DeltaDiscoveryResponse
+    ) -> None:
+        copy = discovery_pb2.DeltaDiscoveryResponse()
+        copy.CopyFrom(response)
+        self.delta_responses.append((node_id, copy))
+
     def on_ack(self, node_id: str, type_url: TypeUrl, version: Version) -> None:
         self.acks.append((node_id, type_url, version))
 
@@ -61,7 +69,24 @@ class Recorder(Callbacks):
         self.nacks.append((node_id, type_url, version, message))
 
     def sent(self, type_url: str, version: str) -> int:
-        return sum(1 for _, r in list(self.responses) if r.type_url == type_url and r.version_info == version)
+        """Responses (SotW or delta) that carried `type_url` at type version `version`."""
+        sotw = sum(1 for _, r in list(self.responses) if r.type_url == type_url and r.version_info == version)
+        delta = sum(
+            1
+            for _, r in list(self.delta_responses)
+            if r.type_url == type_url and r.system_version_info == version and r.resources
+        )
+        return sotw + delta
+
+    def sent_resource(self, type_url: str, name: str, version: str) -> int:
+        """Delta responses that carried resource `name` at `version`."""
+        return sum(
+            1
+            for _, r in list(self.delta_responses)
+            if r.type_url == type_url
+            for resource in r.resources
+            if resource.name == name and resource.version == version
+        )
 
 
 class ControlPlane:

@@ -223,6 +223,11 @@ def test_push_order_and_routes_wait_for_their_clusters_and_endpoints(
         snapshot.version(resource_types.ROUTE),
     )
     client.ack(routes, ("seldon-gateway",))
+    wait_until(
+        lambda: plane.cache.status(NODE).acked.get(resource_types.ROUTE) == routes.version_info,
+        TIMEOUT,
+        "ACK",
+    )
 
     # Removing wine: first the routes stop naming its clusters, and only once they are applied do the
     # clusters go (make before break).

@@ -199,7 +199,9 @@ def test_bootstrap_takes_everything_over_ads() -> None:
     assert bootstrap["node"] == {"id": "node-1", "cluster": "seldon-mesh"}
     assert bootstrap["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9901}
     dynamic = bootstrap["dynamic_resources"]
-    assert dynamic["ads_config"]["api_type"] == "GRPC"
+    assert dynamic["ads_config"]["api_type"] == "DELTA_GRPC"  # incremental by default
+    sotw = render_bootstrap("node-1", Upstream("127.0.0.1", 18000), admin_port=9901, delta=False)
+    assert sotw["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
     assert dynamic["ads_config"]["transport_api_version"] == "V3"
     assert dynamic["lds_config"] == dynamic["cds_config"] == {"ads": {}, "resource_api_version": "V3"}
     (xds,) = bootstrap["static_resources"]["clusters"]

@@ -1,0 +1,200 @@
+"""Incremental (delta) xDS bookkeeping for one ADS stream, free of gRPC like `sotw`.
+
+The server feeds every DeltaDiscoveryRequest to `DeltaStream.handle` and sends what `responses` returns.
+Rules (envoy xds_protocol.rst, incremental xDS):
+- the first request's `node` is authoritative;
+- subscriptions: `resource_names_subscribe` / `resource_names_unsubscribe`, honoured even on a request
+  with a stale nonce; "*" is the explicit wildcard, and a type whose first request names nothing is a
+  legacy wildcard (Envoy does this for listeners and clusters);
+- `initial_resource_versions` (on reconnect) says what the client already runs: those are not re-sent
+  unless they differ from the snapshot;
+- a request answering the last response of its type is an ACK, or a NACK when it has `error_detail`;
+  the rejected resource versions are never sent to the node again;
+- only resources whose version differs from what the client runs are sent, and `removed_resources`
+  names what it runs that is gone; a resource named in `resource_names_subscribe` is (re)sent even if
+  the client is thought to have it; a subscribed name that does not exist is reported as removed once;
+- one response per type is outstanding at a time; what is sent is the next make-before-break step
+  (`sequencing.desired`), so each ACK may unlock the next.
+`system_version_info` carries the step's label (the snapshot's type version when the step is the
+snapshot), which is what ACKs and NACKs are recorded under.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3 import discovery_pb2
+
+from xds_controller import resource_types
+from xds_controller.cache import ConfigWatcher
+from xds_controller.callbacks import Callbacks
+from xds_controller.resource_types import TypeUrl
+from xds_controller.sequencing import Held, Step, desired
+from xds_controller.snapshot import Snapshot, Version
+from xds_controller.sotw import ProtocolError
+
+_WILDCARD = "*"
+
+
+@dataclass
+class _TypeState:
+    wildcard: bool = False
+    names: set[str] = field(default_factory=set)
+    seen_request: bool = False
+    # name -> version the client runs (initial versions, then every ACKed send)
+    client: dict[str, Version] = field(default_factory=dict)
+    # names to send even when the client is thought to have them (fresh subscriptions)
+    force: set[str] = field(default_factory=set)
+    # subscribed names already reported absent
+    reported_absent: set[str] = field(default_factory=set)
+    nonce: str = ""
+    label: str = ""
+    in_flight: dict[str, Held] = field(default_factory=dict)
+    removing: list[str] = field(default_factory=list)
+    awaiting_ack: bool = False
+
+
+@dataclass
+class DeltaStream:
+    stream_id: int
+    watcher: ConfigWatcher
+    callbacks: Callbacks
+    node_id: str = ""
+    _types: dict[TypeUrl, _TypeState] = field(default_factory=dict)
+    _applied: dict[TypeUrl, dict[str, Held]] = field(default_factory=dict)
+    _nonces: int = 0
+
+    def handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        if not self.node_id:
+            if not request.HasField("node") or not request.node.id:
+                raise ProtocolError("the first request on a stream must carry node.id")
+            self.node_id = str(request.node.id)
+            self.watcher.stream_opened(self.node_id)
+        type_url = TypeUrl(request.type_url)
+        if not type_url:
+            raise ProtocolError("an ADS request must carry type_url")
+        self.callbacks.on_delta_request(self.stream_id, self.node_id, request)
+        state = self._types.setdefault(type_url, _TypeState())
+        self._subscribe(type_url, state, request)
+        if request.response_nonce and request.response_nonce == state.nonce and state.awaiting_ack:
+            self._acknowledge(type_url, state, request)
+
+    def _subscribe(
+        self, type_url: TypeUrl, state: _TypeState, request: discovery_pb2.DeltaDiscoveryRequest
+    ) -> None:
+        subscribe = {str(name) for name in request.resource_names_subscribe}
+        unsubscribe = {str(name) for name in request.resource_names_unsubscribe}
+        if not state.seen_request:
+            state.seen_request = True
+            state.wildcard = not subscribe or _WILDCARD in subscribe
+            snapshot = self.watcher.snapshot(self.node_id)
+            for name, version in request.initial_resource_versions.items():
+                state.client[str(name)] = Version(str(version))
+                if snapshot is not None and snapshot.versions_of(type_url).get(str(name)) == version:
+                    links = snapshot.links.route_clusters
+                    packed = snapshot.get(type_url)[str(name)]
+                    held = Held(Version(str(version)), packed, links.get(str(name), frozenset()))
+                    self._applied.setdefault(type_url, {})[str(name)] = held
+        elif _WILDCARD in subscribe:
+            state.wildcard = True
+        if _WILDCARD in unsubscribe:
+            state.wildcard = False
+        state.names |= subscribe - {_WILDCARD}
+        state.names -= unsubscribe
+        state.force |= subscribe - {_WILDCARD}
+        state.force -= unsubscribe
+        state.reported_absent -= subscribe
+        for name in unsubscribe - {_WILDCARD}:
+            if not state.wildcard:
+                state.client.pop(name, None)
+                self._applied.get(type_url, {}).pop(name, None)
+
+    def _acknowledge(
+        self, type_url: TypeUrl, state: _TypeState, request: discovery_pb2.DeltaDiscoveryRequest
+    ) -> None:
+        state.awaiting_ack = False
+        sent = {name: held.version for name, held in state.in_flight.items()}
+        if request.HasField("error_detail"):
+            message = str(request.error_detail.message)
+            self.watcher.record_nack(self.node_id, type_url, Version(state.label), message, sent)
+            self.callbacks.on_nack(self.node_id, type_url, Version(state.label), message)
+        else:
+            applied = self._applied.setdefault(type_url, {})
+            applied.update(state.in_flight)
+            state.client.update(sent)
+            for name in state.removing:
+                applied.pop(name, None)
+                state.client.pop(name, None)
+            self.watcher.record_ack(self.node_id, type_url, Version(state.label))
+            self.callbacks.on_ack(self.node_id, type_url, Version(state.label))
+        state.in_flight, state.removing = {}, []
+
+    def close(self) -> None:
+        if self.node_id:
+            self.watcher.stream_closed(self.node_id)
+
+    def responses(self) -> list[discovery_pb2.DeltaDiscoveryResponse]:
+        snapshot = self.watcher.snapshot(self.node_id) if self.node_id else None
+        if snapshot is None:
+            return []
+        routes = self._types.get(resource_types.ROUTE)
+        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        out = []
+        for type_url in resource_types.PUSH_ORDER:
+            state = self._types.get(type_url)
+            if state is None or state.awaiting_ack:
+                continue
+            response = self._response(type_url, state, steps[type_url], snapshot)
+            if response is not None:
+                out.append(response)
+        return out
+
+    def _wanted(self, state: _TypeState, step: Step) -> set[str]:
+        names = step.names()
+        return names if state.wildcard else names & state.names
+
+    def _response(
+        self, type_url: TypeUrl, state: _TypeState, step: Step, snapshot: Snapshot
+    ) -> discovery_pb2.DeltaDiscoveryResponse | None:
+        wanted = self._wanted(state, step)
+        client = state.client
+        if state.wildcard and not step.overrides and not state.force:
+            versions = step.versions
+            changed = [n for n, v in versions.items() if client.get(n) != v]
+        else:
+            changed = [n for n in wanted if n in state.force or client.get(n) != step.version(n)]
+        changed = [
+            n
+            for n in changed
+            if not self.watcher.is_resource_rejected(
+                self.node_id, type_url, n, step.version(n) or Version("")
+            )
+        ]
+        existing = snapshot.get(type_url)
+        gone = [
+            n
+            for n in client
+            if n not in wanted and n not in existing and (state.wildcard or n in state.names)
+        ]
+        absent = [n for n in state.names - wanted - set(client) - state.reported_absent if n not in existing]
+        state.reported_absent |= set(absent)
+        state.force -= set(changed)
+        if not changed and not gone and not absent:
+            return None
+        links = snapshot.links.route_clusters
+        self._nonces += 1
+        changed.sort()
+        response = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=step.label,
+            type_url=type_url,
+            nonce=f"{self.stream_id}-d{self._nonces}",
+            resources=[
+                discovery_pb2.Resource(name=n, version=step.version(n) or "", resource=step.resource(n))
+                for n in changed
+            ],
+            removed_resources=sorted(gone + absent),
+        )
+        state.in_flight = {n: step.held(n, links) for n in changed}
+        state.removing = gone
+        state.nonce, state.label, state.awaiting_ack = response.nonce, step.label, True
+        return response

@@ -5,11 +5,17 @@ one request id reach a sink in the order they were logged, while other lanes pro
 send is retried with exponential backoff and full jitter, forever (at-least-once); an event the sink
 rejects for good (4xx) is moved to the spool's dead-letter table. An event leaves the spool only after its
 sink took it, so a crash at any point means a redelivery, never a loss.
+
+Delivered events are deleted in batches (every `ACK_INTERVAL_S` or `ACK_BATCH` events) on a worker thread:
+one delete per event would contend with the writer's fsyncs for SQLite's write lock and stall this loop.
+Until then each lane remembers the last sequence number it delivered, so nothing is sent twice; after a
+crash the undeleted few are sent again, which at-least-once allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -20,6 +26,9 @@ from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkFa
 from extproc.logging.spool import LaneKey, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
+
+ACK_INTERVAL_S = 0.05
+ACK_BATCH = 512
 
 # called from the delivery thread: (event, delivered) when an event leaves the spool; () per retry
 Finished = Callable[[SpooledEvent, bool], None]
@@ -37,6 +46,9 @@ class Delivery:
         self._stop: asyncio.Event | None = None
         self._lanes: dict[LaneKey, asyncio.Task[None]] = {}
         self._dirty: set[LaneKey] = set()
+        self._cursors: dict[LaneKey, int] = {}
+        self._delivered: list[SpooledEvent] = []
+        self._ack_wanted: asyncio.Event | None = None
 
     def start(self) -> None:
         """Start delivering, beginning with whatever the spool already holds."""
@@ -64,13 +76,17 @@ class Delivery:
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
+        self._ack_wanted = asyncio.Event()
+        self._cursors.clear()
         spool = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
+        acks = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
         sinks = SinkFactory(
             self._settings.http_timeout_seconds, max_connections=self._settings.lanes_per_destination * 4
         )
         self._spool, self._sinks = spool, sinks
         self._loop = asyncio.get_running_loop()
         self._wake(set(spool.lanes()))
+        acker = asyncio.create_task(self._acknowledge(acks))
         self._ready.set()
         try:
             await self._stop.wait()
@@ -80,8 +96,30 @@ class Delivery:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            acker.cancel()
+            await asyncio.gather(acker, return_exceptions=True)
+            await self._flush_acks(acks)
             await sinks.aclose()
             spool.close()
+            acks.close()
+
+    async def _acknowledge(self, acks: Spool) -> None:
+        assert self._ack_wanted is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ack_wanted.wait(), ACK_INTERVAL_S)
+            self._ack_wanted.clear()
+            await self._flush_acks(acks)
+
+    async def _flush_acks(self, acks: Spool) -> None:
+        done, self._delivered = self._delivered, []  # swapped on the loop thread, which alone appends
+        if done:
+            await asyncio.to_thread(self._forget, acks, done)
+
+    def _forget(self, acks: Spool, done: list[SpooledEvent]) -> None:
+        acks.delete([event.seq for event in done])
+        for event in done:
+            self._finished(event, True)
 
     def _wake(self, lanes: set[LaneKey]) -> None:
         for lane in lanes:
@@ -94,11 +132,12 @@ class Delivery:
         try:
             while True:
                 self._dirty.discard(lane)
-                events = self._spool.head(lane, self._settings.read_batch_events)
+                events = self._spool.head(lane, self._settings.read_batch_events, self._cursors.get(lane, 0))
                 if not events and lane not in self._dirty:
                     return  # no await between this check and leaving `_lanes`: a wake-up cannot be lost
                 for event in events:
                     await self._deliver(event)
+                    self._cursors[lane] = event.seq
         finally:
             self._lanes.pop(lane, None)
 
@@ -121,6 +160,7 @@ class Delivery:
                 self._spool.dead_letter(event, str(exc))
                 self._finished(event, False)
                 return
-            self._spool.delete(event.seq)
-            self._finished(event, True)
+            self._delivered.append(event)
+            if len(self._delivered) >= ACK_BATCH and self._ack_wanted is not None:
+                self._ack_wanted.set()
             return

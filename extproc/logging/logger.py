@@ -229,15 +229,18 @@ class PayloadLogger:
         c = self._counters
         with c.lock:
             room = self.settings.max_spool_bytes - c.bytes
+        added = 0
         for event, future in batch:
             outcome, record = self._admit(event)
-            if record is not None and record.size > room:
+            size = 0 if record is None else record.size
+            if record is not None and size > room:
                 outcome, record = LogOutcome.REFUSED_FULL, None
             if record is None:
                 refusals[outcome] = refusals.get(outcome, 0) + 1
                 future.set_result(outcome)
                 continue
-            room -= record.size
+            room -= size
+            added += size
             records.append((record, future))
         for outcome, count in refusals.items():
             self._refuse(outcome, count)
@@ -251,7 +254,6 @@ class PayloadLogger:
             for _, future in records:
                 future.set_exception(exc)
             return
-        added = sum(r.size for r, _ in records)
         with c.lock:
             c.events += len(records)
             c.bytes += added
@@ -272,7 +274,7 @@ class PayloadLogger:
         except ValueError:
             return LogOutcome.REFUSED_NO_DESTINATION, None
         lane = zlib.crc32(event.request_id.encode()) % self.settings.lanes_per_destination
-        record = NewRecord(destination, lane, event.request_id, event.headers(), event.body)
+        record = NewRecord.of(destination, lane, event.request_id, event.headers(), event.body)
         return LogOutcome.ACCEPTED, record
 
     def _refuse(self, outcome: LogOutcome, count: int) -> None:

@@ -8,6 +8,7 @@ A sink raises `RetryableSinkError` for failures worth retrying (connection error
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,6 +136,7 @@ class SinkFactory:
         await self._session.close()
 
 
+@functools.lru_cache(maxsize=1024)
 def check_destination(destination: str) -> None:
     """Raise ValueError for a destination no sink serves (checked before an event is accepted)."""
     parsed = urlparse(destination)

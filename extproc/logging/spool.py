@@ -1,24 +1,28 @@
 """The durable spool: an SQLite database in WAL mode where an event counts as accepted once committed.
 
-Why SQLite and not append-only segment files: both sustain 2,000 small events/s with an fsync per event
-(about 3.6k/s for SQLite WAL vs 3.9k/s for segments on the CI disk) and far more with group commit
-(26k vs 40k/s at 10 events per fsync), while SQLite gives crash-safe deletion of delivered events, per-lane
-ordered reads and recovery after SIGKILL for free. Segment files would need their own ack offsets,
-compaction and torn-write detection. See `bench/observability.py` for the measurement.
+Why SQLite and not append-only segment files: segments append faster (`python -m bench observability`
+on the 2-core CI machine, whose disk is shared and noisy: per-event fsync 0.7-3.6k events/s for SQLite
+WAL vs 1.7-5.2k for segments; 10 events per fsync 8-16k vs 17-42k; 100 per fsync 34-48k vs 166-200k),
+but both clear 2,000 small events/s with group commit, where the logger's own Python work, not the
+disk, is the limit (about 3k events/s accepted end to end). SQLite gives crash-safe deletion of delivered
+events, per-lane ordered reads and recovery after SIGKILL for free; segment files would need their own
+ack offsets, compaction and torn-write detection.
 
 The writer connection commits with `synchronous=FULL` (fsync of the WAL per commit) under the GROUP
 policy; the delivery connection deletes with `synchronous=NORMAL`: a delete lost to a power cut only
 means a redelivery, which at-least-once allows.
 
-Each instance is used from one thread; `logger` opens one for its writer and one for its delivery loop.
+Each instance is used from one thread at a time: `logger` opens one for its writer, and the delivery
+loop one for reading lanes and one for acknowledging delivered events in batches.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from extproc.logging.settings import FsyncPolicy
 
@@ -30,7 +34,7 @@ CREATE TABLE IF NOT EXISTS events (
     destination TEXT NOT NULL,
     lane INTEGER NOT NULL,
     request_id TEXT NOT NULL,
-    headers TEXT NOT NULL,
+    headers BLOB NOT NULL,
     body BLOB NOT NULL,
     size INTEGER NOT NULL
 );
@@ -39,7 +43,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY,
     destination TEXT NOT NULL,
     request_id TEXT NOT NULL,
-    headers TEXT NOT NULL,
+    headers BLOB NOT NULL,
     body BLOB NOT NULL,
     reason TEXT NOT NULL
 );
@@ -51,12 +55,19 @@ class NewRecord:
     destination: str
     lane: int
     request_id: str
-    headers: dict[str, str]
+    headers_json: bytes
     body: bytes
+
+    @classmethod
+    def of(
+        cls, destination: str, lane: int, request_id: str, headers: dict[str, str], body: bytes
+    ) -> NewRecord:
+        return cls(destination, lane, request_id, orjson.dumps(headers), body)
 
     @property
     def size(self) -> int:
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers.items())
+        """What the event costs against the spool bound: payload plus serialized headers, in bytes."""
+        return len(self.body) + len(self.headers_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +99,7 @@ class Spool:
 
     def append(self, records: list[NewRecord]) -> None:
         """Commit `records` in one transaction: on return they are on disk per the fsync policy."""
-        rows = [(r.destination, r.lane, r.request_id, json.dumps(r.headers), r.body, r.size) for r in records]
+        rows = [(r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size) for r in records]
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO events (destination, lane, request_id, headers, body, size) "
@@ -96,19 +107,22 @@ class Spool:
                 rows,
             )
 
-    def head(self, lane: LaneKey, limit: int) -> list[SpooledEvent]:
+    def head(self, lane: LaneKey, limit: int, after: int = 0) -> list[SpooledEvent]:
+        """The oldest `limit` events of `lane` with a sequence number above `after`."""
         cursor = self._db.execute(
             "SELECT seq, destination, lane, request_id, headers, body, size FROM events "
-            "WHERE destination = ? AND lane = ? ORDER BY seq LIMIT ?",
-            (lane[0], lane[1], limit),
+            "WHERE destination = ? AND lane = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (lane[0], lane[1], after, limit),
         )
         return [
-            SpooledEvent(seq, dest, ln, rid, json.loads(headers), bytes(body), size)
+            SpooledEvent(seq, dest, ln, rid, orjson.loads(headers), bytes(body), size)
             for seq, dest, ln, rid, headers, body, size in cursor
         ]
 
-    def delete(self, seq: int) -> None:
-        self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+    def delete(self, seqs: list[int]) -> None:
+        """Forget delivered events, in one transaction."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
 
     def dead_letter(self, event: SpooledEvent, reason: str) -> None:
         """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""
@@ -120,12 +134,12 @@ class Spool:
                     event.seq,
                     event.destination,
                     event.request_id,
-                    json.dumps(event.headers),
+                    orjson.dumps(event.headers),
                     event.body,
                     reason,
                 ),
             )
-            self.delete(event.seq)
+            self._db.execute("DELETE FROM events WHERE seq = ?", (event.seq,))
 
     def lanes(self) -> list[LaneKey]:
         return [(d, ln) for d, ln in self._db.execute("SELECT DISTINCT destination, lane FROM events")]

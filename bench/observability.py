@@ -1,0 +1,183 @@
+"""Observability benchmarks: the payload spool's write path (SQLite WAL, our choice, against append-only
+segment files, the alternative), the payload logger's accept and delivery rates against the issue's
+2,000 events/s, and the cost of a traced span.
+
+Still to add once the ext_proc graph executor serves requests: throughput with logging of every request
+and response, and with tracing at 100 % sampling, on the single-model and two-node graph cases (targets:
+under 10 % and 15 % lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import Row, print_table, write_results
+from extproc.logging import EventType, PayloadEvent
+
+EVENT_BODY = b'{"data":{"names":["a","b","c","d"],"ndarray":[[1.0,2.0,3.0,4.0]]},"meta":{}}' + b" " * 180
+TARGET = 2000.0  # events/s, the issue's load
+SPOOL_EVENTS = 3000
+
+
+def _segment_rate(directory: Path, batch: int) -> float:
+    with (directory / f"segment-{batch}.log").open("ab") as segment:
+        started = time.perf_counter()
+        for _ in range(0, SPOOL_EVENTS, batch):
+            for _ in range(batch):
+                segment.write(len(EVENT_BODY).to_bytes(4, "big") + EVENT_BODY)
+            segment.flush()
+            os.fsync(segment.fileno())
+        return SPOOL_EVENTS / (time.perf_counter() - started)
+
+
+def _sqlite_rate(directory: Path, batch: int) -> float:
+    from extproc.logging.settings import FsyncPolicy
+    from extproc.logging.spool import NewRecord, Spool
+
+    spool = Spool(directory / f"sqlite-{batch}", FsyncPolicy.GROUP, writer=True)
+    headers = {"Ce-Id": "0" * 36, "Ce-Type": "io.seldon.serving.inference.request", "Ce-Requestid": "r" * 20}
+    record = NewRecord.of("http://sink/", 0, "r", headers, EVENT_BODY)
+    try:
+        started = time.perf_counter()
+        for _ in range(0, SPOOL_EVENTS, batch):
+            spool.append([record] * batch)
+        return SPOOL_EVENTS / (time.perf_counter() - started)
+    finally:
+        spool.close()
+
+
+def _events(n: int, destination: str) -> list[PayloadEvent]:
+    return [
+        PayloadEvent(
+            type=EventType.REQUEST if i % 2 == 0 else EventType.RESPONSE,
+            body=EVENT_BODY,
+            content_type="application/json",
+            request_id=f"req-{i // 2}",
+            model_id="classifier",
+            deployment="iris",
+            namespace="seldon",
+            predictor="default",
+            destination=destination,
+        )
+        for i in range(n)
+    ]
+
+
+_SINK = """
+import sys
+from aiohttp import web
+async def take(request):
+    await request.read()
+    return web.Response()
+app = web.Application()
+app.router.add_post("/", take)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+
+
+def _logger_rates(directory: Path) -> tuple[float, float]:
+    """(accepted events/s with 64 requests in flight on an event loop, as ext_proc calls `alog`;
+    delivered events/s to a local HTTP sink, timed from the first event to an empty spool)."""
+    import socket
+
+    from extproc.logging import LogOutcome, PayloadLogger, PayloadLoggerSettings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = subprocess.Popen([sys.executable, "-c", _SINK, str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        n = 10_000
+        events = _events(n, f"http://127.0.0.1:{port}/")
+        settings = PayloadLoggerSettings(spool_dir=directory / "logger")
+        logger = PayloadLogger(settings)
+        # accept rate: delivery paused by a destination nobody listens on would distort it, so measure
+        # both together, as in service: accept all, then time until the spool is empty
+        logger.start()
+
+        async def log_all() -> list[LogOutcome]:
+            in_flight = asyncio.Semaphore(64)
+
+            async def one(event: PayloadEvent) -> LogOutcome:
+                async with in_flight:
+                    return await logger.alog(event)
+
+            return await asyncio.gather(*(one(e) for e in events))
+
+        started = time.perf_counter()
+        outcomes = asyncio.run(log_all())
+        accepted_s = time.perf_counter() - started
+        assert all(o.accepted for o in outcomes)
+        while logger.stats().spooled_events:
+            time.sleep(0.01)
+        delivered_s = time.perf_counter() - started
+        logger.stop()
+        return n / accepted_s, n / delivered_s
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+def _span_cost_us() -> tuple[float, float]:
+    """(µs per request with a server span + a client span + inject, µs with tracing sampled out)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from extproc.tracing import Tracing, TracingSettings, attributes
+
+    def per_request(ratio: float) -> float:
+        tracing = Tracing(TracingSettings(sampling_ratio=ratio), exporter=InMemorySpanExporter())
+        attrs, node_attrs = attributes("iris", "default"), attributes("iris", "default", "classifier")
+        n = 5000
+        started = time.perf_counter()
+        for _ in range(n):
+            headers: dict[str, str] = {}
+            with (
+                tracing.span("extproc predictions", tracing.extract({}), attrs),
+                tracing.span("node classifier", None, node_attrs, client=True),
+            ):
+                tracing.inject(headers)
+        elapsed = time.perf_counter() - started
+        tracing.shutdown()
+        return elapsed / n * 1e6
+
+    return per_request(1.0), per_request(0.0)
+
+
+def run(args: list[str]) -> None:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        for batch in (1, 10, 100):
+            rows.append(
+                Row(f"spool append, fsync per {batch} event(s)", "events/s", _sqlite_rate(directory, batch),
+                    _segment_rate(directory, batch), "segment files", "ev/s")
+            )  # fmt: skip
+        accepted, delivered = _logger_rates(directory)
+    rows.append(
+        Row("payload logger accept (alog, 64 in flight)", "events/s", accepted, TARGET, "issue load", "ev/s")
+    )
+    rows.append(
+        Row("payload logger accept+deliver (HTTP)", "events/s", delivered, TARGET, "issue load", "ev/s")
+    )
+    traced, sampled_out = _span_cost_us()
+    rows.append(
+        Row("2 spans + inject per request", "us/request", traced, sampled_out, "sampled out", "us",
+            higher_is_better=False)
+    )  # fmt: skip
+    print_table("observability", rows)
+    write_results("observability", rows)

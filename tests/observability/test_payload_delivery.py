@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from extproc.logging import LogOutcome, PayloadLogger
+from extproc.logging.spool import NewRecord
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import Received, RecordingSink, wait_for
@@ -102,7 +103,7 @@ def test_sigkill_of_the_logging_process_loses_no_spooled_event(tmp_path: Path) -
 def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_path: Path) -> None:
     sink = RecordingSink()  # down: nothing leaves the spool
     request, _ = pair("probe")
-    one_event = len(request.body) + sum(len(k) + len(v) for k, v in request.headers().items())
+    one_event = NewRecord.of(sink.url, 0, "probe", request.headers(), request.body).size
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_spool_bytes=one_event * 10 + 10))
     logger.start()
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -46,20 +46,18 @@ def grpc_predict(mesh: Mesh, name: str, body: dict[str, Any]) -> tuple[dict[str,
         return json_format.MessageToDict(reply), dict(call.initial_metadata())
 
 
-def many(mesh: Mesh, name: str, body: Any, count: int, concurrency: int = 16) -> list[dict[str, Any]]:
-    """`count` predictions, `concurrency` at a time; every one must succeed."""
+def many(mesh: Mesh, name: str, body: Any, count: int, clients: int = 4) -> list[dict[str, Any]]:
+    """`count` predictions from `clients` keep-alive clients in threads; every one must succeed."""
 
-    async def run() -> list[dict[str, Any]]:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=mesh.gateway, limits=limits, timeout=30) as client:
-            gate = asyncio.Semaphore(concurrency)
+    def run(share: int) -> list[dict[str, Any]]:
+        replies = []
+        with httpx.Client(base_url=mesh.gateway, timeout=30) as client:
+            for _ in range(share):
+                response = client.post(predictions(name), json=body)
+                assert response.status_code == 200, response.text
+                replies.append(dict(response.json()))
+        return replies
 
-            async def one() -> dict[str, Any]:
-                async with gate:
-                    response = await client.post(predictions(name), json=body)
-                    assert response.status_code == 200, response.text
-                    return dict(response.json())
-
-            return list(await asyncio.gather(*(one() for _ in range(count))))
-
-    return asyncio.run(run())
+    shares = [count // clients + (1 if i < count % clients else 0) for i in range(clients)]
+    with ThreadPoolExecutor(clients) as pool:
+        return [reply for replies in pool.map(run, shares) for reply in replies]

@@ -114,6 +114,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: Jun
     )
     running = Mesh(folder / "state", free_port()).start(GRAPHS / "graphs.yaml", extra)
     try:
+        mlserver.wait_ready()  # it has been loading its model while the mesh started
         for name in DEPLOYMENTS:
             running.wait_state(name, "Available", timeout=120)
         yield running

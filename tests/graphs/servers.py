@@ -28,6 +28,7 @@ class MLServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MLServer:
+        """Start it in the background; `wait_ready` waits until it serves the model."""
         bin_dir = mlserver_bin()
         model_dir = self.folder / self.model_name
         train = [str(bin_dir / "python"), str(ROOT / "examples/iris/train.py"), str(model_dir)]
@@ -48,6 +49,9 @@ class MLServer:
             self.process = subprocess.Popen(
                 [str(bin_dir / "mlserver"), "start", str(self.folder)], stdout=log, stderr=subprocess.STDOUT
             )
+        return self
+
+    def wait_ready(self) -> MLServer:
         url = f"http://127.0.0.1:{self.http_port}/v2/models/{self.model_name}/ready"
         wait_for(lambda: self._alive() and httpx.get(url).status_code == 200, 120, "MLServer to be ready")
         return self

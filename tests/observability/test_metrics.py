@@ -26,8 +26,9 @@ from model_runtime.metrics import ModelIdentity, RuntimeMetrics, identity_from_e
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import RecordingSink, wait_for
+from xds_controller.callbacks import Callbacks
 from xds_controller.metrics import XdsMetrics
-from xds_controller.resource_types import CLUSTER, LISTENER
+from xds_controller.resource_types import CLUSTER, LISTENER, TypeUrl
 from xds_controller.snapshot import Version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,20 +196,34 @@ def test_payload_log_metrics_follow_the_logger(tmp_path: Path, sink: RecordingSi
     assert value(registry, "seldon_mesh_payload_log_spool_bytes") == 0
 
 
-def test_xds_metrics_count_pushes_acks_and_nacks() -> None:
+class _Plane(Callbacks):
+    def __init__(self) -> None:
+        self.nacks: list[str] = []
+        self.opened = 0
+
+    def on_stream_open(self, stream_id: int, peer: str) -> None:
+        self.opened += 1
+
+    def on_nack(self, node_id: str, type_url: TypeUrl, version: Version, message: str) -> None:
+        self.nacks.append(message)
+
+
+def test_xds_metrics_count_pushes_acks_and_nacks_and_forward_every_hook() -> None:
     registry = CollectorRegistry()
-    metrics = XdsMetrics(registry)
+    plane = _Plane()
+    metrics = XdsMetrics(registry, inner=plane)
     metrics.on_stream_open(1, "ipv4:127.0.0.1:1")
     metrics.on_response(1, "gw", discovery_pb2.DiscoveryResponse(type_url=CLUSTER, version_info="a"))
-    metrics.on_response(1, "gw", discovery_pb2.DiscoveryResponse(type_url=LISTENER, version_info="a"))
+    metrics.on_delta_response(1, "gw", discovery_pb2.DeltaDiscoveryResponse(type_url=LISTENER))
     metrics.on_ack("gw", CLUSTER, Version("a"))
     metrics.on_nack("gw", LISTENER, Version("a"), "bad filter")
-    assert value(registry, "seldon_mesh_xds_pushes_total", node="gw", type="CDS") == 1
-    assert value(registry, "seldon_mesh_xds_pushes_total", node="gw", type="LDS") == 1
+    assert value(registry, "seldon_mesh_xds_pushes_total", node="gw", type="CDS", mode="sotw") == 1
+    assert value(registry, "seldon_mesh_xds_pushes_total", node="gw", type="LDS", mode="delta") == 1
     assert value(registry, "seldon_mesh_xds_acks_total", type="CDS") == 1
     assert value(registry, "seldon_mesh_xds_nacks_total", type="LDS") == 1
     assert value(registry, "seldon_mesh_xds_rejected", type="LDS") == 1
     assert value(registry, "seldon_mesh_xds_streams") == 1
+    assert (plane.opened, plane.nacks) == (1, ["bad filter"])
     metrics.on_ack("gw", LISTENER, Version("b"))
     metrics.on_stream_closed(1, "gw")
     assert value(registry, "seldon_mesh_xds_rejected", type="LDS") == 0

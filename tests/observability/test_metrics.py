@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from prometheus_client import CollectorRegistry
@@ -23,6 +24,8 @@ from extproc.metrics import (
     PredictorLabels,
 )
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics, identity_from_env
+from tests.helpers.runtime import start_runtime
+from tests.model_runtime.conftest import python_class
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import RecordingSink, wait_for
@@ -228,3 +231,23 @@ def test_xds_metrics_count_pushes_acks_and_nacks_and_forward_every_hook() -> Non
     metrics.on_stream_closed(1, "gw")
     assert value(registry, "seldon_mesh_xds_rejected", type="LDS") == 0
     assert value(registry, "seldon_mesh_xds_streams") == 0
+
+
+def test_custom_metrics_of_a_real_user_class_feed_the_runtime_hook() -> None:
+    """What the runtime will do per request: record the metrics its user class returned."""
+    env = {
+        "SELDON_DEPLOYMENT_ID": "iris",
+        "PREDICTOR_ID": "default",
+        "PREDICTIVE_UNIT_ID": "scaler",
+        "PREDICTIVE_UNIT_IMAGE": "example/scaled:1.0",
+        "PREDICTIVE_UNIT_PARAMETERS": '[{"name": "scale", "value": "2.5", "type": "FLOAT"}]',
+    }
+    registry = CollectorRegistry()
+    metrics = RuntimeMetrics(registry, identity_from_env(env))
+    with start_runtime(python_class("ScaledModel", "--name", "scaler"), env=env) as runtime:
+        for _ in range(2):
+            response = httpx.post(runtime.http_url + "/predict", json={"data": {"ndarray": [[1.0, 2.0]]}})
+            assert response.status_code == 200, response.text
+            metrics.record_custom(response.json()["meta"]["metrics"])
+    assert value(registry, "calls_total", model_name="scaler", model_version="1.0") == 2  # COUNTER 1, twice
+    assert value(registry, "scale", deployment_name="iris", predictor_name="default") == 2.5  # GAUGE

@@ -139,12 +139,9 @@ class PayloadLogMetrics:
                                   registry=registry, multiprocess_mode="livesum")  # fmt: skip
         self.spool_bytes = Gauge(prefix + "spool_bytes", "Bytes spooled, not yet delivered",
                                  registry=registry, multiprocess_mode="livesum")  # fmt: skip
-        for reason in (
-            LogOutcome.REFUSED_FULL,
-            LogOutcome.REFUSED_STOPPED,
-            LogOutcome.REFUSED_NO_DESTINATION,
-        ):
-            self.refused.labels(reason.value)  # present at 0 from the start, so rate() and alerts work
+        for reason in LogOutcome:
+            if reason.value.startswith("refused"):  # present at 0 from the start, so rate() and alerts work
+                self.refused.labels(reason.value)
 
     def on_accepted(self, count: int) -> None:
         self.accepted.inc(count)

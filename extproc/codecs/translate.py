@@ -169,7 +169,8 @@ def decode_v2_tensors(tensors: list[Json], like: Json | None = None) -> Json:
     if datatype == "BYTES" and array.size == 1:
         value = array.ravel()[0]
         return {"strData": value.decode() if isinstance(value, bytes) else str(value)}
-    wanted = next(iter(like.get("data", {})), "ndarray") if like else "ndarray"
+    like_data = like.get("data", {}) if like else {}
+    wanted = next((k for k in ("tftensor", "tensor") if k in like_data), "ndarray")
     names = list(like.get("data", {}).get("names", [])) if like else []
     data: Json = {"names": names} if names else {}
     if wanted == "tftensor":

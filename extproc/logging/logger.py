@@ -29,9 +29,8 @@ from extproc.logging.spool import NewRecord, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
-_REFUSAL_LOG_INTERVAL = (
-    10.0  # seconds between warnings about refused events, so a full spool cannot flood logs
-)
+# seconds between warnings about refused events, so a full spool cannot flood the logs
+_REFUSAL_LOG_INTERVAL = 10.0
 
 
 class LogOutcome(StrEnum):
@@ -40,6 +39,7 @@ class LogOutcome(StrEnum):
     REFUSED_FULL = "refused_full"
     REFUSED_STOPPED = "refused_stopped"
     REFUSED_NO_DESTINATION = "refused_no_destination"
+    REFUSED_SPOOL_ERROR = "refused_spool_error"
 
     @property
     def accepted(self) -> bool:
@@ -205,7 +205,7 @@ class PayloadLogger:
                         stopping = True
                         continue
                     batch.append(item)
-                if stopping:  # late arrivals raced with stop: refuse them rather than leave callers waiting
+                if stopping:  # events queued before stop() are still written, not left waiting
                     batch.extend(self._drain_queue())
                 self._write(spool, batch)
         finally:
@@ -248,11 +248,11 @@ class PayloadLogger:
             return
         try:
             spool.append([r for r, _ in records])
-        except Exception as exc:  # a disk error refuses the batch: never an accepted-but-lost event
+        except Exception:  # a disk error refuses the batch: never an accepted-but-lost event
             log.exception("payload spool write failed; refusing %d events", len(records))
-            self._refuse(LogOutcome.REFUSED_FULL, len(records))
+            self._refuse(LogOutcome.REFUSED_SPOOL_ERROR, len(records))
             for _, future in records:
-                future.set_exception(exc)
+                future.set_result(LogOutcome.REFUSED_SPOOL_ERROR)
             return
         with c.lock:
             c.events += len(records)

@@ -1,16 +1,19 @@
-"""Real servers for the xDS tests: our ADS server on its own event-loop thread, a stdlib HTTP upstream
-that echoes what it received, and a gRPC upstream serving seldon.protos.Seldon with reflection."""
+"""Real servers for the xDS and traffic tests: our ADS server on its own event-loop thread, a stdlib
+HTTP upstream that echoes what it received (or fails on purpose), a gRPC upstream serving
+seldon.protos.Seldon with reflection, and `Gateway`, one real Envoy fed by the ADS server."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,11 +21,25 @@ from envoy.service.discovery.v3 import discovery_pb2
 from grpc_reflection.v1alpha import reflection
 
 from generated.seldon import prediction_pb2, prediction_pb2_grpc
+from mesh.local.envoy import EnvoyProcess
+from tests.helpers.envoy import free_port
+from xds_controller import resource_types
+from xds_controller.bootstrap import render_bootstrap
 from xds_controller.cache import SnapshotCache
 from xds_controller.callbacks import Callbacks
 from xds_controller.resource_types import TypeUrl
 from xds_controller.server import ServerSettings, create_server
-from xds_controller.snapshot import Version
+from xds_controller.snapshot import Snapshot, Version
+from xds_controller.translate import (
+    ComponentEndpoints,
+    ComponentKey,
+    GatewaySettings,
+    Resources,
+    Upstream,
+    translate,
+)
+
+_nodes = itertools.count(1)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -123,12 +140,17 @@ class ControlPlane:
 
 class _EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without this, Nagle plus delayed ACKs add 40 ms a request.
+    disable_nagle_algorithm = True
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        raw = self.rfile.read(length) if length else b""
         upstream: HttpUpstream = self.server.upstream  # type: ignore[attr-defined]
-        upstream.received.append(self.path)
+        with upstream.lock:
+            upstream.received.append(self.path)
+            upstream.headers.append({k.lower(): v for k, v in self.headers.items()})
+            failing = upstream.fails(len(upstream.received))
         if "/slow" in self.path:
             upstream.release.wait()
         payload = json.dumps(
@@ -137,11 +159,12 @@ class _EchoHandler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "method": self.command,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body,
+                "body": raw.decode() if len(raw) <= BIG_BODY else "",
+                "body_length": len(raw),
             }
         ).encode()
         try:
-            self.send_response(200)
+            self.send_response(503 if failing else 200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
             self.end_headers()
@@ -156,22 +179,36 @@ class _EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
+BIG_BODY = 2**20  # bodies larger than this are not echoed back, only their length
+
+
 class HttpUpstream:
     """A REST runtime stand-in that answers every request with JSON describing it.
 
-    It records every path it received; paths containing `/slow` are held until `release` is set (stop()
-    sets it), which is how tests make Envoy time out without guessing durations.
+    It records every path (and the headers) it received; paths containing `/slow` are held until
+    `release` is set (stop() sets it), which is how tests make Envoy time out without guessing durations.
+    `failing` makes it answer 503: "half" to every other request (the 1st, 3rd, ...), "all" to every one.
     """
 
-    def __init__(self, name: str = "http-upstream") -> None:
+    def __init__(self, name: str = "http-upstream", failing: str = "") -> None:
         self.name = name
+        self.failing = failing
+        self.lock = threading.Lock()
         self.received: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
         self._server.upstream = self  # type: ignore[attr-defined]
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-upstream", daemon=True)
+
+    def fails(self, count: int) -> bool:
+        return self.failing == "all" or (self.failing == "half" and count % 2 == 1)
+
+    def count(self, marker: str = "") -> int:
+        with self.lock:
+            return sum(1 for path in self.received if marker in path)
 
     def start(self) -> HttpUpstream:
         self._thread.start()
@@ -185,23 +222,32 @@ class HttpUpstream:
 
 
 class _Seldon(prediction_pb2_grpc.SeldonServicer):  # type: ignore[misc]
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, release: threading.Event) -> None:
         self._name = name
+        self._release = release
+        self.calls = 0
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         metadata = {k: v for k, v in context.invocation_metadata()}
+        self.calls += 1
+        if metadata.get("slow"):
+            self._release.wait()
         return prediction_pb2.SeldonMessage(
             strData=json.dumps({"upstream": self._name, "seldon": metadata.get("seldon", "")})
         )
 
 
 class GrpcUpstream:
-    """A gRPC runtime stand-in: seldon.protos.Seldon/Predict answers with its name; reflection on."""
+    """A gRPC runtime stand-in: seldon.protos.Seldon/Predict answers with its name; reflection on.
+
+    A call with metadata `slow: 1` is held until `release` is set (stop() sets it)."""
 
     def __init__(self, name: str = "grpc-upstream") -> None:
         self.name = name
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        prediction_pb2_grpc.add_SeldonServicer_to_server(_Seldon(name), self._server)
+        self.release = threading.Event()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        self.servicer = _Seldon(name, self.release)
+        prediction_pb2_grpc.add_SeldonServicer_to_server(self.servicer, self._server)
         service = prediction_pb2.DESCRIPTOR.services_by_name["Seldon"].full_name
         reflection.enable_server_reflection((service, reflection.SERVICE_NAME), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
@@ -211,4 +257,52 @@ class GrpcUpstream:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self._server.stop(0).wait(10)
+
+
+class Gateway:
+    """One Envoy with its own node id, fed by a shared control plane over delta or SotW ADS."""
+
+    def __init__(self, plane: ControlPlane, workdir: Path, *, delta: bool = True) -> None:
+        self.plane = plane
+        self.node_id = f"gw-{next(_nodes)}"
+        self.settings = GatewaySettings(listen_port=free_port(), reflection=Upstream("127.0.0.1", plane.port))
+        bootstrap = render_bootstrap(
+            self.node_id, Upstream("127.0.0.1", plane.port), admin_port=0, delta=delta
+        )
+        self.envoy = EnvoyProcess(bootstrap, workdir, log_level="warning", concurrency=2, stop_grace_s=5.0)
+        self.url = f"http://127.0.0.1:{self.settings.listen_port}"
+        self.address = f"127.0.0.1:{self.settings.listen_port}"
+
+    def resources(
+        self, deployments: Sequence[Any], endpoints: Mapping[ComponentKey, ComponentEndpoints]
+    ) -> Resources:
+        return translate(deployments, endpoints, self.settings)
+
+    def acked(self, type_url: TypeUrl) -> str | None:
+        return self.plane.cache.status(self.node_id).acked.get(type_url)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.plane.cache.set_snapshot(self.node_id, snapshot)
+
+    def apply(self, resources: Resources, timeout: float = 30.0) -> Snapshot:
+        """Publish, start Envoy if needed, and wait until Envoy runs exactly this config."""
+        snapshot = resources.to_snapshot()
+        snapshot.consistency_check()
+        self.publish(snapshot)
+        if not self.envoy.running:
+            self.envoy.start()
+            self.envoy.wait_ready(timeout)
+        self.envoy.wait_for(lambda: self.runs(snapshot), timeout, "the snapshot ACKed")
+        return snapshot
+
+    def runs(self, snapshot: Snapshot) -> bool:
+        """Envoy ACKed every type at the snapshot's version (delta and SotW alike), so it runs it."""
+        return all(
+            self.acked(url) == snapshot.version(url) for url in resource_types.PUSH_ORDER if snapshot.get(url)
+        )
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        self.plane.cache.forget(self.node_id)

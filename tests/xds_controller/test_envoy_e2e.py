@@ -16,19 +16,15 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
 from generated.seldon import prediction_pb2, prediction_pb2_grpc
-from mesh.local.envoy import EnvoyProcess
-from tests.helpers.envoy import envoy_for, free_port
+from tests.helpers.envoy import free_port
 from tests.xds_controller import builders as b
-from tests.xds_controller.harness import ControlPlane, GrpcUpstream, HttpUpstream, wait_until
+from tests.xds_controller.harness import ControlPlane, Gateway, GrpcUpstream, HttpUpstream, wait_until
 from xds_controller import resource_types
-from xds_controller.snapshot import Snapshot
 from xds_controller.translate import (
     ComponentEndpoints,
     ComponentKey,
-    GatewaySettings,
     Resources,
     Upstream,
-    translate,
 )
 
 pytestmark = pytest.mark.slow
@@ -65,54 +61,11 @@ def grpc_upstream() -> Iterator[GrpcUpstream]:
     upstream.stop()
 
 
-class Gateway:
-    """One Envoy with its own node id, fed by the shared control plane."""
-
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
-        self.plane = plane
-        self.node_id = f"e2e-{next(_nodes)}"
-        self.settings = GatewaySettings(listen_port=free_port(), reflection=Upstream("127.0.0.1", plane.port))
-        self.envoy: EnvoyProcess = envoy_for(self.node_id, plane.port, workdir)
-        self.url = f"http://127.0.0.1:{self.settings.listen_port}"
-        self.address = f"127.0.0.1:{self.settings.listen_port}"
-
-    def resources(
-        self, deployments: list[b.Deployment], endpoints: dict[ComponentKey, ComponentEndpoints]
-    ) -> Resources:
-        return translate(deployments, endpoints, self.settings)
-
-    def acked(self, type_url: resource_types.TypeUrl) -> str | None:
-        return self.plane.cache.status(self.node_id).acked.get(type_url)
-
-    def publish(self, snapshot: Snapshot) -> None:
-        self.plane.cache.set_snapshot(self.node_id, snapshot)
-
-    def apply(self, resources: Resources) -> Snapshot:
-        """Publish, start Envoy if needed, and wait until Envoy runs exactly this config."""
-        snapshot = resources.to_snapshot()
-        snapshot.consistency_check()
-        self.publish(snapshot)
-        if not self.envoy.running:
-            self.envoy.start()
-            self.envoy.wait_ready(TIMEOUT)
-        self.envoy.wait_for(lambda: self.runs(snapshot), TIMEOUT, "the snapshot ACKed")
-        return snapshot
-
-    def runs(self, snapshot: Snapshot) -> bool:
-        """Envoy ACKed every type at the snapshot's version (delta and SotW alike), so it runs it."""
-        return all(
-            self.acked(url) == snapshot.version(url)
-            for url in resource_types.PUSH_ORDER
-            if snapshot.get(url)
-        )
-
-
 @pytest.fixture
 def gateway(plane: ControlPlane, tmp_path: Path) -> Iterator[Gateway]:
     gw = Gateway(plane, tmp_path / "envoy")
     yield gw
-    gw.envoy.stop()
-    plane.cache.forget(gw.node_id)
+    gw.stop()
 
 
 def _key(name: str, predictor: str = "default", node: str = "model") -> ComponentKey:

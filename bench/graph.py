@@ -1,0 +1,235 @@
+"""`make bench` suite `graph`: what graph orchestration (Envoy + extproc) and the gateway itself add.
+
+Cases, each against an anchor measured in the same run on the same runtimes:
+- a transformer -> model chain through the gateway, vs a client that calls the two runtimes itself,
+  in order (POST /transform-input, then /predict with its output);
+- a combiner over three models through the gateway, vs a client calling the three models in order and
+  then the combiner's /aggregate;
+- a single-model predictor through the gateway (Envoy straight to the runtime, ext_proc off), vs calling
+  that runtime directly.
+One keep-alive HTTP/1.1 client sends requests one at a time (latency, not throughput); ours and the
+anchor alternate in rounds and the best round counts for each. The table shows p50 latency; the added
+p50 (ours - anchor) is in the results file and printed below the table.
+
+Flags: --requests=N per round and case (default 400), --rounds=N (default 3), --quick (100, 1).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.report import Row, print_table, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ROOT / "tests/data/graphs"  # the user classes the graph tests use: Affine, Summer
+
+MANIFEST = """
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {{name: chain}}
+spec:
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:
+              - {{name: pre, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+              - {{name: model, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+      graph:
+        name: pre
+        type: TRANSFORMER
+        parameters: [{{name: offset, value: "1", type: FLOAT}}]
+        children:
+          - {{name: model, type: MODEL, parameters: [{{name: scale, value: "2", type: FLOAT}}]}}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {{name: combo}}
+spec:
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:
+              - {{name: sum, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Summer}}]}}
+              - {{name: m1, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+              - {{name: m2, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+              - {{name: m3, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+      graph:
+        name: sum
+        type: COMBINER
+        children:
+          - {{name: m1, type: MODEL}}
+          - {{name: m2, type: MODEL}}
+          - {{name: m3, type: MODEL}}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {{name: single}}
+spec:
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:
+              - {{name: model, workingDir: {classes}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+      graph: {{name: model, type: MODEL}}
+"""
+
+BODY = {"data": {"ndarray": [[1.0, 2.0, 3.0, 4.0]]}}
+
+
+def _flag(flags: list[str], name: str, default: int) -> int:
+    for flag in flags:
+        if flag.startswith(f"--{name}="):
+            return int(flag.split("=", 1)[1])
+    return default
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _latencies(call: Callable[[], None], count: int) -> list[float]:
+    for _ in range(min(50, count)):
+        call()
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:300]}")
+    return dict(response.json())
+
+
+def run(flags: list[str]) -> None:
+    quick = "--quick" in flags
+    requests = _flag(flags, "requests", 100 if quick else 400)
+    rounds = _flag(flags, "rounds", 1 if quick else 3)
+    with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
+        folder = Path(tmp)
+        (folder / "graphs.yaml").write_text(MANIFEST.format(classes=CLASSES))
+        port = _free_port()
+        state = folder / "state"
+        log = (folder / "up.log").open("ab")
+        up = subprocess.Popen(
+            [sys.executable, "-m", "mesh.cli.main", "up", str(folder / "graphs.yaml"), "--port", str(port),
+             "--state-dir", str(state)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            rows, extra = _measure(f"http://127.0.0.1:{port}", state, requests, rounds)
+        finally:
+            up.terminate()
+            up.wait(60)
+            log.close()
+    print_table("graph orchestration and gateway overhead (p50 latency, one request at a time)", rows)
+    for case, added in extra["added_p50_ms"].items():
+        print(f"  added p50 {case}: {added:+.3f} ms")
+    print(f"  results: {write_results('graph', rows, extra)}")
+
+
+def _nodes(state: Path) -> dict[tuple[str, str], str]:
+    """node address per (deployment, node), from the graph config extproc serves."""
+    document = json.loads((state / "graphs.json").read_text())
+    found: dict[tuple[str, str], str] = {}
+
+    def walk(deployment: str, node: dict[str, Any]) -> None:
+        if node.get("http"):
+            found[(deployment, node["name"])] = node["http"]
+        for child in node.get("children", []):
+            walk(deployment, child)
+
+    for deployment in document["deployments"]:
+        walk(deployment["name"], deployment["predictors"][0]["graph"])
+    return found
+
+
+def _measure(gateway: str, state: Path, requests: int, rounds: int) -> tuple[list[Row], dict[str, Any]]:
+    client = httpx.Client(timeout=30)
+    for name in ("chain", "combo", "single"):
+        url = f"{gateway}/seldon/default/{name}/api/v1.0/predictions"
+        _wait(lambda url=url: client.post(url, json=BODY).status_code == 200, 180, f"{name} to serve")
+    _wait(lambda: len(_nodes(state)) == 7, 30, "every node in the graph config")
+    nodes = _nodes(state)
+
+    def node(deployment: str, name: str, path: str) -> str:
+        return f"http://{nodes[(deployment, name)]}{path}"
+
+    def through(name: str) -> Callable[[], None]:
+        url = f"{gateway}/seldon/default/{name}/api/v1.0/predictions"
+        return lambda: _ok(client.post(url, json=BODY)) and None
+
+    def chain_by_hand() -> None:
+        middle = _ok(client.post(node("chain", "pre", "/transform-input"), json=BODY))
+        _ok(client.post(node("chain", "model", "/predict"), json=middle))
+
+    def combo_by_hand() -> None:
+        outputs = [_ok(client.post(node("combo", m, "/predict"), json=BODY)) for m in ("m1", "m2", "m3")]
+        _ok(client.post(node("combo", "sum", "/aggregate"), json={"seldonMessages": outputs}))
+
+    def single_direct() -> None:
+        _ok(client.post(node("single", "model", "/api/v1.0/predictions"), json=BODY))
+
+    cases = {
+        "transformer->model chain": (through("chain"), chain_by_hand, "client calls the nodes in order"),
+        "combiner over 3 models": (through("combo"), combo_by_hand, "client calls the nodes in order"),
+        "single model via gateway": (through("single"), single_direct, "runtime called directly"),
+    }
+    best: dict[str, tuple[list[float], list[float]]] = {}
+    for _ in range(rounds):
+        for case, (ours, anchor, _) in cases.items():
+            mine, theirs = _latencies(ours, requests), _latencies(anchor, requests)
+            previous = best.get(case)
+            if previous is None:
+                best[case] = (mine, theirs)
+            else:
+                best[case] = (
+                    min(previous[0], mine, key=statistics.median),
+                    min(previous[1], theirs, key=statistics.median),
+                )
+    client.close()
+    rows, added, p99 = [], {}, {}
+    for case, (mine, theirs) in best.items():
+        anchor_name = cases[case][2]
+        rows.append(Row(case, "p50 latency", _p(mine, 0.5), _p(theirs, 0.5), anchor_name, "ms", False))
+        added[case] = _p(mine, 0.5) - _p(theirs, 0.5)
+        p99[case] = {"ours": _p(mine, 0.99), "anchor": _p(theirs, 0.99)}
+    extra = {"added_p50_ms": added, "p99_ms": p99, "requests_per_round": requests, "rounds": rounds}
+    return rows, extra

@@ -47,8 +47,16 @@ pytest: install
 
 test: lint typecheck contracts pytest
 
+# load generators for bench/runtime.py: wrk and hey (REST), h2load from nghttp2-client (gRPC)
+BENCH_TOOLS := wrk hey h2load
+
 bench: install iris
-	$(PY) -m bench
+	@missing=""; for tool in $(BENCH_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing load generators:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq wrk hey nghttp2-client >/dev/null; \
+	fi
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(GENERATED_STAMP) .mypy_cache .ruff_cache .pytest_cache

@@ -42,6 +42,7 @@ from bench.report import Row, print_table, write_results
 ROOT = Path(__file__).resolve().parents[1]
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 WIDE_ROWS, WIDE_COLUMNS = 10_000, 10
+GRPC_CLIENT = "h2load"  # or "python" (--grpc-client=python): our asyncio generator, bytes in and out
 
 SELDON_CORE_MODEL = """
 import joblib
@@ -286,6 +287,43 @@ def _wrk_latency(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def run_h2load(
+    target: str, method: str, body: bytes, concurrency: int, duration: float, work: Path
+) -> Measurement:
+    """gRPC with h2load (nghttp2's C load generator): one HTTP/2 connection carrying `concurrency` streams,
+    each a pre-framed unary call. Latencies come from its per-request log. h2load cannot see a gRPC
+    status (it travels in trailers), so `run` checks every server's gRPC answer before timing it."""
+    framed = work / "grpc-body.bin"
+    framed.write_bytes(b"\0" + len(body).to_bytes(4, "big") + body)
+    log = work / "h2load.log"
+    log.unlink(missing_ok=True)
+    command = ["h2load", "-t1", "-c1", f"-m{concurrency}", f"-D{max(1, round(duration))}", "-d", str(framed)]
+    command += ["-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", str(log)]
+    command += [f"http://{target}{method}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
+    elapsed = re.search(r"finished in ([\d.]+)(ms|s)", out)
+    if done is None or elapsed is None:
+        raise RuntimeError(f"cannot read h2load output:\n{out}")
+    seconds = float(elapsed.group(1)) / (1000 if elapsed.group(2) == "ms" else 1)
+    durations = [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line.strip()]
+    ms = np.asarray(durations or [float("nan")])
+    return Measurement(
+        int(done.group(2)) / seconds,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        int(done.group(1)) - int(done.group(2)),
+    )
+
+
+def _call_once(target: str, method: str, body: bytes) -> None:
+    import grpc
+
+    options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        channel.unary_unary(method)(body, timeout=60)
+
+
 def run_grpc(target: str, method: str, body: bytes, concurrency: int, duration: float) -> Measurement:
     return asyncio.run(_grpc_load(target, method, body, concurrency, duration))
 
@@ -348,11 +386,17 @@ def _request(server: Server, protocol: str, case: Case) -> tuple[str, bytes]:
     return "/seldon.protos.Seldon/Predict", v1_grpc(rows)
 
 
-def _measure(server: Server, protocol: str, case: Case, duration: float, work: Path) -> Measurement:
+def _measure(
+    server: Server, protocol: str, case: Case, duration: float, work: Path, grpc_client: str = GRPC_CLIENT
+) -> Measurement:
     where, body = _request(server, protocol, case)
     if case.transport == "REST":
         return run_wrk(where, body, case.concurrency, duration, work)
-    return run_grpc(f"127.0.0.1:{server.grpc_port}", where, body, case.concurrency, duration)
+    target = f"127.0.0.1:{server.grpc_port}"
+    if grpc_client == "python":
+        return run_grpc(target, where, body, case.concurrency, duration)
+    _call_once(target, where, body)  # h2load cannot see gRPC statuses: make sure this call succeeds
+    return run_h2load(target, where, body, case.concurrency, duration, work)
 
 
 def _check_same_numbers(ours: Server, anchor: Server, protocol: str) -> None:
@@ -374,9 +418,10 @@ def run(flags: list[str]) -> None:
     duration = float(options.get("duration", 1 if quick else 5))
     rounds = int(options.get("rounds", 1 if quick else 2))
     workers = int(options.get("workers", 1))
-    for tool in ("wrk",):
+    grpc_client = options.get("grpc-client", GRPC_CLIENT)
+    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install -y {tool} (make bench installs it)")
+            raise SystemExit(f"{tool} is missing: apt-get install -y {package} (make bench installs it)")
     work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
     folders = train(work)
     cases = [
@@ -406,7 +451,7 @@ def run(flags: list[str]) -> None:
                     best: dict[str, Measurement] = {}
                     for _ in range(rounds):
                         for server in (ours, anchor):  # interleaved
-                            m = _measure(server, protocol, case, duration, work)
+                            m = _measure(server, protocol, case, duration, work, grpc_client)
                             key = server.name
                             if key not in best or m.rps > best[key].rps:
                                 best[key] = m

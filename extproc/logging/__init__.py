@@ -13,6 +13,7 @@ from extproc.logging.events import (
     skip_logging_requested,
 )
 from extproc.logging.logger import LoggerObserver, LoggerStats, LogOutcome, NullObserver, PayloadLogger
+from extproc.logging.node_events import SpoolingNodeEvents
 from extproc.logging.settings import (
     DEFAULT_ENDPOINT_ENV,
     FsyncPolicy,
@@ -35,6 +36,7 @@ __all__ = [
     "PayloadEvent",
     "PayloadLogger",
     "PayloadLoggerSettings",
+    "SpoolingNodeEvents",
     "WireProtocol",
     "decode_body",
     "settings_from_env",

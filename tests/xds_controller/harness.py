@@ -85,22 +85,30 @@ class Recorder(Callbacks):
     def on_nack(self, node_id: str, type_url: TypeUrl, version: Version, message: str) -> None:
         self.nacks.append((node_id, type_url, version, message))
 
-    def sent(self, type_url: str, version: str) -> int:
-        """Responses (SotW or delta) that carried `type_url` at type version `version`."""
-        sotw = sum(1 for _, r in list(self.responses) if r.type_url == type_url and r.version_info == version)
+    def sent(self, type_url: str, version: str, node_id: str | None = None) -> int:
+        """Responses (SotW or delta, to `node_id` or anyone) that carried `type_url` at type version
+        `version`."""
+        sotw = sum(
+            1
+            for node, r in list(self.responses)
+            if r.type_url == type_url and r.version_info == version and node_id in (None, node)
+        )
         delta = sum(
             1
-            for _, r in list(self.delta_responses)
-            if r.type_url == type_url and r.system_version_info == version and r.resources
+            for node, r in list(self.delta_responses)
+            if r.type_url == type_url
+            and r.system_version_info == version
+            and r.resources
+            and node_id in (None, node)
         )
         return sotw + delta
 
-    def sent_resource(self, type_url: str, name: str, version: str) -> int:
-        """Delta responses that carried resource `name` at `version`."""
+    def sent_resource(self, type_url: str, name: str, version: str, node_id: str | None = None) -> int:
+        """Delta responses (to `node_id` or anyone) that carried resource `name` at `version`."""
         return sum(
             1
-            for _, r in list(self.delta_responses)
-            if r.type_url == type_url
+            for node, r in list(self.delta_responses)
+            if r.type_url == type_url and node_id in (None, node)
             for resource in r.resources
             if resource.name == name and resource.version == version
         )

@@ -81,9 +81,9 @@ async def _scenario(mesh: LocalMesh, iris_dir: Path, broken_manifest: str) -> No
             # the last good config keeps serving; the rejected deployment never got a route
             assert (await client.post(iris, json=GOOD)).status_code == 200
             broken_url = f"{gateway}/seldon/seldon/broken/api/v1.0/predictions"
-            # Envoy refused its cluster: it is not served (404 until its route lands, 503 after), never 200
+            # Envoy refused its cluster, so the route naming it is never sent: the deployment does not exist
             refused = await client.post(broken_url, json=GOOD)
-            assert refused.status_code in (404, 503)
+            assert refused.status_code == 404
             assert refused.json()["status"]["status"] == "FAILURE"
     finally:
         mesh.stop()

@@ -1,6 +1,10 @@
 """Prometheus metrics of the ext_proc process: Seldon's executor request histograms (reference 5.2) and
 the payload logger's spool counters (an `extproc.logging.LoggerObserver`).
 
+Hooks for the servicer: `ExecutorMetrics.observe_server(...)` once per request it answers, inside
+`with predictor_scope(PredictorLabels(...)):` around the executor call; node calls are timed by wrapping
+the executor's node client in `InstrumentedNodeClient`.
+
 Every process builds its own `CollectorRegistry`; nothing registers on prometheus_client's global one.
 Several ext_proc processes sharing a port with SO_REUSEPORT use prometheus_client's multiprocess mode: the
 entrypoint sets `PROMETHEUS_MULTIPROC_DIR` (to a fresh directory, before any worker starts) and builds
@@ -13,7 +17,10 @@ Summaries: prometheus_client summaries carry `_count` and `_sum` only (no quanti
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +36,10 @@ from prometheus_client import (
 from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from extproc.codecs import Payload
+from extproc.config import NodeConfig, Timeouts
+from extproc.graph.errors import GraphError
+from extproc.graph.executor import Json, NodeClient
 from extproc.logging import LogOutcome
 
 # prometheus_client leaves these two untyped; typed here once instead of ignoring each call
@@ -116,6 +127,78 @@ class ExecutorMetrics:
                   service, method, code, node.model_name, node.model_image, node.model_version)  # fmt: skip
         self.client.labels(*labels).observe(seconds)
         self.client_summary.labels(*labels).observe(seconds)
+
+
+UNKNOWN_PREDICTOR = PredictorLabels("", "")  # frozen, so a safe ContextVar default
+CURRENT_PREDICTOR: ContextVar[PredictorLabels] = ContextVar(
+    "seldon_mesh_current_predictor", default=UNKNOWN_PREDICTOR
+)
+
+
+@contextmanager
+def predictor_scope(predictor: PredictorLabels) -> Iterator[None]:
+    """Set by the servicer around one request, so node calls made for it carry its predictor's labels
+    (asyncio tasks the executor starts inherit it)."""
+    token = CURRENT_PREDICTOR.set(predictor)
+    try:
+        yield
+    finally:
+        CURRENT_PREDICTOR.reset(token)
+
+
+def node_labels(node: NodeConfig) -> NodeLabels:
+    """Seldon's model labels from a node: its name, its image and the image's tag as the version."""
+    image, _, tag = (
+        node.image.rpartition(":") if ":" in node.image.rsplit("/", 1)[-1] else (node.image, "", "")
+    )
+    return NodeLabels(node.name, image, tag)
+
+
+class InstrumentedNodeClient:
+    """The executor's `NodeClient` with every node call timed into
+    `seldon_api_executor_client_requests_seconds`: wrap the real client once at startup,
+    `GraphExecutor(InstrumentedNodeClient(NodeClients(...), executor_metrics), ...)`.
+
+    `service` is predictions/feedback/metadata; `method` the call (predict, transform_input, route, ...);
+    `code` the HTTP status for REST nodes and the gRPC code name for gRPC nodes, as the node answered.
+    """
+
+    def __init__(self, inner: NodeClient, metrics: ExecutorMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def call(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        with self._timed(node, "predictions", method):
+            return await self._inner.call(node, method, payloads, meta, limits)
+
+    async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
+        with self._timed(node, "feedback", "send_feedback"):
+            await self._inner.feedback(node, feedback, limits)
+
+    async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
+        with self._timed(node, "metadata", "metadata"):
+            return await self._inner.metadata(node, limits)
+
+    @contextmanager
+    def _timed(self, node: NodeConfig, service: str, method: str) -> Iterator[None]:
+        grpc_node = node.transport == "grpc"
+        code = "OK" if grpc_node else "200"
+        started = time.perf_counter()
+        try:
+            yield
+        except GraphError as error:
+            code = error.grpc_code.name if grpc_node else str(error.status)
+            raise
+        except BaseException:
+            code = "INTERNAL" if grpc_node else "500"
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self._metrics.observe_client(
+                CURRENT_PREDICTOR.get(), node_labels(node), service, method, code, seconds
+            )
 
 
 class PayloadLogMetrics:

@@ -8,15 +8,16 @@ builds `TracingSettings` (reading `OTEL_EXPORTER_OTLP_ENDPOINT` via `settings_fr
 Hooks for the ext_proc servicer (exact calls):
 - `tracing.extract(headers)` with the request headers Envoy sent (lower-case names) -> parent context;
 - `with tracing.span("extproc " + path, parent, attributes(deployment, predictor)) as span:` per request;
-- `with tracing.span("node " + name, None, attributes(deployment, predictor, name), client=True):`
-  per graph-node call, then `tracing.inject(headers)` into the outgoing request's headers or metadata;
+- node calls: wrap the executor's node client in `TracedNodeClient` (a client span per call, with the
+  predictor from `extproc.metrics.predictor_scope`), and have the node client call
+  `inject_current(headers)` on each outgoing request's headers or gRPC metadata;
 - `tracing.shutdown()` on exit (flushes what is batched).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry.context import Context
 from opentelemetry.propagators.b3 import B3MultiFormat
@@ -30,6 +31,12 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, Field
 
+from extproc.codecs import Payload
+from extproc.config import NodeConfig, Timeouts
+from extproc.graph.executor import Json, NodeClient
+from extproc.metrics import CURRENT_PREDICTOR
+
+_W3C = TraceContextTextMapPropagator()
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SAMPLING_RATIO_ENV = "SELDON_MESH_TRACE_SAMPLING_RATIO"
 DEPLOYMENT = "seldon.deployment"
@@ -94,7 +101,7 @@ class Tracing:
         self._extractor = CompositePropagator(
             [JaegerPropagator(), B3MultiFormat(), TraceContextTextMapPropagator()]
         )
-        self._injector = TraceContextTextMapPropagator()
+        self._injector = _W3C
 
     def extract(self, headers: Mapping[str, str]) -> Context:
         return self._extractor.extract({k.lower(): v for k, v in headers.items()})
@@ -122,6 +129,40 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+def inject_current(headers: MutableMapping[str, str]) -> None:
+    """Write the current span's `traceparent` into an outgoing request: for the node client, which need
+    not hold a `Tracing` (the current span travels in the asyncio context)."""
+    _W3C.inject(headers)
+
+
+class TracedNodeClient:
+    """The executor's `NodeClient` with a client span around every node call, named
+    `node <name> <method>` and carrying deployment, predictor and node."""
+
+    def __init__(self, inner: NodeClient, tracing: Tracing) -> None:
+        self._inner = inner
+        self._tracing = tracing
+
+    async def call(
+        self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
+    ) -> tuple[Payload, Json]:
+        with self._span(node, method):
+            return await self._inner.call(node, method, payloads, meta, limits)
+
+    async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
+        with self._span(node, "send_feedback"):
+            await self._inner.feedback(node, feedback, limits)
+
+    async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
+        with self._span(node, "metadata"):
+            return await self._inner.metadata(node, limits)
+
+    def _span(self, node: NodeConfig, method: str) -> AbstractContextManager[Span]:
+        predictor = CURRENT_PREDICTOR.get()
+        attrs = attributes(predictor.deployment_name, predictor.predictor_name, node.name)
+        return self._tracing.span(f"node {node.name} {method}", None, attrs, client=True)
 
 
 def _insecure(endpoint: str) -> bool:

@@ -18,7 +18,6 @@ from extproc.logging import PayloadLogger
 from extproc.metrics import (
     SELDON_BUCKETS,
     ExecutorMetrics,
-    Exposition,
     NodeLabels,
     PayloadLogMetrics,
     PredictorLabels,
@@ -28,6 +27,7 @@ from tests.helpers.runtime import start_runtime
 from tests.model_runtime.conftest import python_class
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
+from tests.observability.scrape import samples, value
 from tests.observability.sink import RecordingSink, wait_for
 from xds_controller.callbacks import Callbacks
 from xds_controller.metrics import XdsMetrics
@@ -44,22 +44,6 @@ IDENTITY = ModelIdentity(
     model_image="seldonio/sklearnserver",
     model_version="1.17.1",
 )
-
-
-def samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Scraped text parsed back: sample name -> [(labels, value)]."""
-    text = Exposition(registry).render()[0].decode()
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
-    return out
-
-
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    matches = [v for got, v in samples(registry).get(name, []) if labels.items() <= got.items()]
-    assert len(matches) == 1, (name, labels, samples(registry).get(name))
-    return matches[0]
 
 
 def test_executor_histograms_have_seldons_names_labels_and_buckets() -> None:

@@ -64,7 +64,8 @@ class _Call:
             self.request_path.update(meta["requestPath"])
         if isinstance(meta.get("metrics"), list):
             self.metrics.extend(meta["metrics"])
-        self.request_path.setdefault(node.name, node.image or node.implementation)
+        fallback = "" if node.implementation == "UNKNOWN_IMPLEMENTATION" else node.implementation
+        self.request_path.setdefault(node.name, node.image or fallback)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mesh.spec import PredictiveUnit, PredictorSpec, SeldonDeployment, canonical_protocol
+from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment, canonical_protocol
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,18 @@ NODE_PROTOCOL_ANNOTATION = "protocol.seldon-mesh.io/"
 
 def _address(upstreams: Sequence[Upstream]) -> str | None:
     return f"{upstreams[0].host}:{upstreams[0].port}" if upstreams else None
+
+
+def _image(node: PredictiveUnit, container: Container | None) -> str:
+    """What `meta.requestPath` shows for a node: its image, else its server, else its external address."""
+    if container is not None and container.image:
+        return container.image
+    if node.is_prepackaged or node.is_builtin:
+        return node.implementation
+    endpoint = node.endpoint
+    if endpoint is not None and endpoint.service_host:
+        return f"{endpoint.service_host}:{endpoint.http_port or endpoint.service_port or endpoint.grpc_port}"
+    return ""
 
 
 def _node(
@@ -61,8 +73,7 @@ def _node(
         "transport": transport,
         "http": _address(found.http),
         "grpc": _address(found.grpc),
-        "image": (container.image if container is not None and container.image else node.implementation)
-        or "",
+        "image": _image(node, container),
         "logger": node.logger.model_dump(exclude_none=True) if node.logger is not None else None,
         "children": [_node(c, key, predictor, deployment, endpoints) for c in node.children],
     }

@@ -12,7 +12,7 @@ Rules (envoy xds_protocol.rst, incremental xDS):
   the rejected resource versions are never sent to the node again;
 - only resources whose version differs from what the client runs are sent, and `removed_resources`
   names what it runs that is gone; a resource named in `resource_names_subscribe` is (re)sent even if
-  the client is thought to have it; a subscribed name that does not exist is reported as removed once;
+  the client is thought to have it, and reported in `removed_resources` if it does not exist;
 - one response per type is outstanding at a time; what is sent is the next make-before-break step
   (`sequencing.desired`), so each ACK may unlock the next.
 `system_version_info` carries the step's label (the snapshot's type version when the step is the
@@ -45,8 +45,6 @@ class _TypeState:
     client: dict[str, Version] = field(default_factory=dict)
     # names to send even when the client is thought to have them (fresh subscriptions)
     force: set[str] = field(default_factory=set)
-    # subscribed names already reported absent
-    reported_absent: set[str] = field(default_factory=set)
     nonce: str = ""
     label: str = ""
     in_flight: dict[str, Held] = field(default_factory=dict)
@@ -103,7 +101,6 @@ class DeltaStream:
         state.names -= unsubscribe
         state.force |= subscribe - {_WILDCARD}
         state.force -= unsubscribe
-        state.reported_absent -= subscribe
         for name in unsubscribe - {_WILDCARD}:
             if not state.wildcard:
                 state.client.pop(name, None)
@@ -149,20 +146,22 @@ class DeltaStream:
                 out.append(response)
         return out
 
-    def _wanted(self, state: _TypeState, step: Step) -> set[str]:
-        names = step.names()
-        return names if state.wildcard else names & state.names
-
     def _response(
         self, type_url: TypeUrl, state: _TypeState, step: Step, snapshot: Snapshot
     ) -> discovery_pb2.DeltaDiscoveryResponse | None:
-        wanted = self._wanted(state, step)
-        client = state.client
-        if state.wildcard and not step.overrides and not state.force:
-            versions = step.versions
-            changed = [n for n, v in versions.items() if client.get(n) != v]
-        else:
-            changed = [n for n in wanted if n in state.force or client.get(n) != step.version(n)]
+        client, versions, overrides, force = state.client, step.versions, step.overrides, state.force
+        # Changed: what the client runs differs from the step (or it just subscribed). Written as flat
+        # comprehensions because at 10,000 deployments this runs over 40,000 names on every push.
+        pool = versions if state.wildcard else state.names
+        changed = [n for n in pool if n not in overrides and n in versions and client.get(n) != versions[n]]
+        for name, held in overrides.items():
+            if (
+                held is not None
+                and (state.wildcard or name in state.names)
+                and client.get(name) != held.version
+            ):
+                changed.append(name)
+        changed.extend(n for n in force if n not in changed and step.version(n) is not None)
         changed = [
             n
             for n in changed
@@ -171,14 +170,15 @@ class DeltaStream:
             )
         ]
         existing = snapshot.get(type_url)
+        # Gone: the client runs it, and it is neither in the snapshot nor kept for make-before-break.
         gone = [
             n
             for n in client
-            if n not in wanted and n not in existing and (state.wildcard or n in state.names)
+            if n not in existing and overrides.get(n) is None and (state.wildcard or n in state.names)
         ]
-        absent = [n for n in state.names - wanted - set(client) - state.reported_absent if n not in existing]
-        state.reported_absent |= set(absent)
-        state.force -= set(changed)
+        # Absent: subscribed by name just now, and nowhere to be found.
+        absent = [n for n in force if n not in existing and n not in overrides and n not in client]
+        state.force = set()
         if not changed and not gone and not absent:
             return None
         links = snapshot.links.route_clusters

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NewType
+from typing import NewType, TypeVar
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -26,6 +26,7 @@ from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
 
 Version = NewType("Version", str)
+T = TypeVar("T")
 
 # Version of a type the snapshot holds no resources of: a constant, so "nothing" hashes the same too.
 EMPTY_VERSION = Version("empty")
@@ -129,13 +130,20 @@ class Snapshot:
         resource_versions: Mapping[TypeUrl, Mapping[str, Version]],
         links: Links,
         combined: Mapping[TypeUrl, int] | None = None,
+        *,
+        owned: bool = False,
     ) -> Snapshot:
         """A snapshot of packed resources whose versions and links the caller already knows; `combined`
-        optionally gives each type's XOR of entry hashes (see `type_version`)."""
-        frozen = {url: MappingProxyType(dict(resources.get(url, {}))) for url in resource_types.PUSH_ORDER}
-        per_resource = {
-            url: MappingProxyType(dict(resource_versions.get(url, {}))) for url in resource_types.PUSH_ORDER
-        }
+        optionally gives each type's XOR of entry hashes (see `type_version`). `owned` says the caller
+        hands over fresh dicts it will not touch again, so they are wrapped rather than copied."""
+
+        def frozen_map(mapping: Mapping[str, T] | None) -> Mapping[str, T]:
+            if owned and isinstance(mapping, dict):
+                return MappingProxyType(mapping)
+            return MappingProxyType(dict(mapping or {}))
+
+        frozen = {url: frozen_map(resources.get(url)) for url in resource_types.PUSH_ORDER}
+        per_resource = {url: frozen_map(resource_versions.get(url)) for url in resource_types.PUSH_ORDER}
         versions = {
             url: type_version(named, (combined or {}).get(url)) for url, named in per_resource.items()
         }

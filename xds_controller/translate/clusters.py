@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
@@ -183,16 +184,33 @@ def component_keys(deployments: Sequence[DeploymentView]) -> Iterator[ComponentK
         yield from deployment_component_keys(deployment)
 
 
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What one component cluster is made of: `eds_cluster` and `load_assignment` render it."""
+
+    name: str
+    transport: Transport
+    max_message_bytes: int | None
+    upstreams: tuple[Upstream, ...]
+
+
+def deployment_cluster_specs(
+    deployment: DeploymentView, endpoints: Mapping[ComponentKey, ComponentEndpoints]
+) -> Iterator[ClusterSpec]:
+    """The `.http` and `.grpc` cluster of every component of one deployment."""
+    max_message_bytes = policy_of(deployment.annotations).max_message_bytes
+    for key in deployment_component_keys(deployment):
+        found = endpoints.get(key, ComponentEndpoints())
+        for transport, upstreams in ((Transport.HTTP, found.http), (Transport.GRPC, found.grpc)):
+            yield ClusterSpec(cluster_name(key, transport), transport, max_message_bytes, tuple(upstreams))
+
+
 def component_clusters(
     deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
 ) -> tuple[list[cluster_pb2.Cluster], list[endpoint_pb2.ClusterLoadAssignment]]:
     clusters, assignments = [], []
     for deployment in deployments:
-        max_message_bytes = policy_of(deployment.annotations).max_message_bytes
-        for key in deployment_component_keys(deployment):
-            found = endpoints.get(key, ComponentEndpoints())
-            for transport, upstreams in ((Transport.HTTP, found.http), (Transport.GRPC, found.grpc)):
-                name = cluster_name(key, transport)
-                clusters.append(eds_cluster(name, transport, max_message_bytes))
-                assignments.append(load_assignment(name, upstreams))
+        for spec in deployment_cluster_specs(deployment, endpoints):
+            clusters.append(eds_cluster(spec.name, spec.transport, spec.max_message_bytes))
+            assignments.append(load_assignment(spec.name, spec.upstreams))
     return clusters, assignments

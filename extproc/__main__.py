@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = ExtprocSettings(
         host=args.host, port=args.port, config_path=args.config, state_dir=args.state_dir
     )
-    asyncio.run(serve(settings))
+    try:  # uvloop (from uvicorn[standard]) cuts the per-request cost of the event loop
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

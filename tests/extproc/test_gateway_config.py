@@ -135,3 +135,18 @@ def test_canary_of_a_graph_and_a_single_model_splits_with_ext_proc_per_cluster()
     grpc_split = {c.name: c for c in routes["default.dep.grpc"].route.weighted_clusters.clusters}
     headers = grpc_split[EXTPROC_CLUSTER].request_headers_to_add
     assert [(h.header.key, h.header.value) for h in headers] == [("x-seldon-predictor", "graph")]
+
+
+def test_v2_single_model_answers_seldon_paths_through_ext_proc_only() -> None:
+    deployment = _deployment({"name": "main", "graph": _unit("model")})
+    v2 = deployment.model_copy(update={"spec": deployment.spec.model_copy(update={"protocol": "v2"})})
+    routes = _routes(translate([v2], {}, WITH_EXTPROC))
+    rest = routes["default.dep.http.translate"]
+    assert rest.match.prefix == "/seldon/default/dep/api/"
+    assert _metadata(_per_route(rest.typed_per_filter_config[EXTPROC_FILTER])) == {
+        "x-seldon-predictor": "main"
+    }
+    assert routes["default.dep.grpc.translate"].match.safe_regex.regex.startswith("/seldon\\.protos")
+    assert routes["default.dep.http"].route.cluster == "default.dep.main.model.http"  # V2 paths: direct
+    seldon = _routes(translate([deployment], {}, WITH_EXTPROC))
+    assert "default.dep.http.translate" not in seldon

@@ -82,7 +82,33 @@ spec:
             endpoint: {{service_host: 127.0.0.1, http_port: {junk}, type: REST}}
 """
 
-DEPLOYMENTS = ("chain", "grpc-chain", "combiner", "abtest", "bandit", "single", "mixed", "faulty", "junky")
+IRIS_V2 = """
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: iris-v2
+spec:
+  protocol: v2
+  predictors:
+    - name: main
+      graph:
+        name: iris
+        type: MODEL
+        endpoint: {{service_host: 127.0.0.1, http_port: {http}, grpc_port: {grpc}, type: REST}}
+"""
+
+DEPLOYMENTS = (
+    "iris-v2",
+    "chain",
+    "grpc-chain",
+    "combiner",
+    "abtest",
+    "bandit",
+    "single",
+    "mixed",
+    "faulty",
+    "junky",
+)
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +137,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: Jun
         EXTRA.format(
             graphs=GRAPHS, mlserver_http=mlserver.http_port, mlserver_grpc=mlserver.grpc_port, junk=junk.port
         )
+        + "---"
+        + IRIS_V2.format(http=mlserver.http_port, grpc=mlserver.grpc_port)
     )
     running = Mesh(folder / "state", free_port()).start(GRAPHS / "graphs.yaml", extra)
     try:

@@ -102,3 +102,16 @@ def test_feedback_reaches_the_models_on_the_path(mesh: Mesh) -> None:
     response = httpx.post(mesh.gateway + "/seldon/default/chain/api/v1.0/feedback", json=feedback)
     assert response.status_code == 200, response.text
     assert response.json()["meta"]["routing"] == {"pre": -1}
+
+
+def test_seldon_clients_reach_a_single_v2_server_through_translation(mesh: Mesh) -> None:
+    virginica = [6.7, 3.0, 5.2, 2.3]
+    response = predict(mesh, "iris-v2", ndarray([virginica]))
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["ndarray"] == [[2]]
+    reply, _ = grpc_predict(mesh, "iris-v2", ndarray([virginica]))
+    assert reply["data"]["ndarray"] == [[2.0]]
+    # V2 clients still go straight to the server (no extproc on the way)
+    request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": virginica}]}
+    direct = httpx.post(mesh.gateway + "/seldon/default/iris-v2/v2/models/iris/infer", json=request)
+    assert direct.status_code == 200 and direct.json()["model_name"] == "iris"

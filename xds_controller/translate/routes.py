@@ -281,6 +281,39 @@ def _serve_graph(route: route_components_pb2.Route, predictor: str | None, trans
         route.request_headers_to_add.append(predictor_header(predictor))
 
 
+def _translation_routes(
+    deployment: DeploymentView,
+    grpc_match: route_components_pb2.RouteMatch,
+    rest_match: route_components_pb2.RouteMatch,
+) -> list[route_components_pb2.Route]:
+    """A V2 deployment with one single-model predictor answers Seldon v1 clients through extproc.
+
+    Its V2 paths and services still go straight to the runtime; only `/api/...` and `seldon.protos.*`
+    (which a V2 server does not speak) take the translating detour. Graphs go through extproc anyway.
+    """
+    if str(getattr(deployment.spec, "protocol", "seldon")) not in ("v2", "kfserving"):
+        return []
+    primaries = [p for p in deployment.spec.predictors if not p.shadow]
+    if len(primaries) != 1 or not isinstance(plan_predictor(deployment, primaries[0]), Direct):
+        return []
+    predictor = primaries[0].name
+    seldon_grpc = route_components_pb2.RouteMatch()
+    seldon_grpc.CopyFrom(grpc_match)
+    seldon_grpc.safe_regex.regex = r"/seldon\.protos\.[^/]+/[^/]+"
+    seldon_rest = route_components_pb2.RouteMatch(prefix=f"{rest_match.prefix}api/")
+    routes = []
+    for transport, match in ((Transport.GRPC, seldon_grpc), (Transport.HTTP, seldon_rest)):
+        route = route_components_pb2.Route(
+            name=f"{_route_name(deployment, transport)}.translate",
+            match=match,
+            route=route_components_pb2.RouteAction(cluster=EXTPROC_CLUSTER),
+            response_headers_to_add=[_predictor_header(predictor)],
+        )
+        _serve_graph(route, predictor, transport)
+        routes.append(route)
+    return routes
+
+
 def deployment_routes(deployment: DeploymentView, extproc: bool = False) -> list[route_components_pb2.Route]:
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
@@ -291,6 +324,7 @@ def deployment_routes(deployment: DeploymentView, extproc: bool = False) -> list
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
     policy = policy_of(deployment.annotations)
     return [
+        *(_translation_routes(deployment, grpc_match, rest_match) if extproc else []),
         *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy, extproc),
         _deployment_route(deployment, Transport.GRPC, grpc_match, policy, extproc),
         *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc),

@@ -85,6 +85,18 @@ def _weights(plans: Sequence[PredictorPlan], traffic: dict[str, int]) -> list[tu
     return weighted or [(plan, 1) for plan in plans]
 
 
+DEFAULT_POLICY = TrafficPolicy()
+
+
+def _retries_differ(policy: TrafficPolicy) -> bool:
+    """Whether a deployment needs its own retry policy rather than the virtual host's default."""
+    return (policy.retries, policy.retry_on, policy.per_try_timeout_ms) != (
+        DEFAULT_POLICY.retries,
+        DEFAULT_POLICY.retry_on,
+        DEFAULT_POLICY.per_try_timeout_ms,
+    )
+
+
 def _retry_policy(policy: TrafficPolicy) -> route_components_pb2.RetryPolicy:
     retry = route_components_pb2.RetryPolicy(
         retry_on=policy.retry_on,
@@ -131,9 +143,9 @@ def _action(
     deployment: DeploymentView, transport: Transport, policy: TrafficPolicy
 ) -> route_components_pb2.RouteAction:
     """What every forwarding route of a deployment shares: shadows, retries, timeout, prefix rewrite."""
-    action = route_components_pb2.RouteAction(
-        request_mirror_policies=_mirrors(deployment, transport), retry_policy=_retry_policy(policy)
-    )
+    action = route_components_pb2.RouteAction(request_mirror_policies=_mirrors(deployment, transport))
+    if _retries_differ(policy):
+        action.retry_policy.CopyFrom(_retry_policy(policy))
     timeout = policy.grpc_timeout_ms if transport is Transport.GRPC else policy.rest_timeout_ms
     if timeout is not None:
         action.timeout.CopyFrom(_duration(timeout))
@@ -363,7 +375,16 @@ def gateway_routes(
     )
     return route_pb2.RouteConfiguration(
         name=ROUTE_CONFIG_NAME,
-        virtual_hosts=[route_components_pb2.VirtualHost(name="seldon", domains=["*"], routes=routes)],
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name="seldon",
+                domains=["*"],
+                routes=routes,
+                # The default retry policy once for every route: per route it would be instantiated
+                # tens of thousands of times, and it is most of the cost of a route update at scale.
+                retry_policy=_retry_policy(DEFAULT_POLICY),
+            )
+        ],
         request_headers_to_add=[
             _header(PUID_HEADER, "%REQ(x-request-id)%", base_pb2.HeaderValueOption.ADD_IF_ABSENT)
         ],

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import any_pb2
 
-from xds_controller import resource_types
+from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
 from xds_controller.snapshot import Links, Snapshot, Version, entry_hash, pack, resource_version
 from xds_controller.translate import (
@@ -135,9 +135,6 @@ class SnapshotBuilder:
             assignment = pack(load_assignment(spec.name, spec.upstreams))
             assignments[spec.name] = (assignment, resource_version(assignment))
         routes = deployment_routes(deployment, self.gateway.extproc is not None)
-        route_config = route_pb2.RouteConfiguration(
-            virtual_hosts=[route_components_pb2.VirtualHost(routes=routes)]
-        )
         route_bytes = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes)
         meta = deployment.metadata
         return _Fragment(
@@ -148,7 +145,9 @@ class SnapshotBuilder:
             cluster_links={name: name for name in clusters},
             route_bytes=route_bytes,
             route_hash=entry_hash(f"{meta.namespace}/{meta.name}", _digest(route_bytes)),
-            route_clusters=Links.of([route_config]).route_clusters.get("", frozenset()),
+            route_clusters=frozenset(
+                name for route in routes for name in references.route_cluster_names(route)
+            ),
         )
 
     def _add(self, fragment: _Fragment, sign: bool) -> None:

@@ -41,14 +41,18 @@ def _action_clusters(action: route_components_pb2.RouteAction) -> Iterator[str]:
             yield str(mirror.cluster)
 
 
+def route_cluster_names(route: route_components_pb2.Route) -> Iterator[str]:
+    if route.HasField("route"):
+        yield from _action_clusters(route.route)
+
+
 def cluster_names(route_config: route_pb2.RouteConfiguration) -> Iterator[str]:
     for virtual_host in route_config.virtual_hosts:
         for mirror in virtual_host.request_mirror_policies:
             if mirror.cluster:
                 yield str(mirror.cluster)
         for route in virtual_host.routes:
-            if route.HasField("route"):
-                yield from _action_clusters(route.route)
+            yield from route_cluster_names(route)
 
 
 def eds_service_name(cluster: cluster_pb2.Cluster) -> str | None:

@@ -29,9 +29,12 @@ class XdsPlane(Callbacks):
     run a mix of old and new types: a config counts as applied once every type was ACKed at the same time,
     which is latched on the ACK that completes it (later pushes may ACK some types further)."""
 
-    def __init__(self, node_id: str, host: str) -> None:
+    def __init__(self, node_id: str, host: str, *, delta: bool = True) -> None:
+        """`delta` picks the ADS variant Envoy is bootstrapped with: incremental (the default; a change
+        sends only the changed resources) or state of the world. The server answers both."""
         self.node_id = node_id
         self.host = host
+        self.delta = delta
         self.cache = SnapshotCache()
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -48,7 +51,7 @@ class XdsPlane(Callbacks):
             await self._server.stop(1.0)
 
     def bootstrap(self, admin_port: int) -> dict[str, Any]:
-        return render_bootstrap(self.node_id, Upstream(self.host, self.port), admin_port)
+        return render_bootstrap(self.node_id, Upstream(self.host, self.port), admin_port, delta=self.delta)
 
     def publish(self, resources: Resources) -> str:
         snapshot = Snapshot.of(resources.all())

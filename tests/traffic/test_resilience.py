@@ -153,3 +153,15 @@ def test_a_dead_replica_is_skipped(gateway: Gateway, upstreams: dict[str, HttpUp
     with httpx.Client() as client:
         for _ in range(20):
             assert client.get(f"{gateway.url}/seldon/default/dead/x").status_code == 200
+
+
+def test_a_50_mb_request_is_served_and_retried_when_the_message_size_allows_it(
+    gateway: Gateway, upstreams: dict[str, HttpUpstream]
+) -> None:
+    deployment = split("big", {"main": 100}, **{"seldon.io/grpc-max-message-size": str(64 * 2**20)})
+    gateway.apply(gateway.resources([deployment], rest("big", {"main": upstreams["flaky"]})))
+    body = b"x" * (50 * 2**20)
+    response = httpx.post(f"{gateway.url}/seldon/default/big/large", content=body, timeout=60)
+    assert response.status_code == 200, response.text[:200]
+    assert response.json()["body_length"] == len(body)
+    assert upstreams["flaky"].count("/large") == 2  # the first try failed; Envoy buffered and retried it

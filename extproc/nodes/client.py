@@ -1,7 +1,7 @@
 """Calls graph nodes in their own protocol: Seldon v1 or V2, REST (pooled HTTP/1.1) or gRPC (HTTP/2).
 
-One `aiohttp` session with a keep-alive pool serves every REST node (aiohttp rather than httpx: it is
-the lighter of the two per request and the runtimes speak HTTP/1.1 only, so HTTP/2 would buy nothing);
+A small keep-alive HTTP/1.1 pool (`http1.py`; the runtimes speak HTTP/1.1 only, so HTTP/2 would buy
+nothing, and it costs less per call than aiohttp or httpx) serves every REST node;
 one `grpc.aio` channel per node address serves gRPC, with the predictor's max message size. Every
 failure becomes a `NodeError` naming the node, with the status a client should see: the node's own 4xx
 as 400, its 5xx as 500, no connection 503, no answer in time 504, an unreadable answer 502.
@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiohttp
 import grpc
 import orjson
 from google.protobuf.message import DecodeError, Message
@@ -30,6 +29,7 @@ from extproc.codecs import (
 )
 from extproc.config import NodeConfig, Timeouts
 from extproc.graph.errors import NodeError
+from extproc.nodes.http1 import Http1Pool, HttpProtocolError
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.seldon import prediction_pb2 as v1_pb
 
@@ -90,17 +90,10 @@ def _error_detail(body: bytes) -> tuple[str, str]:
 class NodeClients:
     """The executor's `NodeClient`: owns the REST session and the gRPC channels; `close()` releases them."""
 
-    def __init__(self, pool_size: int = 256) -> None:
-        self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, idle_per_node: int = 64) -> None:
+        self._http = Http1Pool(idle_per_node)
         self._channels: dict[tuple[str, int], grpc.aio.Channel] = {}
         self._stubs: dict[tuple[str, int, str], Any] = {}
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, keepalive_timeout=60, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        return self._session
 
     def _stub(self, target: str, limit: int, path: str, response: Callable[[bytes], Message]) -> Any:
         key = (target, limit, path)
@@ -119,8 +112,7 @@ class NodeClients:
         return stub
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.close()
         await asyncio.gather(*(c.close(None) for c in self._channels.values()))
         self._channels.clear()
         self._stubs.clear()
@@ -227,19 +219,21 @@ class NodeClients:
     async def _http_call(
         self, node: NodeConfig, verb: str, path: str, body: bytes | None, limits: Timeouts
     ) -> Any:
-        url = f"http://{self._address(node, 'http')}{path}"
+        address = self._address(node, "http")
+        host, _, port = address.rpartition(":")
         headers = {"content-type": "application/json"} if body is not None else {}
         try:
             async with asyncio.timeout(limits.rest_s):
-                async with self._http().request(verb, url, data=body, headers=headers) as response:
-                    raw = await response.read()
-                    status = response.status
+                status, raw = await self._http.request(verb, host, int(port), path, body, headers)
         except TimeoutError:
             raise NodeError(
                 node.name, 504, "TIMEOUT", f"no answer within {limits.rest_s * 1000:.0f} ms"
             ) from None
-        except aiohttp.ClientConnectionError as error:
-            raise NodeError(node.name, 503, "UNAVAILABLE", f"cannot reach {url}: {error}") from None
+        except (OSError, asyncio.IncompleteReadError) as error:
+            detail = f"cannot reach http://{address}{path}: {error or type(error).__name__}"
+            raise NodeError(node.name, 503, "UNAVAILABLE", detail) from None
+        except HttpProtocolError as error:
+            raise NodeError(node.name, 502, "BAD_GATEWAY", f"answered garbage: {error}") from None
         if status >= 400:
             info, reason = _error_detail(raw)
             code = 400 if status < 500 else 500

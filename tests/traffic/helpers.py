@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -24,14 +24,16 @@ def at(*upstreams: HttpUpstream | GrpcUpstream) -> tuple[Upstream, ...]:
 
 
 def split(
-    name: str, weights: dict[str, int], shadows: Iterable[tuple[str, int]] = (), **annotations: str
+    name: str,
+    weights: dict[str, int],
+    shadows: Iterable[tuple[str, int]] = (),
+    annotations: Mapping[str, str] | None = None,
 ) -> b.Deployment:
-    """A deployment whose predictors take `weights`, plus shadows (name, traffic); annotations by
-    their full names, e.g. `**{"seldon.io/retries": "0"}`."""
+    """A deployment whose predictors take `weights`, plus shadows (name, traffic) and annotations."""
     predictors = [b.Predictor(p, b.Unit("model"), traffic=w) for p, w in weights.items()]
     predictors += [b.Predictor(p, b.Unit("model"), traffic=w, shadow=True) for p, w in shadows]
     deployment = b.deployment(name, *predictors)
-    deployment.annotations.update(annotations)
+    deployment.annotations.update(annotations or {})
     return deployment
 
 

@@ -76,7 +76,7 @@ def test_a_replica_failing_half_its_requests_is_retried_transparently(
 
 
 def test_retries_zero_shows_the_failure(gateway: Gateway, upstreams: dict[str, HttpUpstream]) -> None:
-    deployment = split("once", {"main": 100}, **{"seldon.io/retries": "0"})
+    deployment = split("once", {"main": 100}, annotations={"seldon.io/retries": "0"})
     gateway.apply(gateway.resources([deployment], rest("once", {"main": upstreams["flaky"]})))
     with httpx.Client() as client:
         codes = [
@@ -89,7 +89,9 @@ def test_slow_runtime_past_its_timeout_gets_504_json_rest_and_an_error_status_gr
     slow_rest, slow_grpc = HttpUpstream("slow").start(), GrpcUpstream("slow").start()
     try:
         deployment = split(
-            "slow", {"main": 100}, **{"seldon.io/rest-timeout": "200", "seldon.io/grpc-timeout": "200"}
+            "slow",
+            {"main": 100},
+            annotations={"seldon.io/rest-timeout": "200", "seldon.io/grpc-timeout": "200"},
         )
         endpoints = {key("slow", "main"): ComponentEndpoints(http=at(slow_rest), grpc=at(slow_grpc))}
         gateway.apply(gateway.resources([deployment], endpoints))
@@ -158,7 +160,7 @@ def test_a_dead_replica_is_skipped(gateway: Gateway, upstreams: dict[str, HttpUp
 def test_a_50_mb_request_is_served_and_retried_when_the_message_size_allows_it(
     gateway: Gateway, upstreams: dict[str, HttpUpstream]
 ) -> None:
-    deployment = split("big", {"main": 100}, **{"seldon.io/grpc-max-message-size": str(64 * 2**20)})
+    deployment = split("big", {"main": 100}, annotations={"seldon.io/grpc-max-message-size": str(64 * 2**20)})
     gateway.apply(gateway.resources([deployment], rest("big", {"main": upstreams["flaky"]})))
     body = b"x" * (50 * 2**20)
     response = httpx.post(f"{gateway.url}/seldon/default/big/large", content=body, timeout=60)

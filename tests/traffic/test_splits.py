@@ -97,7 +97,7 @@ def test_seldon_predictor_header_pins_rest_and_grpc(
 def test_sticky_header_keeps_each_user_on_one_predictor_rest_and_grpc(
     gateway: Gateway, main_and_canary: dict[str, HttpUpstream], grpc_pair: dict[str, GrpcUpstream]
 ) -> None:
-    deployment = split("sticky", {"main": 50, "canary": 50}, **{STICKY: "X-User"})
+    deployment = split("sticky", {"main": 50, "canary": 50}, annotations={STICKY: "X-User"})
     gateway.apply(gateway.resources([deployment], _both("sticky", main_and_canary, grpc_pair)))
     users = [f"user-{i}" for i in range(40)]
     rest_choice: dict[str, str] = {}

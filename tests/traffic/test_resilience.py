@@ -75,6 +75,22 @@ def test_a_replica_failing_half_its_requests_is_retried_transparently(
     assert upstreams["flaky"].count("/retry") == 200  # each request failed once, then succeeded
 
 
+def test_grpc_unavailable_is_retried_transparently(gateway: Gateway) -> None:
+    upstream = GrpcUpstream("flaky").start()
+    try:
+        endpoints = {key("grpc-flaky", "main"): ComponentEndpoints(grpc=at(upstream))}
+        gateway.apply(gateway.resources([split("grpc-flaky", {"main": 100})], endpoints))
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = prediction_pb2_grpc.SeldonStub(channel)
+            metadata = (("seldon", "grpc-flaky"), ("namespace", "default"), ("flaky", "1"))
+            for _ in range(20):
+                reply = stub.Predict(prediction_pb2.SeldonMessage(), metadata=metadata, timeout=10)
+                assert json.loads(reply.strData)["upstream"] == "flaky"
+        assert upstream.servicer.calls == 40  # every call failed once with UNAVAILABLE, then succeeded
+    finally:
+        upstream.stop()
+
+
 def test_retries_zero_shows_the_failure(gateway: Gateway, upstreams: dict[str, HttpUpstream]) -> None:
     deployment = split("once", {"main": 100}, annotations={"seldon.io/retries": "0"})
     gateway.apply(gateway.resources([deployment], rest("once", {"main": upstreams["flaky"]})))

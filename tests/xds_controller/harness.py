@@ -240,6 +240,8 @@ class _Seldon(prediction_pb2_grpc.SeldonServicer):  # type: ignore[misc]
         self.calls += 1
         if metadata.get("slow"):
             self._release.wait()
+        if metadata.get("flaky") and self.calls % 2 == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "busy, try again")
         return prediction_pb2.SeldonMessage(
             strData=json.dumps({"upstream": self._name, "seldon": metadata.get("seldon", "")})
         )
@@ -248,7 +250,8 @@ class _Seldon(prediction_pb2_grpc.SeldonServicer):  # type: ignore[misc]
 class GrpcUpstream:
     """A gRPC runtime stand-in: seldon.protos.Seldon/Predict answers with its name; reflection on.
 
-    A call with metadata `slow: 1` is held until `release` is set (stop() sets it)."""
+    A call with metadata `slow: 1` is held until `release` is set (stop() sets it); with `flaky: 1`,
+    every other call (counting all calls) fails with UNAVAILABLE."""
 
     def __init__(self, name: str = "grpc-upstream") -> None:
         self.name = name

@@ -150,3 +150,8 @@ def test_v2_single_model_answers_seldon_paths_through_ext_proc_only() -> None:
     assert routes["default.dep.http"].route.cluster == "default.dep.main.model.http"  # V2 paths: direct
     seldon = _routes(translate([deployment], {}, WITH_EXTPROC))
     assert "default.dep.http.translate" not in seldon
+
+
+def test_grpc_graph_routes_retry_only_when_extproc_is_unreachable() -> None:
+    routes = _routes(translate([_deployment({"name": "main", "graph": CHAIN})], {}, WITH_EXTPROC))
+    assert routes["default.dep.grpc"].route.retry_policy.retry_on == "connect-failure,refused-stream"

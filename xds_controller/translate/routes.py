@@ -56,6 +56,8 @@ GRPC_SERVICE_PREFIXES = ("seldon.protos", "tensorflow.serving", "inference", "gr
 _GRPC_PATH_REGEX = "/(" + "|".join(p.replace(".", r"\.") for p in GRPC_SERVICE_PREFIXES) + r")\.[^/]+/[^/]+"
 
 NOT_FOUND_BODY = "no SeldonDeployment serves this request"
+GRAPH_RETRY_ON = "connect-failure,refused-stream"
+GRAPH_RETRIES = 2
 
 
 def _packed(message: Message) -> any_pb2.Any:
@@ -291,6 +293,11 @@ def _serve_graph(route: route_components_pb2.Route, predictor: str | None, trans
         route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc(predictor))
     elif predictor:
         route.request_headers_to_add.append(predictor_header(predictor))
+        if route.route.cluster == EXTPROC_CLUSTER:
+            # Retry only when extproc itself is unreachable (this overrides the virtual host's policy): an
+            # UNAVAILABLE it answers means a graph node was, and a retry would run every node again.
+            route.route.retry_policy.retry_on = GRAPH_RETRY_ON
+            route.route.retry_policy.num_retries.value = GRAPH_RETRIES
 
 
 def _translation_routes(

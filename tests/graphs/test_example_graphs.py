@@ -115,3 +115,12 @@ def test_seldon_clients_reach_a_single_v2_server_through_translation(mesh: Mesh)
     request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": virginica}]}
     direct = httpx.post(mesh.gateway + "/seldon/default/iris-v2/v2/models/iris/infer", json=request)
     assert direct.status_code == 200 and direct.json()["model_name"] == "iris"
+
+
+def test_large_messages_up_to_the_max_message_size_annotation(mesh: Mesh) -> None:
+    rows = [[1.0] * 10] * 120_000  # about 6 MB of JSON, above the 4 MiB default buffer
+    response = predict(mesh, "chain", ndarray(rows), timeout=120)
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["data"]["ndarray"]) == len(rows)
+    too_big = predict(mesh, "combiner", ndarray(rows), timeout=120)  # no annotation: 4 MiB
+    assert too_big.status_code == 413 and too_big.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"

@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import signal
 
+import grpc
 import httpx
+from google.protobuf import json_format
 
+from generated.seldon import prediction_pb2, prediction_pb2_grpc
 from tests.graphs.client import many, ndarray, predict
 from tests.helpers.mesh import Mesh, pid_alive, wait_for
 
@@ -26,6 +29,16 @@ def test_epsilon_greedy_learns_from_feedback_and_survives_a_restart(mesh: Mesh) 
             assert reply.status_code == 200, reply.text
             reply = client.post(FEEDBACK, json={"response": {"meta": {"routing": {"eg": 1}}}, "reward": 1.0})
             assert reply.status_code == 200, reply.text
+    # the same feedback over gRPC (seldon.protos.Seldon/SendFeedback) is taken too
+    with grpc.insecure_channel(f"127.0.0.1:{mesh.port}") as channel:
+        stub = prediction_pb2_grpc.SeldonStub(channel)
+        feedback = json_format.ParseDict(
+            {"response": {"meta": {"routing": {"eg": 1}}}, "reward": 1.0}, prediction_pb2.Feedback()
+        )
+        reply = stub.SendFeedback(
+            feedback, metadata=(("seldon", "bandit"), ("namespace", "default")), timeout=30
+        )
+        assert dict(reply.meta.routing) == {"eg": 1}
     # epsilon 0.1 over two branches: the best branch gets about 95% of the traffic.
     assert _share_right(mesh) > 0.85
 

@@ -76,7 +76,7 @@ async def serve(settings: ExtprocSettings) -> None:
         else MemoryState()
     )
     clients = NodeClients()
-    frontend = Frontend(lambda: watcher.current, GraphExecutor(clients, state))
+    frontend = Frontend(lambda: watcher.current, GraphExecutor(clients, state), watcher.poll)
     server, port = await create_server(settings, frontend)
     await server.start()
     print(f"extproc listening on {settings.host}:{port}", flush=True)

@@ -46,13 +46,26 @@ def _object(body: bytes) -> Json:
 
 
 class Frontend:
-    def __init__(self, config: Callable[[], GraphConfig], executor: GraphExecutor) -> None:
+    def __init__(
+        self,
+        config: Callable[[], GraphConfig],
+        executor: GraphExecutor,
+        refresh: Callable[[], bool] | None = None,
+    ) -> None:
         self._config = config
         self.executor = executor
+        # Re-reads the config at once; called on a miss, since Envoy may route a new graph here a moment
+        # before the periodic reload has seen the file that describes it.
+        self._refresh = refresh
+
+    def _lookup(self, namespace: str, name: str, predictor: str | None) -> PredictorConfig | None:
+        deployment = self._config().deployment(namespace, name)
+        return deployment.predictor(predictor) if deployment is not None else None
 
     def predictor(self, namespace: str, name: str, predictor: str | None) -> PredictorConfig:
-        deployment = self._config().deployment(namespace, name)
-        found = deployment.predictor(predictor) if deployment is not None else None
+        found = self._lookup(namespace, name, predictor)
+        if found is None and self._refresh is not None and self._refresh():
+            found = self._lookup(namespace, name, predictor)
         if found is None:
             which = f" predictor {predictor!r} of" if predictor else ""
             raise GraphError(

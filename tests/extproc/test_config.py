@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from extproc.config import ConfigError, ConfigWatcher, parse_config, write_config
+from extproc.graph import GraphError, GraphExecutor
+from extproc.server import Frontend
+from tests.extproc.fakes import FakeNodes
 
 
 def document(generation: str = "g1", ratio: float = 0.5) -> dict[str, Any]:
@@ -74,3 +77,14 @@ def test_watcher_takes_new_files_and_keeps_the_last_good_one(tmp_path: Path) -> 
     deployment = watcher.current.deployment("ns", "dep")
     assert deployment is not None and deployment.predictors[0].graph.parameters["ratioA"] == 0.9
     assert [p.name for p in tmp_path.iterdir()] == ["graphs.json"]  # no temp files left behind
+
+
+def test_a_miss_rereads_the_config_before_answering_503(tmp_path: Path) -> None:
+    path = tmp_path / "graphs.json"
+    watcher = ConfigWatcher(path, interval_s=3600)  # the periodic reload will not run in this test
+    frontend = Frontend(lambda: watcher.current, GraphExecutor(FakeNodes()), watcher.poll)
+    with pytest.raises(GraphError) as raised:
+        frontend.predictor("ns", "dep", "main")
+    assert raised.value.status == 503
+    write_config(path, document())
+    assert frontend.predictor("ns", "dep", "main").name == "main"

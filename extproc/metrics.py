@@ -90,6 +90,7 @@ class ExecutorMetrics:
     code name) and `observe_client` once per call to a node."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[Histogram, Summary]] = {}
         self.server = Histogram(
             SERVER_REQUESTS, "Requests to the graph executor", SERVER_LABELS,
             registry=registry, buckets=SELDON_BUCKETS,
@@ -111,8 +112,8 @@ class ExecutorMetrics:
     ) -> None:
         labels = (predictor.deployment_name, predictor.predictor_name, predictor.predictor_version,
                   service, method, code)  # fmt: skip
-        self.server.labels(*labels).observe(seconds)
-        self.server_summary.labels(*labels).observe(seconds)
+        for child in self._children("server", self.server, self.server_summary, labels):
+            child.observe(seconds)
 
     def observe_client(
         self,
@@ -125,8 +126,19 @@ class ExecutorMetrics:
     ) -> None:
         labels = (predictor.deployment_name, predictor.predictor_name, predictor.predictor_version,
                   service, method, code, node.model_name, node.model_image, node.model_version)  # fmt: skip
-        self.client.labels(*labels).observe(seconds)
-        self.client_summary.labels(*labels).observe(seconds)
+        for child in self._children("client", self.client, self.client_summary, labels):
+            child.observe(seconds)
+
+    def _children(
+        self, kind: str, histogram: Histogram, summary: Summary, labels: tuple[str, ...]
+    ) -> tuple[Histogram, Summary]:
+        """The labelled series, looked up once per label set: `labels()` validates on every call and
+        costs more than the observation itself."""
+        key = (kind, labels)
+        children = self._cache.get(key)
+        if children is None:
+            children = self._cache[key] = (histogram.labels(*labels), summary.labels(*labels))
+        return children
 
 
 UNKNOWN_PREDICTOR = PredictorLabels("", "")  # frozen, so a safe ContextVar default

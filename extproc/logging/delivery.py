@@ -163,4 +163,7 @@ class Delivery:
             self._delivered.append(event)
             if len(self._delivered) >= ACK_BATCH and self._ack_wanted is not None:
                 self._ack_wanted.set()
+            # a sink that never suspends (the file sink) must still let other lanes, the acker and a
+            # stop() run between events
+            await asyncio.sleep(0)
             return

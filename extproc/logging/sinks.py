@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 import aiohttp
+import orjson
 
 from extproc.logging.spool import SpooledEvent
 
@@ -78,9 +78,9 @@ def structured_event(event: SpooledEvent) -> dict[str, Any]:
             out[lower[3:]] = value
     if "json" in content_type:
         try:
-            out["data"] = json.loads(event.body)
+            out["data"] = orjson.loads(event.body)
             return out
-        except ValueError:
+        except orjson.JSONDecodeError:
             pass
     out["data_base64"] = base64.b64encode(event.body).decode("ascii")
     return out
@@ -94,7 +94,7 @@ class JsonLinesSink:
         self._file = path.open("ab")
 
     async def send(self, event: SpooledEvent) -> None:
-        line = json.dumps(structured_event(event), separators=(",", ":")).encode() + b"\n"
+        line = orjson.dumps(structured_event(event), option=orjson.OPT_APPEND_NEWLINE)
         try:
             self._file.write(line)
             self._file.flush()

@@ -6,7 +6,8 @@ No globals: `Tracing` holds its provider, and the servicer keeps the object it w
 builds `TracingSettings` (reading `OTEL_EXPORTER_OTLP_ENDPOINT` via `settings_from_env`).
 
 Hooks for the ext_proc servicer (exact calls):
-- `tracing.extract(headers)` with the request headers Envoy sent (lower-case names) -> parent context;
+- `parent = tracing.extract_first(dict(context.invocation_metadata()), request_headers)` per ext_proc
+  stream: Envoy's ext_proc client span from the gRPC metadata, else the client's from the headers;
 - `with tracing.span("extproc " + path, parent, attributes(deployment, predictor)) as span:` per request;
 - node calls: wrap the executor's node client in `TracedNodeClient` (a client span per call, with the
   predictor from `extproc.metrics.predictor_scope`), and have the node client call
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.propagators.composite import CompositePropagator
@@ -105,6 +107,17 @@ class Tracing:
 
     def extract(self, headers: Mapping[str, str]) -> Context:
         return self._extractor.extract({k.lower(): v for k, v in headers.items()})
+
+    def extract_first(self, *carriers: Mapping[str, str]) -> Context:
+        """The context of the first carrier that holds a valid one. For ext_proc pass the stream's gRPC
+        invocation metadata first (Envoy puts its span for the ext_proc call there), then the forwarded
+        HTTP request headers (which carry only the client's context, if any)."""
+        context = Context()
+        for carrier in carriers:
+            context = self.extract(carrier)
+            if trace.get_current_span(context).get_span_context().is_valid:
+                return context
+        return context
 
     def inject(self, headers: MutableMapping[str, str], context: Context | None = None) -> None:
         """Write `traceparent` (and `tracestate`) of the current span, or of `context`."""

@@ -6,22 +6,29 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2
+from envoy.config.core.v3 import address_pb2, grpc_service_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from google.protobuf import any_pb2, duration_pb2, json_format, struct_pb2
 from google.protobuf.message import Message
 
+from extproc.tracing import Tracing, TracingSettings, attributes
 from mesh.local.envoy import EnvoyProcess, find_envoy_binary
 from tests.helpers.otlp import OtlpReceiver
 from tests.helpers.ports import free_port
@@ -48,8 +55,52 @@ def _address(port: int) -> address_pb2.Address:
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=port))
 
 
-def traced_bootstrap(listen_port: int, upstream_port: int, otlp_endpoint: str) -> dict[str, Any]:
-    """A static Envoy: one listener whose HCM traces with our tracer, one upstream, the collector."""
+def _static_cluster(name: str, port: int, http2: bool = False) -> cluster_pb2.Cluster:
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC,
+        connect_timeout=duration_pb2.Duration(seconds=1),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(address=_address(port))
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    if http2:
+        explicit = http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+        )
+        cluster.typed_extension_protocol_options[
+            http_protocol_options_pb2.HttpProtocolOptions.DESCRIPTOR.full_name
+        ].CopyFrom(_packed(http_protocol_options_pb2.HttpProtocolOptions(explicit_http_config=explicit)))
+    return cluster
+
+
+def _ext_proc_filter() -> hcm_pb2.HttpFilter:
+    config = ext_proc_pb2.ExternalProcessor(
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name="extproc")
+        ),
+        processing_mode=processing_mode_pb2.ProcessingMode(
+            request_header_mode=processing_mode_pb2.ProcessingMode.SEND,
+            response_header_mode=processing_mode_pb2.ProcessingMode.SKIP,
+        ),
+    )
+    return hcm_pb2.HttpFilter(name="envoy.filters.http.ext_proc", typed_config=_packed(config))
+
+
+def traced_bootstrap(
+    listen_port: int, upstream_port: int, otlp_endpoint: str, extproc_port: int | None = None
+) -> dict[str, Any]:
+    """A static Envoy: one listener whose HCM traces with our tracer, one upstream, the collector, and
+    optionally an ext_proc filter calling a processor on `extproc_port`."""
     tracing, collector = gateway_tracing(settings_from_otlp_endpoint(otlp_endpoint, sampling_ratio=1.0))
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
@@ -62,7 +113,8 @@ def traced_bootstrap(listen_port: int, upstream_port: int, otlp_endpoint: str) -
             virtual_hosts=[route_components_pb2.VirtualHost(name="all", domains=["*"], routes=[route])]
         ),
         http_filters=[
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router()))
+            *([_ext_proc_filter()] if extproc_port is not None else []),
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
         tracing=tracing,
     )
@@ -79,23 +131,9 @@ def traced_bootstrap(listen_port: int, upstream_port: int, otlp_endpoint: str) -
             )
         ],
     )
-    upstream = cluster_pb2.Cluster(
-        name="upstream",
-        type=cluster_pb2.Cluster.STATIC,
-        connect_timeout=duration_pb2.Duration(seconds=1),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name="upstream",
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=_address(upstream_port))
-                        )
-                    ]
-                )
-            ],
-        ),
-    )
+    clusters = [_static_cluster("upstream", upstream_port), collector]
+    if extproc_port is not None:
+        clusters.append(_static_cluster("extproc", extproc_port, http2=True))
     # flush every span at once instead of Envoy's 5 s / 5 spans, so the test waits on spans, not timers
     runtime = struct_pb2.Struct()
     runtime.update(
@@ -103,9 +141,7 @@ def traced_bootstrap(listen_port: int, upstream_port: int, otlp_endpoint: str) -
     )
     bootstrap = bootstrap_pb2.Bootstrap(
         admin=bootstrap_pb2.Admin(address=_address(0)),
-        static_resources=bootstrap_pb2.Bootstrap.StaticResources(
-            listeners=[listener], clusters=[upstream, collector]
-        ),
+        static_resources=bootstrap_pb2.Bootstrap.StaticResources(listeners=[listener], clusters=clusters),
         layered_runtime=bootstrap_pb2.LayeredRuntime(
             layers=[bootstrap_pb2.RuntimeLayer(name="static", static_layer=runtime)]
         ),
@@ -173,3 +209,73 @@ def test_envoy_exports_gateway_spans_in_the_clients_trace(tmp_path: Path, receiv
     (received,) = upstream.snapshot()
     traceparent = {k.lower(): v for k, v in received.headers.items()}["traceparent"]
     assert traceparent.split("-")[1:3] == [CLIENT_TRACE, upstream_span.span_id]
+
+
+class TracingProcessor(ep_grpc.ExternalProcessorServicer):
+    """A minimal ext_proc server doing what the real servicer's hook does: continue the trace from the
+    stream's gRPC metadata (else the request headers) with an extproc span, then let the request pass."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing
+        self.metadata: list[dict[str, str]] = []
+
+    def Process(
+        self, request_iterator: Iterator[ep_pb2.ProcessingRequest], context: grpc.ServicerContext
+    ) -> Iterator[ep_pb2.ProcessingResponse]:
+        metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+        self.metadata.append(metadata)
+        for request in request_iterator:
+            if request.HasField("request_headers"):
+                headers = {h.key: h.raw_value.decode() for h in request.request_headers.headers.headers}
+                parent = self._tracing.extract_first(metadata, headers)
+                with self._tracing.span("extproc predictions", parent, attributes("iris", "default")):
+                    pass
+                yield ep_pb2.ProcessingResponse(request_headers=ep_pb2.HeadersResponse())
+
+
+def test_envoy_passes_its_trace_to_ext_proc_which_continues_it(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    tracing = Tracing(TracingSettings(otlp_endpoint=receiver.endpoint, batch=False))
+    processor = TracingProcessor(tracing)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    ep_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    extproc_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    upstream = RecordingSink()
+    upstream.start()
+    listen_port = free_port()
+    bootstrap = traced_bootstrap(listen_port, upstream.port, receiver.endpoint, extproc_port)
+    envoy = EnvoyProcess(bootstrap, tmp_path, concurrency=1)
+    envoy.start()
+    try:
+        envoy.wait_ready()
+        response = httpx.post(
+            f"http://127.0.0.1:{listen_port}/seldon/seldon/iris/api/v1.0/predictions",
+            content=b"{}",
+            headers={
+                "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01",
+                "content-type": "application/json",
+            },
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        spans = receiver.wait_for(
+            lambda got: (
+                any(s.service == "seldon-mesh-extproc" for s in got)
+                and len([s for s in got if s.service == "seldon-mesh-gateway"]) >= 3
+            )
+        )
+    finally:
+        envoy.stop()
+        upstream.stop()
+        server.stop(grace=None)
+        tracing.shutdown()
+
+    assert "traceparent" in processor.metadata[0]
+    (extproc,) = [s for s in spans if s.service == "seldon-mesh-extproc"]
+    gateway = {s.span_id: s for s in spans if s.service == "seldon-mesh-gateway"}
+    assert extproc.trace_id == CLIENT_TRACE
+    # extproc's parent is Envoy's span for the ext_proc call, itself under Envoy's request span
+    ext_proc_call = gateway[extproc.parent_span_id]
+    assert gateway[ext_proc_call.parent_span_id].parent_span_id == CLIENT_SPAN

@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import _async as health_aio  # what `health.aio` names, visible to mypy
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from extproc.config import DEFAULT_MAX_MESSAGE_BYTES, ConfigWatcher
 from extproc.graph import GraphExecutor, MemoryState, SqliteState, StateStore
@@ -26,7 +27,9 @@ from extproc.nodes import NodeClients
 from extproc.server.frontend import Frontend
 from extproc.server.processor import ExternalProcessor
 from extproc.server.upstream import InferenceEdge, SeldonEdge
+from generated.inference import dataplane_pb2 as v2_pb
 from generated.inference import dataplane_pb2_grpc as v2_grpc
+from generated.seldon import prediction_pb2 as v1_pb
 from generated.seldon import prediction_pb2_grpc as v1_grpc
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 Adder = Callable[[Any, Any], None]
 _add_seldon: Adder = v1_grpc.add_SeldonServicer_to_server
 _add_inference: Adder = v2_grpc.add_GRPCInferenceServiceServicer_to_server
+GRAPH_SERVICES = (
+    v1_pb.DESCRIPTOR.services_by_name["Seldon"].full_name,
+    v2_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ async def create_server(settings: ExtprocSettings, frontend: Frontend) -> tuple[
     health_servicer = health_aio.HealthServicer()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # grpcurl with `-H seldon:<graph>` asks the graph's upstream (us) for reflection too.
+    reflection.enable_server_reflection(
+        (*GRAPH_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"extproc cannot listen on {settings.host}:{settings.port}")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import grpc
 import httpx
 
@@ -124,3 +129,21 @@ def test_large_messages_up_to_the_max_message_size_annotation(mesh: Mesh) -> Non
     assert len(response.json()["data"]["ndarray"]) == len(rows)
     too_big = predict(mesh, "combiner", ndarray(rows), timeout=120)  # no annotation: 4 MiB
     assert too_big.status_code == 413 and too_big.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_grpcurl_calls_a_graph_with_no_proto_files(mesh: Mesh) -> None:
+    grpcurl = [str(Path(sys.executable).parent / "grpcurl"), "-plaintext"]
+    headers = ["-H", "seldon: grpc-chain", "-H", "namespace: default"]
+    target = f"127.0.0.1:{mesh.port}"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*grpcurl, *headers, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+
+    listed = run(target, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "seldon.protos.Seldon" in listed.stdout.split()
+    called = run("-d", '{"data":{"ndarray":[[1]]}}', target, "seldon.protos.Seldon/Predict")
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout)["data"]["ndarray"] == [[40]]

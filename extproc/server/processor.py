@@ -41,16 +41,18 @@ def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
     )
 
 
+_MARKER = struct_pb2.Struct()
+_MARKER.update(GRAPH_REPLY_METADATA)
+
+
 def immediate(reply: Reply, puid: str, predictor: str) -> ep.ProcessingResponse:
     headers = [_header(k, v) for k, v in reply.headers]
     if puid:
         headers.append(_header("seldon-puid", puid))
     if predictor:
         headers.append(_header("seldon-predictor", predictor))
-    marker = struct_pb2.Struct()
-    marker.update(GRAPH_REPLY_METADATA)
     return ep.ProcessingResponse(
-        dynamic_metadata=marker,
+        dynamic_metadata=_MARKER,
         immediate_response=ep.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=reply.status),
             headers=ep.HeaderMutation(set_headers=headers),

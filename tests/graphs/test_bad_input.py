@@ -61,6 +61,7 @@ spec:
             implementation: SIMPLE_MODEL
             children:
               - {name: lonely, type: COMBINER, implementation: AVERAGE_COMBINER}
+              - {name: stray, implementation: SIMPLE_ROUTER}
 """
 
 
@@ -73,4 +74,5 @@ def test_invalid_graph_is_rejected_at_apply_naming_every_problem(mesh: Mesh, tmp
     assert "unknown implementation 'NO_SUCH_SERVER'" in problems
     assert "duplicate graph node name 'twice'" in problems  # the only way a tree spec can loop
     assert "a combiner needs children" in problems
+    assert "a router needs children" in problems
     assert all(d["metadata"]["name"] != "broken-graph" for d in mesh.get())

@@ -23,6 +23,7 @@ from extproc.graph.errors import GraphError, NodeError
 from extproc.graph.state import MemoryState, StateStore
 
 Json = dict[str, Any]
+_NO_EVENTS = NoEvents()
 ROUTE_ALL = -1
 ROUTE_NONE = -2
 
@@ -50,6 +51,7 @@ class _Call:
     routing: dict[str, int] = field(default_factory=dict)
     request_path: dict[str, str] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
+    events: NodeEvents = field(default_factory=NoEvents)
 
     def node_meta(self) -> Json:
         meta: Json = {"puid": self.puid}
@@ -85,9 +87,15 @@ class GraphExecutor:
 
     # -- predictions ---------------------------------------------------------------------------------
     async def predict(
-        self, predictor: PredictorConfig, payload: Payload, puid: str, tags: Json | None = None
+        self,
+        predictor: PredictorConfig,
+        payload: Payload,
+        puid: str,
+        tags: Json | None = None,
+        skip_logging: bool = False,
     ) -> Result:
-        call = _Call(predictor, puid, dict(tags or {}))
+        """`skip_logging`: the request asked not to be payload-logged (`Seldon-Skip-Logging`)."""
+        call = _Call(predictor, puid, dict(tags or {}), events=_NO_EVENTS if skip_logging else self._events)
         output = await self._run(call, predictor.graph, payload)
         meta: Json = {"puid": puid, "tags": call.tags, "requestPath": call.request_path}
         if predictor.routing_injection:
@@ -128,13 +136,13 @@ class GraphExecutor:
         logged = node.logger_mode is not None
         if logged and node.logger_mode in ("all", "request"):
             for payload in payloads:
-                self._events.request(call.predictor, node, call.puid, payload)
+                call.events.request(call.predictor, node, call.puid, payload)
         output, meta = await self._client.call(
             node, method, payloads, call.node_meta(), call.predictor.timeouts
         )
         call.merge(node, meta)
         if logged and node.logger_mode in ("all", "response"):
-            self._events.response(call.predictor, node, call.puid, output)
+            call.events.response(call.predictor, node, call.puid, output)
         return output.with_hint(payloads[0].hint) if output.hint is None else output
 
     async def _route(self, call: _Call, node: NodeConfig, payload: Payload) -> int:

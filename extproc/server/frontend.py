@@ -22,6 +22,8 @@ Json = dict[str, Any]
 _PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]*)?")
 _V2_MODEL = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?(?P<verb>/infer|/ready)?/?$")
 JSON_HEADERS = (("content-type", "application/json"),)
+# Seldon's request header asking not to payload-log this request (any value).
+SKIP_LOGGING_HEADER = "seldon-skip-logging"
 
 
 @dataclass(frozen=True)
@@ -87,17 +89,18 @@ class Frontend:
         try:
             predictor = self.predictor(match["namespace"], match["name"], predictor_name)
             puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
-            return await self._dispatch(predictor, method, rest, body, puid)
+            skip = SKIP_LOGGING_HEADER in headers
+            return await self._dispatch(predictor, method, rest, body, puid, skip)
         except GraphError as error:
             if v2:
                 return _json_reply(error.status, {"error": error.info})
             return _json_reply(error.status, error.seldon_json())
 
     async def _dispatch(
-        self, predictor: PredictorConfig, method: str, rest: str, body: bytes, puid: str
+        self, predictor: PredictorConfig, method: str, rest: str, body: bytes, puid: str, skip: bool = False
     ) -> Reply:
         if rest in ("/api/v1.0/predictions", "/api/v0.1/predictions") and method == "POST":
-            return _json_reply(200, await self.predict_seldon(predictor, _object(body), puid))
+            return _json_reply(200, await self.predict_seldon(predictor, _object(body), puid, skip))
         if rest in ("/api/v1.0/feedback", "/api/v0.1/feedback") and method == "POST":
             return _json_reply(200, await self.feedback(predictor, _object(body), puid))
         if rest.rstrip("/") == "/api/v1.0/metadata" and method == "GET":
@@ -118,11 +121,15 @@ class Frontend:
         ):
             return Reply(200, b"", ())
         if rest == "/v2/models/infer" and method == "POST":
-            return _json_reply(200, await self.predict_v2(predictor, _object(body), predictor.name, puid))
+            return _json_reply(
+                200, await self.predict_v2(predictor, _object(body), predictor.name, puid, skip)
+            )
         v2 = _V2_MODEL.match(rest)
         if v2 is not None:
             if v2["verb"] == "/infer" and method == "POST":
-                return _json_reply(200, await self.predict_v2(predictor, _object(body), v2["model"], puid))
+                return _json_reply(
+                    200, await self.predict_v2(predictor, _object(body), v2["model"], puid, skip)
+                )
             if v2["verb"] == "/ready":
                 return Reply(200, b"", ())
             if v2["verb"] is None and method == "GET":
@@ -130,11 +137,13 @@ class Frontend:
         raise GraphError(404, "NOT_FOUND", f"{method} {rest} is not served by graph predictors")
 
     # -- the operations, in any transport ------------------------------------------------------------
-    async def predict_seldon(self, predictor: PredictorConfig, message: Json, puid: str) -> Json:
+    async def predict_seldon(
+        self, predictor: PredictorConfig, message: Json, puid: str, skip_logging: bool = False
+    ) -> Json:
         meta = message["meta"] if isinstance(message.get("meta"), dict) else {}
         puid = str(meta.get("puid") or puid)
         tags = meta["tags"] if isinstance(meta.get("tags"), dict) else None
-        result = await self.executor.predict(predictor, Payload.seldon(message), puid, tags)
+        result = await self.executor.predict(predictor, Payload.seldon(message), puid, tags, skip_logging)
         try:
             output = result.payload.as_seldon(like=message)
         except CodecError as error:
@@ -143,13 +152,15 @@ class Frontend:
             ) from None
         return {**output, "meta": result.meta}
 
-    async def predict_v2(self, predictor: PredictorConfig, request: Json, model: str, puid: str) -> Json:
+    async def predict_v2(
+        self, predictor: PredictorConfig, request: Json, model: str, puid: str, skip_logging: bool = False
+    ) -> Json:
         inputs = request.get("inputs")
         if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
             raise bad_request("a V2 inference request needs a non-empty inputs list")
         puid = str(request.get("id") or puid)
         payload = Payload.v2(inputs, v2_datatype_hint(request))
-        result = await self.executor.predict(predictor, payload, puid)
+        result = await self.executor.predict(predictor, payload, puid, skip_logging=skip_logging)
         try:
             outputs = result.payload.as_v2()
         except CodecError as error:

@@ -20,7 +20,7 @@ from extproc.codecs import (
 )
 from extproc.config import PredictorConfig
 from extproc.graph import GraphError
-from extproc.server.frontend import Frontend
+from extproc.server.frontend import SKIP_LOGGING_HEADER, Frontend
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.seldon import prediction_pb2 as v1_pb
 
@@ -35,6 +35,9 @@ def _metadata(context: Context) -> dict[str, str]:
 class _Edge:
     def __init__(self, frontend: Frontend) -> None:
         self._frontend = frontend
+
+    def _skip_logging(self, context: Context) -> bool:
+        return SKIP_LOGGING_HEADER in _metadata(context)
 
     def _predictor(self, context: Context) -> tuple[PredictorConfig, str]:
         headers = _metadata(context)
@@ -52,7 +55,10 @@ class SeldonEdge(_Edge):
     async def Predict(self, request: v1_pb.SeldonMessage, context: Context) -> Any:
         try:
             predictor, puid = self._predictor(context)
-            answer = await self._frontend.predict_seldon(predictor, decode_seldon_proto(request), puid)
+            message = decode_seldon_proto(request)
+            answer = await self._frontend.predict_seldon(
+                predictor, message, puid, self._skip_logging(context)
+            )
             await context.send_initial_metadata((("seldon-puid", str(answer["meta"]["puid"])),))
             return encode_seldon_message(answer)
         except GraphError as error:
@@ -107,7 +113,8 @@ class InferenceEdge(_Edge):
         try:
             predictor, puid = self._predictor(context)
             decoded = decode_infer_request(request)
-            answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid)
+            skip = self._skip_logging(context)
+            answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid, skip)
             return encode_infer_response(answer)
         except GraphError as error:
             return await self._fail(context, error)

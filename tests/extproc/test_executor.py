@@ -172,3 +172,24 @@ def test_metadata_names_every_node_and_the_graph_ends() -> None:
     assert set(metadata["models"]) == {"pre", "model"}
     assert metadata["graphinputs"] == [{"name": "pre-in"}]
     assert metadata["graphoutputs"] == [{"name": "model-out"}]
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def request(self, predictor: PredictorConfig, node: NodeConfig, puid: str, payload: Payload) -> None:
+        self.seen.append(("request", node.name, puid))
+
+    def response(self, predictor: PredictorConfig, node: NodeConfig, puid: str, payload: Payload) -> None:
+        self.seen.append(("response", node.name, puid))
+
+
+def test_payload_events_for_logged_nodes_unless_the_request_opts_out() -> None:
+    graph = predictor(node("pre", "TRANSFORMER", node("model", logger_mode="response"), logger_mode="all"))
+    events = _Recorder()
+    executor = GraphExecutor(FakeNodes(), events=events)
+    asyncio.run(executor.predict(graph, Payload.seldon(INPUT), "p1"))
+    assert events.seen == [("request", "pre", "p1"), ("response", "pre", "p1"), ("response", "model", "p1")]
+    asyncio.run(executor.predict(graph, Payload.seldon(INPUT), "p2", skip_logging=True))
+    assert all(puid == "p1" for _, _, puid in events.seen)

@@ -4,6 +4,7 @@ with the numbers the library itself gives."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -57,14 +58,33 @@ def _expected(implementation: str, folder: Path) -> np.ndarray:
 IMPLEMENTATIONS = ["SKLEARN_SERVER", "XGBOOST_SERVER", "LIGHTGBM_SERVER", "ONNX_SERVER", "MLFLOW_SERVER"]
 
 
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
-def served(
-    request: pytest.FixtureRequest, model_folders: dict[str, Path]
-) -> Iterator[tuple[str, RunningRuntime]]:
-    implementation: str = request.param
-    args = ["--implementation", implementation, "--model-uri", str(model_folders[implementation])]
-    with start_runtime([*args, "--name", "clf"], timeout=120) as runtime:
-        yield implementation, runtime
+@pytest.fixture(scope="module")
+def runtimes(model_folders: dict[str, Path]) -> Iterator[dict[str, RunningRuntime]]:
+    """All five runtimes, started side by side (their imports and loads overlap instead of queueing)."""
+    managers = {
+        name: start_runtime(
+            ["--implementation", name, "--model-uri", str(model_folders[name]), "--name", "clf"], timeout=120
+        )
+        for name in IMPLEMENTATIONS
+    }
+    with ThreadPoolExecutor(len(managers)) as pool:
+        starting = {name: pool.submit(manager.__enter__) for name, manager in managers.items()}
+    entered: dict[str, RunningRuntime] = {}
+    try:
+        for name, future in starting.items():
+            if future.exception() is None:
+                entered[name] = future.result()
+        for future in starting.values():
+            future.result()  # re-raise the first start failure, after keeping the others for cleanup
+        yield entered
+    finally:
+        for name in entered:
+            managers[name].__exit__(None, None, None)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def served(request: pytest.FixtureRequest, runtimes: dict[str, RunningRuntime]) -> tuple[str, RunningRuntime]:
+    return request.param, runtimes[request.param]
 
 
 def test_v1_and_v2_give_the_library_numbers(

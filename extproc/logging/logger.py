@@ -40,6 +40,7 @@ class LogOutcome(StrEnum):
     REFUSED_STOPPED = "refused_stopped"
     REFUSED_NO_DESTINATION = "refused_no_destination"
     REFUSED_SPOOL_ERROR = "refused_spool_error"
+    REFUSED_BACKLOG = "refused_backlog"
 
     @property
     def accepted(self) -> bool:
@@ -98,6 +99,7 @@ class _Counters:
         self.delivered = 0
         self.retried = 0
         self.dead_lettered = 0
+        self.pending = 0  # submitted, not yet written or refused by the writer
 
 
 _Pending = tuple[PayloadEvent, "Future[LogOutcome]"]
@@ -148,6 +150,8 @@ class PayloadLogger:
             self._writer.join()
             self._writer = None
         late = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
+        with self._counters.lock:
+            self._counters.pending -= len(late)
         for _, future in late:
             future.set_result(LogOutcome.REFUSED_STOPPED)
         if late:
@@ -168,6 +172,14 @@ class PayloadLogger:
         if not self._running:
             self._refuse(LogOutcome.REFUSED_STOPPED, 1)
             future.set_result(LogOutcome.REFUSED_STOPPED)
+            return future
+        with self._counters.lock:
+            backlog = self._counters.pending >= self.settings.max_pending_events
+            if not backlog:
+                self._counters.pending += 1
+        if backlog:
+            self._refuse(LogOutcome.REFUSED_BACKLOG, 1)
+            future.set_result(LogOutcome.REFUSED_BACKLOG)
             return future
         self._queue.put((event, future))
         return future
@@ -224,6 +236,8 @@ class PayloadLogger:
     def _write(self, spool: Spool, batch: list[_Pending]) -> None:
         if not batch:
             return
+        with self._counters.lock:
+            self._counters.pending -= len(batch)
         records: list[tuple[NewRecord, Future[LogOutcome]]] = []
         refusals: dict[LogOutcome, int] = {}
         c = self._counters

@@ -48,6 +48,12 @@ class PayloadLoggerSettings(BaseModel):
     max_batch_events: int = Field(
         512, ge=1, description="Events written in one transaction (one fsync) at most; bounds commit latency."
     )
+    max_pending_events: int = Field(
+        20_000,
+        ge=1,
+        description="Events handed to `submit` but not yet on disk; more are refused (counted), so a "
+        "disk slower than the offered load cannot grow memory without bound. 10 s at 2,000 events/s.",
+    )
     lanes_per_destination: int = Field(
         16,
         ge=1,

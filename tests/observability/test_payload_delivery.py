@@ -11,8 +11,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from extproc.logging import LogOutcome, PayloadLogger
-from extproc.logging.spool import NewRecord
+from extproc.logging.spool import NewRecord, Spool
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import Received, RecordingSink, wait_for
@@ -119,3 +121,35 @@ def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_pat
         logger.stop()
         sink.stop()
     assert logger.log(pair("late")[0]) is LogOutcome.REFUSED_STOPPED
+
+
+def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
+    tmp_path: Path, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk slower than the offered load: events waiting for the writer are capped, not queued
+    without bound in memory."""
+    writing, disk_back = threading.Event(), threading.Event()
+    append = Spool.append
+
+    def slow_append(self: Spool, records: list[NewRecord]) -> None:
+        writing.set()
+        disk_back.wait(30)
+        append(self, records)
+
+    monkeypatch.setattr(Spool, "append", slow_append)
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_pending_events=2))
+    logger.start()
+    try:
+        first = logger.submit(pair("first")[0])
+        assert writing.wait(10)  # the writer holds `first` and is stuck on the disk
+        waiting = [logger.submit(pair(f"w{n}")[0]) for n in range(2)]
+        refused = [logger.submit(pair(f"r{n}")[0]) for n in range(3)]
+        assert [f.result(10) for f in refused] == [LogOutcome.REFUSED_BACKLOG] * 3
+        disk_back.set()
+        assert first.result(10) is LogOutcome.ACCEPTED
+        assert [f.result(10) for f in waiting] == [LogOutcome.ACCEPTED] * 2
+        assert logger.log(pair("later")[0]) is LogOutcome.ACCEPTED  # room again once written
+    finally:
+        disk_back.set()
+        logger.stop()
+    assert logger.stats().refused == 3

@@ -1,7 +1,9 @@
 """Payload logging: CloudEvents 1.0 events, spooled durably on disk, delivered at least once.
 
-Pure of Envoy: the ext_proc servicer builds `PayloadEvent`s and calls `PayloadLogger.alog`; nothing here
-imports it. Neighbours: `extproc.metrics` observes the logger; the entrypoint builds the settings.
+Pure of Envoy and of the executor: the graph executor reaches it through `SpoolingNodeEvents` (its
+`NodeEvents` hook), anything else builds `PayloadEvent`s and calls `PayloadLogger.alog`/`submit`; nothing
+here imports them. Neighbours: `extproc.metrics.PayloadLogMetrics` observes the logger; the entrypoint
+builds the settings (`settings_from_env` reads `REQUEST_LOGGER_DEFAULT_ENDPOINT`).
 """
 
 from extproc.logging.events import (

@@ -1,10 +1,11 @@
 """The durable spool: an SQLite database in WAL mode where an event counts as accepted once committed.
 
 Why SQLite and not append-only segment files: segments append faster (`python -m bench observability`
-on the 2-core CI machine, whose disk is shared and noisy: per-event fsync 0.7-3.6k events/s for SQLite
-WAL vs 1.7-5.2k for segments; 10 events per fsync 8-16k vs 17-42k; 100 per fsync 34-48k vs 166-200k),
-but both clear 2,000 small events/s with group commit, where the logger's own Python work, not the
-disk, is the limit (about 3k events/s accepted end to end). SQLite gives crash-safe deletion of delivered
+on the 2-core CI machine with a quiet disk: per-event fsync 2-3.6k events/s for SQLite WAL vs 2-5k for
+segments; 10 events per fsync 13-26k vs 30-42k; 100 per fsync 34-113k vs 166-250k; under heavy
+neighbour I/O everything drops about tenfold), but both clear 2,000 small events/s with group commit,
+where the logger's own Python work, not the disk, is the limit on a quiet machine (about 3.3k events/s
+accepted end to end). SQLite gives crash-safe deletion of delivered
 events, per-lane ordered reads and recovery after SIGKILL for free; segment files would need their own
 ack offsets, compaction and torn-write detection.
 

@@ -42,6 +42,17 @@ class SKLearnServer:
         self._predict = getattr(self._model, self.method, None)
         if self._predict is None:
             raise LoadError(f"{type(self._model).__name__} from {path} has no method {self.method}")
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One prediction now, so the first request does not pay scikit-learn's one-off lazy setup."""
+        features = getattr(self._model, "n_features_in_", None)
+        if features is None or getattr(self._model, "feature_names_in_", None) is not None:
+            return
+        try:
+            self._predict(np.zeros((1, int(features))))
+        except Exception:  # a model that cannot take zeros is still served; only the warm-up is skipped
+            return
 
     def predict(self, X: Any, names: list[str]) -> Any:
         try:

@@ -9,7 +9,9 @@ features). Peak RSS is the high-water mark (VmHWM) of each server's processes ov
 
 MLServer runs with `parallel_workers: 0` (inference in the server process, its fastest setting: the
 default of 1 adds a process hop per request) and without its metrics server, so the anchor is MLServer at
-its best. Both protocols ask for `predict_proba`, so every server does the same model work.
+its best. Both protocols ask for `predict_proba`, so every server does the same model work. A last
+section ("batched") serves iris with adaptive batching on both ours and MLServer (16 requests, 2 ms) and
+repeats the concurrency-16 1-row cases.
 
 Flags: --duration=SECONDS per measurement (default 5), --rounds=N (default 2), --workers=N (default 1),
 --quick (1 s, 1 round: a smoke run).
@@ -42,6 +44,7 @@ from bench.report import Row, print_table, write_results
 ROOT = Path(__file__).resolve().parents[1]
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 WIDE_ROWS, WIDE_COLUMNS = 10_000, 10
+BATCH_SIZE, BATCH_TIME_MS = 16, 2.0  # the adaptive-batching section, same settings for both servers
 GRPC_CLIENT = "h2load"  # or "python" (--grpc-client=python): our asyncio generator, bytes in and out
 
 SELDON_CORE_MODEL = """
@@ -61,7 +64,8 @@ class IrisModel:
 
 
 def train(folder: Path) -> dict[str, Path]:
-    """Two model folders: iris (4 features) and wide (10 features, for the 10,000-row payload)."""
+    """Model folders: iris (4 features), wide (10 features, for the 10,000-row payload) and batched (iris
+    again, served with adaptive batching by ours and by MLServer)."""
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -70,13 +74,15 @@ def train(folder: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     wide = np.hstack([features, rng.normal(size=(len(features), WIDE_COLUMNS - 4))])
     folders = {}
-    for name, x in (("iris", features), ("wide", wide)):
+    for name, x in (("iris", features), ("wide", wide), ("batched", features)):
         target = folder / name
         target.mkdir()
         joblib.dump(LogisticRegression(max_iter=1000).fit(x, labels), target / "model.joblib")
         (target / "IrisModel.py").write_text(SELDON_CORE_MODEL)
         settings = {"name": name, "implementation": "mlserver_sklearn.SKLearnModel"}
         settings["parameters"] = {"uri": "./model.joblib"}
+        if name == "batched":  # MLServer's adaptive batching: max_batch_time is in seconds
+            settings.update(max_batch_size=BATCH_SIZE, max_batch_time=BATCH_TIME_MS / 1000)
         (target / "model-settings.json").write_text(json.dumps(settings))
         folders[name] = target
     return folders
@@ -137,6 +143,8 @@ def serve(kind: str, folder: Path, workers: int, log_dir: Path) -> Iterator[Serv
         command = [sys.executable, "-m", "model_runtime", "--implementation", "SKLEARN_SERVER"]
         command += ["--model-uri", str(folder), "--name", folder.name, "--workers", str(workers)]
         command += ["--http-port", str(http_port), "--grpc-port", str(grpc_port), "--log-level", "WARNING"]
+        if folder.name == "batched":
+            command += ["--max-batch-size", str(BATCH_SIZE), "--max-batch-time-ms", str(BATCH_TIME_MS)]
         env["PYTHONPATH"] = str(ROOT)
         protocol, cwd = "both", ROOT
     elif kind == "mlserver":
@@ -437,17 +445,21 @@ def run(flags: list[str]) -> None:
         ("mlserver", "v2", "MLServer 1.7.1 (V2)"),
         ("seldon-core", "v1", "Seldon Core 1.18 wrapper (v1)"),
     ):
-        for payload in ("1-row", f"{WIDE_ROWS}x{WIDE_COLUMNS}"):
+        sections = [("", "1-row", "iris"), ("", f"{WIDE_ROWS}x{WIDE_COLUMNS}", "wide")]
+        if anchor_kind == "mlserver":
+            sections.append(("batched ", "1-row", "batched"))
+        for prefix, payload, folder_key in sections:
             if anchor_kind == "seldon-core" and payload != "1-row" and quick:
                 continue
-            folder = folders["iris" if payload == "1-row" else "wide"]
+            folder = folders[folder_key]
             with (
                 serve("ours", folder, workers, work) as ours,
                 serve(anchor_kind, folder, workers, work) as anchor,
             ):
                 if payload == "1-row":
                     _check_same_numbers(ours, anchor, protocol)
-                for case in (c for c in cases if c.payload == payload):
+                wanted = [c for c in cases if c.payload == payload and (not prefix or c.concurrency > 1)]
+                for case in wanted:
                     best: dict[str, Measurement] = {}
                     for _ in range(rounds):
                         for server in (ours, anchor):  # interleaved
@@ -456,7 +468,7 @@ def run(flags: list[str]) -> None:
                             if key not in best or m.rps > best[key].rps:
                                 best[key] = m
                     o, a = best["ours"], best[anchor_kind]
-                    label = f"{protocol} {case.label}"
+                    label = f"{prefix}{protocol} {case.label}"
                     print(
                         f"  {label:<32} ours {o.rps:9.1f} req/s p50 {o.p50_ms:7.2f} ms p99 {o.p99_ms:7.2f} ms"
                         f" | {anchor_kind} {a.rps:9.1f} req/s p50 {a.p50_ms:7.2f} ms p99 {a.p99_ms:7.2f} ms"
@@ -467,12 +479,12 @@ def run(flags: list[str]) -> None:
                     rows.append(Row(label, "p50", o.p50_ms, a.p50_ms, anchor_label, "ms", False))
                     rows.append(Row(label, "p99", o.p99_ms, a.p99_ms, anchor_label, "ms", False))
                     raw.append({"case": label, "ours": o.__dict__, anchor_kind: a.__dict__})
-                rss_key = f"{protocol} {payload}"
+                rss_key = f"{prefix}{protocol} {payload}"
                 rss[f"ours {rss_key}"] = ours.peak_rss_mb()
                 rss[f"{anchor_kind} {rss_key}"] = anchor.peak_rss_mb()
                 rows.append(
                     Row(
-                        f"{protocol} {payload} whole run",
+                        f"{rss_key} whole run",
                         "peak RSS",
                         rss[f"ours {rss_key}"],
                         rss[f"{anchor_kind} {rss_key}"],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -262,5 +263,12 @@ def _measure(gateway: str, state: Path, requests: int, rounds: int) -> tuple[lis
         rows.append(Row(case, "p50 latency", _p(mine, 0.5), _p(theirs, 0.5), anchor_name, "ms", False))
         added[case] = _p(mine, 0.5) - _p(theirs, 0.5)
         p99[case] = {"ours": _p(mine, 0.99), "anchor": _p(theirs, 0.99)}
-    extra = {"added_p50_ms": added, "p99_ms": p99, "requests_per_round": requests, "rounds": rounds}
+    extra = {
+        "added_p50_ms": added,
+        "p99_ms": p99,
+        "requests_per_round": requests,
+        "rounds": rounds,
+        # other work on the machine skews latency figures; the 1-minute load average says how much
+        "load_average_1m": os.getloadavg()[0],
+    }
     return rows, extra

@@ -7,8 +7,13 @@ and request body BUFFERED, and `grpc_initial_metadata` naming the predictor (`x-
 2. request body (the whole body, buffered by Envoy): run the graph and answer with an `ImmediateResponse`
    (status, JSON body, `Seldon-Puid` and `Seldon-Predictor` headers), so the request never goes upstream.
 Any other phase is answered with an empty response of its kind. gRPC graph requests do not come here:
-a plain ImmediateResponse cannot carry a gRPC body with trailers, so Envoy routes them to the gRPC
-servicers in `upstream.py` (same process, same executor) instead.
+a plain ImmediateResponse cannot carry a gRPC body with trailers (Envoy's gRPC local replies are
+trailers-only), and `streamed_immediate_response` is not in the API types we build with (xds-protos),
+so Envoy routes them to the gRPC servicers in `upstream.py` (same process, same executor) instead.
+Verified on 1.40 too: per-weighted-cluster `ExtProcPerRoute` (a graph canary next to a direct one),
+`status_on_error: 503` with `failure_mode_allow: false` (extproc down: an immediate 503), and the
+dynamic-metadata marker that keeps the local-reply mappers off our own error bodies. STREAMED with
+`send_body_without_waiting_for_header_response` measured slower than BUFFERED here, so BUFFERED it is.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Anchors: the issue's figures (Seldon Core 2's Go scheduler builds 10,000 models'
 targets are < 1 s build, < 100 ms apply-to-answer p50, < 500 MB controller RSS) as fixed reference
 rows, and SotW against delta in the same run.
 
-Flags: --sizes=1000,10000, --applies=N (default 20), --quick (sizes 1000, 5 applies).
+Flags: --sizes=1000,10000, --applies=N (default 20), --sotw-applies=N (default 5: each SotW apply resends
+every cluster), --quick (sizes 1000, 5 applies).
 """
 
 from __future__ import annotations
@@ -174,7 +175,9 @@ class _Figures:
     envoy_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
-def _measure(size: int, applies: int, plane: _ControlPlane, upstream_port: int, workdir: Path) -> _Figures:
+def _measure(
+    size: int, applies: dict[str, int], plane: _ControlPlane, upstream_port: int, workdir: Path
+) -> _Figures:
     figures = _Figures()
     gateway = GatewaySettings(listen_port=_free_port())
     deployments: list[_Deployment] = [_deployment(f"m{i}") for i in range(size)]
@@ -211,7 +214,7 @@ def _measure(size: int, applies: int, plane: _ControlPlane, upstream_port: int, 
             figures.applied_s[mode] = time.perf_counter() - started
             latencies = []
             current = list(deployments)
-            for i in range(applies):
+            for i in range(applies[mode]):
                 new = _deployment(f"new-{mode}-{i}")
                 current.append(new)
                 endpoints.update(_endpoints(new, upstream_port))
@@ -276,17 +279,20 @@ def run(flags: list[str]) -> None:
     quick = "--quick" in flags
     sizes = [int(s) for s in _flag(flags, "sizes", "1000" if quick else "1000,10000").split(",")]
     applies = int(_flag(flags, "applies", "5" if quick else "20"))
+    # SotW resends every cluster on each apply (minutes at 10,000 deployments): fewer applies suffice
+    sotw_applies = int(_flag(flags, "sotw-applies", "5"))
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     upstream.daemon_threads = True
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     plane = _ControlPlane()
     rows: list[Row] = []
-    extra: dict[str, Any] = {"applies": applies, "figures": {}}
+    extra: dict[str, Any] = {"applies": {"delta": applies, "sotw": min(applies, sotw_applies)}, "figures": {}}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-xds-") as tmp:
             for size in sizes:
                 print(f"  {size:,} deployments ...", flush=True)
-                figures = _measure(size, applies, plane, int(upstream.server_address[1]), Path(tmp))
+                counts = {"delta": applies, "sotw": min(applies, sotw_applies)}
+                figures = _measure(size, counts, plane, int(upstream.server_address[1]), Path(tmp))
                 rows += _rows(size, figures)
                 extra["figures"][str(size)] = figures.__dict__
                 print(f"    {figures}", flush=True)

@@ -30,6 +30,7 @@ from extproc.codecs import (
 from extproc.config import NodeConfig, Timeouts
 from extproc.graph.errors import NodeError
 from extproc.nodes.http1 import Http1Pool, HttpProtocolError
+from extproc.tracing import inject_current
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.seldon import prediction_pb2 as v1_pb
 
@@ -222,6 +223,7 @@ class NodeClients:
         address = self._address(node, "http")
         host, _, port = address.rpartition(":")
         headers = {"content-type": "application/json"} if body is not None else {}
+        inject_current(headers)  # the node's span continues the graph's trace
         try:
             async with asyncio.timeout(limits.rest_s):
                 status, raw = await self._http.request(verb, host, int(port), path, body, headers)
@@ -254,7 +256,9 @@ class NodeClients:
     ) -> Any:
         stub = self._stub(self._address(node, "grpc"), limits.max_message_bytes, path, _checked(response))
         try:
-            return await stub(request, timeout=limits.grpc_s)
+            carrier: dict[str, str] = {}
+            inject_current(carrier)
+            return await stub(request, timeout=limits.grpc_s, metadata=tuple(carrier.items()) or None)
         except grpc.aio.AioRpcError as error:
             code = error.code()
             status = _GRPC_STATUS.get(code, 500)

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,19 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import _async as health_aio  # what `health.aio` names, visible to mypy
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from extproc.config import DEFAULT_MAX_MESSAGE_BYTES, ConfigWatcher
 from extproc.graph import GraphExecutor, MemoryState, SqliteState, StateStore
+from extproc.graph.executor import NodeClient
+from extproc.logging import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
+from extproc.metrics import ExecutorMetrics, Exposition, InstrumentedNodeClient, PayloadLogMetrics
 from extproc.nodes import NodeClients
 from extproc.server.frontend import Frontend
+from extproc.server.observe import RequestObserver
 from extproc.server.processor import ExternalProcessor
 from extproc.server.upstream import InferenceEdge, SeldonEdge
+from extproc.tracing import TracedNodeClient, Tracing, TracingSettings
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.inference import dataplane_pb2_grpc as v2_grpc
 from generated.seldon import prediction_pb2 as v1_pb
@@ -53,6 +60,12 @@ class ExtprocSettings:
     state_dir: Path | None = None  # where bandit state persists; None keeps it in memory
     grace_s: float = 2.0  # SIGTERM: seconds in-flight graphs get to finish
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # gRPC limit on what clients may send us
+    metrics_port: int | None = None  # Prometheus scrape port (any path: /prometheus, /metrics); None: off
+    # Payload logger (None: spool under state_dir/spool, or a temporary dir, with no default endpoint).
+    logger: PayloadLoggerSettings | None = None
+    # Tracing is off without an OTLP endpoint.
+    tracing: TracingSettings = field(default_factory=lambda: TracingSettings.model_validate({}))
+    drain_s: float = 2.0  # SIGTERM: seconds the payload logger gets to deliver what is spooled (kept after)
 
 
 async def create_server(settings: ExtprocSettings, frontend: Frontend) -> tuple[grpc.aio.Server, int]:
@@ -86,11 +99,28 @@ async def serve(settings: ExtprocSettings) -> None:
         if settings.state_dir is not None
         else MemoryState()
     )
+    registry = CollectorRegistry()
+    metrics = ExecutorMetrics(registry)
+    logger = PayloadLogger(_logger_settings(settings), observer=PayloadLogMetrics(registry))
+    logger.start()
+    tracing = Tracing(settings.tracing) if settings.tracing.otlp_endpoint else None
     clients = NodeClients()
-    frontend = Frontend(lambda: watcher.current, GraphExecutor(clients, state), watcher.poll)
+    nodes: NodeClient = InstrumentedNodeClient(clients, metrics)
+    if tracing is not None:
+        nodes = TracedNodeClient(nodes, tracing)
+    events = SpoolingNodeEvents(logger, f"http://{settings.host}:{settings.port}/")
+    frontend = Frontend(
+        lambda: watcher.current,
+        GraphExecutor(nodes, state, events),
+        watcher.poll,
+        RequestObserver(metrics, tracing),
+    )
     server, port = await create_server(settings, frontend)
     await server.start()
     print(f"extproc listening on {settings.host}:{port}", flush=True)
+    if settings.metrics_port is not None:
+        metrics_port = Exposition(registry).serve(settings.metrics_port, settings.host)
+        print(f"extproc metrics on http://{settings.host}:{metrics_port}/prometheus", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -104,5 +134,18 @@ async def serve(settings: ExtprocSettings) -> None:
             await watch
         await server.stop(settings.grace_s)
         await clients.close()
+        # Whatever is not delivered within the drain stays spooled and goes out on the next start.
+        await asyncio.to_thread(logger.stop, settings.drain_s)
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
         if isinstance(state, SqliteState):
             state.close()
+
+
+def _logger_settings(settings: ExtprocSettings) -> PayloadLoggerSettings:
+    if settings.logger is not None:
+        return settings.logger
+    if settings.state_dir is not None:
+        return PayloadLoggerSettings.model_validate({"spool_dir": settings.state_dir / "spool"})
+    log.warning("no --state-dir: payload logs spool in a temporary directory, lost if extproc restarts")
+    return PayloadLoggerSettings.model_validate({"spool_dir": tempfile.mkdtemp(prefix="extproc-spool-")})

@@ -8,7 +8,7 @@ the executor, and encodes the result back in the client's protocol, whatever the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import orjson
 from extproc.codecs import CodecError, Payload, v2_datatype_hint
 from extproc.config import GraphConfig, PredictorConfig
 from extproc.graph import GraphError, GraphExecutor, bad_request
+from extproc.server.observe import RequestObserver, rest_service
 
 Json = dict[str, Any]
 _PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]*)?")
@@ -53,9 +54,12 @@ class Frontend:
         config: Callable[[], GraphConfig],
         executor: GraphExecutor,
         refresh: Callable[[], bool] | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._config = config
         self.executor = executor
+        # Server histogram, server span and the predictor labels of node calls, at both edges.
+        self.observer = observer or RequestObserver()
         # Re-reads the config at once; called on a miss, since Envoy may route a new graph here a moment
         # before the periodic reload has seen the file that describes it.
         self._refresh = refresh
@@ -77,8 +81,16 @@ class Frontend:
 
     # -- REST (from the ext_proc servicer) -----------------------------------------------------------
     async def rest(
-        self, method: str, path: str, body: bytes, headers: Mapping[str, str], predictor_name: str | None
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        predictor_name: str | None,
+        trace_carriers: Sequence[Mapping[str, str]] = (),
     ) -> Reply:
+        """`trace_carriers`: where the caller's trace context may be before the headers (Envoy's gRPC
+        metadata on the ext_proc stream)."""
         match = _PATH.match(path)
         if match is None:
             return _json_reply(
@@ -88,13 +100,18 @@ class Frontend:
         v2 = rest.startswith("/v2/")
         try:
             predictor = self.predictor(match["namespace"], match["name"], predictor_name)
-            puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
-            skip = SKIP_LOGGING_HEADER in headers
-            return await self._dispatch(predictor, method, rest, body, puid, skip)
         except GraphError as error:
-            if v2:
-                return _json_reply(error.status, {"error": error.info})
-            return _json_reply(error.status, error.seldon_json())
+            return _error_reply(error, v2)
+        carriers = (*trace_carriers, headers)
+        with self.observer.request(predictor, rest_service(rest), method, carriers, path) as outcome:
+            try:
+                puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
+                skip = SKIP_LOGGING_HEADER in headers
+                reply = await self._dispatch(predictor, method, rest, body, puid, skip)
+            except GraphError as error:
+                reply = _error_reply(error, v2)
+            outcome.code = str(reply.status)
+            return reply
 
     async def _dispatch(
         self, predictor: PredictorConfig, method: str, rest: str, body: bytes, puid: str, skip: bool = False
@@ -180,6 +197,12 @@ class Frontend:
             "inputs": _v2_tensors(metadata.get("graphinputs")),
             "outputs": _v2_tensors(metadata.get("graphoutputs")),
         }
+
+
+def _error_reply(error: GraphError, v2: bool) -> Reply:
+    if v2:
+        return _json_reply(error.status, {"error": error.info})
+    return _json_reply(error.status, error.seldon_json())
 
 
 def _v2_tensors(items: Any) -> list[Json]:

@@ -93,25 +93,36 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc
                 for header in request.request_headers.headers.headers:
                     headers[header.key] = header.raw_value.decode("utf-8", "replace") or header.value
                 if request.request_headers.end_of_stream:
-                    yield await self._answer(headers, b"", predictor_name)
+                    yield await self._answer(headers, b"", predictor_name, metadata)
                     return
                 yield ep.ProcessingResponse(request_headers=ep.HeadersResponse())
             elif phase == "request_body":
                 body += request.request_body.body
                 if request.request_body.end_of_stream:
-                    yield await self._answer(headers, bytes(body), predictor_name)
+                    yield await self._answer(headers, bytes(body), predictor_name, metadata)
                     return
                 yield ep.ProcessingResponse(request_body=ep.BodyResponse())
             elif phase in _EMPTY_REPLIES:
                 yield _EMPTY_REPLIES[phase]()
 
     async def _answer(
-        self, headers: dict[str, str], body: bytes, predictor_name: str | None
+        self,
+        headers: dict[str, str],
+        body: bytes,
+        predictor_name: str | None,
+        metadata: dict[str, str],
     ) -> ep.ProcessingResponse:
         puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
         try:
+            # Envoy's span for this ext_proc call rides in the stream's gRPC metadata; the client's own
+            # context (if Envoy does not trace) in the forwarded request headers.
             reply = await self._frontend.rest(
-                headers.get(":method", "GET"), headers.get(":path", "/"), body, headers, predictor_name
+                headers.get(":method", "GET"),
+                headers.get(":path", "/"),
+                body,
+                headers,
+                predictor_name,
+                (metadata,),
             )
         except Exception:  # a bug must not take the stream down without an answer
             log.exception("graph request %s failed", headers.get(":path"))

@@ -7,6 +7,7 @@ carry a gRPC body and trailers. Same frontend and executor as REST; only the edg
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from extproc.codecs import (
 from extproc.config import PredictorConfig
 from extproc.graph import GraphError
 from extproc.server.frontend import SKIP_LOGGING_HEADER, Frontend
+from extproc.server.observe import Outcome
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.seldon import prediction_pb2 as v1_pb
 
@@ -47,24 +49,37 @@ class _Edge:
         puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
         return predictor, puid
 
-    async def _fail(self, context: Context, error: GraphError) -> Any:
+    async def _fail(self, context: Context, error: GraphError, outcome: Outcome | None = None) -> Any:
+        if outcome is not None:
+            outcome.code = error.grpc_code.name
         await context.abort(error.grpc_code, error.info)
+
+    def _observed(
+        self, predictor: PredictorConfig, context: Context, rpc: str
+    ) -> AbstractContextManager[Outcome]:
+        return self._frontend.observer.request(
+            predictor, "predictions", "grpc", (_metadata(context),), rpc, ok="OK"
+        )
 
 
 class SeldonEdge(_Edge):
     async def Predict(self, request: v1_pb.SeldonMessage, context: Context) -> Any:
         try:
             predictor, puid = self._predictor(context)
-            message = decode_seldon_proto(request)
-            answer = await self._frontend.predict_seldon(
-                predictor, message, puid, self._skip_logging(context)
-            )
-            await context.send_initial_metadata((("seldon-puid", str(answer["meta"]["puid"])),))
-            return encode_seldon_message(answer)
         except GraphError as error:
             return await self._fail(context, error)
-        except CodecError as error:
-            return await self._fail(context, GraphError(500, "BAD_GRAPH_OUTPUT", str(error)))
+        with self._observed(predictor, context, "/seldon.protos.Seldon/Predict") as outcome:
+            try:
+                message = decode_seldon_proto(request)
+                answer = await self._frontend.predict_seldon(
+                    predictor, message, puid, self._skip_logging(context)
+                )
+                await context.send_initial_metadata((("seldon-puid", str(answer["meta"]["puid"])),))
+                return encode_seldon_message(answer)
+            except GraphError as error:
+                return await self._fail(context, error, outcome)
+            except CodecError as error:
+                return await self._fail(context, GraphError(500, "BAD_GRAPH_OUTPUT", str(error)), outcome)
 
     async def SendFeedback(self, request: v1_pb.Feedback, context: Context) -> Any:
         try:
@@ -112,14 +127,18 @@ class InferenceEdge(_Edge):
     async def ModelInfer(self, request: v2_pb.ModelInferRequest, context: Context) -> Any:
         try:
             predictor, puid = self._predictor(context)
-            decoded = decode_infer_request(request)
-            skip = self._skip_logging(context)
-            answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid, skip)
-            return encode_infer_response(answer)
         except GraphError as error:
             return await self._fail(context, error)
-        except CodecError as error:
-            return await self._fail(context, GraphError(400, "BAD_DATA", str(error)))
+        with self._observed(predictor, context, "/inference.GRPCInferenceService/ModelInfer") as outcome:
+            try:
+                decoded = decode_infer_request(request)
+                skip = self._skip_logging(context)
+                answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid, skip)
+                return encode_infer_response(answer)
+            except GraphError as error:
+                return await self._fail(context, error, outcome)
+            except CodecError as error:
+                return await self._fail(context, GraphError(400, "BAD_DATA", str(error)), outcome)
 
     async def ServerLive(self, request: Any, context: Context) -> Any:
         return v2_pb.ServerLiveResponse(live=True)

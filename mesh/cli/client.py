@@ -52,3 +52,9 @@ class ControlClient:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    def scrape_endpoints(self) -> list[dict[str, Any]]:
+        response = self.request("GET", "/v1/metrics")
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result

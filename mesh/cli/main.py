@@ -1,4 +1,5 @@
-"""The `seldon-mesh` command: `up` runs the local mesh; `apply`, `get`, `delete` and `predict` talk to it."""
+"""The `seldon-mesh` command: `up` runs the local mesh; `apply`, `get`, `delete`, `predict` and `metrics`
+talk to it."""
 
 from __future__ import annotations
 
@@ -64,7 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("name", nargs="?")
     get.add_argument("-n", "--namespace")
     get.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
+    get.add_argument("--metrics", action="store_true", help="list every Prometheus scrape endpoint instead")
     get.set_defaults(handler=_get)
+
+    metrics = sub.add_parser(
+        "metrics", parents=[common], help="list every Prometheus scrape endpoint of the mesh"
+    )
+    metrics.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    metrics.set_defaults(handler=_metrics)
 
     delete = sub.add_parser("delete", parents=[common], help="delete a deployment")
     delete.add_argument("name")
@@ -154,6 +162,8 @@ def _resolve(client: ControlClient, name: str, namespace: str | None) -> tuple[s
 
 
 def _get(args: argparse.Namespace) -> int:
+    if args.metrics:
+        return _metrics(args)
     client = ControlClient(args.state_dir)
     deployments = client.deployments(args.namespace)
     if args.name:
@@ -164,6 +174,19 @@ def _get(args: argparse.Namespace) -> int:
         print("No resources found.", file=sys.stderr)
         return 0
     print(render(deployments, args.output, detail=bool(args.name)))
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    endpoints = ControlClient(args.state_dir).scrape_endpoints()
+    if args.output == "json":
+        print(json.dumps(endpoints, indent=2))
+        return 0
+    width = max([len("COMPONENT"), *(len(e["component"]) for e in endpoints)])
+    print(f"{'COMPONENT':<{width}}  SCRAPE URL")
+    for endpoint in endpoints:
+        url = endpoint["url"] or f"<none: {endpoint.get('note', 'no metrics endpoint')}>"
+        print(f"{endpoint['component']:<{width}}  {url}")
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from mesh.spec import SeldonDeployment, SpecError, parse_documents
@@ -26,6 +26,10 @@ class MeshControl(Protocol):
     def describe(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]: ...
 
     def info(self) -> dict[str, Any]: ...
+
+    def scrape_endpoints(self) -> list[dict[str, Any]]: ...
+
+    def render_metrics(self) -> tuple[bytes, str]: ...
 
 
 class ApplyRequest(BaseModel):
@@ -69,6 +73,18 @@ def create_control_app(mesh: MeshControl) -> FastAPI:
     @app.get("/v1/info")
     async def info() -> dict[str, Any]:
         return mesh.info()
+
+    @app.get("/v1/metrics")
+    async def scrape_endpoints() -> list[dict[str, Any]]:
+        """Every Prometheus scrape endpoint of the local mesh (`seldon-mesh metrics`)."""
+        return mesh.scrape_endpoints()
+
+    @app.get("/metrics")
+    @app.get("/prometheus")
+    async def metrics() -> Response:
+        """The control plane's own metrics (xDS pushes, ACKs, NACKs)."""
+        body, content_type = mesh.render_metrics()
+        return Response(body, media_type=content_type)
 
     return app
 

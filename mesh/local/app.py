@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mesh.local.api import create_control_app
 from mesh.local.envoy import EnvoyProcess
@@ -60,6 +62,8 @@ class LocalMesh:
         self.envoy: EnvoyProcess | None = None
         self._store: StateStore | None = None
         self._reconciler: Reconciler | None = None
+        self._graphs: GraphExecutorProcess | None = None
+        self.registry = CollectorRegistry()  # the supervisor's own metrics, served at /metrics
 
     # -- MeshControl (the control API) --------------------------------------------------------------------
     async def apply(self, deployments: list[SeldonDeployment], base_dir: Path) -> list[dict[str, str]]:
@@ -91,10 +95,38 @@ class LocalMesh:
         return {
             "gateway": self.gateway_url,
             "envoy_admin": self.envoy.admin_url if self.envoy else "",
+            "extproc_metrics": self._graphs.metrics_url if self._graphs else None,
             "control": self.control_url,
             "pid": os.getpid(),
             "started": self._started,
         }
+
+    def render_metrics(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def scrape_endpoints(self) -> list[dict[str, Any]]:
+        """Every Prometheus scrape endpoint of this mesh: control plane, extproc, Envoy and the runtimes
+        (a runtime with no metrics endpoint is listed with `url: null`, so nothing is silently left out)."""
+        endpoints: list[dict[str, Any]] = []
+        if self.control_url:
+            endpoints.append({"component": "control-plane", "url": f"{self.control_url}/metrics"})
+        if self._graphs is not None and self._graphs.metrics_url:
+            endpoints.append({"component": "extproc", "url": self._graphs.metrics_url})
+        if self.envoy is not None:
+            endpoints.append({"component": "envoy", "url": f"{self.envoy.admin_url}/stats/prometheus"})
+        for deployment in self.describe():
+            namespace = deployment["metadata"].get("namespace", "default")
+            name = deployment["metadata"]["name"]
+            for component in deployment["status"]["components"]:
+                endpoints.append(
+                    {
+                        "component": f"runtime {namespace}/{name}/{component['predictor']}/"
+                        f"{component['node']}",
+                        "url": None,
+                        "note": "the model runtime serves no metrics endpoint yet",
+                    }
+                )
+        return endpoints
 
     @property
     def gateway_url(self) -> str:
@@ -116,7 +148,7 @@ class LocalMesh:
         async with contextlib.AsyncExitStack() as stack:
             self._store = StateStore(settings.db_path)
             stack.callback(self._store.close)
-            xds = XdsPlane(NODE_ID, settings.host)
+            xds = XdsPlane(NODE_ID, settings.host, registry=self.registry)
             await xds.start()
             stack.push_async_callback(xds.stop)
             reflection_server, reflection_port = await start_reflection_server(settings.host)
@@ -140,7 +172,9 @@ class LocalMesh:
                 settings.log_dir,
                 settings.restart_backoff_initial_s,
                 settings.restart_backoff_max_s,
+                metrics_port=free_port(settings.host),
             )
+            self._graphs = graphs
             graphs.start()
             stack.push_async_callback(graphs.stop, settings.stop_grace_s)
             gateway = GatewaySettings(

@@ -118,8 +118,11 @@ class GraphExecutorProcess:
         log_dir: Path,
         backoff_initial_s: float,
         backoff_max_s: float,
+        metrics_port: int | None = None,
     ) -> None:
         self.upstream = Upstream(host, port)
+        # Fixed for the life of `up`, like the gRPC port, so a restarted extproc keeps its scrape address.
+        self.metrics_port = metrics_port
         self.config_path = state_dir / "graphs.json"
         self._state_dir = state_dir
         self._log_path = log_dir / "extproc.log"
@@ -127,6 +130,12 @@ class GraphExecutorProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._generation = ""
+
+    @property
+    def metrics_url(self) -> str | None:
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.upstream.host}:{self.metrics_port}/prometheus"
 
     @property
     def pid(self) -> int | None:
@@ -176,12 +185,16 @@ class GraphExecutorProcess:
                 "--config", str(self.config_path),
                 "--state-dir", str(self._state_dir),
             ]  # fmt: skip
+            if self.metrics_port is not None:
+                args += ["--metrics-port", str(self.metrics_port)]
             with self._log_path.open("ab") as log_file:
                 self._process = await asyncio.create_subprocess_exec(
                     *args,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=log_file,
+                    # inherits OTEL_EXPORTER_OTLP_ENDPOINT, SELDON_MESH_TRACE_SAMPLING_RATIO and
+                    # REQUEST_LOGGER_DEFAULT_ENDPOINT from `up`'s environment
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     start_new_session=True,
                 )

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 from mesh.local.reconcile import ConfigState
 from xds_controller.bootstrap import render_bootstrap
 from xds_controller.cache import SnapshotCache
 from xds_controller.callbacks import Callbacks
+from xds_controller.metrics import XdsMetrics
 from xds_controller.resource_types import TypeUrl
 from xds_controller.server import ServerSettings, create_server
 from xds_controller.snapshot import EMPTY_VERSION, Snapshot, Version
@@ -29,9 +31,18 @@ class XdsPlane(Callbacks):
     run a mix of old and new types: a config counts as applied once every type was ACKed at the same time,
     which is latched on the ACK that completes it (later pushes may ACK some types further)."""
 
-    def __init__(self, node_id: str, host: str, *, delta: bool = True) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        host: str,
+        *,
+        delta: bool = True,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         """`delta` picks the ADS variant Envoy is bootstrapped with: incremental (the default; a change
-        sends only the changed resources) or state of the world. The server answers both."""
+        sends only the changed resources) or state of the world. The server answers both. With a
+        `registry`, pushes, ACKs and NACKs are counted there (`XdsMetrics` wraps these callbacks)."""
+        self.registry = registry
         self.node_id = node_id
         self.host = host
         self.delta = delta
@@ -42,8 +53,9 @@ class XdsPlane(Callbacks):
         self._applied: set[str] = set()
 
     async def start(self) -> None:
+        callbacks: Callbacks = self if self.registry is None else XdsMetrics(self.registry, inner=self)
         self._server, self.port = await create_server(
-            ServerSettings(host=self.host, port=0), self.cache, self
+            ServerSettings(host=self.host, port=0), self.cache, callbacks
         )
 
     async def stop(self) -> None:

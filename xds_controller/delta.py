@@ -61,6 +61,9 @@ class DeltaStream:
     _types: dict[TypeUrl, _TypeState] = field(default_factory=dict)
     _applied: dict[TypeUrl, dict[str, Held]] = field(default_factory=dict)
     _nonces: int = 0
+    # `desired` is recomputed only when the snapshot or what Envoy runs (or may run) changed.
+    _changes: int = 0
+    _memo: tuple[Snapshot, int, dict[TypeUrl, Step]] | None = None
 
     def handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         if not self.node_id:
@@ -80,6 +83,7 @@ class DeltaStream:
     def _subscribe(
         self, type_url: TypeUrl, state: _TypeState, request: discovery_pb2.DeltaDiscoveryRequest
     ) -> None:
+        self._changes += 1
         subscribe = {str(name) for name in request.resource_names_subscribe}
         unsubscribe = {str(name) for name in request.resource_names_unsubscribe}
         if not state.seen_request:
@@ -110,6 +114,7 @@ class DeltaStream:
         self, type_url: TypeUrl, state: _TypeState, request: discovery_pb2.DeltaDiscoveryRequest
     ) -> None:
         state.awaiting_ack = False
+        self._changes += 1
         sent = {name: held.version for name, held in state.in_flight.items()}
         if request.HasField("error_detail"):
             message = str(request.error_detail.message)
@@ -130,12 +135,19 @@ class DeltaStream:
         if self.node_id:
             self.watcher.stream_closed(self.node_id)
 
+    def _steps(self, snapshot: Snapshot) -> dict[TypeUrl, Step]:
+        if self._memo is not None and self._memo[0] is snapshot and self._memo[1] == self._changes:
+            return self._memo[2]
+        routes = self._types.get(resource_types.ROUTE)
+        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        self._memo = (snapshot, self._changes, steps)
+        return steps
+
     def responses(self) -> list[discovery_pb2.DeltaDiscoveryResponse]:
         snapshot = self.watcher.snapshot(self.node_id) if self.node_id else None
         if snapshot is None:
             return []
-        routes = self._types.get(resource_types.ROUTE)
-        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        steps = self._steps(snapshot)
         out = []
         for type_url in resource_types.PUSH_ORDER:
             state = self._types.get(type_url)
@@ -161,7 +173,8 @@ class DeltaStream:
                 and client.get(name) != held.version
             ):
                 changed.append(name)
-        changed.extend(n for n in force if n not in changed and step.version(n) is not None)
+        listed = set(changed)
+        changed.extend(n for n in force if n not in listed and step.version(n) is not None)
         changed = [
             n
             for n in changed
@@ -197,4 +210,5 @@ class DeltaStream:
         state.in_flight = {n: step.held(n, links) for n in changed}
         state.removing = gone
         state.nonce, state.label, state.awaiting_ack = response.nonce, step.label, True
+        self._changes += 1
         return response

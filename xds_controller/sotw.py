@@ -65,6 +65,9 @@ class SotwStream:
     _nonces: int = 0
     # What Envoy runs, per type, as of its last ACK on this stream.
     _applied: dict[TypeUrl, dict[str, Held]] = field(default_factory=dict)
+    # `desired` is recomputed only when the snapshot or what Envoy runs (or may run) changed.
+    _changes: int = 0
+    _memo: tuple[Snapshot, int, dict[TypeUrl, Step]] | None = None
 
     def handle(self, request: discovery_pb2.DiscoveryRequest) -> None:
         if not self.node_id:
@@ -97,6 +100,7 @@ class SotwStream:
             self.callbacks.on_nack(self.node_id, type_url, state.sent_version, message)
         else:
             self._applied[type_url] = state.in_flight
+            self._changes += 1
             self.watcher.record_ack(self.node_id, type_url, state.sent_version)
             self.callbacks.on_ack(self.node_id, type_url, state.sent_version)
 
@@ -104,14 +108,21 @@ class SotwStream:
         if self.node_id:
             self.watcher.stream_closed(self.node_id)
 
+    def _steps(self, snapshot: Snapshot) -> dict[TypeUrl, Step]:
+        if self._memo is not None and self._memo[0] is snapshot and self._memo[1] == self._changes:
+            return self._memo[2]
+        routes = self._types.get(resource_types.ROUTE)
+        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        self._memo = (snapshot, self._changes, steps)
+        return steps
+
     def responses(self) -> list[discovery_pb2.DiscoveryResponse]:
         """What to send now, in push order (CDS, EDS, LDS, RDS), given the node's current snapshot."""
         snapshot = self.watcher.snapshot(self.node_id) if self.node_id else None
         if snapshot is None:
             return []
         out = []
-        routes = self._types.get(resource_types.ROUTE)
-        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        steps = self._steps(snapshot)
         for type_url in resource_types.PUSH_ORDER:
             state = self._types.get(type_url)
             if state is None or state.awaiting_request:
@@ -157,6 +168,7 @@ class SotwStream:
         )
         links = snapshot.links.route_clusters
         state.in_flight = {name: step.held(name, links) for name in names}
+        self._changes += 1
         state.nonce, state.sent_version, state.sent_names = response.nonce, version, wanted
         state.awaiting_request, state.refresh = True, False
         return response

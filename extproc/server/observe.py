@@ -76,7 +76,7 @@ class RequestObserver:
                 yield outcome
             except BaseException:
                 if outcome.code == ok:  # an edge that set its error code first keeps it
-                    outcome.code = "500" if ok == "200" else "INTERNAL"
+                    outcome.code = "500" if ok == "200" else "UNKNOWN"  # what gRPC tells the client
                 raise
             finally:
                 if self.tracing is not None:

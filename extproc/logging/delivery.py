@@ -48,6 +48,9 @@ class Delivery:
         self._dirty: set[LaneKey] = set()
         self._cursors: dict[LaneKey, int] = {}
         self._delivered: list[SpooledEvent] = []
+        # The acknowledgement running on a worker thread: cancelling the task that awaits it does not
+        # stop the thread, so the next flush waits for it (one transaction at a time per connection).
+        self._forgetting: asyncio.Future[None] | None = None
         self._ack_wanted: asyncio.Event | None = None
 
     def start(self) -> None:
@@ -112,9 +115,12 @@ class Delivery:
             await self._flush_acks(acks)
 
     async def _flush_acks(self, acks: Spool) -> None:
+        if self._forgetting is not None and not self._forgetting.done():
+            await asyncio.wait([self._forgetting])
         done, self._delivered = self._delivered, []  # swapped on the loop thread, which alone appends
         if done:
-            await asyncio.to_thread(self._forget, acks, done)
+            self._forgetting = asyncio.ensure_future(asyncio.to_thread(self._forget, acks, done))
+            await asyncio.shield(self._forgetting)
 
     def _forget(self, acks: Spool, done: list[SpooledEvent]) -> None:
         acks.delete([event.seq for event in done])

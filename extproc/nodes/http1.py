@@ -39,7 +39,10 @@ class Http1Pool:
         message = head + body if body is not None else head
         key = (host, port)
         for attempt in (0, 1):
-            idle = self._idle[key]
+            # the retry takes a fresh connection: after an idle spell every pooled one may be stale
+            idle = self._idle[key] if attempt == 0 else []
+            while idle and idle[-1][0].at_eof():  # closed by the server while idle, and seen so
+                idle.pop()[1].close()
             reused = bool(idle)
             reader, writer = idle.pop() if idle else await asyncio.open_connection(host, port)
             answered = False

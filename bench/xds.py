@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import http.client
+import os
 import statistics
 import tempfile
 import threading
@@ -299,5 +300,6 @@ def run(flags: list[str]) -> None:
     finally:
         plane.stop()
         upstream.shutdown()
+    extra["load_average"] = os.getloadavg()  # the machine is shared: read the figures with this in mind
     print_table("xDS control plane at scale (lower is better everywhere)", rows)
     print(f"  results: {write_results('xds', rows, extra)}")

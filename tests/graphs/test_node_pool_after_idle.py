@@ -15,18 +15,23 @@ def test_calls_after_the_server_closed_every_idle_connection_succeed() -> None:
     async def run() -> None:
         writers: list[asyncio.StreamWriter] = []
 
+        handlers: list[asyncio.Task[None]] = []
+
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
             writers.append(writer)
-            while True:
-                try:
+            try:
+                while True:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                await reader.readexactly(length)
-                await asyncio.sleep(0.01)  # keep the calls of a burst overlapping
-                writer.write(ANSWER)
-                await writer.drain()
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    await asyncio.sleep(0.01)  # keep the calls of a burst overlapping
+                    writer.write(ANSWER)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            finally:
+                writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -41,7 +46,8 @@ def test_calls_after_the_server_closed_every_idle_connection_succeed() -> None:
         assert await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {}) == (200, b"ok")
         burst = [pool.request("POST", "127.0.0.1", port, "/p", b"{}", {}) for _ in range(8)]
         assert await asyncio.gather(*burst) == [(200, b"ok")] * 8
-        await pool.close()
+        await pool.close()  # the server's handlers see EOF and close their side
+        await asyncio.gather(*handlers)
         server.close()
         await server.wait_closed()
 

@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# xds-protos ships an older copy of opentelemetry/proto/* (no InstrumentationScope); whichever wheel pip
+	@# installs last owns those files. Put opentelemetry-proto's own files back so the OTLP exporter works.
+	$(PY) -m pip install --quiet --force-reinstall --no-deps \
+	  "opentelemetry-proto==$$($(PY) -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	@touch $@
 
 # Python and gRPC code (plus .pyi stubs) from the checked-in .proto files.

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     up.add_argument("--workers", type=int, default=1, help="worker processes per runtime (default 1)")
+    up.add_argument(
+        "--xds", choices=["delta", "sotw"], default="delta", help="ADS variant Envoy uses (default delta)"
+    )
     up.set_defaults(handler=_up)
 
     apply = sub.add_parser("apply", parents=[common], help="create or update SeldonDeployments")
@@ -97,7 +100,11 @@ def _up(args: argparse.Namespace) -> int:
     for path in args.paths:
         initial.append((_load(path), _base_dir(path)))
     settings = LocalSettings(
-        state_dir=args.state_dir, host=args.host, gateway_port=args.port, runtime_workers=args.workers
+        state_dir=args.state_dir,
+        host=args.host,
+        gateway_port=args.port,
+        runtime_workers=args.workers,
+        xds_delta=args.xds == "delta",
     )
     try:
         asyncio.run(LocalMesh(settings).run(initial))

@@ -148,7 +148,7 @@ class LocalMesh:
         async with contextlib.AsyncExitStack() as stack:
             self._store = StateStore(settings.db_path)
             stack.callback(self._store.close)
-            xds = XdsPlane(NODE_ID, settings.host, registry=self.registry)
+            xds = XdsPlane(NODE_ID, settings.host, delta=settings.xds_delta, registry=self.registry)
             await xds.start()
             stack.push_async_callback(xds.stop)
             reflection_server, reflection_port = await start_reflection_server(settings.host)

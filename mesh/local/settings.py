@@ -40,6 +40,11 @@ class LocalSettings(BaseModel):
     )
     stop_grace_s: float = Field(default=5.0, gt=0, description="SIGTERM-to-SIGKILL grace for children.")
     envoy_log_level: str = Field(default="warning", description="Envoy's --log-level.")
+    xds_delta: bool = Field(
+        default=True,
+        description="Bootstrap Envoy with incremental (delta) ADS: only changed resources are pushed. False "
+        "uses state-of-the-world ADS, which some older proxies and debugging tools expect.",
+    )
 
     @property
     def db_path(self) -> Path:

@@ -73,3 +73,15 @@ def test_up_refuses_an_invalid_spec_before_starting(tmp_path: Path) -> None:
     mesh = Mesh(tmp_path / "state", free_port())
     with pytest.raises(AssertionError, match="predictors"):
         mesh.start(bad)
+
+
+def test_up_with_state_of_the_world_xds_serves_too(iris_dir: Path, tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path / "state", free_port()).start(iris_dir, extra=("--xds", "sotw"))
+    try:
+        mesh.wait_state("iris-model", "Available")
+        body = mesh.wait_serving(IRIS, GOOD).json()
+        assert body["data"]["names"] == ["t:0", "t:1", "t:2"]
+        bootstrap = (tmp_path / "state/envoy/bootstrap.json").read_text()
+        assert '"GRPC"' in bootstrap and "DELTA_GRPC" not in bootstrap
+    finally:
+        mesh.stop()

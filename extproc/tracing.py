@@ -17,137 +17,59 @@ Hooks for the ext_proc servicer (exact calls):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager
 
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.b3 import B3MultiFormat
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.jaeger import JaegerPropagator
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from pydantic import BaseModel, ConfigDict, Field
+from opentelemetry.trace import Span
+from pydantic import Field
 
 from extproc.codecs import Payload
 from extproc.config import NodeConfig, Timeouts
 from extproc.graph.executor import Json, NodeClient
 from extproc.metrics import CURRENT_PREDICTOR
+from telemetry import tracing as base
+from telemetry.tracing import (
+    DEPLOYMENT,
+    NODE,
+    OTLP_ENDPOINT_ENV,
+    PREDICTOR,
+    SAMPLING_RATIO_ENV,
+    W3C,
+    attributes,
+)
 
-_W3C = TraceContextTextMapPropagator()
-OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-SAMPLING_RATIO_ENV = "SELDON_MESH_TRACE_SAMPLING_RATIO"
-DEPLOYMENT = "seldon.deployment"
-PREDICTOR = "seldon.predictor"
-NODE = "seldon.node"
+__all__ = [
+    "DEPLOYMENT",
+    "NODE",
+    "OTLP_ENDPOINT_ENV",
+    "PREDICTOR",
+    "SAMPLING_RATIO_ENV",
+    "TracedNodeClient",
+    "Tracing",
+    "TracingSettings",
+    "attributes",
+    "inject_current",
+    "settings_from_env",
+]
 
 
-class TracingSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    otlp_endpoint: str | None = Field(
-        None, description="OTLP/gRPC collector, e.g. http://jaeger:4317 (Jaeger takes OTLP); None = off."
-    )
-    sampling_ratio: float = Field(
-        1.0,
-        ge=0.0,
-        le=1.0,
-        description="Share of traces started here that are kept; a sampled parent is always honoured. "
-        "1.0 because a mesh that routes little traffic locally wants every trace; lower it at scale.",
-    )
+class TracingSettings(base.TracingSettings):
     service_name: str = Field("seldon-mesh-extproc", description="`service.name` resource attribute.")
-    batch: bool = Field(
-        True, description="Export in the background in batches; False exports each span as it ends (tests)."
-    )
+
+
+class Tracing(base.Tracing):
+    instrumentation = "seldon-mesh.extproc"
 
 
 def settings_from_env(environ: Mapping[str, str], **overrides: object) -> TracingSettings:
     """For the entrypoint only."""
-    values: dict[str, object] = {"otlp_endpoint": environ.get(OTLP_ENDPOINT_ENV) or None}
-    if environ.get(SAMPLING_RATIO_ENV):
-        values["sampling_ratio"] = float(environ[SAMPLING_RATIO_ENV])
-    values.update(overrides)
-    return TracingSettings.model_validate(values)
-
-
-def attributes(deployment: str, predictor: str, node: str | None = None) -> dict[str, str]:
-    out = {DEPLOYMENT: deployment, PREDICTOR: predictor}
-    if node is not None:
-        out[NODE] = node
-    return out
-
-
-class Tracing:
-    def __init__(self, settings: TracingSettings, exporter: SpanExporter | None = None) -> None:
-        """`exporter` replaces the OTLP exporter (tests); with neither, spans are made but not exported."""
-        self.settings = settings
-        self.provider = TracerProvider(
-            resource=Resource.create({"service.name": settings.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
-        )
-        if exporter is None and settings.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            exporter = OTLPSpanExporter(
-                endpoint=settings.otlp_endpoint, insecure=_insecure(settings.otlp_endpoint)
-            )
-        if exporter is not None:
-            processor = BatchSpanProcessor(exporter) if settings.batch else SimpleSpanProcessor(exporter)
-            self.provider.add_span_processor(processor)
-        self.tracer: Tracer = self.provider.get_tracer("seldon-mesh.extproc")
-        # W3C last: when Envoy's traceparent and a client's B3/Jaeger headers both arrive, the mesh's wins
-        self._extractor = CompositePropagator(
-            [JaegerPropagator(), B3MultiFormat(), TraceContextTextMapPropagator()]
-        )
-        self._injector = _W3C
-
-    def extract(self, headers: Mapping[str, str]) -> Context:
-        return self._extractor.extract({k.lower(): v for k, v in headers.items()})
-
-    def extract_first(self, *carriers: Mapping[str, str]) -> Context:
-        """The context of the first carrier that holds a valid one. For ext_proc pass the stream's gRPC
-        invocation metadata first (Envoy puts its span for the ext_proc call there), then the forwarded
-        HTTP request headers (which carry only the client's context, if any)."""
-        context = Context()
-        for carrier in carriers:
-            context = self.extract(carrier)
-            if trace.get_current_span(context).get_span_context().is_valid:
-                return context
-        return context
-
-    def inject(self, headers: MutableMapping[str, str], context: Context | None = None) -> None:
-        """Write `traceparent` (and `tracestate`) of the current span, or of `context`."""
-        self._injector.inject(headers, context=context)
-
-    @contextmanager
-    def span(
-        self,
-        name: str,
-        parent: Context | None,
-        attrs: Mapping[str, str],
-        *,
-        client: bool = False,
-    ) -> Iterator[Span]:
-        """A span made current for the block: a server span under `parent`, or a client span under the
-        current one (`client=True`, parent None) for a call to a node."""
-        kind = SpanKind.CLIENT if client else SpanKind.SERVER
-        with self.tracer.start_as_current_span(
-            name, context=parent, kind=kind, attributes=dict(attrs)
-        ) as span:
-            yield span
-
-    def shutdown(self) -> None:
-        self.provider.shutdown()
+    return base.settings_from_env(environ, TracingSettings, **overrides)
 
 
 def inject_current(headers: MutableMapping[str, str]) -> None:
     """Write the current span's `traceparent` into an outgoing request: for the node client, which need
     not hold a `Tracing` (the current span travels in the asyncio context)."""
-    _W3C.inject(headers)
+    W3C.inject(headers)
 
 
 class TracedNodeClient:
@@ -176,7 +98,3 @@ class TracedNodeClient:
         predictor = CURRENT_PREDICTOR.get()
         attrs = attributes(predictor.deployment_name, predictor.predictor_name, node.name)
         return self._tracing.span(f"node {node.name} {method}", None, attrs, client=True)
-
-
-def _insecure(endpoint: str) -> bool:
-    return not endpoint.startswith("https://")

@@ -1,0 +1,136 @@
+"""OpenTelemetry for one mesh process: a tracer provider exporting OTLP/gRPC, propagators that accept W3C
+`traceparent`, Jaeger `uber-trace-id` and B3 (single `b3` or multi `X-B3-*`), and span helpers that put the
+deployment, predictor and node on every span.
+
+No globals: `Tracing` holds its provider and the servers keep the object they were given. Each process
+package subclasses `TracingSettings` (its `service.name`) and `Tracing` (its instrumentation name), and its
+entrypoint builds the settings with `settings_from_env` (reading `OTEL_EXPORTER_OTLP_ENDPOINT`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import TypeVar
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.b3 import B3MultiFormat
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.jaeger import JaegerPropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel, ConfigDict, Field
+
+W3C = TraceContextTextMapPropagator()
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SAMPLING_RATIO_ENV = "SELDON_MESH_TRACE_SAMPLING_RATIO"
+DEPLOYMENT = "seldon.deployment"
+PREDICTOR = "seldon.predictor"
+NODE = "seldon.node"
+
+
+class TracingSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/gRPC collector, e.g. http://jaeger:4317 (Jaeger takes OTLP); None = off."
+    )
+    sampling_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces started here that are kept; a sampled parent is always honoured. "
+        "1.0 because a mesh that routes little traffic locally wants every trace; lower it at scale.",
+    )
+    service_name: str = Field("seldon-mesh", description="`service.name` resource attribute.")
+    batch: bool = Field(
+        True, description="Export in the background in batches; False exports each span as it ends (tests)."
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=TracingSettings)
+
+
+def settings_from_env(
+    environ: Mapping[str, str], settings_type: type[SettingsT], **overrides: object
+) -> SettingsT:
+    """For entrypoints only."""
+    values: dict[str, object] = {"otlp_endpoint": environ.get(OTLP_ENDPOINT_ENV) or None}
+    if environ.get(SAMPLING_RATIO_ENV):
+        values["sampling_ratio"] = float(environ[SAMPLING_RATIO_ENV])
+    values.update(overrides)
+    return settings_type.model_validate(values)
+
+
+def attributes(deployment: str, predictor: str, node: str | None = None) -> dict[str, str]:
+    out = {DEPLOYMENT: deployment, PREDICTOR: predictor}
+    if node is not None:
+        out[NODE] = node
+    return out
+
+
+class Tracing:
+    instrumentation = "seldon-mesh"
+
+    def __init__(self, settings: TracingSettings, exporter: SpanExporter | None = None) -> None:
+        """`exporter` replaces the OTLP exporter (tests); with neither, spans are made but not exported."""
+        self.settings = settings
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": settings.service_name}),
+            sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        )
+        if exporter is None and settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            insecure = not settings.otlp_endpoint.startswith("https://")
+            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=insecure)
+        if exporter is not None:
+            processor = BatchSpanProcessor(exporter) if settings.batch else SimpleSpanProcessor(exporter)
+            self.provider.add_span_processor(processor)
+        self.tracer: Tracer = self.provider.get_tracer(self.instrumentation)
+        # W3C last: when Envoy's traceparent and a client's B3/Jaeger headers both arrive, the mesh's wins
+        self._extractor = CompositePropagator(
+            [JaegerPropagator(), B3MultiFormat(), TraceContextTextMapPropagator()]
+        )
+
+    def extract(self, headers: Mapping[str, str]) -> Context:
+        return self._extractor.extract({k.lower(): v for k, v in headers.items()})
+
+    def extract_first(self, *carriers: Mapping[str, str]) -> Context:
+        """The context of the first carrier that holds a valid one (for ext_proc: the stream's gRPC
+        metadata, where Envoy puts its span, then the forwarded request headers)."""
+        context = Context()
+        for carrier in carriers:
+            context = self.extract(carrier)
+            if trace.get_current_span(context).get_span_context().is_valid:
+                return context
+        return context
+
+    def inject(self, headers: MutableMapping[str, str], context: Context | None = None) -> None:
+        """Write `traceparent` (and `tracestate`) of the current span, or of `context`."""
+        W3C.inject(headers, context=context)
+
+    @contextmanager
+    def span(
+        self,
+        name: str,
+        parent: Context | None,
+        attrs: Mapping[str, str],
+        *,
+        client: bool = False,
+    ) -> Iterator[Span]:
+        """A span made current for the block: a server span under `parent`, or a client span under the
+        current one (`client=True`, parent None) for a call to a node."""
+        kind = SpanKind.CLIENT if client else SpanKind.SERVER
+        with self.tracer.start_as_current_span(
+            name, context=parent, kind=kind, attributes=dict(attrs)
+        ) as span:
+            yield span
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()

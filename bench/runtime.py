@@ -279,7 +279,10 @@ def run_wrk(url: str, body: bytes, concurrency: int, duration: float, work: Path
     out = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": str(body_file)}, check=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"wrk printed no Requests/sec line:\n{out}")
+    rps = float(found.group(1))
     p50 = _wrk_latency(out, "50%")
     p99 = _wrk_latency(out, "99%")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)

@@ -13,7 +13,7 @@ import pytest
 from generated.seldon import prediction_pb2, prediction_pb2_grpc
 from tests.traffic.helpers import at, key, predictors_served, predictors_served_concurrently, rest, split
 from tests.xds_controller.harness import Gateway, GrpcUpstream, HttpUpstream
-from xds_controller.translate import ComponentEndpoints
+from xds_controller.translate import ComponentEndpoints, ComponentKey
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,9 @@ def grpc_pair() -> Iterator[dict[str, GrpcUpstream]]:
         upstream.stop()
 
 
-def _both(name: str, rest_ups: dict[str, HttpUpstream], grpc_ups: dict[str, GrpcUpstream]) -> dict:  # type: ignore[type-arg]
+def _both(
+    name: str, rest_ups: dict[str, HttpUpstream], grpc_ups: dict[str, GrpcUpstream]
+) -> dict[ComponentKey, ComponentEndpoints]:
     return {key(name, p): ComponentEndpoints(http=at(rest_ups[p]), grpc=at(grpc_ups[p])) for p in rest_ups}
 
 

@@ -18,11 +18,10 @@ Summaries: prometheus_client summaries carry `_count` and `_sum` only (no quanti
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,21 +29,13 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Summary,
-    generate_latest,
-    multiprocess,
 )
-from prometheus_client import start_http_server as _start_http_server
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from extproc.codecs import Payload
 from extproc.config import NodeConfig, Timeouts
 from extproc.graph.errors import GraphError
 from extproc.graph.executor import Json, NodeClient
 from extproc.logging import LogOutcome
-
-# prometheus_client leaves these two untyped; typed here once instead of ignoring each call
-_merge_worker_files: Callable[..., object] = multiprocess.MultiProcessCollector
-_mark_process_dead: Callable[..., None] = multiprocess.mark_process_dead
 
 SELDON_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -256,32 +247,3 @@ class PayloadLogMetrics:
     def on_spool_usage(self, events: int, size_bytes: int) -> None:
         self.spool_events.set(events)
         self.spool_bytes.set(size_bytes)
-
-
-class Exposition:
-    """What a scrape returns: this process's registry, or every worker's files in multiprocess mode."""
-
-    def __init__(self, registry: CollectorRegistry, multiprocess_dir: Path | None = None) -> None:
-        self.registry = registry
-        self.multiprocess_dir = multiprocess_dir
-
-    def scrape_registry(self) -> CollectorRegistry:
-        if self.multiprocess_dir is None:
-            return self.registry
-        merged = CollectorRegistry()
-        _merge_worker_files(merged, path=str(self.multiprocess_dir))
-        return merged
-
-    def render(self) -> tuple[bytes, str]:
-        """(body, content type) for a `/prometheus` handler."""
-        return generate_latest(self.scrape_registry()), CONTENT_TYPE_LATEST
-
-    def worker_exited(self, pid: int) -> None:
-        """The supervisor calls this when a worker dies, so its live gauges stop counting."""
-        if self.multiprocess_dir is not None:
-            _mark_process_dead(pid, str(self.multiprocess_dir))
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve the scrape on a background thread (any path answers); the bound port."""
-        server, _ = _start_http_server(port, addr=host, registry=self.scrape_registry())
-        return int(server.server_port)

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -37,17 +36,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Summary,
-    generate_latest,
-    multiprocess,
 )
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 
 log = logging.getLogger(__name__)
-
-# prometheus_client leaves these two untyped; typed here once instead of ignoring each call
-_merge_worker_files: Callable[..., object] = multiprocess.MultiProcessCollector
-_mark_process_dead: Callable[..., None] = multiprocess.mark_process_dead
 
 SELDON_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -202,27 +194,3 @@ class RuntimeMetrics:
                 raise CustomMetricError(f"unknown metric type {kind!r}")
             self._custom[key] = (kind, tag_names, instrument)
             return instrument
-
-
-class Exposition:
-    """What a scrape returns: this process's registry, or every worker's files in multiprocess mode."""
-
-    def __init__(self, registry: CollectorRegistry, multiprocess_dir: Path | None = None) -> None:
-        self.registry = registry
-        self.multiprocess_dir = multiprocess_dir
-
-    def scrape_registry(self) -> CollectorRegistry:
-        if self.multiprocess_dir is None:
-            return self.registry
-        merged = CollectorRegistry()
-        _merge_worker_files(merged, path=str(self.multiprocess_dir))
-        return merged
-
-    def render(self) -> tuple[bytes, str]:
-        """(body, content type) for the `/prometheus` handler."""
-        return generate_latest(self.scrape_registry()), CONTENT_TYPE_LATEST
-
-    def worker_exited(self, pid: int) -> None:
-        """The supervisor calls this when a worker dies, so its live gauges stop counting."""
-        if self.multiprocess_dir is not None:
-            _mark_process_dead(pid, str(self.multiprocess_dir))

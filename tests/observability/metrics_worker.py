@@ -9,7 +9,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from model_runtime.metrics import Exposition, ModelIdentity, RuntimeMetrics
+from model_runtime.metrics import ModelIdentity, RuntimeMetrics
+from telemetry.exposition import Exposition
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from extproc.metrics import Exposition
+from telemetry.exposition import Exposition
 
 
 def samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from extproc.logging import LogOutcome
-from extproc.metrics import ExecutorMetrics, Exposition, NodeLabels, PayloadLogMetrics, PredictorLabels
+from extproc.metrics import ExecutorMetrics, NodeLabels, PayloadLogMetrics, PredictorLabels
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics
+from telemetry.exposition import Exposition
 from xds_controller.metrics import XdsMetrics
 from xds_controller.resource_types import CLUSTER
 from xds_controller.snapshot import Version

@@ -6,28 +6,45 @@ decides field names and `@type` URLs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, grpc_service_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from xds_controller.translate.clusters import static_cluster
 from xds_controller.translate.model import Upstream
 from xds_controller.translate.plan import Transport
 
 XDS_CLUSTER = "seldon-mesh.xds"
+# Envoy's OpenTelemetry tracer exports a batch every `flush_interval_ms` (default 5 s) or once
+# `min_flush_spans` (default 5) spans are waiting; these are runtime keys, not tracer config fields.
+TRACE_FLUSH_INTERVAL_KEY = "tracing.opentelemetry.flush_interval_ms"
+TRACE_MIN_FLUSH_SPANS_KEY = "tracing.opentelemetry.min_flush_spans"
+
+
+def tracer_runtime(flush_interval_ms: int) -> dict[str, int]:
+    """Runtime values exporting the gateway's spans at least every `flush_interval_ms`."""
+    return {TRACE_FLUSH_INTERVAL_KEY: flush_interval_ms, TRACE_MIN_FLUSH_SPANS_KEY: 1}
 
 
 def render_bootstrap(
-    node_id: str, xds: Upstream, admin_port: int, cluster: str = "seldon-mesh", *, delta: bool = True
+    node_id: str,
+    xds: Upstream,
+    admin_port: int,
+    cluster: str = "seldon-mesh",
+    *,
+    delta: bool = True,
+    runtime: Mapping[str, int | float | str | bool] | None = None,
 ) -> dict[str, Any]:
     """Bootstrap JSON for an Envoy that takes all listeners, routes, clusters and endpoints over ADS.
 
     `admin_port` 0 lets Envoy pick one; start it with `--admin-address-path` to learn which. `delta`
     (the default) uses incremental ADS, so a change to one deployment sends only its resources; False
-    uses state-of-the-world ADS, which resends every cluster on any cluster change.
+    uses state-of-the-world ADS, which resends every cluster on any cluster change. `runtime` values
+    (e.g. `tracer_runtime(...)`) form a static runtime layer, under the admin layer.
     """
     api_type = (
         config_source_pb2.ApiConfigSource.DELTA_GRPC if delta else config_source_pb2.ApiConfigSource.GRPC
@@ -64,5 +81,18 @@ def render_bootstrap(
             cds_config=ads,
         ),
     )
+    if runtime:
+        static = struct_pb2.Struct()
+        static.update(dict(runtime))
+        bootstrap.layered_runtime.CopyFrom(
+            bootstrap_pb2.LayeredRuntime(
+                layers=[
+                    bootstrap_pb2.RuntimeLayer(name="static", static_layer=static),
+                    bootstrap_pb2.RuntimeLayer(
+                        name="admin", admin_layer=bootstrap_pb2.RuntimeLayer.AdminLayer()
+                    ),
+                ]
+            )
+        )
     rendered: dict[str, Any] = json_format.MessageToDict(bootstrap, preserving_proto_field_name=True)
     return rendered

@@ -134,7 +134,9 @@ class SnapshotBuilder:
             clusters[spec.name] = (cluster, resource_version(cluster))
             assignment = pack(load_assignment(spec.name, spec.upstreams))
             assignments[spec.name] = (assignment, resource_version(assignment))
-        routes = deployment_routes(deployment, self.gateway.extproc is not None)
+        routes = deployment_routes(
+            deployment, self.gateway.extproc is not None, self.gateway.tracing is not None
+        )
         route_bytes = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes)
         meta = deployment.metadata
         return _Fragment(

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _up(args: argparse.Namespace) -> int:
     from mesh.local.app import LocalMesh, MeshError
-    from mesh.local.settings import LocalSettings
+    from mesh.local.settings import LocalSettings, gateway_tracing_from_env
 
     initial: list[tuple[list[SeldonDeployment], Path]] = []
     for path in args.paths:
@@ -105,6 +106,7 @@ def _up(args: argparse.Namespace) -> int:
         gateway_port=args.port,
         runtime_workers=args.workers,
         xds_delta=args.xds == "delta",
+        tracing=gateway_tracing_from_env(os.environ),
     )
     try:
         asyncio.run(LocalMesh(settings).run(initial))

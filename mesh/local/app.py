@@ -33,6 +33,7 @@ from mesh.local.store import StateStore
 from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port
 from mesh.local.xds import XdsPlane
 from mesh.spec import SeldonDeployment
+from xds_controller.bootstrap import tracer_runtime
 from xds_controller.translate import (
     ComponentEndpoints,
     ComponentKey,
@@ -41,6 +42,7 @@ from xds_controller.translate import (
     Upstream,
     translate,
 )
+from xds_controller.translate.tracing import settings_from_otlp_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,13 @@ class LocalMesh:
                 listen_port=settings.gateway_port,
                 reflection=Upstream(settings.host, reflection_port),
                 extproc=graphs.upstream,
+                tracing=(
+                    settings_from_otlp_endpoint(
+                        settings.tracing.otlp_endpoint, settings.tracing.sampling_ratio
+                    )
+                    if settings.tracing is not None
+                    else None
+                ),
             )
             translate_fn = self._translate
 
@@ -203,7 +212,10 @@ class LocalMesh:
             await self._reconciler.reconcile()
             admin_port = settings.envoy_admin_port or free_port(settings.host)
             self.envoy = EnvoyProcess(
-                xds.bootstrap(admin_port),
+                xds.bootstrap(
+                    admin_port,
+                    tracer_runtime(settings.tracing.flush_interval_ms) if settings.tracing else None,
+                ),
                 workdir=settings.state_dir / "envoy",
                 log_level=settings.envoy_log_level,
             )

@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from telemetry.tracing import TracingSettings, settings_from_env
+
+# The OpenTelemetry SDK's batch export delay, which the gateway's (Envoy's) tracer honours too.
+BSP_SCHEDULE_DELAY_ENV = "OTEL_BSP_SCHEDULE_DELAY"
+
+
+class GatewayTracing(BaseModel):
+    """Envoy's own spans: the gateway exports OTLP/gRPC to the same collector as extproc and runtimes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    otlp_endpoint: str = Field(description="OTLP/gRPC collector, e.g. http://jaeger:4317.")
+    sampling_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of requests without a sampled parent traced."
+    )
+    flush_interval_ms: int = Field(
+        default=5000, gt=0, description="Longest a finished span waits before export (Envoy's default 5 s)."
+    )
+
+
+def gateway_tracing_from_env(environ: Mapping[str, str]) -> GatewayTracing | None:
+    """For the `up` entrypoint: `OTEL_EXPORTER_OTLP_ENDPOINT`, the sampling ratio (as extproc and the
+    runtimes read them) and `OTEL_BSP_SCHEDULE_DELAY`; None when no endpoint is set."""
+    shared = settings_from_env(environ, TracingSettings)
+    if shared.otlp_endpoint is None:
+        return None
+    delay = environ.get(BSP_SCHEDULE_DELAY_ENV)
+    return GatewayTracing(
+        otlp_endpoint=shared.otlp_endpoint,
+        sampling_ratio=shared.sampling_ratio,
+        **({"flush_interval_ms": int(float(delay))} if delay else {}),
+    )
 
 
 class LocalSettings(BaseModel):
@@ -44,6 +78,9 @@ class LocalSettings(BaseModel):
         default=True,
         description="Bootstrap Envoy with incremental (delta) ADS: only changed resources are pushed. False "
         "uses state-of-the-world ADS, which some older proxies and debugging tools expect.",
+    )
+    tracing: GatewayTracing | None = Field(
+        default=None, description="Trace requests at the gateway (Envoy's spans); None: Envoy does not trace."
     )
 
     @property

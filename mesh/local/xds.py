@@ -62,8 +62,12 @@ class XdsPlane(Callbacks):
         if self._server is not None:
             await self._server.stop(1.0)
 
-    def bootstrap(self, admin_port: int) -> dict[str, Any]:
-        return render_bootstrap(self.node_id, Upstream(self.host, self.port), admin_port, delta=self.delta)
+    def bootstrap(
+        self, admin_port: int, runtime: Mapping[str, int | float | str | bool] | None = None
+    ) -> dict[str, Any]:
+        return render_bootstrap(
+            self.node_id, Upstream(self.host, self.port), admin_port, delta=self.delta, runtime=runtime
+        )
 
     def publish(self, resources: Resources) -> str:
         snapshot = Snapshot.of(resources.all())

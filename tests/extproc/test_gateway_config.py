@@ -10,7 +10,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from mesh.spec import SeldonDeployment, parse_deployment
 from xds_controller.translate import GatewaySettings, Resources, Upstream, translate
-from xds_controller.translate.extproc import EXTPROC_CLUSTER, EXTPROC_FILTER
+from xds_controller.translate.extproc import EXTPROC_CLUSTER, EXTPROC_FILTER, OBSERVE_FILTER
 
 WITH_EXTPROC = GatewaySettings(listen_port=8123, extproc=Upstream("127.0.0.1", 7100))
 
@@ -77,7 +77,7 @@ def test_without_extproc_graphs_answer_501_and_no_filter_is_added() -> None:
 def test_filter_is_in_the_chain_disabled_and_fails_closed() -> None:
     resources = translate([], {}, WITH_EXTPROC)
     filters = list(_hcm(resources).http_filters)
-    assert [f.name for f in filters] == [EXTPROC_FILTER, "envoy.filters.http.router"]
+    assert [f.name for f in filters] == [EXTPROC_FILTER, OBSERVE_FILTER, "envoy.filters.http.router"]
     assert filters[0].disabled
     config = ext_proc_pb2.ExternalProcessor()
     filters[0].typed_config.Unpack(config)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 class Unit:
     name: str
     children: tuple[Unit, ...] = ()
+    logger: object | None = None  # a payload logger (`mesh.spec.Logger`); only its presence matters
 
     def nodes(self) -> Iterator[Unit]:
         yield self

@@ -10,6 +10,12 @@ request fail at once with a 503, which the listener's local-reply mappers turn i
 replies extproc produced itself carry dynamic metadata (`GRAPH_REPLY_NAMESPACE`) so the mappers leave
 their bodies alone. gRPC graph requests cannot be answered that way (an ImmediateResponse has no gRPC
 body plus trailers), so their route goes to the same extproc process as an ordinary gRPC upstream.
+
+Single-model predictors with a payload `logger` are logged by a second ext_proc filter, `OBSERVE_FILTER`,
+also disabled by default, in observability mode: Envoy sends extproc copies of the request and response
+(headers and buffered bodies) and never waits for an answer, so logging adds no latency and, with
+`failure_mode_allow`, never fails a request. Their routes enable it with metadata naming the predictor
+plus `OBSERVE_KEY: 1`. Graph routes keep the first filter: extproc logs graph nodes itself.
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ GRAPH_REPLY_KEY = "reply"
 # A whole graph (every node call, each bounded by its own timeout in extproc) must answer within this;
 # Envoy's default of 200 ms per ext_proc message is far too short for a graph of real models.
 MESSAGE_TIMEOUT_S = 300
+# The observability-mode filter for single-model payload logging, and the stream metadata that says so.
+OBSERVE_FILTER = "seldon.extproc.observe"
+OBSERVE_KEY = "x-seldon-observe"
+# Its Envoy stats are `http.<hcm>.ext_proc.observe.*`, apart from the graph filter's.
+OBSERVE_STAT_PREFIX = "observe"
+# How long Envoy keeps an observability stream open after the request ends, so extproc can still read
+# the last (response body) message: a few seconds, more than a local extproc ever needs.
+OBSERVE_CLOSE_TIMEOUT_S = 5
 
 _MODE = processing_mode_pb2.ProcessingMode
 
@@ -66,6 +80,55 @@ def extproc_filter() -> hcm_pb2.HttpFilter:
         ),
     )
     return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=True)
+
+
+def observe_filter() -> hcm_pb2.HttpFilter:
+    """Copies of request and response to extproc for payload logging: asynchronous, never failing."""
+    config = ext_proc_pb2.ExternalProcessor(
+        grpc_service=grpc_service_pb2.GrpcService(
+            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=EXTPROC_CLUSTER)
+        ),
+        failure_mode_allow=True,  # logging must never fail a request
+        observability_mode=True,
+        stat_prefix=OBSERVE_STAT_PREFIX,
+        processing_mode=_MODE(
+            request_header_mode=_MODE.SEND,
+            response_header_mode=_MODE.SEND,
+            request_body_mode=_MODE.BUFFERED,
+            response_body_mode=_MODE.BUFFERED,
+            request_trailer_mode=_MODE.SKIP,
+            response_trailer_mode=_MODE.SKIP,
+        ),
+        deferred_close_timeout=duration_pb2.Duration(seconds=OBSERVE_CLOSE_TIMEOUT_S),
+    )
+    return hcm_pb2.HttpFilter(name=OBSERVE_FILTER, typed_config=_packed(config), disabled=True)
+
+
+def observe_per_route(predictor: str | None) -> any_pb2.Any:
+    """`ExtProcPerRoute` for the observe filter: log as `predictor`, or not at all (None)."""
+    if predictor is None:
+        return _packed(ext_proc_pb2.ExtProcPerRoute(disabled=True))
+    overrides = ext_proc_pb2.ExtProcOverrides(
+        grpc_initial_metadata=[
+            base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor),
+            base_pb2.HeaderValue(key=OBSERVE_KEY, value="1"),
+        ]
+    )
+    return _packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
+
+
+def enable_observe(predictor: str | None) -> any_pb2.Any:
+    """The route's `typed_per_filter_config[OBSERVE_FILTER]` entry that turns payload logging on.
+
+    With `predictor` None (a split) it only enables; each weighted cluster then names its predictor or
+    turns logging off (`observe_per_route`).
+    """
+    inner = (
+        observe_per_route(predictor)
+        if predictor is not None
+        else _packed(ext_proc_pb2.ExtProcPerRoute(overrides=ext_proc_pb2.ExtProcOverrides()))
+    )
+    return _packed(route_components_pb2.FilterConfig(config=inner))
 
 
 def extproc_per_route(predictor: str | None) -> any_pb2.Any:

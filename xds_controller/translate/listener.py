@@ -25,9 +25,15 @@ from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
-from xds_controller.translate.extproc import GRAPH_REPLY_KEY, GRAPH_REPLY_NAMESPACE, extproc_filter
+from xds_controller.translate.extproc import (
+    GRAPH_REPLY_KEY,
+    GRAPH_REPLY_NAMESPACE,
+    extproc_filter,
+    observe_filter,
+)
 from xds_controller.translate.model import GatewaySettings
 from xds_controller.translate.routes import ROUTE_CONFIG_NAME
+from xds_controller.translate.tracing import hcm_tracing
 
 LISTENER_NAME = "seldon-gateway"
 
@@ -114,10 +120,11 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     return hcm_pb2.LocalReplyConfig(mappers=mappers)
 
 
-def http_connection_manager(extproc: bool = False) -> hcm_pb2.HttpConnectionManager:
-    # ext_proc (disabled unless a graph route enables it) must run before the router.
-    graph_filters = [extproc_filter()] if extproc else []
-    return hcm_pb2.HttpConnectionManager(
+def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionManager:
+    # Both ext_proc filters (disabled unless a graph route, or a logged single-model route, enables one)
+    # run before the router; the graph one first, since it may answer the request itself.
+    extproc_filters = [extproc_filter(), observe_filter()] if gateway.extproc is not None else []
+    manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
         rds=hcm_pb2.Rds(
@@ -127,7 +134,7 @@ def http_connection_manager(extproc: bool = False) -> hcm_pb2.HttpConnectionMana
             ),
         ),
         http_filters=[
-            *graph_filters,
+            *extproc_filters,
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
         generate_request_id=wrappers_pb2.BoolValue(value=True),
@@ -140,6 +147,9 @@ def http_connection_manager(extproc: bool = False) -> hcm_pb2.HttpConnectionMana
         ),
         local_reply_config=local_reply_config(),
     )
+    if gateway.tracing is not None:
+        manager.tracing.CopyFrom(hcm_tracing(gateway.tracing))
+    return manager
 
 
 def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
@@ -155,7 +165,7 @@ def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
                 filters=[
                     listener_components_pb2.Filter(
                         name="envoy.filters.network.http_connection_manager",
-                        typed_config=_packed(http_connection_manager(gateway.extproc is not None)),
+                        typed_config=_packed(http_connection_manager(gateway)),
                     )
                 ]
             )

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 from google.protobuf.message import Message
 
 from xds_controller.snapshot import Snapshot
+from xds_controller.translate.tracing import GatewayTracingSettings
 
 
 class PredictiveUnitView(Protocol):
@@ -97,6 +98,8 @@ class GatewaySettings:
     reflection: Upstream | None = None
     # The extproc gRPC server (ext_proc + gRPC graph edges); None: graph predictors answer 501.
     extproc: Upstream | None = None
+    # Envoy's OpenTelemetry tracer exporting to this collector, and per-route span tags; None: no tracing.
+    tracing: GatewayTracingSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ Non-shadow predictors split traffic with weighted clusters by `traffic` (hashed 
 predictor matches the request header `Seldon-Predictor: <name>` and pins the request to it. Retries,
 timeouts and the body buffer come from the deployment's `TrafficPolicy`. Every response carries
 `Seldon-Puid` (the request id) and `Seldon-Predictor`.
+
+Where a direct (single-model) predictor has a payload `logger`, its routes and weighted clusters turn on
+the observability-mode ext_proc filter (`OBSERVE_FILTER`) naming the predictor. With gateway tracing,
+every deployment route tags Envoy's span with the deployment and the predictor it names.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from xds_controller.translate.clusters import REFLECTION_CLUSTER
 from xds_controller.translate.extproc import (
     EXTPROC_CLUSTER,
     EXTPROC_FILTER_KEY,
+    OBSERVE_FILTER,
     enable_extproc,
+    enable_observe,
     extproc_per_route,
+    observe_per_route,
     predictor_header,
 )
-from xds_controller.translate.model import DeploymentView, GatewaySettings
+from xds_controller.translate.model import DeploymentView, GatewaySettings, PredictorView
 from xds_controller.translate.plan import (
     Direct,
     Graph,
@@ -44,6 +51,7 @@ from xds_controller.translate.plan import (
     plan_predictor,
 )
 from xds_controller.translate.policy import TrafficPolicy, policy_of
+from xds_controller.translate.tracing import route_tracing
 
 ROUTE_CONFIG_NAME = "seldon-gateway"
 PUID_HEADER = "seldon-puid"
@@ -180,6 +188,7 @@ def _forward(
         return None, route_components_pb2.DirectResponseAction(status=503, body=body), ""
     action = _action(deployment, transport, policy)
     weighted = _weights(directs, {p.name: p.traffic for p in primaries})
+    logged = {p.name for p in primaries if _logged(deployment, p)} if extproc else set()
     predictor = ""
     if len(weighted) == 1:
         action.cluster = _target(weighted[0][0], transport)
@@ -197,6 +206,10 @@ def _forward(
                 )
             elif isinstance(plan, Graph):
                 entry.request_headers_to_add.append(predictor_header(plan.predictor))
+            if logged:
+                entry.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(
+                    observe_per_route(plan.predictor if plan.predictor in logged else None)
+                )
             action.weighted_clusters.clusters.append(entry)
         if policy.sticky_header:
             # The split is decided by a hash of the header's value instead of a random number, so one
@@ -210,6 +223,12 @@ def _forward(
                 )
             )
     return action, None, predictor
+
+
+def _logged(deployment: DeploymentView, predictor: PredictorView) -> bool:
+    """A direct predictor whose node has a payload logger: the observe filter logs it."""
+    plan = plan_predictor(deployment, predictor)
+    return isinstance(plan, Direct) and any(getattr(n, "logger", None) is not None for n in predictor.nodes())
 
 
 def _route_name(deployment: DeploymentView, transport: Transport, predictor: str = "") -> str:
@@ -254,6 +273,8 @@ def _pinned_routes(
         )
         if isinstance(plan, Graph):
             _serve_graph(route, plan.predictor, transport)
+        elif extproc and _logged(deployment, predictor):
+            route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(predictor.name))
         routes.append(_buffered(route, policy))
     return routes
 
@@ -276,11 +297,20 @@ def _deployment_route(
             # A split with a graph: enable ext_proc here; each weighted cluster then names its graph
             # predictor, or turns ext_proc off for a direct one.
             _serve_graph(route, None, transport)
+        if any(OBSERVE_FILTER in c.typed_per_filter_config for c in action.weighted_clusters.clusters):
+            # A split with a logged direct predictor: each weighted cluster logs, or not.
+            route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(None))
+        elif action.cluster != EXTPROC_CLUSTER and extproc and _is_logged(deployment, predictor):
+            route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(predictor))
     else:
         route.direct_response.CopyFrom(direct)
     if predictor:
         route.response_headers_to_add.append(_predictor_header(predictor))
     return route
+
+
+def _is_logged(deployment: DeploymentView, name: str) -> bool:
+    return any(p.name == name and _logged(deployment, p) for p in deployment.spec.predictors)
 
 
 def _clusters_of(action: route_components_pb2.RouteAction) -> set[str]:
@@ -333,7 +363,11 @@ def _translation_routes(
     return routes
 
 
-def deployment_routes(deployment: DeploymentView, extproc: bool = False) -> list[route_components_pb2.Route]:
+def deployment_routes(
+    deployment: DeploymentView, extproc: bool = False, traced: bool = False
+) -> list[route_components_pb2.Route]:
+    """`extproc`: the gateway has extproc (graphs, translation, logging); `traced`: Envoy traces, so
+    each route tags its span with the deployment and the predictor it names (none for a split)."""
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
         safe_regex=regex_pb2.RegexMatcher(regex=_GRPC_PATH_REGEX),
@@ -342,13 +376,21 @@ def deployment_routes(deployment: DeploymentView, extproc: bool = False) -> list
     )
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
     policy = policy_of(deployment.annotations)
-    return [
+    routes = [
         *(_translation_routes(deployment, grpc_match, rest_match) if extproc else []),
         *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy, extproc),
         _deployment_route(deployment, Transport.GRPC, grpc_match, policy, extproc),
         *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc),
         _deployment_route(deployment, Transport.HTTP, rest_match, policy, extproc),
     ]
+    if traced:
+        for route in routes:
+            # the predictor a route names is the one its `Seldon-Predictor` response header names
+            named = [
+                h.header.value for h in route.response_headers_to_add if h.header.key == PREDICTOR_HEADER
+            ]
+            route.tracing.CopyFrom(route_tracing(meta.name, named[0] if named else None))
+    return routes
 
 
 def gateway_routes(
@@ -357,7 +399,7 @@ def gateway_routes(
     """Routes for `deployments` in the order given (translate sorts them), then reflection and 404."""
     routes: list[route_components_pb2.Route] = []
     for deployment in deployments:
-        routes.extend(deployment_routes(deployment, gateway.extproc is not None))
+        routes.extend(deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None))
     if gateway.reflection is not None:
         routes.append(
             route_components_pb2.Route(

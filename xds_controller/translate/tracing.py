@@ -127,9 +127,14 @@ def gateway_tracing(
     return hcm_tracing(settings), collector_cluster(settings)
 
 
-def route_tracing(deployment: str, predictor: str, node: str | None = None) -> route_components_pb2.Tracing:
-    """Per-route span tags, so the gateway's span names the deployment and predictor it served."""
-    values = {DEPLOYMENT_TAG: deployment, PREDICTOR_TAG: predictor}
+def route_tracing(
+    deployment: str, predictor: str | None, node: str | None = None
+) -> route_components_pb2.Tracing:
+    """Per-route span tags, so the gateway's span names the deployment and predictor it served (a split
+    route, whose predictor is drawn per request, names none)."""
+    values = {DEPLOYMENT_TAG: deployment}
+    if predictor is not None:
+        values[PREDICTOR_TAG] = predictor
     if node is not None:
         values[NODE_TAG] = node
     tags = [

@@ -19,6 +19,7 @@ from xds_controller.translate.model import (
 )
 from xds_controller.translate.plan import Transport
 from xds_controller.translate.routes import gateway_routes
+from xds_controller.translate.tracing import collector_cluster
 
 
 def translate(
@@ -32,6 +33,8 @@ def translate(
         clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))
     if gateway.extproc is not None:
         clusters.append(static_cluster(EXTPROC_CLUSTER, Transport.GRPC, gateway.extproc))
+    if gateway.tracing is not None:
+        clusters.append(collector_cluster(gateway.tracing))
     return Resources(
         listeners=(gateway_listener(gateway),),
         routes=(gateway_routes(ordered, gateway),),

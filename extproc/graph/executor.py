@@ -85,6 +85,11 @@ class GraphExecutor:
         self._events = events or NoEvents()
         self._routers: dict[tuple[Any, ...], BuiltinRouter] = {}
 
+    @property
+    def events(self) -> NodeEvents:
+        """The payload-logging hook, shared with extproc's single-model (observability-mode) logging."""
+        return self._events
+
     # -- predictions ---------------------------------------------------------------------------------
     async def predict(
         self,

@@ -1,8 +1,10 @@
-"""The graph executor's `extproc.events.NodeEvents` hook, implemented by the payload logger.
+"""The `extproc.events.NodeEvents` hook, implemented by the payload logger.
 
 For a node whose spec has `logger: {mode, url}`, the executor calls `request(...)` before the node call
-and `response(...)` after it; this turns each into a CloudEvent and queues it with `PayloadLogger.submit`,
-never waiting (the writer thread spools it; a refusal is counted and logged by the logger).
+and `response(...)` after it; the observability-mode streams of single-model predictors call
+`request_bytes(...)` and `response_bytes(...)` with the bodies as they crossed the gateway. Each becomes a
+CloudEvent queued with `PayloadLogger.submit`, never waiting (the writer thread spools it; a refusal is
+counted and logged by the logger).
 
 Typed structurally (`_Predictor`, `_Node`, `_Payload`), so this package still imports nothing of the
 executor. A request carrying `Seldon-Skip-Logging` (see `skip_logging_requested`) should get the
@@ -55,25 +57,41 @@ class SpoolingNodeEvents:
 
     def request(self, predictor: _Predictor, node: _Node, puid: str, payload: _Payload) -> None:
         if (node.logger_mode or "").lower() in _LOGS_REQUEST:
-            self._logger.submit(self._event(EventType.REQUEST, predictor, node, puid, payload))
+            body = orjson.dumps(payload.body, option=orjson.OPT_SERIALIZE_NUMPY)
+            self._logger.submit(self._event(EventType.REQUEST, predictor, node, puid, body, payload.protocol))
 
     def response(self, predictor: _Predictor, node: _Node, puid: str, payload: _Payload) -> None:
         if (node.logger_mode or "").lower() in _LOGS_RESPONSE:
-            self._logger.submit(self._event(EventType.RESPONSE, predictor, node, puid, payload))
+            body = orjson.dumps(payload.body, option=orjson.OPT_SERIALIZE_NUMPY)
+            self._logger.submit(
+                self._event(EventType.RESPONSE, predictor, node, puid, body, payload.protocol)
+            )
+
+    def request_bytes(
+        self, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str
+    ) -> None:
+        if (node.logger_mode or "").lower() in _LOGS_REQUEST:
+            self._logger.submit(self._event(EventType.REQUEST, predictor, node, puid, body, protocol))
+
+    def response_bytes(
+        self, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str
+    ) -> None:
+        if (node.logger_mode or "").lower() in _LOGS_RESPONSE:
+            self._logger.submit(self._event(EventType.RESPONSE, predictor, node, puid, body, protocol))
 
     def _event(
-        self, kind: EventType, predictor: _Predictor, node: _Node, puid: str, payload: _Payload
+        self, kind: EventType, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str
     ) -> PayloadEvent:
         return PayloadEvent(
             type=kind,
-            body=orjson.dumps(payload.body, option=orjson.OPT_SERIALIZE_NUMPY),
+            body=body,
             content_type="application/json",
             request_id=puid,
             model_id=node.name,
             deployment=predictor.deployment,
             namespace=predictor.namespace,
             predictor=predictor.name,
-            protocol=payload.protocol,
+            protocol=protocol,
             source=self._source,
             destination=node.logger_url or None,
         )

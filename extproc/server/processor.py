@@ -31,6 +31,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from extproc.graph import GraphError
+from extproc.server.exchanges import ExchangeLog, is_observe_stream
 from extproc.server.frontend import Frontend, Reply
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ _EMPTY_REPLIES = {
 class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     def __init__(self, frontend: Frontend) -> None:
         self._frontend = frontend
+        self._exchanges = ExchangeLog(frontend.predictor, frontend.executor.events)
 
     async def Process(
         self,
@@ -84,6 +86,9 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[ep.ProcessingResponse]:
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        if is_observe_stream(metadata):  # single-model payload logging: Envoy waits for no answer
+            await self._exchanges.consume(request_iterator, metadata)
+            return
         predictor_name = metadata.get(PREDICTOR_METADATA)
         headers: dict[str, str] = {}
         body = bytearray()

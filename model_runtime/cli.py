@@ -2,7 +2,9 @@
 
 This is the only module (with `microservice`) that reads the environment:
 `PREDICTIVE_UNIT_PARAMETERS` (when `--parameters` is absent), `PREDICTIVE_UNIT_ID`,
-`PREDICTIVE_UNIT_IMAGE` and `INCLUDE_METRICS_IN_CLIENT_RESPONSE`.
+`PREDICTIVE_UNIT_IMAGE`, `INCLUDE_METRICS_IN_CLIENT_RESPONSE`, the metric labels Seldon gives a
+component (`SELDON_DEPLOYMENT_ID`, `PREDICTOR_ID`, `PREDICTOR_VERSION`) and the tracing variables
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, `SELDON_MESH_TRACE_SAMPLING_RATIO`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from model_runtime import tracing
 from model_runtime.errors import BadParameter
+from model_runtime.metrics import identity_from_env
 from model_runtime.parameters import parse_parameters
 from model_runtime.settings import GIB, GRPC_MAX_MESSAGE, RuntimeSettings, ServiceType
 from model_runtime.workers import configure_logging, run
@@ -48,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_server_flags(parser: argparse.ArgumentParser, default_ports: tuple[int, int] | None) -> None:
+def add_server_flags(
+    parser: argparse.ArgumentParser,
+    default_ports: tuple[int, int] | None,
+    default_metrics_port: int | None = None,
+) -> None:
     serve = parser.add_argument_group("how to serve")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     if default_ports is None:
@@ -71,6 +79,19 @@ def add_server_flags(parser: argparse.ArgumentParser, default_ports: tuple[int, 
     )
     serve.add_argument("--graceful-shutdown", type=float, default=10.0, help="seconds (default 10)")
     serve.add_argument("--log-level", default="INFO")
+    report = parser.add_argument_group("what to report")
+    report.add_argument(
+        "--metrics-port",
+        type=int,
+        default=default_metrics_port,
+        help="serve Prometheus metrics (/prometheus, /metrics) on this port"
+        + (f" (default {default_metrics_port})" if default_metrics_port is not None else " (default: none)"),
+    )
+    report.add_argument(
+        "--gateway-facing",
+        action="store_true",
+        help="the gateway routes this predictor straight here: record the executor's request histogram",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -110,9 +131,14 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "max_batch_size": _first(args.max_batch_size, batch_size, 1),
         "max_batch_time_ms": _first(args.max_batch_time_ms, batch_time, 0.0),
     }
+    telemetry = {
+        "metrics_port": args.metrics_port,
+        "identity": identity_from_env(environ, gateway_facing=args.gateway_facing),
+        "tracing": tracing.settings_from_env(environ),
+    }
     try:
         return RuntimeSettings.model_validate(
-            {"component": component, "server": server, "log_level": args.log_level}
+            {"component": component, "server": server, "telemetry": telemetry, "log_level": args.log_level}
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from model_runtime.component import Component, check_metrics
 from model_runtime.errors import (
@@ -18,6 +18,7 @@ from model_runtime.errors import (
     LoadError,
     NotImplementedByComponent,
     NotReady,
+    RuntimeFailure,
     UserCodeError,
 )
 from model_runtime.message import (
@@ -41,9 +42,28 @@ Loader = Callable[[ComponentSettings], Component]
 NamesPolicy = Callable[[int | None, list[str]], list[str]]  # (output columns, request names) → names
 
 
+class MetricsRecorder(Protocol):
+    """Where the metrics a component reports go (`metrics.RuntimeMetrics`); it never raises."""
+
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None: ...
+
+    def record_feedback(self, reward: float) -> None: ...
+
+
+class NoRecording:
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None:
+        pass
+
+    def record_feedback(self, reward: float) -> None:
+        pass
+
+
 class DataPlane:
-    def __init__(self, settings: ComponentSettings, loader: Loader) -> None:
+    def __init__(
+        self, settings: ComponentSettings, loader: Loader, recorder: MetricsRecorder | None = None
+    ) -> None:
         self.settings = settings
+        self.recorder: MetricsRecorder = recorder or NoRecording()
         self._loader = loader
         self._component: Component | None = None
         self._failure: str | None = None
@@ -155,8 +175,11 @@ class DataPlane:
     def send_feedback(self, request: Request) -> Reply:
         component = self.check_ready()
         if component.send_feedback_raw is not None:
-            return self._raw(component.send_feedback_raw, request)
+            reply = self._raw(component.send_feedback_raw, request)
+            self._record_reward(request)
+            return reply
         feedback: Feedback = request.decoded()
+        self.recorder.record_feedback(feedback.reward)
         source = feedback.request or Message()
         puid = _puid(request.puid, source.meta.puid)
         output: Any = None
@@ -250,6 +273,14 @@ class DataPlane:
     def _raw(self, caller: Callable[..., Any], request: Request) -> Reply:
         return Reply(_puid(request.puid, ""), raw=caller(request.raw))
 
+    def _record_reward(self, request: Request) -> None:
+        """Feedback handled by `send_feedback_raw` still counts; a message without a reward counts 0."""
+        try:
+            reward = float(request.decoded().reward)
+        except (RuntimeFailure, TypeError, ValueError):
+            reward = 0.0
+        self.recorder.record_feedback(reward)
+
     def _respond(
         self,
         component: Component,
@@ -268,8 +299,11 @@ class DataPlane:
             routing=request.meta.routing,
             request_path={**request.meta.request_path, self.settings.unit_id: self.settings.unit_image},
         )
-        if self.settings.include_metrics_in_response:
-            meta.metrics = component.metrics() + check_metrics(response.metrics)
+        metrics = component.metrics() + check_metrics(response.metrics)
+        if metrics:
+            self.recorder.record_custom(metrics)
+            if self.settings.include_metrics_in_response:
+                meta.metrics = metrics
         names = request_names or []
         return Message(to_payload(response.data, kind, lambda columns: names_for(columns, names)), meta)
 

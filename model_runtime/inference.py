@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from model_runtime.component import Component
+from model_runtime.component import Component, check_metrics
 from model_runtime.dataplane import DataPlane, new_puid
 from model_runtime.errors import BadRequest, NotFound, NotImplementedByComponent, UserCodeError
 from model_runtime.response import SeldonResponse
@@ -89,6 +89,7 @@ class InferenceCore:
             if not isinstance(result, dict):
                 raise UserCodeError(f"predict_tensors must return a dict, got {type(result).__name__}")
             outputs = [to_output(str(k), v) for k, v in result.items()]
+            self._record(component.metrics())
         else:
             outputs = self._call_seldon(component, request, request_id)
         if request.outputs:
@@ -99,10 +100,17 @@ class InferenceCore:
         method = self._method(component)
         features, names = stack_inputs(request.inputs)
         meta = {"puid": request_id, "tags": {}, "routing": {}, "requestPath": {}}
-        data = SeldonResponse.create(method(features, names, meta)).data
+        response = SeldonResponse.create(method(features, names, meta))
+        self._record(component.metrics() + check_metrics(response.metrics))
+        data = response.data
         if isinstance(data, dict):
             return [to_output(str(k), v) for k, v in data.items()]
         return [to_output(component.v2_output_name, data)]
+
+    def _record(self, metrics: list[dict[str, Any]]) -> None:
+        """Custom metrics of one model call (a merged batch is one call), as the v1 path records them."""
+        if metrics:
+            self.plane.recorder.record_custom(metrics)
 
     def _method(self, component: Component) -> Callable[..., Any]:
         service_type = self.plane.settings.service_type

@@ -1,9 +1,10 @@
 """`python -m model_runtime.microservice Model --service-type MODEL ...`: Seldon's
 `seldon-core-microservice` command line, mapped onto the same settings and core.
 
-Ports default to `$PREDICTIVE_UNIT_HTTP_SERVICE_PORT` / `$PREDICTIVE_UNIT_GRPC_SERVICE_PORT`, else 9000
-and 5000, and the host to 0.0.0.0, as in a Seldon container; the user class is looked up in the current
-directory. Flags this runtime has no use for (`--metrics-port`, `--single-threaded`, ...) are accepted.
+Ports default to `$PREDICTIVE_UNIT_HTTP_SERVICE_PORT` / `$PREDICTIVE_UNIT_GRPC_SERVICE_PORT` /
+`$PREDICTIVE_UNIT_METRICS_SERVICE_PORT`, else 9000, 5000 and 6000, and the host to 0.0.0.0, as in a Seldon
+container; the user class is looked up in the current directory. Flags this runtime has no use for
+(`--single-threaded`, `--tracing`, ...) are accepted.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None)
     parser.add_argument("--model-uri", default=None)
     parser.add_argument("--model-cache-dir", type=Path, default=None)
-    for ignored in ("--metrics-port", "--grpc-workers", "--grpc-threads", "--persistence", "--tracing"):
+    for ignored in ("--grpc-workers", "--grpc-threads", "--persistence", "--tracing"):
         parser.add_argument(ignored, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--single-threaded", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         int(os.environ.get("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "9000")),
         int(os.environ.get("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "5000")),
     )
-    add_server_flags(parser, default_ports=ports)
+    metrics_port = int(os.environ.get("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", "6000"))
+    add_server_flags(parser, default_ports=ports, default_metrics_port=metrics_port)
     parser.set_defaults(host="0.0.0.0")
     return parser
 

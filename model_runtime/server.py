@@ -14,18 +14,24 @@ import socket
 import threading
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import uvicorn
 import uvloop
 from grpc_health.v1._async import HealthServicer
+from prometheus_client import CollectorRegistry
 
-from model_runtime.batching import blocking_runner, make_infer
+from model_runtime.batching import Infer, blocking_runner, make_infer
 from model_runtime.dataplane import DataPlane
 from model_runtime.inference import InferenceCore
 from model_runtime.loader import load_component
+from model_runtime.metrics import RuntimeMetrics
+from model_runtime.observe import RequestObserver
 from model_runtime.rest import RestApp
 from model_runtime.rpc import create_server, mark_serving
-from model_runtime.settings import RuntimeSettings, ServerSettings
+from model_runtime.settings import RuntimeSettings, ServerSettings, TelemetrySettings
+from model_runtime.tracing import Tracing
+from telemetry.exposition import Exposition
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +74,43 @@ async def serve(
         if server_settings.user_code_threads
         else None
     )
-    core = DataPlane(settings.component, load_component)
+    metrics = RuntimeMetrics(CollectorRegistry(), settings.telemetry.identity)
+    tracing = Tracing(settings.telemetry.tracing) if settings.telemetry.tracing.otlp_endpoint else None
+    observer = RequestObserver(metrics, tracing, settings.component.name)
+    core = DataPlane(settings.component, load_component, metrics)
     inference = InferenceCore(core)
     infer = make_infer(inference, server_settings, blocking_runner(executor))
     loading = asyncio.create_task(_load_in_thread(core))
+    parts = _Parts(core, inference, infer, executor, observer, metrics, loading)
+    try:
+        await _serve_parts(settings, parts, stop, stop_task, load_before_binding)
+    finally:
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)  # flush what is batched
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What one process serves, built before any port is bound."""
+
+    core: DataPlane
+    inference: InferenceCore
+    infer: Infer
+    executor: ThreadPoolExecutor | None
+    observer: RequestObserver
+    metrics: RuntimeMetrics
+    loading: asyncio.Task[bool]
+
+
+async def _serve_parts(
+    settings: RuntimeSettings,
+    parts: _Parts,
+    stop: asyncio.Event,
+    stop_task: asyncio.Task[bool],
+    load_before_binding: bool,
+) -> None:
+    server_settings = settings.server
+    core, executor, loading = parts.core, parts.executor, parts.loading
     if load_before_binding:
         await asyncio.wait({loading, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
@@ -79,18 +118,24 @@ async def serve(
     http_socket = bind_http(server_settings)
     try:
         grpc_server, health_servicer, grpc_port = create_server(
-            server_settings, core, executor, inference, infer
+            server_settings, core, executor, parts.inference, parts.infer, parts.observer
         )
     except RuntimeError as exc:
         http_socket.close()
         raise StartupError(
             f"cannot serve gRPC on {server_settings.host}:{server_settings.grpc_port}: {exc}"
         ) from exc
+    if settings.telemetry.multiprocess_dir is None:  # with several workers their supervisor serves it
+        try:
+            serve_metrics(Exposition(parts.metrics.registry), settings.telemetry, server_settings.host)
+        except StartupError:
+            http_socket.close()
+            raise
     await mark_serving(health_servicer, False)
     await grpc_server.start()
 
     config = uvicorn.Config(
-        RestApp(core, server_settings, executor, inference, infer),
+        RestApp(core, server_settings, executor, parts.inference, parts.infer, parts.observer),
         http="httptools",
         lifespan="off",
         ws="none",
@@ -123,6 +168,18 @@ async def serve(
     if executor is not None:
         executor.shutdown(wait=False, cancel_futures=True)
     log.info("runtime %s stopped", settings.component.name)
+
+
+def serve_metrics(exposition: Exposition, telemetry: TelemetrySettings, host: str) -> int | None:
+    """Serve the Prometheus scrape on its own port (any path answers: `/prometheus`, `/metrics`)."""
+    if telemetry.metrics_port is None:
+        return None
+    try:
+        port = exposition.serve(telemetry.metrics_port, host)
+    except OSError as exc:
+        raise StartupError(f"cannot serve metrics on {host}:{telemetry.metrics_port}: {exc}") from exc
+    log.info("metrics on http://%s:%d/prometheus", host, port)
+    return port
 
 
 async def _serving_once_loaded(loading: asyncio.Task[bool], health_servicer: HealthServicer) -> None:

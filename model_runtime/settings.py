@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model_runtime.metrics import ModelIdentity
 from model_runtime.parameters import ParamValue
+from model_runtime.tracing import TracingSettings
 
 GIB = 1 << 30
 GRPC_MAX_MESSAGE = (1 << 31) - 1  # grpcio caps message sizes at int32 max
@@ -46,7 +48,8 @@ class ComponentSettings(BaseModel):
     unit_image: str = Field("", description="`meta.requestPath` value (PREDICTIVE_UNIT_IMAGE).")
     include_metrics_in_response: bool = Field(
         True,
-        description="Echo custom metrics in `meta.metrics`; on because no separate metrics port exists yet.",
+        description="Echo custom metrics in `meta.metrics` (INCLUDE_METRICS_IN_CLIENT_RESPONSE); they are "
+        "recorded on the metrics port either way. On, as this runtime has always answered.",
     )
     model_cache_dir: Path | None = Field(
         None, description="Where downloaded models go; None = a fresh temporary directory per process."
@@ -96,9 +99,36 @@ class ServerSettings(BaseModel):
         return self
 
 
+class TelemetrySettings(BaseModel):
+    """What the runtime reports: Prometheus metrics on their own port and OpenTelemetry spans."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Prometheus scrape port (`/prometheus`, also `/metrics`); None serves none. Several "
+        "workers share one port, served by their supervisor with every worker's files merged.",
+    )
+    identity: ModelIdentity = Field(
+        default_factory=ModelIdentity,
+        description="Seldon's metric labels, and whether the gateway routes straight here (then this "
+        "runtime records the executor's server histogram, as no ext_proc sees the request).",
+    )
+    tracing: TracingSettings = Field(
+        default_factory=lambda: TracingSettings.model_validate({}),
+        description="Spans per request, exported over OTLP; off unless an endpoint is given.",
+    )
+    multiprocess_dir: Path | None = Field(
+        None, description="prometheus_client multiprocess directory; set by the worker supervisor only."
+    )
+
+
 class RuntimeSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     component: ComponentSettings
     server: ServerSettings
+    telemetry: TelemetrySettings = Field(default_factory=lambda: TelemetrySettings.model_validate({}))
     log_level: str = Field("INFO", description="Python logging level name.")

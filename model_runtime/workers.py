@@ -3,6 +3,10 @@
 The parent only supervises: it restarts a worker that dies, forwards SIGTERM/SIGINT, waits for the
 workers to stop gracefully and kills stragglers. Each worker asks the kernel to SIGTERM it if the parent
 dies, so no worker outlives its supervisor.
+
+Metrics of several workers: the parent sets `PROMETHEUS_MULTIPROC_DIR` to a fresh directory before the
+first worker starts (prometheus_client reads it at import), every worker writes its values there, and the
+parent serves the metrics port with all of them merged, marking a dead worker's live gauges gone.
 """
 
 from __future__ import annotations
@@ -10,21 +14,29 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
-from model_runtime.server import StartupError, run_process, run_worker_process
+from prometheus_client import CollectorRegistry
+
+from model_runtime.server import StartupError, run_process, run_worker_process, serve_metrics
 from model_runtime.settings import RuntimeSettings
+from telemetry.exposition import Exposition
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _RESTART_BACKOFF = 1.0  # seconds between restarts of a crashing worker, so a crash loop cannot spin
 _EXTRA_STOP_SECONDS = 5.0  # on top of the graceful period, before stragglers are killed
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def configure_logging(level: str) -> None:
@@ -69,6 +81,28 @@ def _die_with_parent() -> None:
 
 
 def _supervise(settings: RuntimeSettings) -> int:
+    directory = Path(tempfile.mkdtemp(prefix="seldon-mesh-metrics-"))
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = str(directory)  # spawned workers inherit it before importing anything
+    try:
+        telemetry = settings.telemetry.model_copy(update={"multiprocess_dir": directory})
+        settings = settings.model_copy(update={"telemetry": telemetry})
+        exposition = Exposition(CollectorRegistry(), directory)
+        try:
+            serve_metrics(exposition, telemetry, settings.server.host)
+        except StartupError as exc:
+            log.error("%s", exc)
+            return 1
+        return _supervise_workers(settings, exposition)
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _supervise_workers(settings: RuntimeSettings, exposition: Exposition) -> int:
     context = multiprocessing.get_context("spawn")
     settings_json = settings.model_dump_json()
     stopping = False
@@ -98,6 +132,8 @@ def _supervise(settings: RuntimeSettings) -> int:
                 stopping, exit_code = True, 1
                 break
             log.warning("worker %d exited with %s; restarting", index, worker.exitcode)
+            if worker.pid is not None:
+                exposition.worker_exited(worker.pid)
             time.sleep(_RESTART_BACKOFF)
             workers[index] = start(index)
 

@@ -32,6 +32,7 @@ from model_runtime.dataplane import DataPlane
 from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
+from model_runtime.observe import Observed, RequestObserver
 from model_runtime.rest.errors import http_status
 from model_runtime.rest.openapi import openapi_document, swagger_ui_html
 from model_runtime.rest.v2 import Infer, V2Routes
@@ -48,6 +49,21 @@ Handler = Callable[[Scope, Receive], Awaitable[Result]]
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
+# path -> (Seldon's `service` label when it is an external request, span method when traced)
+OBSERVED_PATHS: dict[str, tuple[str | None, str | None]] = {
+    "/api/v1.0/predictions": ("predictions", "predictions"),
+    "/api/v0.1/predictions": ("predictions", "predictions"),
+    "/api/v1.0/feedback": ("feedback", "feedback"),
+    "/api/v1.0/metadata": ("metadata", None),
+    "/api/v1.0/health/status": ("status", None),
+    "/predict": (None, "predict"),
+    "/transform-input": (None, "transform-input"),
+    "/transform-output": (None, "transform-output"),
+    "/route": (None, "route"),
+    "/aggregate": (None, "aggregate"),
+    "/send-feedback": (None, "feedback"),
+}
+
 
 class RestApp:
     """An ASGI application serving one `DataPlane`."""
@@ -59,6 +75,7 @@ class RestApp:
         executor: Executor | None = None,
         inference: InferenceCore | None = None,
         infer: Infer | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.core = core
         self.limit = settings.max_request_bytes
@@ -98,6 +115,16 @@ class RestApp:
             }
         )
         self.routes.update(self.v2.routes)
+        if observer is not None:
+            self._observe(observer)
+
+    def _observe(self, observer: RequestObserver) -> None:
+        """Wrap the handlers of the endpoints there is something to observe on; leave the rest alone."""
+        for path, handler in list(self.routes.items()):
+            service, method = OBSERVED_PATHS.get(path) or _v2_observed(path)
+            observed = observer.plan(service, method)
+            if observed is not None:
+                self.routes[path] = _observed(handler, observer, observed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -220,6 +247,31 @@ class RestApp:
 
     async def _swagger_redirect(self, scope: Scope, receive: Receive) -> Result:
         return 307, b"", [(b"location", b"doc/")]
+
+
+def _v2_observed(path: str) -> tuple[str | None, str | None]:
+    if not path.startswith("/v2/models/"):
+        return None, None
+    if path.endswith("/infer"):
+        return "predictions", "infer"
+    return (None, None) if path.endswith("/ready") else ("metadata", None)
+
+
+def _observed(handler: Handler, observer: RequestObserver, observed: Observed) -> Handler:
+    async def handle(scope: Scope, receive: Receive) -> Result:
+        def headers() -> dict[str, str]:
+            return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+        with observer.request(observed, headers, scope["method"], "200") as outcome:
+            try:
+                result = await handler(scope, receive)
+            except RuntimeFailure as exc:
+                outcome.code = str(http_status(exc))
+                raise
+            outcome.code = str(result[0])
+            return result
+
+    return handle
 
 
 def _encode_reply(reply: Reply) -> bytes:

@@ -32,7 +32,9 @@ from model_runtime.dataplane import DataPlane
 from model_runtime.errors import NotFound, RuntimeFailure, UserCodeError
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
+from model_runtime.observe import RequestObserver
 from model_runtime.rpc.errors import grpc_status
+from model_runtime.rpc.observe import ObservingInterceptor
 from model_runtime.rpc.v2 import SERVICE as V2_SERVICE
 from model_runtime.rpc.v2 import Infer, InferenceServicer, add_inference_servicer
 from model_runtime.settings import ServerSettings
@@ -151,15 +153,18 @@ def create_server(
     executor: Executor | None = None,
     inference: InferenceCore | None = None,
     infer: Infer | None = None,
+    observer: RequestObserver | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer (NOT_SERVING until `mark_serving`) and its port."""
     limit = settings.grpc_max_message_bytes
+    interceptor = ObservingInterceptor(observer) if observer is not None else None
     server = grpc.aio.server(
+        interceptors=[interceptor] if interceptor is not None and interceptor.active else None,
         options=[
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
-        ]
+        ],
     )
     component = ComponentServicer(core, executor)
     for add in _INTERNAL_SERVICES:

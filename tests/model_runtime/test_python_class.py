@@ -14,6 +14,7 @@ import pytest
 from google.protobuf import json_format
 
 from generated.seldon import prediction_pb2 as pb
+from tests.helpers.ports import free_port
 from tests.helpers.runtime import REPO, RunningRuntime, start_runtime
 from tests.model_runtime.conftest import TOY_MODELS, python_class, stubs_for
 
@@ -302,12 +303,18 @@ def test_a_bad_parameter_stops_startup_with_a_clear_error() -> None:
 
 def test_seldon_core_microservice_command_line() -> None:
     params = json.dumps([{"name": "scale", "value": "4", "type": "FLOAT"}])
+    metrics_port = free_port()
     with start_runtime(
         ["ScaledModel", "--service-type", "MODEL", "--parameters", params, "--host", "127.0.0.1"],
         cwd=TOY_MODELS,
         module="model_runtime.microservice",
+        env={"PREDICTIVE_UNIT_METRICS_SERVICE_PORT": str(metrics_port), "PREDICTIVE_UNIT_ID": "scaled"},
     ) as runtime:
         out = httpx.post(
             runtime.http_url + "/api/v1.0/predictions", json={"data": {"ndarray": [[1.0]]}}
         ).json()
         assert out["data"]["ndarray"] == [[4.0]]
+        # custom metrics on Seldon's metrics port and path, labelled with the node
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/prometheus").text
+        assert 'scale{deployment_name="",model_image="",model_name="scaled"' in scraped
+        assert 'calls_total{deployment_name=""' in scraped

@@ -24,6 +24,7 @@ live worker, which is what GAUGE sets means).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -74,7 +75,7 @@ SERVER_LABELS = ("deployment_name", "predictor_name", "predictor_version", "serv
 @dataclass(frozen=True, slots=True)
 class ModelIdentity:
     """Who this runtime is, from the spec (Seldon passes SELDON_DEPLOYMENT_ID, PREDICTOR_ID,
-    PREDICTIVE_UNIT_ID, PREDICTIVE_UNIT_IMAGE; the version is the image tag)."""
+    PREDICTIVE_UNIT_ID, PREDICTIVE_UNIT_IMAGE, PREDICTOR_LABELS; the model version is the image tag)."""
 
     deployment_name: str = ""
     predictor_name: str = ""
@@ -95,12 +96,21 @@ def identity_from_env(environ: Mapping[str, str], *, gateway_facing: bool = Fals
     return ModelIdentity(
         deployment_name=environ.get("SELDON_DEPLOYMENT_ID", ""),
         predictor_name=environ.get("PREDICTOR_ID", ""),
-        predictor_version=environ.get("PREDICTOR_VERSION", ""),
+        predictor_version=environ.get("PREDICTOR_VERSION") or _labelled_version(environ),
         model_name=environ.get("PREDICTIVE_UNIT_ID", ""),
         model_image=image.rsplit(":", 1)[0] if ":" in name_part else image,
         model_version=name_part.rsplit(":", 1)[1] if ":" in name_part else "",
         gateway_facing=gateway_facing,
     )
+
+
+def _labelled_version(environ: Mapping[str, str]) -> str:
+    """Seldon's own source of the label: `version` in the predictor's labels (PREDICTOR_LABELS, JSON)."""
+    try:
+        labels = json.loads(environ.get("PREDICTOR_LABELS") or "{}")
+    except ValueError:
+        return ""
+    return str(labels.get("version", "")) if isinstance(labels, dict) else ""
 
 
 class CustomMetricError(ValueError):

@@ -120,14 +120,16 @@ class LocalMesh:
             namespace = deployment["metadata"].get("namespace", "default")
             name = deployment["metadata"]["name"]
             for component in deployment["status"]["components"]:
-                endpoints.append(
-                    {
-                        "component": f"runtime {namespace}/{name}/{component['predictor']}/"
-                        f"{component['node']}",
-                        "url": None,
-                        "note": "the model runtime serves no metrics endpoint yet",
-                    }
-                )
+                url = component.get("metrics")
+                endpoint = {
+                    "component": f"runtime {namespace}/{name}/{component['predictor']}/{component['node']}",
+                    "url": url,
+                }
+                if url is None:
+                    endpoint["note"] = (
+                        "no runtime process here (an external server, or a node that cannot run)"
+                    )
+                endpoints.append(endpoint)
         return endpoints
 
     @property

@@ -7,6 +7,12 @@ Kubernetes runs a container image per component; locally there are no images, so
   `workingDir` (relative to the manifest's folder) or else the manifest's folder, or
 - an external server, when the node's `endpoint` names a host and port (an MLServer you started yourself).
 Built-in nodes (RANDOM_ABTEST, AVERAGE_COMBINER, ...) run inside the graph executor and need no process.
+
+Each runtime gets Seldon's component environment (deployment, predictor, node, image, predictor version),
+which labels its metrics and spans, and `--gateway-facing` when the gateway routes its predictor straight
+to it (then no ext_proc sees the request, so the runtime records the executor's server histogram).
+Ports, the metrics port among them, are the supervisor's business; tracing settings
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) reach the runtime through the environment `up` passes on.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
-from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
+from xds_controller.translate import ComponentEndpoints, ComponentKey, Direct, Upstream, plan_predictor
 
 _SERVICE_TYPES = {
     "MODEL": "MODEL",
@@ -84,6 +90,8 @@ def _plan_node(
         "--workers", str(workers),
         "--service-type", _service_type(node, container),
     ]  # fmt: skip
+    if _gateway_facing(key, deployment, predictor):
+        common.append("--gateway-facing")
     if node.parameters:
         params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
         common += ["--parameters", json.dumps(params)]
@@ -108,6 +116,12 @@ def _plan_node(
     if node.model_uri:
         args += ["--model-uri", resolve_model_uri(node.model_uri, base_dir)]
     return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, code_dir))
+
+
+def _gateway_facing(key: ComponentKey, deployment: SeldonDeployment, predictor: PredictorSpec) -> bool:
+    """Does Envoy route the predictor's requests straight to this component (no ext_proc in between)?"""
+    plan = plan_predictor(deployment, predictor)
+    return isinstance(plan, Direct) and plan.component == key
 
 
 def resolve_model_uri(uri: str, base_dir: Path) -> str:
@@ -183,6 +197,8 @@ def _runtime_env(
             "PREDICTIVE_UNIT_ID": node.name,
             "PREDICTIVE_UNIT_IMAGE": image or "",
             "PREDICTOR_ID": predictor.name,
+            "PREDICTOR_VERSION": predictor.version,
+            "PREDICTOR_LABELS": json.dumps(predictor.labels, sort_keys=True),
             "SELDON_DEPLOYMENT_ID": deployment.metadata.name,
             "SELDON_NAMESPACE": deployment.metadata.namespace,
         }

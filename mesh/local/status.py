@@ -36,6 +36,7 @@ def describe(
                     "pid": component.pid,
                     "http": [f"{u.host}:{u.port}" for u in component.endpoints.http],
                     "grpc": [f"{u.host}:{u.port}" for u in component.endpoints.grpc],
+                    "metrics": component.metrics_url,
                 }
                 for key, component in status.components.items()
             ],

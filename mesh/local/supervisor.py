@@ -55,6 +55,7 @@ class ComponentStatus:
     restarts: int = 0
     endpoints: ComponentEndpoints = NO_ENDPOINTS
     pid: int | None = None
+    metrics_url: str | None = None  # the runtime's Prometheus scrape; None for external components
 
     @property
     def serving(self) -> bool:
@@ -93,9 +94,12 @@ class RuntimeProcess:
         self._on_change = on_change
         self._http_port = free_port(settings.host)
         self._grpc_port = free_port(settings.host)
+        self._metrics_port = free_port(settings.host)
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
-        self.status = ComponentStatus(ComponentState.STARTING, endpoints=self.endpoints)
+        self.status = ComponentStatus(
+            ComponentState.STARTING, endpoints=self.endpoints, metrics_url=self.metrics_url
+        )
 
     @property
     def endpoints(self) -> ComponentEndpoints:
@@ -103,6 +107,10 @@ class RuntimeProcess:
         return ComponentEndpoints(
             http=(Upstream(host, self._http_port),), grpc=(Upstream(host, self._grpc_port),)
         )
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self._settings.host}:{self._metrics_port}/prometheus"
 
     @property
     def log_path(self) -> Path:
@@ -166,6 +174,7 @@ class RuntimeProcess:
             "--host", self._settings.host,
             "--http-port", str(self._http_port),
             "--grpc-port", str(self._grpc_port),
+            "--metrics-port", str(self._metrics_port),
         ]  # fmt: skip
         env = {**os.environ, **self.launch.env, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log_file:

@@ -7,9 +7,12 @@ re-renders only deployments that changed, and updates each type's version increm
 hashes, see `snapshot.type_version`). The one RouteConfiguration is spliced from the cached route bytes
 (protobuf repeated fields are concatenations on the wire), so it is never rebuilt as a proto.
 
+With a scoped gateway (`GatewaySettings.scoped`) each deployment's RouteConfiguration and route scope
+are ordinary named resources of its fragment, like its clusters, and nothing is spliced.
+
 The result holds the same resources as `translate(...).to_snapshot()` (a test checks it); versions are
-equal for clusters, assignments and listeners, while the route configuration's bytes (and so version) may
-order fields differently.
+equal for clusters, assignments, listeners and (scoped) routes and scopes, while the unscoped route
+configuration's bytes (and so version) may order fields differently.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ from xds_controller.translate.clusters import (
     eds_cluster_bytes,
     load_assignment,
 )
-from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_routes
+from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_route_config, deployment_routes
+from xds_controller.translate.scopes import scope, scope_key
 
 _COMPONENT_TYPES = (resource_types.CLUSTER, resource_types.ENDPOINT)
+_SCOPED_TYPES = (*_COMPONENT_TYPES, resource_types.ROUTE, resource_types.SCOPED_ROUTE)
 _VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
 _ROUTES = route_components_pb2.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
 
@@ -71,9 +76,10 @@ class _Fragment:
     endpoints: tuple[ComponentEndpoints | None, ...]
     resources: Mapping[TypeUrl, Mapping[str, tuple[any_pb2.Any, Version]]]
     cluster_links: Mapping[str, str]
-    route_bytes: bytes  # the deployment's routes, each as a VirtualHost.routes field
-    route_hash: int  # the deployment's share of the route configuration's version
+    route_bytes: bytes  # unscoped: the deployment's routes, each as a VirtualHost.routes field
+    route_hash: int  # unscoped: the deployment's share of the route configuration's version
     route_clusters: frozenset[str]
+    route_name: str = ""  # scoped: its RouteConfiguration (and scope)
 
 
 class SnapshotBuilder:
@@ -84,11 +90,14 @@ class SnapshotBuilder:
 
     def __init__(self, gateway: GatewaySettings) -> None:
         self.gateway = gateway
+        self._types = _SCOPED_TYPES if gateway.scoped else _COMPONENT_TYPES
         self._fragments: dict[tuple[str, str], _Fragment] = {}
-        self._resources: dict[TypeUrl, dict[str, any_pb2.Any]] = {url: {} for url in _COMPONENT_TYPES}
-        self._versions: dict[TypeUrl, dict[str, Version]] = {url: {} for url in _COMPONENT_TYPES}
-        self._combined: dict[TypeUrl, int] = {url: 0 for url in _COMPONENT_TYPES}
+        self._resources: dict[TypeUrl, dict[str, any_pb2.Any]] = {url: {} for url in self._types}
+        self._versions: dict[TypeUrl, dict[str, Version]] = {url: {} for url in self._types}
+        self._combined: dict[TypeUrl, int] = {url: 0 for url in self._types}
         self._cluster_links: dict[str, str] = {}
+        self._route_links: dict[str, frozenset[str]] = {}
+        self._scope_links: dict[str, str] = {}
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
         self._frame()
 
@@ -97,10 +106,13 @@ class SnapshotBuilder:
         head (its own fields and the virtual host's) and tail (reflection and catch-all routes)."""
         empty = translate([], {}, self.gateway)
         self._static: list[tuple[TypeUrl, str, any_pb2.Any]] = []
-        for message in (*empty.listeners, *empty.clusters, *empty.load_assignments):
+        scoped_frame = (*empty.routes, *empty.scoped_routes) if self.gateway.scoped else ()
+        for message in (*empty.listeners, *empty.clusters, *empty.load_assignments, *scoped_frame):
             packed = pack(message)
             self._static.append((TypeUrl(packed.type_url), resource_types.resource_name(message), packed))
-        self._static_links = Links.of((*empty.listeners, *empty.clusters))
+        self._static_links = Links.of((*empty.listeners, *empty.clusters, *scoped_frame))
+        if self.gateway.scoped:
+            return
         (config,) = empty.routes
         assert isinstance(config, route_pb2.RouteConfiguration)
         self._tail_clusters = Links.of([config]).route_clusters.get(ROUTE_CONFIG_NAME, frozenset())
@@ -134,11 +146,33 @@ class SnapshotBuilder:
             clusters[spec.name] = (cluster, resource_version(cluster))
             assignment = pack(load_assignment(spec.name, spec.upstreams))
             assignments[spec.name] = (assignment, resource_version(assignment))
+        meta = deployment.metadata
+        if self.gateway.scoped:
+            config = deployment_route_config(deployment, self.gateway)
+            packed_config = pack(config)
+            packed_scope = pack(scope(config.name, scope_key(meta.namespace, meta.name)))
+            return _Fragment(
+                deployment=deployment,
+                keys=keys,
+                endpoints=found,
+                resources={
+                    resource_types.CLUSTER: clusters,
+                    resource_types.ENDPOINT: assignments,
+                    resource_types.ROUTE: {config.name: (packed_config, resource_version(packed_config))},
+                    resource_types.SCOPED_ROUTE: {
+                        config.name: (packed_scope, resource_version(packed_scope))
+                    },
+                },
+                cluster_links={name: name for name in clusters},
+                route_bytes=b"",
+                route_hash=0,
+                route_clusters=frozenset(references.cluster_names(config)),
+                route_name=config.name,
+            )
         routes = deployment_routes(
             deployment, self.gateway.extproc is not None, self.gateway.tracing is not None
         )
         route_bytes = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes)
-        meta = deployment.metadata
         return _Fragment(
             deployment=deployment,
             keys=keys,
@@ -153,7 +187,7 @@ class SnapshotBuilder:
         )
 
     def _add(self, fragment: _Fragment, sign: bool) -> None:
-        for url in _COMPONENT_TYPES:
+        for url in self._types:
             named, versions = self._resources[url], self._versions[url]
             for name, (packed, version) in fragment.resources[url].items():
                 self._combined[url] ^= entry_hash(name, version)
@@ -167,6 +201,13 @@ class SnapshotBuilder:
         else:
             for name in fragment.cluster_links:
                 self._cluster_links.pop(name, None)
+        if fragment.route_name:
+            if sign:
+                self._route_links[fragment.route_name] = fragment.route_clusters
+                self._scope_links[fragment.route_name] = fragment.route_name
+            else:
+                self._route_links.pop(fragment.route_name, None)
+                self._scope_links.pop(fragment.route_name, None)
 
     def build(
         self, deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
@@ -200,13 +241,11 @@ class SnapshotBuilder:
 
     def _assemble(self, fragments: Mapping[tuple[str, str], _Fragment]) -> Snapshot:
         resources: dict[TypeUrl, dict[str, any_pb2.Any]] = {
-            url: dict(self._resources[url]) for url in _COMPONENT_TYPES
+            url: dict(self._resources[url]) for url in self._types
         }
-        versions: dict[TypeUrl, dict[str, Version]] = {
-            url: dict(self._versions[url]) for url in _COMPONENT_TYPES
-        }
+        versions: dict[TypeUrl, dict[str, Version]] = {url: dict(self._versions[url]) for url in self._types}
         combined = dict(self._combined)
-        for url in (resource_types.LISTENER, resource_types.ROUTE, resource_types.SECRET):
+        for url in resource_types.PUSH_ORDER:
             resources.setdefault(url, {})
             versions.setdefault(url, {})
         for url, name, packed in self._static:
@@ -214,6 +253,14 @@ class SnapshotBuilder:
             resources[url][name], versions[url][name] = packed, version
             if url in combined:
                 combined[url] ^= entry_hash(name, version)
+        if self.gateway.scoped:
+            links = Links(
+                listener_routes=self._static_links.listener_routes,
+                route_clusters={**self._route_links, **self._static_links.route_clusters},
+                cluster_assignments={**self._cluster_links, **self._static_links.cluster_assignments},
+                scope_routes={**self._scope_links, **self._static_links.scope_routes},
+            )
+            return Snapshot.assemble(resources, versions, links, combined, owned=True)
         host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
         route = any_pb2.Any(
             type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)

@@ -1,6 +1,7 @@
 """What one xDS resource names in another: the edges the snapshot consistency check walks.
 
-Listener -> RouteConfiguration (HCM over RDS), RouteConfiguration -> Cluster (route, weighted and
+Listener -> RouteConfiguration (HCM over RDS), ScopedRouteConfiguration -> RouteConfiguration,
+RouteConfiguration -> Cluster (route, weighted and
 mirror clusters), Cluster -> ClusterLoadAssignment (EDS service name).
 """
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2, scoped_route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2
 
 _HCM = http_connection_manager_pb2.HttpConnectionManager
@@ -60,3 +61,7 @@ def eds_service_name(cluster: cluster_pb2.Cluster) -> str | None:
     if not cluster.HasField("type") or cluster.type != cluster_pb2.Cluster.EDS:
         return None
     return str(cluster.eds_cluster_config.service_name or cluster.name)
+
+
+def scope_route_name(scope: scoped_route_pb2.ScopedRouteConfiguration) -> str:
+    return str(scope.route_configuration_name)

@@ -11,7 +11,7 @@ from typing import NewType
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_pb2, scoped_route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf.message import Message
 
@@ -21,28 +21,31 @@ _PREFIX = "type.googleapis.com/"
 
 LISTENER = TypeUrl(_PREFIX + "envoy.config.listener.v3.Listener")
 ROUTE = TypeUrl(_PREFIX + "envoy.config.route.v3.RouteConfiguration")
+SCOPED_ROUTE = TypeUrl(_PREFIX + "envoy.config.route.v3.ScopedRouteConfiguration")
 CLUSTER = TypeUrl(_PREFIX + "envoy.config.cluster.v3.Cluster")
 ENDPOINT = TypeUrl(_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment")
 SECRET = TypeUrl(_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret")
 
-# Make before break: clusters, then their endpoints, then listeners, then the routes they name.
-# Secrets are named by clusters and listeners, so they follow (as in go-control-plane).
-PUSH_ORDER: tuple[TypeUrl, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+# Make before break: clusters, then their endpoints, then listeners, then the route scopes and the routes
+# they name. Secrets are named by clusters and listeners, so they follow (as in go-control-plane).
+PUSH_ORDER: tuple[TypeUrl, ...] = (CLUSTER, ENDPOINT, LISTENER, SCOPED_ROUTE, ROUTE, SECRET)
 
 # Envoy always subscribes to these with a wildcard; the others it names one by one.
-WILDCARD_TYPES: frozenset[TypeUrl] = frozenset({LISTENER, CLUSTER})
+WILDCARD_TYPES: frozenset[TypeUrl] = frozenset({LISTENER, CLUSTER, SCOPED_ROUTE})
 
 SHORT_NAMES: dict[TypeUrl, str] = {
     CLUSTER: "CDS",
     ENDPOINT: "EDS",
     LISTENER: "LDS",
     ROUTE: "RDS",
+    SCOPED_ROUTE: "SRDS",
     SECRET: "SDS",
 }
 
 _MESSAGE_TYPES: dict[TypeUrl, type[Message]] = {
     LISTENER: listener_pb2.Listener,
     ROUTE: route_pb2.RouteConfiguration,
+    SCOPED_ROUTE: scoped_route_pb2.ScopedRouteConfiguration,
     CLUSTER: cluster_pb2.Cluster,
     ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
     SECRET: secret_pb2.Secret,

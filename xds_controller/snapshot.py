@@ -4,7 +4,8 @@ A Snapshot holds, per type URL, resource name -> Any-packed proto, a version per
 deterministic serialization, which delta xDS sends) and a version per type (a hash of the names and
 resource versions, which state-of-the-world xDS sends). Building the same resources twice gives the same
 versions, so the server pushes nothing when the spec did not change. It also records what names what
-(`Links`: listener -> route configurations, route configuration -> clusters, cluster -> assignment), so
+(`Links`: listener -> route configurations, route scope -> route configuration, route configuration ->
+clusters, cluster -> assignment), so
 the consistency check and the server's make-before-break ordering never unpack a resource.
 
 Build one from protos with `Snapshot.of`, or from already packed parts with `Snapshot.assemble` (what
@@ -76,12 +77,14 @@ class Links:
     listener_routes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     route_clusters: Mapping[str, frozenset[str]] = field(default_factory=dict)
     cluster_assignments: Mapping[str, str] = field(default_factory=dict)
+    scope_routes: Mapping[str, str] = field(default_factory=dict)  # scope -> its RouteConfiguration
 
     @classmethod
     def of(cls, messages: Iterable[Message]) -> Links:
         listeners: dict[str, frozenset[str]] = {}
         routes: dict[str, frozenset[str]] = {}
         assignments: dict[str, str] = {}
+        scopes: dict[str, str] = {}
         for message in messages:
             type_url = resource_types.type_url_of(message)
             name = resource_types.resource_name(message)
@@ -93,7 +96,9 @@ class Links:
                 service = references.eds_service_name(message)
                 if service is not None:
                     assignments[name] = service
-        return cls(listeners, routes, assignments)
+            elif type_url == resource_types.SCOPED_ROUTE:
+                scopes[name] = references.scope_route_name(message)
+        return cls(listeners, routes, assignments, scopes)
 
 
 _EMPTY: Mapping[str, any_pb2.Any] = MappingProxyType({})
@@ -175,6 +180,9 @@ class Snapshot:
         for name, route_names in sorted(self.links.listener_routes.items()):
             for route_name in sorted(route_names - routes.keys()):
                 problems.append(f"listener {name!r} names missing route configuration {route_name!r}")
+        for name, route_name in sorted(self.links.scope_routes.items()):
+            if route_name not in routes:
+                problems.append(f"route scope {name!r} names missing route configuration {route_name!r}")
         for name, cluster_names in sorted(self.links.route_clusters.items()):
             for cluster_name in sorted(cluster_names - clusters.keys()):
                 problems.append(f"route configuration {name!r} names missing cluster {cluster_name!r}")

@@ -1,4 +1,5 @@
-"""Fixtures for traffic-management tests: one ADS server per module, one real Envoy per test."""
+"""Fixtures for traffic-management tests: one ADS server per module, one real Envoy per test, routed by
+scope (one RouteConfiguration per deployment) as `seldon-mesh up` routes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,6 @@ def plane() -> Iterator[ControlPlane]:
 
 @pytest.fixture
 def gateway(plane: ControlPlane, tmp_path: Path) -> Iterator[Gateway]:
-    gw = Gateway(plane, tmp_path / "envoy")
+    gw = Gateway(plane, tmp_path / "envoy", scoped=True)
     yield gw
     gw.stop()

@@ -4,6 +4,7 @@ good one keeps serving."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import threading
 from collections import Counter
@@ -26,7 +27,7 @@ TIMEOUT = 30.0
 
 @pytest.fixture(params=["delta", "sotw"])
 def any_gateway(request: pytest.FixtureRequest, plane: ControlPlane, tmp_path: Path) -> Iterator[Gateway]:
-    gw = Gateway(plane, tmp_path / "envoy", delta=request.param == "delta")
+    gw = Gateway(plane, tmp_path / "envoy", delta=request.param == "delta", scoped=True)
     yield gw
     gw.stop()
 
@@ -113,7 +114,7 @@ def _refusing(resources: Resources, deployment: str) -> Resources:
         if f".{deployment}." in cluster.name:
             cluster.connect_timeout.seconds = -1
         clusters.append(cluster)
-    return Resources(resources.listeners, resources.routes, tuple(clusters), resources.load_assignments)
+    return dataclasses.replace(resources, clusters=tuple(clusters))
 
 
 def test_a_rejected_cluster_is_never_resent_and_its_route_never_sent(

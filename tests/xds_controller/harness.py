@@ -275,10 +275,14 @@ class GrpcUpstream:
 class Gateway:
     """One Envoy with its own node id, fed by a shared control plane over delta or SotW ADS."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path, *, delta: bool = True) -> None:
+    def __init__(
+        self, plane: ControlPlane, workdir: Path, *, delta: bool = True, scoped: bool = False
+    ) -> None:
         self.plane = plane
         self.node_id = f"gw-{next(_nodes)}"
-        self.settings = GatewaySettings(listen_port=free_port(), reflection=Upstream("127.0.0.1", plane.port))
+        self.settings = GatewaySettings(
+            listen_port=free_port(), reflection=Upstream("127.0.0.1", plane.port), scoped=scoped
+        )
         bootstrap = render_bootstrap(
             self.node_id, Upstream("127.0.0.1", plane.port), admin_port=0, delta=delta
         )

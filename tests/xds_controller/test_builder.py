@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from google.protobuf.message import Message
 
 from tests.xds_controller import builders as b
@@ -11,6 +14,7 @@ from xds_controller.snapshot import Snapshot
 from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream, translate
 
 GATEWAY = GatewaySettings(listen_port=8000, reflection=Upstream("127.0.0.1", 9000))
+SCOPED = dataclasses.replace(GATEWAY, scoped=True, extproc=Upstream("127.0.0.1", 9100))
 
 
 def _deployments(count: int, canary: int = 25) -> list[b.Deployment]:
@@ -42,19 +46,26 @@ def _unpacked(snapshot: Snapshot) -> dict[str, dict[str, Message]]:
     }
 
 
-def test_builder_holds_what_translate_gives() -> None:
+@pytest.mark.parametrize("gateway", [GATEWAY, SCOPED], ids=["one-route-config", "scoped"])
+def test_builder_holds_what_translate_gives(gateway: GatewaySettings) -> None:
     deployments, endpoints = _deployments(5), _endpoints(5)
-    built = SnapshotBuilder(GATEWAY).build(deployments, endpoints)
-    reference = translate(deployments, endpoints, GATEWAY).to_snapshot()
+    built = SnapshotBuilder(gateway).build(deployments, endpoints)
+    reference = translate(deployments, endpoints, gateway).to_snapshot()
     assert _unpacked(built) == _unpacked(reference)
-    for url in (resource_types.CLUSTER, resource_types.ENDPOINT, resource_types.LISTENER):
+    same = [resource_types.CLUSTER, resource_types.ENDPOINT, resource_types.LISTENER]
+    if gateway.scoped:  # no spliced route configuration: every version is the same
+        same = list(resource_types.PUSH_ORDER)
+        assert len(built.get(resource_types.SCOPED_ROUTE)) == 6  # five deployments and the default
+    for url in same:
         assert built.version(url) == reference.version(url)
+        assert built.versions_of(url) == reference.versions_of(url)
     assert built.links == reference.links
     built.consistency_check()
 
 
-def test_only_changed_deployments_are_rendered_and_versions_follow_content() -> None:
-    builder = SnapshotBuilder(GATEWAY)
+@pytest.mark.parametrize("gateway", [GATEWAY, SCOPED], ids=["one-route-config", "scoped"])
+def test_only_changed_deployments_are_rendered_and_versions_follow_content(gateway: GatewaySettings) -> None:
+    builder = SnapshotBuilder(gateway)
     deployments, endpoints = _deployments(50), _endpoints(50)
     first = builder.build(deployments, endpoints)
     assert builder.rendered == 50
@@ -67,7 +78,7 @@ def test_only_changed_deployments_are_rendered_and_versions_follow_content() -> 
     moved = {**endpoints, ComponentKey("default", "m3", "main", "model"): ComponentEndpoints()}
     third = builder.build(changed, moved)
     assert builder.rendered == 2
-    assert _unpacked(third) == _unpacked(translate(changed, moved, GATEWAY).to_snapshot())
+    assert _unpacked(third) == _unpacked(translate(changed, moved, gateway).to_snapshot())
     changed_clusters = {
         n
         for n, v in third.versions_of(resource_types.ENDPOINT).items()
@@ -78,4 +89,8 @@ def test_only_changed_deployments_are_rendered_and_versions_follow_content() -> 
     # Removing a deployment removes its resources; adding it back gives the first versions again.
     fewer = builder.build(deployments[:-1], endpoints)
     assert "default.m49.main.model.http" not in fewer.get(resource_types.CLUSTER)
+    if gateway.scoped:
+        assert "seldon-gateway/default/m49" not in fewer.get(resource_types.ROUTE)
+        assert "seldon-gateway/default/m49" not in fewer.get(resource_types.SCOPED_ROUTE)
+        fewer.consistency_check()
     assert builder.build(deployments, endpoints).versions == first.versions

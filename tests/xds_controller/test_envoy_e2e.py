@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -61,9 +62,9 @@ def grpc_upstream() -> Iterator[GrpcUpstream]:
     upstream.stop()
 
 
-@pytest.fixture
-def gateway(plane: ControlPlane, tmp_path: Path) -> Iterator[Gateway]:
-    gw = Gateway(plane, tmp_path / "envoy")
+@pytest.fixture(params=[False, True], ids=["one-route-config", "scoped"])
+def gateway(plane: ControlPlane, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    gw = Gateway(plane, tmp_path / "envoy", scoped=request.param)
     yield gw
     gw.stop()
 
@@ -267,7 +268,9 @@ def test_grpcurl_lists_services_through_the_gateway(gateway: Gateway, grpc_upstr
 
 
 def _with_bad_regex(resources: Resources) -> Resources:
-    (config,) = resources.routes
+    """The one route configuration, or (scoped) wine's, with a route Envoy rejects."""
+    configs = list(resources.routes)
+    config = next((c for c in configs if "wine" in c.name), configs[0])  # type: ignore[attr-defined]
     broken = route_pb2.RouteConfiguration()
     broken.CopyFrom(config)
     bad = route_components_pb2.Route(
@@ -276,7 +279,8 @@ def _with_bad_regex(resources: Resources) -> Resources:
         direct_response=route_components_pb2.DirectResponseAction(status=418),
     )
     broken.virtual_hosts[0].routes.insert(0, bad)
-    return Resources(resources.listeners, (broken,), resources.clusters, resources.load_assignments)
+    routes = tuple(broken if c is config else c for c in configs)
+    return dataclasses.replace(resources, routes=routes)
 
 
 def test_rejected_config_is_reported_never_resent_and_the_last_good_one_keeps_serving(

@@ -5,19 +5,24 @@ the whole config, and a logged route keeps answering when extproc is not there."
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from google.protobuf import any_pb2
 
 from tests.helpers.ports import free_port
 from tests.xds_controller import builders as b
-from tests.xds_controller.harness import ControlPlane, Gateway, HttpUpstream
+from tests.xds_controller.harness import ControlPlane, Gateway, HttpUpstream, wait_until
 from xds_controller.builder import SnapshotBuilder
 from xds_controller.translate import (
     ComponentEndpoints,
@@ -107,7 +112,8 @@ def test_observe_filter_follows_the_graph_filter_disabled_async_and_failing_open
     assert config.grpc_service.envoy_grpc.cluster_name == EXTPROC_CLUSTER
     mode = config.processing_mode
     assert (mode.request_header_mode, mode.response_header_mode) == (_MODE.SEND, _MODE.SEND)
-    assert (mode.request_body_mode, mode.response_body_mode) == (_MODE.BUFFERED, _MODE.BUFFERED)
+    # observability mode sends bodies only when STREAMED (BUFFERED would send none)
+    assert (mode.request_body_mode, mode.response_body_mode) == (_MODE.STREAMED, _MODE.STREAMED)
     assert (mode.request_trailer_mode, mode.response_trailer_mode) == (_MODE.SKIP, _MODE.SKIP)
     assert config.deferred_close_timeout.seconds > 0
     # without extproc there is nothing to log to
@@ -191,11 +197,12 @@ def plane() -> Iterator[ControlPlane]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("scoped", [False, True], ids=["one-route-config", "scoped"])
 def test_envoy_accepts_it_and_a_logged_route_answers_while_extproc_is_down(
-    plane: ControlPlane, tmp_path: Path
+    plane: ControlPlane, tmp_path: Path, scoped: bool
 ) -> None:
     upstream = HttpUpstream("logged").start()
-    gateway = Gateway(plane, tmp_path / "envoy")
+    gateway = Gateway(plane, tmp_path / "envoy", scoped=scoped)
     # extproc and the collector at ports nobody listens on: logging and tracing must not fail requests
     gateway.settings = dataclasses.replace(
         gateway.settings,
@@ -240,3 +247,76 @@ def test_envoy_accepts_it_and_a_logged_route_answers_while_extproc_is_down(
     finally:
         gateway.stop()
         upstream.stop()
+
+
+class RecordingProcessor(ep_grpc.ExternalProcessorServicer):
+    """An ext_proc server that only listens, as extproc does on the observe filter's streams."""
+
+    def __init__(self) -> None:
+        self.streams: list[tuple[dict[str, str], list[ep_pb2.ProcessingRequest]]] = []
+        self._lock = threading.Lock()
+
+    def Process(
+        self, request_iterator: Iterator[ep_pb2.ProcessingRequest], context: grpc.ServicerContext
+    ) -> Iterator[ep_pb2.ProcessingResponse]:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        received: list[ep_pb2.ProcessingRequest] = []
+        with self._lock:
+            self.streams.append((metadata, received))
+        for request in request_iterator:
+            received.append(request)
+        return iter(())
+
+    def bodies(self, index: int, phase: str) -> bytes:
+        """The body of one phase (`request_body` / `response_body`), its chunks joined."""
+        return b"".join(
+            getattr(r, phase).body for r in self.streams[index][1] if r.WhichOneof("request") == phase
+        )
+
+
+@pytest.mark.slow
+def test_extproc_receives_headers_bodies_and_the_predictor_of_a_logged_request(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    processor = RecordingProcessor()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    ep_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    upstream = HttpUpstream("logged").start()
+    gateway = Gateway(plane, tmp_path / "envoy", scoped=True)
+    gateway.settings = dataclasses.replace(gateway.settings, extproc=Upstream("127.0.0.1", port))
+    key = ComponentKey("default", "iris", "default", "model")
+    try:
+        gateway.apply(
+            gateway.resources(
+                [logged()], {key: ComponentEndpoints(http=(Upstream("127.0.0.1", upstream.port),))}
+            )
+        )
+        sent = b'{"data": {"ndarray": [[1, 2]]}}'
+        response = httpx.post(
+            gateway.url + "/seldon/default/iris/api/v1.0/predictions",
+            content=sent,
+            headers={"content-type": "application/json"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+
+        def complete() -> bool:
+            return bool(processor.streams) and any(
+                r.WhichOneof("request") == "response_body" and r.response_body.end_of_stream
+                for r in processor.streams[0][1]
+            )
+
+        wait_until(complete, 30, "the observed response body")
+    finally:
+        gateway.stop()
+        upstream.stop()
+        server.stop(grace=None)
+    metadata, requests = processor.streams[0]
+    assert metadata[PREDICTOR_KEY] == "default" and metadata[OBSERVE_KEY] == "1"
+    phases = [r.WhichOneof("request") for r in requests]
+    assert phases[0] == "request_headers" and "response_headers" in phases
+    assert all(r.observability_mode for r in requests)
+    assert processor.bodies(0, "request_body") == sent
+    assert processor.bodies(0, "response_body") == response.content

@@ -13,9 +13,12 @@ body plus trailers), so their route goes to the same extproc process as an ordin
 
 Single-model predictors with a payload `logger` are logged by a second ext_proc filter, `OBSERVE_FILTER`,
 also disabled by default, in observability mode: Envoy sends extproc copies of the request and response
-(headers and buffered bodies) and never waits for an answer, so logging adds no latency and, with
-`failure_mode_allow`, never fails a request. Their routes enable it with metadata naming the predictor
-plus `OBSERVE_KEY: 1`. Graph routes keep the first filter: extproc logs graph nodes itself.
+and never waits for an answer, so logging adds no latency and, with `failure_mode_allow`, never fails a
+request. Bodies are STREAMED: in observability mode Envoy sends no body at all in BUFFERED mode
+("Wrong body mode for observability mode, no data is sent", ext_proc.cc), so extproc receives each body
+as one or more chunks and joins them up to the chunk with `end_of_stream`. Their routes enable it with
+metadata naming the predictor plus `OBSERVE_KEY: 1`. Graph routes keep the first filter: extproc logs
+graph nodes itself.
 """
 
 from __future__ import annotations
@@ -94,8 +97,8 @@ def observe_filter() -> hcm_pb2.HttpFilter:
         processing_mode=_MODE(
             request_header_mode=_MODE.SEND,
             response_header_mode=_MODE.SEND,
-            request_body_mode=_MODE.BUFFERED,
-            response_body_mode=_MODE.BUFFERED,
+            request_body_mode=_MODE.STREAMED,
+            response_body_mode=_MODE.STREAMED,
             request_trailer_mode=_MODE.SKIP,
             response_trailer_mode=_MODE.SKIP,
         ),

@@ -32,7 +32,8 @@ from xds_controller.translate.extproc import (
     observe_filter,
 )
 from xds_controller.translate.model import GatewaySettings
-from xds_controller.translate.routes import ROUTE_CONFIG_NAME
+from xds_controller.translate.routes import PUID_HEADER, ROUTE_CONFIG_NAME
+from xds_controller.translate.scopes import scope_filter, scoped_routes
 from xds_controller.translate.tracing import hcm_tracing
 
 LISTENER_NAME = "seldon-gateway"
@@ -103,20 +104,29 @@ def seldon_error_body(
     )
 
 
+def _puid() -> base_pb2.HeaderValueOption:
+    """`Seldon-Puid` on a reply no route configuration saw (a scope key naming no deployment)."""
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key="Seldon-Puid", value=f"%REQ({PUID_HEADER}?x-request-id)%"),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
 def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     mappers = []
     for code, reason in sorted(REASONS.items()):
         info = NOT_FOUND_INFO if code == 404 else "%LOCAL_REPLY_BODY%"
-        mappers.append(
-            hcm_pb2.ResponseMapper(
-                filter=accesslog_pb2.AccessLogFilter(
-                    and_filter=accesslog_pb2.AndFilter(
-                        filters=[_status_is(code), _is_rest(), _not_graph_reply()]
-                    )
-                ),
-                body_format_override=seldon_error_body(code, reason, info),
-            )
+        mapper = hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(
+                and_filter=accesslog_pb2.AndFilter(filters=[_status_is(code), _is_rest(), _not_graph_reply()])
+            ),
+            body_format_override=seldon_error_body(code, reason, info),
         )
+        if code == 404:
+            mapper.headers_to_add.append(_puid())
+        mappers.append(mapper)
+    # gRPC 404s keep Envoy's own reply (grpc-status UNIMPLEMENTED) and get the request id too
+    mappers.append(hcm_pb2.ResponseMapper(filter=_status_is(404), headers_to_add=[_puid()]))
     return hcm_pb2.LocalReplyConfig(mappers=mappers)
 
 
@@ -124,16 +134,14 @@ def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionM
     # Both ext_proc filters (disabled unless a graph route, or a logged single-model route, enables one)
     # run before the router; the graph one first, since it may answer the request itself.
     extproc_filters = [extproc_filter(), observe_filter()] if gateway.extproc is not None else []
+    if gateway.scoped:
+        for extproc in extproc_filters:
+            extproc.disabled = False  # the chain is built before the scope is known: see `scopes`
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,
-        rds=hcm_pb2.Rds(
-            route_config_name=ROUTE_CONFIG_NAME,
-            config_source=config_source_pb2.ConfigSource(
-                ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
-            ),
-        ),
         http_filters=[
+            *([scope_filter()] if gateway.scoped else []),
             *extproc_filters,
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
@@ -147,6 +155,17 @@ def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionM
         ),
         local_reply_config=local_reply_config(),
     )
+    if gateway.scoped:
+        manager.scoped_routes.CopyFrom(scoped_routes())
+    else:
+        manager.rds.CopyFrom(
+            hcm_pb2.Rds(
+                route_config_name=ROUTE_CONFIG_NAME,
+                config_source=config_source_pb2.ConfigSource(
+                    ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
+                ),
+            )
+        )
     if gateway.tracing is not None:
         manager.tracing.CopyFrom(hcm_tracing(gateway.tracing))
     return manager

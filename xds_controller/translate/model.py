@@ -100,6 +100,9 @@ class GatewaySettings:
     extproc: Upstream | None = None
     # Envoy's OpenTelemetry tracer exporting to this collector, and per-route span tags; None: no tracing.
     tracing: GatewayTracingSettings | None = None
+    # One RouteConfiguration per deployment, chosen by scope (SRDS; see `translate.scopes`), so a change
+    # makes Envoy parse only that deployment's routes; False: one RouteConfiguration for all.
+    scoped: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,10 @@ class Resources:
     routes: tuple[Message, ...] = ()
     clusters: tuple[Message, ...] = ()
     load_assignments: tuple[Message, ...] = ()
+    scoped_routes: tuple[Message, ...] = ()
 
     def all(self) -> tuple[Message, ...]:
-        return (*self.clusters, *self.load_assignments, *self.listeners, *self.routes)
+        return (*self.clusters, *self.load_assignments, *self.listeners, *self.scoped_routes, *self.routes)
 
     def to_snapshot(self) -> Snapshot:
         return Snapshot.of(self.all())

@@ -51,6 +51,7 @@ from xds_controller.translate.plan import (
     plan_predictor,
 )
 from xds_controller.translate.policy import TrafficPolicy, policy_of
+from xds_controller.translate.scopes import DEFAULT_ROUTE_CONFIG, SCOPE_HEADER, route_config_name
 from xds_controller.translate.tracing import route_tracing
 
 ROUTE_CONFIG_NAME = "seldon-gateway"
@@ -393,13 +394,9 @@ def deployment_routes(
     return routes
 
 
-def gateway_routes(
-    deployments: Sequence[DeploymentView], gateway: GatewaySettings
-) -> route_pb2.RouteConfiguration:
-    """Routes for `deployments` in the order given (translate sorts them), then reflection and 404."""
+def _tail_routes(gateway: GatewaySettings) -> list[route_components_pb2.Route]:
+    """Reflection naming no deployment, then a 404 for everything else."""
     routes: list[route_components_pb2.Route] = []
-    for deployment in deployments:
-        routes.extend(deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None))
     if gateway.reflection is not None:
         routes.append(
             route_components_pb2.Route(
@@ -413,27 +410,34 @@ def gateway_routes(
                 ),
             )
         )
-    routes.append(
-        route_components_pb2.Route(
-            name="not-found",
-            match=route_components_pb2.RouteMatch(prefix="/"),
-            direct_response=route_components_pb2.DirectResponseAction(
-                status=404, body=base_pb2.DataSource(inline_string=NOT_FOUND_BODY)
-            ),
-        )
+    routes.append(_not_found())
+    return routes
+
+
+def _not_found() -> route_components_pb2.Route:
+    return route_components_pb2.Route(
+        name="not-found",
+        match=route_components_pb2.RouteMatch(prefix="/"),
+        direct_response=route_components_pb2.DirectResponseAction(
+            status=404, body=base_pb2.DataSource(inline_string=NOT_FOUND_BODY)
+        ),
     )
-    return route_pb2.RouteConfiguration(
-        name=ROUTE_CONFIG_NAME,
-        virtual_hosts=[
-            route_components_pb2.VirtualHost(
-                name="seldon",
-                domains=["*"],
-                routes=routes,
-                # The default retry policy once for every route: per route it would be instantiated
-                # tens of thousands of times, and it is most of the cost of a route update at scale.
-                retry_policy=_retry_policy(DEFAULT_POLICY),
-            )
-        ],
+
+
+def _route_configuration(
+    name: str, routes: Sequence[route_components_pb2.Route], gateway: GatewaySettings
+) -> route_pb2.RouteConfiguration:
+    host = route_components_pb2.VirtualHost(
+        name="seldon",
+        domains=["*"],
+        routes=routes,
+        # The default retry policy once for every route: per route it would be instantiated
+        # tens of thousands of times, and it is most of the cost of a route update at scale.
+        retry_policy=_retry_policy(DEFAULT_POLICY),
+    )
+    config = route_pb2.RouteConfiguration(
+        name=name,
+        virtual_hosts=[host],
         request_headers_to_add=[
             _header(PUID_HEADER, "%REQ(x-request-id)%", base_pb2.HeaderValueOption.ADD_IF_ABSENT)
         ],
@@ -445,3 +449,36 @@ def gateway_routes(
             )
         ],
     )
+    if gateway.scoped:
+        config.request_headers_to_remove.append(SCOPE_HEADER)
+        if gateway.extproc is not None:
+            # the ext_proc filters are enabled in the chain (see `scopes`): off unless a route turns one on
+            for filter_name in (EXTPROC_FILTER_KEY, OBSERVE_FILTER):
+                config.virtual_hosts[0].typed_per_filter_config[filter_name].CopyFrom(extproc_per_route(None))
+    return config
+
+
+def gateway_routes(
+    deployments: Sequence[DeploymentView], gateway: GatewaySettings
+) -> route_pb2.RouteConfiguration:
+    """The one RouteConfiguration of an unscoped gateway: routes for `deployments` in the order given
+    (translate sorts them), then reflection and 404."""
+    routes: list[route_components_pb2.Route] = []
+    for deployment in deployments:
+        routes.extend(deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None))
+    return _route_configuration(ROUTE_CONFIG_NAME, [*routes, *_tail_routes(gateway)], gateway)
+
+
+def deployment_route_config(
+    deployment: DeploymentView, gateway: GatewaySettings
+) -> route_pb2.RouteConfiguration:
+    """A scoped gateway's RouteConfiguration of one deployment: its routes, then a 404."""
+    meta = deployment.metadata
+    routes = deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None)
+    routes.append(_not_found())
+    return _route_configuration(route_config_name(meta.namespace, meta.name), routes, gateway)
+
+
+def default_route_config(gateway: GatewaySettings) -> route_pb2.RouteConfiguration:
+    """A scoped gateway's RouteConfiguration for requests naming no deployment: reflection and 404."""
+    return _route_configuration(DEFAULT_ROUTE_CONFIG, _tail_routes(gateway), gateway)

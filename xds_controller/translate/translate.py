@@ -18,7 +18,8 @@ from xds_controller.translate.model import (
     Resources,
 )
 from xds_controller.translate.plan import Transport
-from xds_controller.translate.routes import gateway_routes
+from xds_controller.translate.routes import default_route_config, deployment_route_config, gateway_routes
+from xds_controller.translate.scopes import DEFAULT_ROUTE_CONFIG, DEFAULT_SCOPE, scope, scope_key
 from xds_controller.translate.tracing import collector_cluster
 
 
@@ -35,9 +36,22 @@ def translate(
         clusters.append(static_cluster(EXTPROC_CLUSTER, Transport.GRPC, gateway.extproc))
     if gateway.tracing is not None:
         clusters.append(collector_cluster(gateway.tracing))
+    if not gateway.scoped:
+        return Resources(
+            listeners=(gateway_listener(gateway),),
+            routes=(gateway_routes(ordered, gateway),),
+            clusters=tuple(clusters),
+            load_assignments=tuple(assignments),
+        )
+    configs = [deployment_route_config(d, gateway) for d in ordered]
+    scopes = [
+        scope(config.name, scope_key(d.metadata.namespace, d.metadata.name))
+        for d, config in zip(ordered, configs, strict=True)
+    ]
     return Resources(
         listeners=(gateway_listener(gateway),),
-        routes=(gateway_routes(ordered, gateway),),
+        routes=(*configs, default_route_config(gateway)),
         clusters=tuple(clusters),
         load_assignments=tuple(assignments),
+        scoped_routes=(*scopes, scope(DEFAULT_ROUTE_CONFIG, DEFAULT_SCOPE)),
     )

@@ -1,5 +1,5 @@
 """`python -m extproc --port N [--host 127.0.0.1] [--config graphs.json] [--state-dir DIR]
-[--metrics-port N]`.
+[--metrics-port N] [--http-port N]`.
 
 The only place extproc reads its environment: `REQUEST_LOGGER_DEFAULT_ENDPOINT` (payload log sink for
 nodes with no `logger.url`), `OTEL_EXPORTER_OTLP_ENDPOINT` and `SELDON_MESH_TRACE_SAMPLING_RATIO`.
@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (0: a free one)"
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        help="also serve graph REST requests as an HTTP/1.1 upstream (0: a free port)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = ExtprocSettings(
         host=args.host,
         port=args.port,
+        http_port=args.http_port,
         config_path=args.config,
         state_dir=state_dir,
         metrics_port=args.metrics_port,

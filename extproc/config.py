@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +42,9 @@ GRPC_MAX_MESSAGE_SIZE = "seldon.io/grpc-max-message-size"
 DEFAULT_TIMEOUT_S = 60.0
 # Seldon's executor default is MaxInt32; gRPC's own default of 4 MiB would refuse real images.
 DEFAULT_MAX_MESSAGE_BYTES = 2**31 - 1
+# A REST graph request body is refused (413) past max(this, the size annotation): the gateway buffers
+# request bodies up to the same limit (xds_controller's traffic policy), so both edges agree.
+DEFAULT_REST_BODY_BYTES = 4 * 2**20
 
 
 BUILTINS = frozenset(
@@ -107,11 +111,16 @@ class PredictorConfig:
     def key(self) -> str:
         return f"{self.namespace}/{self.deployment}/{self.name}"
 
-    @property
+    # Cached: read on every request and node call; a config change builds new PredictorConfigs.
+    @cached_property
     def routing_injection(self) -> bool:
         return self.annotations.get(ROUTING_INJECTION, "true").strip().lower() not in ("false", "0", "no")
 
-    @property
+    @cached_property
+    def rest_body_bytes(self) -> int:
+        return max(_int(self.annotations.get(GRPC_MAX_MESSAGE_SIZE)) or 0, DEFAULT_REST_BODY_BYTES)
+
+    @cached_property
     def timeouts(self) -> Timeouts:
         return Timeouts(
             rest_s=_millis(self.annotations.get(REST_TIMEOUT)) or DEFAULT_TIMEOUT_S,

@@ -32,6 +32,7 @@ from extproc.nodes import NodeClients
 from extproc.server.frontend import Frontend
 from extproc.server.observe import RequestObserver
 from extproc.server.processor import ExternalProcessor
+from extproc.server.rest import create_rest_server
 from extproc.server.upstream import InferenceEdge, SeldonEdge
 from extproc.tracing import TracedNodeClient, Tracing, TracingSettings
 from generated.inference import dataplane_pb2 as v2_pb
@@ -57,6 +58,9 @@ class ExtprocSettings:
 
     host: str = "127.0.0.1"  # loopback: only the local Envoy talks to extproc
     port: int = 0  # 0 picks a free port (printed on stdout)
+    # REST edge (`rest.py`): graph REST requests routed here as a plain HTTP/1.1 upstream, about 1 ms
+    # cheaper than an ext_proc stream; None: off (REST graphs come over ext_proc only); 0: a free port.
+    http_port: int | None = None
     config_path: Path | None = None  # the graph config file written by the supervisor
     state_dir: Path | None = None  # where bandit state persists; None keeps it in memory
     grace_s: float = 2.0  # SIGTERM: seconds in-flight graphs get to finish
@@ -119,6 +123,10 @@ async def serve(settings: ExtprocSettings) -> None:
     server, port = await create_server(settings, frontend)
     await server.start()
     print(f"extproc listening on {settings.host}:{port}", flush=True)
+    rest_server: asyncio.Server | None = None
+    if settings.http_port is not None:
+        rest_server, http_port = await create_rest_server(frontend, settings.host, settings.http_port)
+        print(f"extproc REST edge on {settings.host}:{http_port}", flush=True)
     if settings.metrics_port is not None:
         metrics_port = Exposition(registry).serve(settings.metrics_port, settings.host)
         print(f"extproc metrics on http://{settings.host}:{metrics_port}/prometheus", flush=True)
@@ -133,6 +141,8 @@ async def serve(settings: ExtprocSettings) -> None:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
+        if rest_server is not None:
+            rest_server.close()  # stop accepting; requests in flight finish within the gRPC grace below
         await server.stop(settings.grace_s)
         await clients.close()
         # Whatever is not delivered within the drain stays spooled and goes out on the next start.

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from extproc.codecs import CodecError, Payload, v2_datatype_hint
-from extproc.config import GraphConfig, PredictorConfig
+from extproc.config import DEFAULT_REST_BODY_BYTES, GraphConfig, PredictorConfig
 from extproc.graph import GraphError, GraphExecutor, bad_request
 from extproc.server.observe import RequestObserver, rest_service
 
@@ -79,7 +79,13 @@ class Frontend:
             )
         return found
 
-    # -- REST (from the ext_proc servicer) -----------------------------------------------------------
+    def rest_body_bytes(self, path: str, predictor_name: str | None) -> int:
+        """The largest REST body the predictor behind `path` takes (the default for an unknown one)."""
+        match = _PATH.match(path)
+        found = self._lookup(match["namespace"], match["name"], predictor_name) if match else None
+        return found.rest_body_bytes if found is not None else DEFAULT_REST_BODY_BYTES
+
+    # -- REST (from the ext_proc servicer and the REST edge) -----------------------------------------
     async def rest(
         self,
         method: str,

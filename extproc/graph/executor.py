@@ -121,7 +121,10 @@ class GraphExecutor:
             call.routing[node.name] = branch
             if branch != ROUTE_NONE:
                 targets = node.children if branch == ROUTE_ALL else (node.children[branch],)
-                outputs = await asyncio.gather(*(self._run(call, child, payload) for child in targets))
+                if len(targets) == 1:  # no task to create for a chain, the common case
+                    outputs = [await self._run(call, targets[0], payload)]
+                else:
+                    outputs = await asyncio.gather(*(self._run(call, c, payload) for c in targets))
                 if node.type == "COMBINER" or "AGGREGATE" in methods:
                     if node.implementation == "AVERAGE_COMBINER":
                         output = average(outputs)

@@ -18,6 +18,7 @@ dynamic-metadata marker that keeps the local-reply mappers off our own error bod
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,6 @@ import orjson
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
-from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from extproc.graph import GraphError
@@ -51,20 +51,28 @@ _MARKER = struct_pb2.Struct()
 _MARKER.update(GRAPH_REPLY_METADATA)
 
 
-def immediate(reply: Reply, puid: str, predictor: str) -> ep.ProcessingResponse:
-    headers = [_header(k, v) for k, v in reply.headers]
-    if puid:
-        headers.append(_header("seldon-puid", puid))
+@functools.lru_cache(maxsize=1024)
+def _template(headers: tuple[tuple[str, str], ...], predictor: str) -> ep.ProcessingResponse:
+    set_headers = [_header(k, v) for k, v in headers]
     if predictor:
-        headers.append(_header("seldon-predictor", predictor))
+        set_headers.append(_header("seldon-predictor", predictor))
     return ep.ProcessingResponse(
         dynamic_metadata=_MARKER,
-        immediate_response=ep.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=reply.status),
-            headers=ep.HeaderMutation(set_headers=headers),
-            body=reply.body,
-        ),
+        immediate_response=ep.ImmediateResponse(headers=ep.HeaderMutation(set_headers=set_headers)),
     )
+
+
+def immediate(reply: Reply, puid: str, predictor: str) -> ep.ProcessingResponse:
+    # A copy of a cached template with status, body and puid filled in: building the messages afresh
+    # took ~30-60 us per reply, a copy ~9 us.
+    response = ep.ProcessingResponse()
+    response.CopyFrom(_template(reply.headers, predictor))
+    answer = response.immediate_response
+    answer.status.code = reply.status
+    answer.body = reply.body
+    if puid:
+        answer.headers.set_headers.append(_header("seldon-puid", puid))
+    return response
 
 
 _EMPTY_REPLIES = {

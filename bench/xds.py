@@ -180,7 +180,7 @@ def _measure(
     size: int, applies: dict[str, int], plane: _ControlPlane, upstream_port: int, workdir: Path
 ) -> _Figures:
     figures = _Figures()
-    gateway = GatewaySettings(listen_port=_free_port())
+    gateway = GatewaySettings(listen_port=_free_port(), scoped=True)
     deployments: list[_Deployment] = [_deployment(f"m{i}") for i in range(size)]
     endpoints: dict[ComponentKey, ComponentEndpoints] = {}
     for deployment in deployments:

@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from mesh.local.api import create_control_app
 from mesh.local.envoy import EnvoyProcess
 from mesh.local.graphs import GraphExecutorProcess
-from mesh.local.reconcile import Reconciler, Translate
+from mesh.local.reconcile import Reconciler, Render, Translate
 from mesh.local.reflection import start_reflection_server
 from mesh.local.settings import LocalSettings
 from mesh.local.status import describe
@@ -34,14 +34,9 @@ from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port
 from mesh.local.xds import XdsPlane
 from mesh.spec import SeldonDeployment
 from xds_controller.bootstrap import tracer_runtime
-from xds_controller.translate import (
-    ComponentEndpoints,
-    ComponentKey,
-    GatewaySettings,
-    Resources,
-    Upstream,
-    translate,
-)
+from xds_controller.builder import SnapshotBuilder
+from xds_controller.snapshot import Snapshot
+from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream
 from xds_controller.translate.tracing import settings_from_otlp_endpoint
 
 log = logging.getLogger(__name__)
@@ -54,7 +49,9 @@ class MeshError(Exception):
 
 
 class LocalMesh:
-    def __init__(self, settings: LocalSettings, translate_fn: Translate = translate) -> None:
+    def __init__(self, settings: LocalSettings, translate_fn: Translate | None = None) -> None:
+        """`translate_fn` replaces the incremental snapshot builder with a whole translation per publish
+        (tests that alter what translation gives)."""
         self.settings = settings
         self._translate = translate_fn
         self._stopping = asyncio.Event()
@@ -186,6 +183,7 @@ class LocalMesh:
                 listen_port=settings.gateway_port,
                 reflection=Upstream(settings.host, reflection_port),
                 extproc=graphs.upstream,
+                scoped=True,  # one RouteConfiguration per deployment: an apply re-parses only its own
                 tracing=(
                     settings_from_otlp_endpoint(
                         settings.tracing.otlp_endpoint, settings.tracing.sampling_ratio
@@ -194,19 +192,17 @@ class LocalMesh:
                     else None
                 ),
             )
-            translate_fn = self._translate
+            render = _renderer(gateway, self._translate)
 
-            def translate_and_feed(
-                deployments: Sequence[SeldonDeployment],
-                endpoints: Mapping[ComponentKey, ComponentEndpoints],
-                gateway: GatewaySettings,
-            ) -> Resources:
+            def render_and_feed(
+                deployments: Sequence[SeldonDeployment], endpoints: Mapping[ComponentKey, ComponentEndpoints]
+            ) -> Snapshot:
                 # Every publish also hands the graph executor the graphs and their node endpoints.
                 graphs.publish(deployments, endpoints)
-                return translate_fn(deployments, endpoints, gateway)
+                return render(deployments, endpoints)
 
             self._reconciler = Reconciler(
-                self._store, supervisor, xds, gateway, settings.runtime_workers, translate_and_feed
+                self._store, supervisor, xds, render_and_feed, settings.runtime_workers
             )
             for deployments, base_dir in initial:
                 for deployment in deployments:
@@ -265,6 +261,19 @@ class LocalMesh:
                 self._reconciler.refresh()
 
         asyncio.get_running_loop().call_soon(_run)
+
+
+def _renderer(gateway: GatewaySettings, translate_fn: Translate | None) -> Render:
+    """The incremental builder (only changed deployments are re-rendered), or `translate_fn` in full."""
+    if translate_fn is None:
+        return SnapshotBuilder(gateway).build
+
+    def render(
+        deployments: Sequence[SeldonDeployment], endpoints: Mapping[ComponentKey, ComponentEndpoints]
+    ) -> Snapshot:
+        return Snapshot.of(translate_fn(deployments, endpoints, gateway).all())
+
+    return render
 
 
 class _QuietServer(uvicorn.Server):

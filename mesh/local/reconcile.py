@@ -18,13 +18,17 @@ from mesh.local.plan import ComponentPlan, plan_deployment
 from mesh.local.store import StateStore, StoredDeployment
 from mesh.local.supervisor import ComponentState, ComponentStatus, Supervisor
 from mesh.spec import SeldonDeployment
-from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Resources, translate
+from xds_controller.snapshot import Snapshot
+from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Resources
 
 log = logging.getLogger(__name__)
 
 Translate = Callable[
     [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources
 ]
+# Deployments and where their components listen -> the gateway's snapshot (see `app`: an incremental
+# `SnapshotBuilder`, which re-renders only the deployments that changed).
+Render = Callable[[Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints]], Snapshot]
 DeploymentKey = tuple[str, str]
 HISTORY = 64  # published configs remembered to tell which one Envoy serves after a rejection
 
@@ -36,9 +40,9 @@ class ConfigState(StrEnum):
 
 
 class ConfigPublisher(Protocol):
-    """Hands translated resources to the xDS cache and reports what Envoy did with them."""
+    """Hands snapshots to the xDS cache and reports what Envoy did with them."""
 
-    def publish(self, resources: Resources) -> str:
+    def publish(self, snapshot: Snapshot) -> str:
         """Publish; returns an id of the published config (equal content gives an equal id)."""
         ...
 
@@ -62,16 +66,14 @@ class Reconciler:
         store: StateStore,
         supervisor: Supervisor,
         publisher: ConfigPublisher,
-        gateway: GatewaySettings,
+        render: Render,
         workers: int = 1,
-        translate_fn: Translate = translate,
     ) -> None:
         self._store = store
         self._supervisor = supervisor
         self._publisher = publisher
-        self._gateway = gateway
+        self._render = render
         self._workers = workers
-        self._translate = translate_fn
         self._deployments: list[StoredDeployment] = []
         self._plans: dict[DeploymentKey, list[ComponentPlan]] = {}
         self._config_id = ""
@@ -96,10 +98,8 @@ class Reconciler:
         self._publish()
 
     def _publish(self) -> None:
-        resources = self._translate(
-            [s.deployment for s in self._deployments], self._supervisor.endpoints(), self._gateway
-        )
-        self._config_id = self._publisher.publish(resources)
+        snapshot = self._render([s.deployment for s in self._deployments], self._supervisor.endpoints())
+        self._config_id = self._publisher.publish(snapshot)
         self._history.pop(self._config_id, None)
         self._history[self._config_id] = {s.deployment.key: s.generation for s in self._deployments}
         while len(self._history) > HISTORY:

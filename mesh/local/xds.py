@@ -1,7 +1,7 @@
 """The local mesh's xDS plane: our ADS server and snapshot cache, seen by the reconciler as a publisher.
 
-It turns translated resources into a consistent, content-versioned snapshot for the one local Envoy, and
-answers whether Envoy has applied or rejected a published config (from the cache's ACK/NACK bookkeeping).
+It hands a consistent, content-versioned snapshot to the cache for the one local Envoy, and answers
+whether Envoy has applied or rejected a published config (from the cache's ACK/NACK bookkeeping).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from xds_controller.metrics import XdsMetrics
 from xds_controller.resource_types import TypeUrl
 from xds_controller.server import ServerSettings, create_server
 from xds_controller.snapshot import EMPTY_VERSION, Snapshot, Version
-from xds_controller.translate import Resources, Upstream
+from xds_controller.translate import Upstream
 
 MAX_REMEMBERED = 256  # published configs whose fate is kept (status needs only the recent ones)
 
@@ -69,8 +69,7 @@ class XdsPlane(Callbacks):
             self.node_id, Upstream(self.host, self.port), admin_port, delta=self.delta, runtime=runtime
         )
 
-    def publish(self, resources: Resources) -> str:
-        snapshot = Snapshot.of(resources.all())
+    def publish(self, snapshot: Snapshot) -> str:
         snapshot.consistency_check()
         self.cache.set_snapshot(self.node_id, snapshot)
         versions = dict(snapshot.versions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ def reject_broken(
         if ".broken." in cluster.name:
             cluster.connect_timeout.seconds = -1  # Envoy validates connect_timeout > 0
         clusters.append(cluster)
-    return Resources(resources.listeners, resources.routes, tuple(clusters), resources.load_assignments)
+    return dataclasses.replace(resources, clusters=tuple(clusters))
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> None:

@@ -239,6 +239,10 @@ def test_envoy_accepts_it_and_a_logged_route_answers_while_extproc_is_down(
         for _ in range(3):
             post("plain")
         assert observed() == 0  # a route without a logger never opens an observe stream
+        # a request naming no deployment finds no route: a 404, not a graph call to the absent extproc
+        missing = httpx.post(gateway.url + "/seldon/default/nope/api/v1.0/predictions", json={}, timeout=10)
+        assert missing.status_code == 404 and missing.json()["status"]["reason"] == "NOT_FOUND"
+        assert observed() == 0
         for _ in range(3):
             post("iris")
         assert observed() == 3  # each logged request tried to reach extproc, then went on without it

@@ -60,20 +60,44 @@ def _packed(message: Message) -> any_pb2.Any:
     return packed
 
 
-def extproc_filter() -> hcm_pb2.HttpFilter:
+# What the graph filter sends extproc, and what the observe filter copies to it.
+GRAPH_MODE = _MODE(
+    request_header_mode=_MODE.SEND,
+    response_header_mode=_MODE.SKIP,
+    request_body_mode=_MODE.BUFFERED,
+    response_body_mode=_MODE.NONE,
+    request_trailer_mode=_MODE.SKIP,
+    response_trailer_mode=_MODE.SKIP,
+)
+OBSERVE_MODE = _MODE(
+    request_header_mode=_MODE.SEND,
+    response_header_mode=_MODE.SEND,
+    request_body_mode=_MODE.STREAMED,
+    response_body_mode=_MODE.STREAMED,
+    request_trailer_mode=_MODE.SKIP,
+    response_trailer_mode=_MODE.SKIP,
+)
+# A scoped gateway's filters send nothing unless a route's override says what (see `scopes`): a request
+# that finds no route (a scope naming no deployment) then passes both filters untouched.
+SKIP_MODE = _MODE(
+    request_header_mode=_MODE.SKIP,
+    response_header_mode=_MODE.SKIP,
+    request_body_mode=_MODE.NONE,
+    response_body_mode=_MODE.NONE,
+    request_trailer_mode=_MODE.SKIP,
+    response_trailer_mode=_MODE.SKIP,
+)
+
+
+def extproc_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
+    """Disabled by default; scoped (the chain is built before the route is known), enabled but sending
+    nothing unless a route's `ExtProcPerRoute` overrides the processing mode."""
     config = ext_proc_pb2.ExternalProcessor(
         grpc_service=grpc_service_pb2.GrpcService(
             envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=EXTPROC_CLUSTER)
         ),
         failure_mode_allow=False,
-        processing_mode=_MODE(
-            request_header_mode=_MODE.SEND,
-            response_header_mode=_MODE.SKIP,
-            request_body_mode=_MODE.BUFFERED,
-            response_body_mode=_MODE.NONE,
-            request_trailer_mode=_MODE.SKIP,
-            response_trailer_mode=_MODE.SKIP,
-        ),
+        processing_mode=SKIP_MODE if scoped else GRAPH_MODE,
         message_timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
         status_on_error=http_status_pb2.HttpStatus(code=503),
         metadata_options=ext_proc_pb2.MetadataOptions(
@@ -82,11 +106,12 @@ def extproc_filter() -> hcm_pb2.HttpFilter:
             )
         ),
     )
-    return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=True)
+    return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=not scoped)
 
 
-def observe_filter() -> hcm_pb2.HttpFilter:
-    """Copies of request and response to extproc for payload logging: asynchronous, never failing."""
+def observe_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
+    """Copies of request and response to extproc for payload logging: asynchronous, never failing.
+    Disabled by default, or (scoped) enabled and sending nothing, like `extproc_filter`."""
     config = ext_proc_pb2.ExternalProcessor(
         grpc_service=grpc_service_pb2.GrpcService(
             envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=EXTPROC_CLUSTER)
@@ -94,17 +119,10 @@ def observe_filter() -> hcm_pb2.HttpFilter:
         failure_mode_allow=True,  # logging must never fail a request
         observability_mode=True,
         stat_prefix=OBSERVE_STAT_PREFIX,
-        processing_mode=_MODE(
-            request_header_mode=_MODE.SEND,
-            response_header_mode=_MODE.SEND,
-            request_body_mode=_MODE.STREAMED,
-            response_body_mode=_MODE.STREAMED,
-            request_trailer_mode=_MODE.SKIP,
-            response_trailer_mode=_MODE.SKIP,
-        ),
+        processing_mode=SKIP_MODE if scoped else OBSERVE_MODE,
         deferred_close_timeout=duration_pb2.Duration(seconds=OBSERVE_CLOSE_TIMEOUT_S),
     )
-    return hcm_pb2.HttpFilter(name=OBSERVE_FILTER, typed_config=_packed(config), disabled=True)
+    return hcm_pb2.HttpFilter(name=OBSERVE_FILTER, typed_config=_packed(config), disabled=not scoped)
 
 
 def observe_per_route(predictor: str | None) -> any_pb2.Any:
@@ -112,10 +130,11 @@ def observe_per_route(predictor: str | None) -> any_pb2.Any:
     if predictor is None:
         return _packed(ext_proc_pb2.ExtProcPerRoute(disabled=True))
     overrides = ext_proc_pb2.ExtProcOverrides(
+        processing_mode=OBSERVE_MODE,
         grpc_initial_metadata=[
             base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor),
             base_pb2.HeaderValue(key=OBSERVE_KEY, value="1"),
-        ]
+        ],
     )
     return _packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
 
@@ -139,7 +158,8 @@ def extproc_per_route(predictor: str | None) -> any_pb2.Any:
     if predictor is None:
         return _packed(ext_proc_pb2.ExtProcPerRoute(disabled=True))
     overrides = ext_proc_pb2.ExtProcOverrides(
-        grpc_initial_metadata=[base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor)]
+        processing_mode=GRAPH_MODE,
+        grpc_initial_metadata=[base_pb2.HeaderValue(key=PREDICTOR_KEY, value=predictor)],
     )
     return _packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
 

@@ -133,10 +133,8 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
 def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionManager:
     # Both ext_proc filters (disabled unless a graph route, or a logged single-model route, enables one)
     # run before the router; the graph one first, since it may answer the request itself.
-    extproc_filters = [extproc_filter(), observe_filter()] if gateway.extproc is not None else []
-    if gateway.scoped:
-        for extproc in extproc_filters:
-            extproc.disabled = False  # the chain is built before the scope is known: see `scopes`
+    scoped = gateway.scoped  # the chain is built before the scope is known: see `scopes`
+    extproc_filters = [extproc_filter(scoped), observe_filter(scoped)] if gateway.extproc is not None else []
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.AUTO,

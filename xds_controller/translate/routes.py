@@ -451,10 +451,6 @@ def _route_configuration(
     )
     if gateway.scoped:
         config.request_headers_to_remove.append(SCOPE_HEADER)
-        if gateway.extproc is not None:
-            # the ext_proc filters are enabled in the chain (see `scopes`): off unless a route turns one on
-            for filter_name in (EXTPROC_FILTER_KEY, OBSERVE_FILTER):
-                config.virtual_hosts[0].typed_per_filter_config[filter_name].CopyFrom(extproc_per_route(None))
     return config
 
 

@@ -14,8 +14,9 @@ which the listener's local-reply mappers shape like the default scope's catch-al
 
 Envoy builds the filter chain from the route it sees before any filter ran, and that is no route at all
 here (the scope header is not set yet). So `disabled: true` filters could never be turned on per route:
-in scoped mode the ext_proc filters are in the chain enabled, and each virtual host turns them off
-(`ExtProcPerRoute.disabled`) unless a route or weighted cluster turns them on again.
+in scoped mode the ext_proc filters are in the chain enabled but with a processing mode that sends
+nothing, and the routes (or weighted clusters) that need one override its processing mode
+(`ExtProcPerRoute.overrides`). A request that finds no route at all passes both untouched.
 """
 
 from __future__ import annotations

@@ -6,8 +6,14 @@ send is retried with exponential backoff and full jitter, forever (at-least-once
 rejects for good (4xx) is moved to the spool's dead-letter table. An event leaves the spool only after its
 sink took it, so a crash at any point means a redelivery, never a loss.
 
-Delivered events are deleted in batches (every `ACK_INTERVAL_S` or `ACK_BATCH` events) on a worker thread:
-one delete per event would contend with the writer's fsyncs for SQLite's write lock and stall this loop.
+Committed events come from the writer in memory (`handoff`), so a lane that keeps up never reads the
+spool back; a lane reads the spool (`behind`) after a start (what a previous process left), and when
+more than `max_memory_events` wait in memory (a sink down): every handed-over event is committed first,
+so the spool holds everything memory does, and a lane drops from memory what it already sent.
+
+Delivered events are deleted in batches (every `ACK_INTERVAL_S` or `ACK_BATCH` events) on a thread of
+their own: one delete per event would contend with the writer's fsyncs for SQLite's write lock and stall
+this loop (and `asyncio.to_thread` per batch cost a quarter of this loop's CPU under py-spy).
 Until then each lane remembers the last sequence number it delivered, so nothing is sent twice; after a
 crash the undeleted few are sent again, which at-least-once allows.
 """
@@ -15,8 +21,9 @@ crash the undeleted few are sent again, which at-least-once allows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import logging
+import queue
 import random
 import threading
 from collections.abc import Callable
@@ -45,13 +52,13 @@ class Delivery:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._lanes: dict[LaneKey, asyncio.Task[None]] = {}
-        self._dirty: set[LaneKey] = set()
+        self._behind: set[LaneKey] = set()  # lanes that read the spool until it has nothing after the cursor
+        self._memory: dict[LaneKey, collections.deque[SpooledEvent]] = {}
+        self._held = 0  # events in `_memory`
         self._cursors: dict[LaneKey, int] = {}
         self._delivered: list[SpooledEvent] = []
-        # The acknowledgement running on a worker thread: cancelling the task that awaits it does not
-        # stop the thread, so the next flush waits for it (one transaction at a time per connection).
-        self._forgetting: asyncio.Future[None] | None = None
-        self._ack_wanted: asyncio.Event | None = None
+        # Batches of delivered events for the acknowledging thread to delete; None stops it.
+        self._acks: queue.SimpleQueue[list[SpooledEvent] | None] = queue.SimpleQueue()
 
     def start(self) -> None:
         """Start delivering, beginning with whatever the spool already holds."""
@@ -60,11 +67,11 @@ class Delivery:
         self._thread.start()
         self._ready.wait()
 
-    def wake(self, lanes: set[LaneKey]) -> None:
-        """Thread-safe: these lanes have new events on disk."""
+    def handoff(self, events: list[SpooledEvent]) -> None:
+        """Thread-safe: these events are committed to the spool; deliver them."""
         loop = self._loop
         if loop is not None:
-            loop.call_soon_threadsafe(self._wake, lanes)
+            loop.call_soon_threadsafe(self._take, events)
 
     def stop(self) -> None:
         """Stop; a send in flight is abandoned and its event, still spooled, goes again next start."""
@@ -79,17 +86,21 @@ class Delivery:
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
-        self._ack_wanted = asyncio.Event()
         self._cursors.clear()
+        self._memory.clear()
+        self._held = 0
         spool = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
-        acks = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
+        acker_thread = threading.Thread(target=self._acknowledge, name="payload-acks", daemon=True)
+        acker_thread.start()
         sinks = SinkFactory(
             self._settings.http_timeout_seconds, max_connections=self._settings.lanes_per_destination * 4
         )
         self._spool, self._sinks = spool, sinks
         self._loop = asyncio.get_running_loop()
-        self._wake(set(spool.lanes()))
-        acker = asyncio.create_task(self._acknowledge(acks))
+        self._behind = set(spool.lanes())
+        for lane in self._behind:
+            self._start_lane(lane)
+        acker = asyncio.create_task(self._flush_periodically())
         self._ready.set()
         try:
             await self._stop.wait()
@@ -101,49 +112,73 @@ class Delivery:
             await asyncio.gather(*tasks, return_exceptions=True)
             acker.cancel()
             await asyncio.gather(acker, return_exceptions=True)
-            await self._flush_acks(acks)
+            self._flush_acks()
+            self._acks.put(None)
             await sinks.aclose()
             spool.close()
-            acks.close()
+            acker_thread.join()
 
-    async def _acknowledge(self, acks: Spool) -> None:
-        assert self._ack_wanted is not None
+    async def _flush_periodically(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ack_wanted.wait(), ACK_INTERVAL_S)
-            self._ack_wanted.clear()
-            await self._flush_acks(acks)
+            await asyncio.sleep(ACK_INTERVAL_S)
+            self._flush_acks()
 
-    async def _flush_acks(self, acks: Spool) -> None:
-        if self._forgetting is not None and not self._forgetting.done():
-            await asyncio.wait([self._forgetting])
+    def _flush_acks(self) -> None:
         done, self._delivered = self._delivered, []  # swapped on the loop thread, which alone appends
         if done:
-            self._forgetting = asyncio.ensure_future(asyncio.to_thread(self._forget, acks, done))
-            await asyncio.shield(self._forgetting)
+            self._acks.put(done)
 
-    def _forget(self, acks: Spool, done: list[SpooledEvent]) -> None:
-        acks.delete([event.seq for event in done])
-        for event in done:
-            self._finished(event, True)
+    def _acknowledge(self) -> None:
+        """The acknowledging thread: deletes delivered events, one transaction per batch, until None."""
+        acks = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
+        try:
+            while (done := self._acks.get()) is not None:
+                try:
+                    acks.delete([event.seq for event in done])
+                except Exception:  # they stay spooled and go again after a restart: at least once
+                    log.exception("deleting %d delivered payload events from the spool failed", len(done))
+                    continue
+                for event in done:
+                    self._finished(event, True)
+        finally:
+            acks.close()
 
-    def _wake(self, lanes: set[LaneKey]) -> None:
-        for lane in lanes:
-            if lane in self._lanes:
-                self._dirty.add(lane)
+    def _take(self, events: list[SpooledEvent]) -> None:
+        for event in events:
+            lane = (event.destination, event.lane)
+            if lane in self._behind:
+                pass  # the lane reads the spool, which has the event
+            elif self._held >= self._settings.max_memory_events:
+                self._behind.add(lane)
             else:
-                self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
+                self._memory.setdefault(lane, collections.deque()).append(event)
+                self._held += 1
+            self._start_lane(lane)
+
+    def _start_lane(self, lane: LaneKey) -> None:
+        if lane not in self._lanes:
+            self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
 
     async def _run_lane(self, lane: LaneKey) -> None:
         try:
             while True:
-                self._dirty.discard(lane)
-                events = self._spool.head(lane, self._settings.read_batch_events, self._cursors.get(lane, 0))
-                if not events and lane not in self._dirty:
-                    return  # no await between this check and leaving `_lanes`: a wake-up cannot be lost
+                cursor = self._cursors.get(lane, 0)
+                if lane in self._behind:
+                    events = self._spool.head(lane, self._settings.read_batch_events, cursor)
+                    if not events:  # caught up; no await since the read, so no handoff was missed
+                        self._behind.discard(lane)
+                        continue
+                else:
+                    queue = self._memory.get(lane)
+                    if not queue:
+                        self._memory.pop(lane, None)
+                        return  # no await between this check and leaving `_lanes`: no handoff is lost
+                    events = [queue.popleft()]
+                    self._held -= 1
                 for event in events:
-                    await self._deliver(event)
-                    self._cursors[lane] = event.seq
+                    if event.seq > self._cursors.get(lane, 0):  # memory repeats what the spool gave
+                        await self._deliver(event)
+                        self._cursors[lane] = event.seq
         finally:
             self._lanes.pop(lane, None)
 
@@ -167,9 +202,6 @@ class Delivery:
                 self._finished(event, False)
                 return
             self._delivered.append(event)
-            if len(self._delivered) >= ACK_BATCH and self._ack_wanted is not None:
-                self._ack_wanted.set()
-            # a sink that never suspends (the file sink) must still let other lanes, the acker and a
-            # stop() run between events
-            await asyncio.sleep(0)
+            if len(self._delivered) >= ACK_BATCH:
+                self._flush_acks()
             return

@@ -58,12 +58,19 @@ class NewRecord:
     request_id: str
     headers_json: bytes
     body: bytes
+    headers: dict[str, str]
 
     @classmethod
     def of(
         cls, destination: str, lane: int, request_id: str, headers: dict[str, str], body: bytes
     ) -> NewRecord:
-        return cls(destination, lane, request_id, orjson.dumps(headers), body)
+        return cls(destination, lane, request_id, orjson.dumps(headers), body, headers)
+
+    def spooled(self, seq: int) -> SpooledEvent:
+        """The event as delivery reads it back, for handing it over without reading the spool."""
+        return SpooledEvent(
+            seq, self.destination, self.lane, self.request_id, self.headers, self.body, self.size
+        )
 
     @property
     def size(self) -> int:
@@ -98,8 +105,10 @@ class Spool:
     def close(self) -> None:
         self._db.close()
 
-    def append(self, records: list[NewRecord]) -> None:
-        """Commit `records` in one transaction: on return they are on disk per the fsync policy."""
+    def append(self, records: list[NewRecord]) -> int:
+        """Commit `records` in one transaction: on return they are on disk per the fsync policy. Returns
+        the sequence number of the first; the others follow it one by one (one writer connection per spool,
+        AUTOINCREMENT: each new row takes the highest number ever used plus one)."""
         rows = [(r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size) for r in records]
         with self._transaction():
             self._db.executemany(
@@ -107,6 +116,8 @@ class Spool:
                 "VALUES (?,?,?,?,?,?)",
                 rows,
             )
+            last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return last - len(rows) + 1
 
     def head(self, lane: LaneKey, limit: int, after: int = 0) -> list[SpooledEvent]:
         """The oldest `limit` events of `lane` with a sequence number above `after`."""

@@ -131,10 +131,10 @@ def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
     writing, disk_back = threading.Event(), threading.Event()
     append = Spool.append
 
-    def slow_append(self: Spool, records: list[NewRecord]) -> None:
+    def slow_append(self: Spool, records: list[NewRecord]) -> int:
         writing.set()
         disk_back.wait(30)
-        append(self, records)
+        return append(self, records)
 
     monkeypatch.setattr(Spool, "append", slow_append)
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_pending_events=2))
@@ -153,3 +153,27 @@ def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
         disk_back.set()
         logger.stop()
     assert logger.stats().refused == 3
+
+
+def test_a_backlog_beyond_what_delivery_holds_in_memory_is_read_back_from_the_spool(tmp_path: Path) -> None:
+    """Delivery keeps committed events in memory up to `max_memory_events`; past that (a sink down for a
+    while) lanes read the spool back. Every event arrives, each request's pair in order."""
+    sink = RecordingSink()  # down
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_memory_events=20, lanes_per_destination=4))
+    logger.start()
+    try:
+        events = [e for n in range(200) for e in pair(f"mem-{n}")]
+        futures = [logger.submit(e) for e in events]
+        assert [f.result(30) for f in futures] == [LogOutcome.ACCEPTED] * len(events)
+        wait_for(lambda: logger.stats().retried >= 4, 10, "every lane to have failed at least once")
+        sink.start()
+        more = [e for n in range(200, 300) for e in pair(f"mem-{n}")]  # while lanes catch up
+        assert all(logger.log(e) is LogOutcome.ACCEPTED for e in more)
+        wanted = {e.id for e in events + more}
+        wait_for(lambda: wanted <= sink.ids(), 60, "every event after the outage")
+    finally:
+        logger.stop()
+        sink.stop()
+    order = _first_seen_order(sink.snapshot())
+    assert len(order) == 300
+    assert all(types[0] == "io.seldon.serving.inference.request" for types in order.values())

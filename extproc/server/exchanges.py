@@ -2,11 +2,11 @@
 
 A single-model predictor is served by Envoy straight from the gateway to its runtime; when its node has
 a `logger`, its routes enable a second ext_proc filter in observability mode (`observability_mode: true`,
-request and response headers SEND, bodies BUFFERED; xds_controller/translate/extproc.py) whose stream
-metadata carries `x-seldon-predictor: <predictor>` and `x-seldon-observe: 1`. Envoy sends copies of the
-request and the response and waits for no answer (Envoy 1.40's ext_proc API: in observability mode "the
-server should not respond to this message, as any responses will be ignored", though it may close the
-stream), so logging adds no latency to the client's call.
+request and response headers SEND, bodies STREAMED: Envoy 1.40 sends no body in BUFFERED mode there;
+xds_controller/translate/extproc.py) whose stream metadata carries `x-seldon-predictor: <predictor>`
+and `x-seldon-observe: 1`. Envoy sends copies of the request and the response and waits for no answer
+(Envoy 1.40's ext_proc API: in observability mode "the server should not respond to this message, as any
+responses will be ignored", though it may close the stream), so logging adds no latency to the call.
 
 `ExchangeLog.consume` reads one such stream, sends nothing back, and logs through the executor's
 `NodeEvents` hook exactly what a graph node with that logger would log: a request event once the
@@ -112,16 +112,31 @@ class _Exchange:
     puid: str
     protocol: str
     grpc: tuple[str, _Decoder, _Decoder] | None
-    request_encoding: str
+    encoding: str  # of the body being read: content-encoding (REST) or grpc-encoding
+    length: int | None  # of the body being read, when its headers say (REST content-length)
     body: bytearray = field(default_factory=bytearray)
     status: int = 0
-    response_encoding: str = ""
     request_logged: bool = False
+
+    def add(self, chunk: bytes, end_of_stream: bool) -> bool:
+        """Take a body chunk; True once the body is whole. STREAMED bodies come in chunks; a gRPC body
+        ends with trailers this filter does not ask for, so its one message's length prefix says."""
+        self.body += chunk
+        if end_of_stream:
+            return True
+        if self.grpc is not None and len(self.body) >= 5:
+            self.length = 5 + int.from_bytes(self.body[1:5], "big")
+        return self.length is not None and len(self.body) >= self.length
+
+
+def _length(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get("content-length", "")
+    return int(raw) if raw.isdigit() else None
 
 
 class ExchangeLog:
     def __init__(self, lookup: Lookup, events: NodeEvents) -> None:
-        """`lookup(namespace, deployment, predictor)` finds the predictor (raises if it is unknown)."""
+        """`lookup(namespace, deployment, predictor)` finds the predictor (raises GraphError if unknown)."""
         self._lookup = lookup
         self._events = events
 
@@ -142,24 +157,27 @@ class ExchangeLog:
                 elif exchange is None:
                     return  # no request headers first: not a stream we understand
                 elif phase == "request_body":
-                    exchange.body += request.request_body.body
-                    if request.request_body.end_of_stream:
+                    chunk = request.request_body
+                    if not exchange.request_logged and exchange.add(chunk.body, chunk.end_of_stream):
                         self._log_request(exchange)
                 elif phase == "response_headers":
                     self._log_request(exchange)  # a request with trailers ends without end_of_stream
                     headers = _headers(request.response_headers)
                     exchange.status = int(headers.get(":status", "0") or 0)
-                    exchange.response_encoding = headers.get("content-encoding", "")
-                    if request.response_headers.end_of_stream or not 200 <= exchange.status < 300:
+                    failed = headers.get("grpc-status", "0") != "0"  # a trailers-only gRPC error
+                    if request.response_headers.end_of_stream or failed or not 200 <= exchange.status < 300:
                         return  # no body (nothing to log) or an error (Seldon logs only outputs)
+                    exchange.encoding = headers.get(
+                        "grpc-encoding" if exchange.grpc else "content-encoding", ""
+                    )
+                    exchange.length = _length(headers)
                 elif phase == "response_body":
-                    exchange.body += request.response_body.body
-                    if request.response_body.end_of_stream:
+                    chunk = request.response_body
+                    if exchange.add(chunk.body, chunk.end_of_stream):
                         self._log_response(exchange)
                         return
-                elif phase == "response_trailers" and exchange.status:
-                    self._log_response(exchange)
-                    return
+            if exchange is not None and exchange.status and exchange.body:  # Envoy ended the stream first
+                self._log_response(exchange)
         except Exception:  # a bug or an odd message must not surface in Envoy's stream
             log.exception("payload logging of an observed exchange failed")
 
@@ -190,22 +208,22 @@ class ExchangeLog:
             return None
         puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
         encoding = headers.get("grpc-encoding" if grpc else "content-encoding", "")
-        return _Exchange(predictor, puid, protocol, grpc, encoding)
+        return _Exchange(predictor, puid, protocol, grpc, encoding, _length(headers))
 
     def _log_request(self, exchange: _Exchange) -> None:
         if exchange.request_logged:
             return
         exchange.request_logged = True
-        body, exchange.body = bytes(exchange.body), bytearray()
+        body, exchange.body, exchange.length = bytes(exchange.body), bytearray(), None
         decode = exchange.grpc[1] if exchange.grpc is not None else None
-        payload = self._payload(body, exchange.request_encoding, decode)
+        payload = self._payload(body, exchange.encoding, decode)
         if payload is not None:
             graph = exchange.predictor.graph
             self._events.request_bytes(exchange.predictor, graph, exchange.puid, payload, exchange.protocol)
 
     def _log_response(self, exchange: _Exchange) -> None:
         decode = exchange.grpc[2] if exchange.grpc is not None else None
-        payload = self._payload(bytes(exchange.body), exchange.response_encoding, decode)
+        payload = self._payload(bytes(exchange.body), exchange.encoding, decode)
         if payload is not None:
             graph = exchange.predictor.graph
             self._events.response_bytes(exchange.predictor, graph, exchange.puid, payload, exchange.protocol)

@@ -154,7 +154,9 @@ def test_gzip_bodies_are_inflated_and_v2_paths_are_v2(logged: ExchangeLog, sink:
     assert events["request"].headers["Ce-Protocol"] == "v2"
 
 
-def test_a_grpc_exchange_is_logged_in_its_json_form(logged: ExchangeLog, sink: RecordingSink) -> None:
+def test_streamed_chunks_are_joined_and_a_grpc_message_ends_by_its_length_not_trailers(
+    logged: ExchangeLog, sink: RecordingSink
+) -> None:
     message = v1_pb.SeldonMessage()
     message.data.ndarray.values.add().list_value.values.add().number_value = 3.0
     data = message.SerializeToString()
@@ -167,10 +169,37 @@ def test_a_grpc_exchange_is_logged_in_its_json_form(logged: ExchangeLog, sink: R
         "namespace": "seldon",
         "x-request-id": "g-1",
     }
-    _consume(logged, _exchange(headers, framed, "200", framed, **{"content-type": "application/grpc"}))
+    observe = {"observability_mode": True}
+    messages = [
+        ep.ProcessingRequest(request_headers=_headers(headers), **observe),
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=framed[:3]), **observe),
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=framed[3:], end_of_stream=True), **observe),
+        ep.ProcessingRequest(
+            response_headers=_headers({":status": "200", "content-type": "application/grpc"}), **observe
+        ),
+        # the response's DATA frame; its trailers (grpc-status) end the stream, and are not sent here
+        ep.ProcessingRequest(response_body=ep.HttpBody(body=framed[:7]), **observe),
+        ep.ProcessingRequest(response_body=ep.HttpBody(body=framed[7:]), **observe),
+    ]
+    assert _consume(logged, messages) == 6
     events = _events(sink, "g-1", 2)
     for event in events.values():
         assert json.loads(event.body) == {"data": {"ndarray": [[3.0]]}}
+    # REST in chunks, the last with end_of_stream
+    rest = [
+        ep.ProcessingRequest(request_headers=_headers(_rest("c-1")), **observe),
+        *(
+            ep.ProcessingRequest(request_body=ep.HttpBody(body=REQUEST[i : i + 5]), **observe)
+            for i in range(0, 30, 5)
+        ),
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=REQUEST[30:], end_of_stream=True), **observe),
+        ep.ProcessingRequest(response_headers=_headers({":status": "200"}), **observe),
+        ep.ProcessingRequest(response_body=ep.HttpBody(body=RESPONSE[:10]), **observe),
+        ep.ProcessingRequest(response_body=ep.HttpBody(body=RESPONSE[10:], end_of_stream=True), **observe),
+    ]
+    _consume(logged, rest)
+    chunked = _events(sink, "c-1", 2)
+    assert chunked["request"].body == REQUEST and chunked["response"].body == RESPONSE
 
 
 def test_an_error_response_logs_the_request_only(logged: ExchangeLog, sink: RecordingSink) -> None:

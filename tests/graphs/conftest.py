@@ -69,6 +69,23 @@ spec:
 apiVersion: machinelearning.seldon.io/v1
 kind: SeldonDeployment
 metadata:
+  name: thompson
+spec:
+  predictors:
+    - name: main
+      graph:
+        name: ts
+        implementation: THOMPSON_SAMPLING
+        parameters:
+          - {{name: n_branches, value: "2", type: INT}}
+          - {{name: seed, value: "7", type: INT}}
+        children:
+          - {{name: left, implementation: SIMPLE_MODEL}}
+          - {{name: right, implementation: SIMPLE_MODEL}}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
   name: junky
 spec:
   predictors:
@@ -104,6 +121,7 @@ DEPLOYMENTS = (
     "combiner",
     "abtest",
     "bandit",
+    "thompson",
     "single",
     "mixed",
     "faulty",

@@ -1,5 +1,5 @@
-"""An epsilon-greedy router shifts traffic to the branch that earns rewards, and remembers it across an
-extproc restart (its state is in the mesh's state dir)."""
+"""The learning routers (epsilon-greedy, Thompson sampling) shift traffic to the branch that earns rewards,
+and remember it across an extproc restart (their state is in the mesh's state dir)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,18 @@ from tests.helpers.mesh import Mesh, pid_alive, wait_for
 FEEDBACK = "/seldon/default/bandit/api/v1.0/feedback"
 
 
-def _share_right(mesh: Mesh, count: int = 300) -> float:
-    replies = many(mesh, "bandit", ndarray([[1.0]]), count)
-    return sum(1 for r in replies if r["meta"]["routing"]["eg"] == 1) / count
+def _share_right(mesh: Mesh, count: int = 300, name: str = "bandit", router: str = "eg") -> float:
+    replies = many(mesh, name, ndarray([[1.0]]), count)
+    return sum(1 for r in replies if r["meta"]["routing"][router] == 1) / count
+
+
+def _restart_extproc(mesh: Mesh, name: str) -> None:
+    pid_file = mesh.state_dir / "extproc.pid"
+    old_pid = int(pid_file.read_text())
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(old_pid), 10, "extproc to die")
+    wait_for(lambda: predict(mesh, name, ndarray([[1.0]])).status_code == 200, 30, "extproc to be back")
+    assert int(pid_file.read_text()) != old_pid
 
 
 def test_epsilon_greedy_learns_from_feedback_and_survives_a_restart(mesh: Mesh) -> None:
@@ -42,10 +51,22 @@ def test_epsilon_greedy_learns_from_feedback_and_survives_a_restart(mesh: Mesh) 
     # epsilon 0.1 over two branches: the best branch gets about 95% of the traffic.
     assert _share_right(mesh) > 0.85
 
-    pid_file = mesh.state_dir / "extproc.pid"
-    old_pid = int(pid_file.read_text())
-    os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: not pid_alive(old_pid), 10, "extproc to die")
-    wait_for(lambda: predict(mesh, "bandit", ndarray([[1.0]])).status_code == 200, 30, "extproc to be back")
-    assert int(pid_file.read_text()) != old_pid
+    _restart_extproc(mesh, "bandit")
     assert _share_right(mesh) > 0.85
+
+
+def test_thompson_sampling_learns_from_feedback_and_survives_a_restart(mesh: Mesh) -> None:
+    # no feedback yet: both branches have the same Beta(1, 1) prior, so traffic splits about evenly
+    # (300 requests: a standard deviation of 0.03 around 0.5)
+    assert 0.35 < _share_right(mesh, name="thompson", router="ts") < 0.65
+    with httpx.Client(base_url=mesh.gateway, timeout=30) as client:
+        for _ in range(30):
+            for branch, reward in ((0, 0.0), (1, 1.0)):
+                routing = {"response": {"meta": {"routing": {"ts": branch}}}, "reward": reward}
+                reply = client.post("/seldon/default/thompson/api/v1.0/feedback", json=routing)
+                assert reply.status_code == 200, reply.text
+    # Beta(31, 1) against Beta(1, 31): the rewarded branch wins nearly every draw
+    assert _share_right(mesh, name="thompson", router="ts") > 0.9
+
+    _restart_extproc(mesh, "thompson")
+    assert _share_right(mesh, name="thompson", router="ts") > 0.9

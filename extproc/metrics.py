@@ -173,8 +173,23 @@ class InstrumentedNodeClient:
     async def call(
         self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
     ) -> tuple[Payload, Json]:
-        with self._timed(node, "predictions", method):
+        # `_timed` inlined: this runs on every node call, and a generator-based context costs ~5 us
+        grpc_node = node.transport == "grpc"
+        code = "OK" if grpc_node else "200"
+        started = time.perf_counter()
+        try:
             return await self._inner.call(node, method, payloads, meta, limits)
+        except GraphError as error:
+            code = error.grpc_code.name if grpc_node else str(error.status)
+            raise
+        except BaseException:
+            code = "INTERNAL" if grpc_node else "500"
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            self._metrics.observe_client(
+                CURRENT_PREDICTOR.get(), node_labels(node), "predictions", method, code, seconds
+            )
 
     async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
         with self._timed(node, "feedback", "send_feedback"):

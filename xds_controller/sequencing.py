@@ -92,16 +92,24 @@ def _label(snapshot: Snapshot, type_url: TypeUrl, overrides: Mapping[str, Held |
 def ready_clusters(snapshot: Snapshot, applied: Applied) -> frozenset[str]:
     """Clusters Envoy has applied and can route to: for EDS clusters, with their endpoints applied too."""
     clusters = applied.get(resource_types.CLUSTER, {})
-    assignments = applied.get(resource_types.ENDPOINT, {})
-    links = snapshot.links.cluster_assignments
-    return frozenset(name for name in clusters if name not in links or links[name] in assignments)
+    return frozenset(name for name in clusters if _ready(name, snapshot, applied))
+
+
+def _ready(cluster: str, snapshot: Snapshot, applied: Applied) -> bool:
+    if cluster not in applied.get(resource_types.CLUSTER, {}):
+        return False
+    assignment = snapshot.links.cluster_assignments.get(cluster)
+    return assignment is None or assignment in applied.get(resource_types.ENDPOINT, {})
 
 
 def desired(snapshot: Snapshot, applied: Applied, pending_routes: Iterable[Held] = ()) -> dict[TypeUrl, Step]:
     """The next configuration step, per type, for a node that runs `applied` and should end at `snapshot`.
 
     `pending_routes` are route configurations sent but not yet ACKed: Envoy may be running them already,
-    so the clusters they name are kept too."""
+    so the clusters they name are kept too.
+
+    Runs on every ACK, so with tens of thousands of resources it touches one by one (in Python) only what
+    changed; whole-set differences are dict-view operations."""
     overrides: dict[TypeUrl, dict[str, Held | None]] = {url: {} for url in resource_types.PUSH_ORDER}
 
     # Routes: a changed route configuration waits until every cluster it names is ready.
@@ -109,26 +117,23 @@ def desired(snapshot: Snapshot, applied: Applied, pending_routes: Iterable[Held]
     route_versions = snapshot.versions_of(resource_types.ROUTE)
     links = snapshot.links.route_clusters
     changed = [n for n, v in route_versions.items() if (h := applied_routes.get(n)) is None or h.version != v]
-    if changed:
-        ready = ready_clusters(snapshot, applied)
-        for name in changed:
-            if not links.get(name, frozenset()) <= ready:
-                overrides[resource_types.ROUTE][name] = applied_routes.get(name)
+    for name in changed:
+        if not all(_ready(cluster, snapshot, applied) for cluster in links.get(name, frozenset())):
+            overrides[resource_types.ROUTE][name] = applied_routes.get(name)
 
     # Clusters (and endpoints) that routes Envoy runs still name stay until those routes change.
-    named = frozenset().union(*(route.clusters for route in (*applied_routes.values(), *pending_routes)))
     clusters = snapshot.get(resource_types.CLUSTER)
     applied_clusters = applied.get(resource_types.CLUSTER, {})
-    applied_assignments = applied.get(resource_types.ENDPOINT, {})
-    assignments = snapshot.get(resource_types.ENDPOINT)
-    for name in sorted(named - clusters.keys()):
-        kept = applied_clusters.get(name)
-        if kept is None:
-            continue
-        overrides[resource_types.CLUSTER][name] = kept
-        assignment = applied_assignments.get(name)
-        if assignment is not None and name not in assignments:
-            overrides[resource_types.ENDPOINT][name] = assignment
+    dropped = applied_clusters.keys() - clusters.keys()
+    if dropped:
+        named = frozenset().union(*(route.clusters for route in (*applied_routes.values(), *pending_routes)))
+        applied_assignments = applied.get(resource_types.ENDPOINT, {})
+        assignments = snapshot.get(resource_types.ENDPOINT)
+        for name in sorted(dropped & named):
+            overrides[resource_types.CLUSTER][name] = applied_clusters[name]
+            assignment = applied_assignments.get(name)
+            if assignment is not None and name not in assignments:
+                overrides[resource_types.ENDPOINT][name] = assignment
 
     return {
         url: Step(

@@ -21,7 +21,7 @@ snapshot), which is what ACKs and NACKs are recorded under.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -69,9 +69,13 @@ class DeltaStream:
     _types: dict[TypeUrl, _TypeState] = field(default_factory=dict)
     _applied: dict[TypeUrl, dict[str, Held]] = field(default_factory=dict)
     _nonces: int = 0
-    # `desired` is recomputed only when the snapshot or what Envoy runs (or may run) changed.
+    # `desired` is recomputed only when the snapshot or what Envoy runs (or may run) changed, and then
+    # told which routes and clusters may have changed since its last result (see `desired`).
     _changes: int = 0
     _memo: tuple[Snapshot, int, dict[TypeUrl, Step]] | None = None
+    _routes_dirty: set[str] = field(default_factory=set)
+    _clusters_dirty: set[str] = field(default_factory=set)
+    _all_dirty: bool = True
 
     def handle(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         if not self.node_id:
@@ -98,6 +102,7 @@ class DeltaStream:
             state.seen_request = True
             state.wildcard = not subscribe or _WILDCARD in subscribe
             snapshot = self.watcher.snapshot(self.node_id)
+            self._all_dirty = True
             for name, version in request.initial_resource_versions.items():
                 state.client[str(name)] = Version(str(version))
                 if snapshot is not None and snapshot.versions_of(type_url).get(str(name)) == version:
@@ -118,6 +123,7 @@ class DeltaStream:
             if not state.wildcard:
                 state.client.pop(name, None)
                 self._applied.get(type_url, {}).pop(name, None)
+                self._mark(type_url, (name,))
 
     def _acknowledge(
         self, type_url: TypeUrl, state: _TypeState, request: discovery_pb2.DeltaDiscoveryRequest
@@ -137,6 +143,7 @@ class DeltaStream:
             for name in state.removing:
                 applied.pop(name, None)
                 state.client.pop(name, None)
+            self._mark(type_url, (*state.in_flight, *state.removing))
             self.watcher.record_ack(self.node_id, type_url, Version(state.label))
             self.callbacks.on_ack(self.node_id, type_url, Version(state.label))
         state.in_flight, state.removing = {}, []
@@ -145,11 +152,38 @@ class DeltaStream:
         if self.node_id:
             self.watcher.stream_closed(self.node_id)
 
+    def _mark(self, type_url: TypeUrl, names: Iterable[str]) -> None:
+        """What Envoy runs of these names changed: `desired` must look at them again."""
+        if type_url == resource_types.ROUTE:
+            self._routes_dirty.update(names)
+        elif type_url == resource_types.CLUSTER:
+            self._clusters_dirty.update(names)
+
     def _steps(self, snapshot: Snapshot) -> dict[TypeUrl, Step]:
-        if self._memo is not None and self._memo[0] is snapshot and self._memo[1] == self._changes:
-            return self._memo[2]
+        memo = self._memo
+        if memo is not None and memo[0] is snapshot and memo[1] == self._changes:
+            return memo[2]
         routes = self._types.get(resource_types.ROUTE)
-        steps = desired(snapshot, self._applied, routes.in_flight.values() if routes else ())
+        pending = routes.in_flight.values() if routes else ()
+        if self._all_dirty or memo is None:
+            steps = desired(snapshot, self._applied, pending)
+        else:
+            previous, last = memo[0], memo[2]
+            if snapshot is not previous:
+                for type_url, dirty in (
+                    (resource_types.ROUTE, self._routes_dirty),
+                    (resource_types.CLUSTER, self._clusters_dirty),
+                ):
+                    now, then = snapshot.versions_of(type_url), previous.versions_of(type_url)
+                    dirty.update(n for n, _ in now.items() ^ then.items())
+            steps = desired(
+                snapshot,
+                self._applied,
+                pending,
+                routes=self._routes_dirty | last[resource_types.ROUTE].overrides.keys(),
+                dropped=self._clusters_dirty | last[resource_types.CLUSTER].overrides.keys(),
+            )
+        self._routes_dirty, self._clusters_dirty, self._all_dirty = set(), set(), False
         self._memo = (snapshot, self._changes, steps)
         return steps
 

@@ -102,21 +102,40 @@ def _ready(cluster: str, snapshot: Snapshot, applied: Applied) -> bool:
     return assignment is None or assignment in applied.get(resource_types.ENDPOINT, {})
 
 
-def desired(snapshot: Snapshot, applied: Applied, pending_routes: Iterable[Held] = ()) -> dict[TypeUrl, Step]:
+def desired(
+    snapshot: Snapshot,
+    applied: Applied,
+    pending_routes: Iterable[Held] = (),
+    *,
+    routes: Iterable[str] | None = None,
+    dropped: Iterable[str] | None = None,
+) -> dict[TypeUrl, Step]:
     """The next configuration step, per type, for a node that runs `applied` and should end at `snapshot`.
 
     `pending_routes` are route configurations sent but not yet ACKed: Envoy may be running them already,
     so the clusters they name are kept too.
 
-    Runs on every ACK, so with tens of thousands of resources it touches one by one (in Python) only what
-    changed; whole-set differences are dict-view operations."""
+    This runs on every ACK. A caller that tracks what changed may say so: `routes`, every route
+    configuration that may differ from what Envoy runs or may now be held or released (changed, newly
+    applied, or held by the previous step); `dropped`, every cluster Envoy may run that the snapshot may
+    not hold (removed from it, newly applied, or kept by the previous step). None looks at all of them."""
     overrides: dict[TypeUrl, dict[str, Held | None]] = {url: {} for url in resource_types.PUSH_ORDER}
 
     # Routes: a changed route configuration waits until every cluster it names is ready.
     applied_routes = applied.get(resource_types.ROUTE, {})
     route_versions = snapshot.versions_of(resource_types.ROUTE)
     links = snapshot.links.route_clusters
-    changed = [n for n, v in route_versions.items() if (h := applied_routes.get(n)) is None or h.version != v]
+    if routes is None:
+        changed = [
+            n for n, v in route_versions.items() if (h := applied_routes.get(n)) is None or h.version != v
+        ]
+    else:
+        changed = [
+            n
+            for n in routes
+            if (v := route_versions.get(n)) is not None
+            and ((h := applied_routes.get(n)) is None or h.version != v)
+        ]
     for name in changed:
         if not all(_ready(cluster, snapshot, applied) for cluster in links.get(name, frozenset())):
             overrides[resource_types.ROUTE][name] = applied_routes.get(name)
@@ -124,12 +143,16 @@ def desired(snapshot: Snapshot, applied: Applied, pending_routes: Iterable[Held]
     # Clusters (and endpoints) that routes Envoy runs still name stay until those routes change.
     clusters = snapshot.get(resource_types.CLUSTER)
     applied_clusters = applied.get(resource_types.CLUSTER, {})
-    dropped = applied_clusters.keys() - clusters.keys()
-    if dropped:
+    gone = (
+        applied_clusters.keys() - clusters.keys()
+        if dropped is None
+        else {n for n in dropped if n in applied_clusters and n not in clusters}
+    )
+    if gone:
         named = frozenset().union(*(route.clusters for route in (*applied_routes.values(), *pending_routes)))
         applied_assignments = applied.get(resource_types.ENDPOINT, {})
         assignments = snapshot.get(resource_types.ENDPOINT)
-        for name in sorted(dropped & named):
+        for name in sorted(gone & named):
             overrides[resource_types.CLUSTER][name] = applied_clusters[name]
             assignment = applied_assignments.get(name)
             if assignment is not None and name not in assignments:

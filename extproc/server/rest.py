@@ -33,6 +33,8 @@ from extproc.server.frontend import Frontend, Reply
 log = logging.getLogger(__name__)
 PREDICTOR_HEADER = "x-seldon-predictor"
 ORIGINAL_PATH_HEADER = "x-envoy-original-path"  # set by Envoy when a route rewrote the path
+# After answering a request it stopped reading, how long a connection drains what the client still sends.
+LINGER_S = 2.0
 MAX_PENDING = 16  # requests read ahead on one connection before reading pauses
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
@@ -80,6 +82,7 @@ class RestConnection(asyncio.Protocol):
         self._pending: deque[_Request] = deque()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +108,8 @@ class RestConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._pending.clear()
+        if self._linger is not None:
+            self._linger.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()  # nobody is left to read the answer
 
@@ -161,8 +166,21 @@ class RestConnection(asyncio.Protocol):
             return _error(500, "INTERNAL_ERROR", "internal error in the graph executor")
 
     def _fail(self, reply: Reply) -> None:
+        """Answer a request we stopped reading (bad or too large) and close without losing the answer.
+
+        Closing a socket with unread bytes in it sends a reset, and the client may drop our answer with
+        it (Envoy turned a 413 into a 503 so, for a 6 MB body). So: answer, half-close, and read and
+        discard what the client still sends until it closes or `LINGER_S` passes."""
         self._write(encode_reply(reply, "", "", keep_alive=False))
-        self._close()
+        self._closing = True  # data_received now discards
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._close)
+        else:
+            self._close()
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -89,12 +89,11 @@ def test_graph_requests_through_envoy(tmp_path: Path) -> None:
                 answers.append(
                     await client.post("/seldon/default/dep/api/v1.0/predictions", content=b"{oops")
                 )
-                answers.append(
-                    await client.post(
-                        "/seldon/default/dep/api/v1.0/predictions",
-                        content=b" " * (DEFAULT_REST_BODY_BYTES + 1),
+                for size in (DEFAULT_REST_BODY_BYTES + 1, 3 * DEFAULT_REST_BODY_BYTES):
+                    # the second is refused long before Envoy has sent it all: the 413 must still arrive
+                    answers.append(
+                        await client.post("/seldon/default/dep/api/v1.0/predictions", content=b" " * size)
                     )
-                )
                 answers.append(await client.post("/seldon/default/dep/api/v1.0/predictions", json=body))
             return answers
         finally:
@@ -109,8 +108,9 @@ def test_graph_requests_through_envoy(tmp_path: Path) -> None:
         # Envoy's generated request id is the puid, in the body and the header
         assert answer.headers["seldon-puid"] == answer.json()["meta"]["puid"] != ""
         assert answer.headers["seldon-predictor"] == "main"
-    rewritten, bad_json, too_big, after = answers[20:]
+    rewritten, bad_json, too_big, much_too_big, after = answers[20:]
     assert rewritten.status_code == 200 and rewritten.json()["data"]["ndarray"] == [[20.0]]
     assert bad_json.status_code == 400 and bad_json.json()["status"]["reason"] == "BAD_REQUEST"
-    assert too_big.status_code == 413 and too_big.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"
+    for refused in (too_big, much_too_big):
+        assert refused.status_code == 413 and refused.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"
     assert after.status_code == 200  # Envoy got a fresh connection after the edge closed the 413 one

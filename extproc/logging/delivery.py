@@ -1,9 +1,11 @@
 """The delivery side of the payload logger: a thread running its own asyncio loop, one task per busy lane.
 
 A lane is (destination, crc32(request id) mod lanes); it is delivered strictly in spool order, so events of
-one request id reach a sink in the order they were logged, while other lanes proceed in parallel. A failed
-send is retried with exponential backoff and full jitter, forever (at-least-once); an event the sink
-rejects for good (4xx) is moved to the spool's dead-letter table. An event leaves the spool only after its
+one request id reach a sink in the order they were logged, while other lanes proceed in parallel. A lane
+sends what it has in batches (`pipeline_events`, pipelined on one HTTP connection) holding each request
+id at most once, so a retried event never lands after a later one of its request. A failed send is
+retried with exponential backoff and full jitter, forever (at-least-once); an event the sink rejects for
+good (4xx) is moved to the spool's dead-letter table. An event leaves the spool only after its
 sink took it, so a crash at any point means a redelivery, never a loss.
 
 Committed events come from the writer in memory (`handoff`), so a lane that keeps up never reads the
@@ -29,7 +31,7 @@ import threading
 from collections.abc import Callable
 
 from extproc.logging.settings import PayloadLoggerSettings
-from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkFactory
+from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkError, SinkFactory
 from extproc.logging.spool import LaneKey, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
@@ -173,35 +175,70 @@ class Delivery:
                     if not queue:
                         self._memory.pop(lane, None)
                         return  # no await between this check and leaving `_lanes`: no handoff is lost
-                    events = [queue.popleft()]
-                    self._held -= 1
-                for event in events:
-                    if event.seq > self._cursors.get(lane, 0):  # memory repeats what the spool gave
-                        await self._deliver(event)
-                        self._cursors[lane] = event.seq
+                    events = []
+                    while queue and len(events) < self._settings.pipeline_events:
+                        events.append(queue.popleft())
+                    self._held -= len(events)
+                fresh = [e for e in events if e.seq > cursor]  # memory repeats what the spool gave
+                for batch in _batches(fresh, self._settings.pipeline_events):
+                    await self._deliver(batch)
+                if fresh:  # batches reorder requests within the chunk: the cursor moves past all of it
+                    self._cursors[lane] = fresh[-1].seq
         finally:
             self._lanes.pop(lane, None)
 
-    async def _deliver(self, event: SpooledEvent) -> None:
-        attempt = 0
-        while True:
+    async def _deliver(self, batch: list[SpooledEvent]) -> None:
+        """Deliver `batch` (one lane's, distinct request ids), retrying what failed until it went."""
+        pending, attempt = batch, 0
+        while pending:
             try:
-                await self._sinks.sink_for(event.destination).send(event)
-            except RetryableSinkError as exc:
+                outcomes = await self._sinks.sink_for(pending[0].destination).send_batch(pending)
+            except PermanentSinkError as exc:  # no sink serves the destination
+                outcomes = [exc] * len(pending)
+            retry: list[SpooledEvent] = []
+            failure: SinkError | None = None
+            for event, outcome in zip(pending, outcomes, strict=True):
+                if outcome is None:
+                    self._delivered.append(event)
+                elif isinstance(outcome, RetryableSinkError):
+                    retry.append(event)
+                    failure = outcome
+                else:
+                    log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), outcome)
+                    self._spool.dead_letter(event, str(outcome))
+                    self._finished(event, False)
+            if len(self._delivered) >= ACK_BATCH:
+                self._flush_acks()
+            if retry:
                 ceiling = self._settings.backoff_initial_seconds * 2 ** min(attempt, 30)
                 delay = random.uniform(0, min(self._settings.backoff_max_seconds, ceiling))
                 attempt += 1
                 if attempt == 1 or attempt % 10 == 0:
-                    log.warning("payload log delivery failed (attempt %d), retrying: %s", attempt, exc)
-                self._retried()
+                    log.warning(
+                        "payload log delivery of %d event(s) failed (attempt %d), retrying: %s",
+                        len(retry),
+                        attempt,
+                        failure,
+                    )
+                for _ in retry:
+                    self._retried()
                 await asyncio.sleep(delay)
-                continue
-            except PermanentSinkError as exc:
-                log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), exc)
-                self._spool.dead_letter(event, str(exc))
-                self._finished(event, False)
-                return
-            self._delivered.append(event)
-            if len(self._delivered) >= ACK_BATCH:
-                self._flush_acks()
-            return
+            pending = retry
+
+
+def _batches(events: list[SpooledEvent], size: int) -> list[list[SpooledEvent]]:
+    """Batches of at most `size` events with each request id at most once per batch: the n-th event of
+    every request id in a chunk goes in the chunk's n-th batch, so a request's later event is sent only
+    once its earlier one was taken (a retry cannot reorder them), while different requests share writes."""
+    batches: list[list[SpooledEvent]] = []
+    for start in range(0, len(events), size):
+        chunk: list[list[SpooledEvent]] = []
+        seen: dict[str, int] = {}
+        for event in events[start : start + size]:
+            nth = seen.get(event.request_id, 0)
+            seen[event.request_id] = nth + 1
+            if nth == len(chunk):
+                chunk.append([])
+            chunk[nth].append(event)
+        batches.extend(chunk)
+    return batches

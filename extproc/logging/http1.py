@@ -20,13 +20,19 @@ class HttpProtocolError(ConnectionError):
 
 
 class _Connection(asyncio.Protocol):
+    """One keep-alive connection; `exchange` writes a batch of requests at once (HTTP/1.1 pipelining)
+    and collects their answers, which come in order."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = True
-        self.deadline = 0.0  # loop time by which the answer in flight must be in
+        self.deadline = 0.0  # loop time by which the answers in flight must be in
         self._buffer = bytearray()
-        self._waiter: asyncio.Future[int] | None = None
+        self._expected = 0
+        self._statuses: list[int] = []
+        self._failure: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -34,29 +40,40 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if b"\r\n\r\n" in self._buffer and not self.reusable:  # a body that ran to the close
-                try:
-                    waiter.set_result(_status(self._buffer))
-                except HttpProtocolError as error:
-                    waiter.set_exception(error)
-            else:
-                waiter.set_exception(ConnectionResetError("connection closed before the answer"))
+        if self._waiter is None or self._waiter.done():
+            return
+        if b"\r\n\r\n" in self._buffer and not self.reusable:  # a body that ran to the close
+            try:
+                self._statuses.append(_status(self._buffer))
+                self._buffer.clear()
+            except HttpProtocolError as error:
+                self._fail(error)
+                return
+        if len(self._statuses) < self._expected:
+            self._fail(ConnectionResetError("connection closed before the answer"))
+        else:
+            self._waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        waiter = self._waiter
-        if waiter is None or waiter.done():
+        if self._waiter is None or self._waiter.done():
             return
         try:
-            status = self._answer()
+            while len(self._statuses) < self._expected:
+                status = self._answer()
+                if status is None:
+                    return
+                self._statuses.append(status)
         except HttpProtocolError as error:
             self.reusable = False
-            waiter.set_exception(error)
+            self._fail(error)
             return
-        if status is not None:
-            waiter.set_result(status)
+        self._waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        self._failure = error
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _answer(self) -> int | None:
         """The status once the whole answer is in the buffer (and taken out of it), else None."""
@@ -90,12 +107,16 @@ class _Connection(asyncio.Protocol):
         del buffer[:body_end]
         return status
 
-    async def post(self, message: bytes) -> int:
+    async def exchange(self, message: bytes, count: int) -> tuple[list[int], Exception | None]:
+        """Write `count` requests (`message`) and wait for their answers: the statuses of those answered,
+        in order, and why the rest were not (None when all were)."""
         assert self.transport is not None
+        self._expected, self._statuses, self._failure = count, [], None
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(message)
         try:
-            return await self._waiter
+            await self._waiter
+            return self._statuses, self._failure
         finally:
             self._waiter = None
 
@@ -103,10 +124,8 @@ class _Connection(asyncio.Protocol):
         return bool(self._buffer)
 
     def expire(self) -> None:
-        """The answer took too long: fail the request (TimeoutError) and drop the connection."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TimeoutError("no answer in time"))
+        """The answers took too long: fail what is unanswered (TimeoutError) and drop the connection."""
+        self._fail(TimeoutError("no answer in time"))
         self.reusable = False
         self.close()
 
@@ -163,35 +182,52 @@ class Http1Poster:
         self._busy: set[_Connection] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def post(self, headers: dict[str, str], body: bytes) -> int:
-        """Send one POST and return the answer's status; OSError (ConnectionError...) when it failed."""
+    def request(self, headers: dict[str, str], body: bytes) -> bytes:
+        """One POST's bytes; ValueError if a header would break the request apart."""
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
             raise ValueError("a header of the event holds a line break")
-        message = b"".join((self._prefix, lines.encode(), b"content-length: %d\r\n\r\n" % len(body), body))
+        return b"".join((self._prefix, lines.encode(), b"content-length: %d\r\n\r\n" % len(body), body))
+
+    async def post(self, headers: dict[str, str], body: bytes) -> int:
+        """Send one POST and return the answer's status; OSError (ConnectionError...) when it failed."""
+        statuses, failure = await self.post_many([self.request(headers, body)])
+        if failure is not None:
+            raise failure
+        return statuses[0]
+
+    async def post_many(self, requests: list[bytes]) -> tuple[list[int], Exception | None]:
+        """Send `requests` (from `request`) pipelined on one connection: the statuses of those answered,
+        in order, and the error that stopped the rest (None when all were answered)."""
+        message = b"".join(requests)
         for attempt in (0, 1):
             idle = self._take() if attempt == 0 else None
             reused = idle is not None
-            connection = idle if idle is not None else await self._connect()
+            try:
+                connection = idle if idle is not None else await self._connect()
+            except OSError as error:  # TimeoutError included
+                return [], error
             connection.deadline = asyncio.get_running_loop().time() + self._timeout
             self._busy.add(connection)
             if self._sweeper is None:
                 self._sweeper = asyncio.create_task(self._sweep())
             try:
-                status = await connection.post(message)
-            except BaseException as error:
-                stale = reused and isinstance(error, ConnectionResetError) and not connection.received_any()
+                statuses, failure = await connection.exchange(message, len(requests))
+            except BaseException:
                 connection.close()
-                if stale and attempt == 0:
-                    continue
                 raise
             finally:
                 self._busy.discard(connection)
-            if connection.reusable and not connection.closed and len(self._idle) < self._max_idle:
-                self._idle.append(connection)
-            else:
+            stale = (
+                not statuses and isinstance(failure, ConnectionResetError) and not connection.received_any()
+            )
+            if failure is not None or not connection.reusable or len(self._idle) >= self._max_idle:
                 connection.close()
-            return status
+            else:
+                self._idle.append(connection)
+            if stale and reused and attempt == 0:
+                continue  # the server closed it while idle: once more on a fresh connection
+            return statuses, failure
         raise AssertionError("unreachable")
 
     async def _connect(self) -> _Connection:

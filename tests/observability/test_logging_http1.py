@@ -133,3 +133,29 @@ def test_a_server_that_never_answers_times_out_as_retryable() -> None:
             await sink.aclose()
 
     _run(test)
+
+
+def test_a_batch_is_pipelined_on_one_connection_with_an_outcome_per_event() -> None:
+    statuses = iter([200, 503, 400, 202])
+
+    async def test() -> None:
+        answer = lambda head: b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % next(statuses)  # noqa: E731
+        async with _server(answer) as heads:
+            sink = HttpSink(_url(heads), timeout_seconds=5)
+            bad = _event({"Ce-Id": "x\ny"})
+            outcomes = await sink.send_batch([_event(), _event(), bad, _event(), _event()])
+            assert outcomes[0] is None and outcomes[4] is None
+            assert isinstance(outcomes[1], RetryableSinkError)
+            assert isinstance(outcomes[2], PermanentSinkError)  # never sent: its header breaks lines
+            assert isinstance(outcomes[3], PermanentSinkError)
+            await sink.aclose()
+        # a server that answers the first and closes: the rest of the batch is to be sent again
+        closing = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        async with _server(lambda head: closing, close_after_answer=True) as heads:
+            sink = HttpSink(_url(heads), timeout_seconds=5)
+            outcomes = await sink.send_batch([_event(), _event(), _event()])
+            assert outcomes[0] is None
+            assert all(isinstance(o, RetryableSinkError) for o in outcomes[1:])
+            await sink.aclose()
+
+    _run(test)

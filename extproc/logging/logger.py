@@ -210,19 +210,15 @@ class PayloadLogger:
                     stopping = True
                 else:
                     batch.append(first)
-                # group commit: gather what arrives within the window into one transaction (one fsync)
-                deadline = time.monotonic() + self.settings.group_commit_seconds
+                # group commit: what arrives within the window goes in one transaction (one fsync); the
+                # writer sleeps through the window rather than waking for each event
+                if not stopping and self.settings.group_commit_seconds > 0:
+                    time.sleep(self.settings.group_commit_seconds)
                 while len(batch) < self.settings.max_batch_events and not stopping:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        try:
-                            item = self._queue.get(timeout=remaining)
-                        except queue.Empty:
-                            break
+                        break
                     if item is None:
                         stopping = True
                         continue

@@ -3,7 +3,8 @@
 For each size, deployments with two predictors each (75/25 canary, one REST and one gRPC cluster per
 component, so 4 clusters and 4 endpoint assignments per deployment) are built into a snapshot by
 `SnapshotBuilder` and served to a real Envoy over delta ADS and, in the same run, over state-of-the-world
-ADS. Figures:
+ADS. The gateway is scoped (one RouteConfiguration and route scope per deployment), as `seldon-mesh up`
+runs it. Figures:
 - snapshot build: a cold build of every deployment (translate + pack), then a rebuild after one change;
 - full config applied: from publishing the snapshot to Envoy ACKing every type at its version;
 - apply to answer: one new deployment is applied (rebuild + publish) and its route polled until it answers

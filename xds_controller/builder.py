@@ -113,6 +113,9 @@ class SnapshotBuilder:
         self._versions: dict[TypeUrl, dict[str, Version]] = {url: {} for url in self._types}
         self._combined: dict[TypeUrl, int] = {url: 0 for url in self._types}
         self._cluster_links: dict[str, str] = {}
+        # names added, changed or removed since the last snapshot built, and that snapshot's versions
+        self._touched: dict[TypeUrl, set[str]] = {url: set() for url in self._types}
+        self._last_versions: dict[TypeUrl, Mapping[str, Version]] = {}
         self._route_links: dict[str, frozenset[str]] = {}
         self._scope_links: dict[str, str] = {}
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
@@ -187,7 +190,10 @@ class SnapshotBuilder:
                 route_name=config.name,
             )
         routes = deployment_routes(
-            deployment, self.gateway.extproc is not None, self.gateway.tracing is not None
+            deployment,
+            self.gateway.extproc is not None,
+            self.gateway.tracing is not None,
+            rest_edge=self.gateway.extproc_rest is not None,
         )
         route_bytes = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes)
         return _Fragment(
@@ -206,6 +212,7 @@ class SnapshotBuilder:
     def _add(self, fragment: _Fragment, sign: bool) -> None:
         for url in self._types:
             named, versions = self._resources[url], self._versions[url]
+            self._touched[url].update(fragment.resources[url])
             for name, (packed, version) in fragment.resources[url].items():
                 self._combined[url] ^= entry_hash(name, version)
                 if sign:
@@ -290,7 +297,15 @@ class SnapshotBuilder:
                 cluster_assignments={**self._cluster_links, **self._static_links.cluster_assignments},
                 scope_routes={**self._scope_links, **self._static_links.scope_routes},
             )
-            return Snapshot.assemble(resources, versions, links, combined, owned=True)
+            changes = {
+                url: (self._last_versions[url], frozenset(self._touched[url]))
+                for url in self._types
+                if url in self._last_versions
+            }
+            snapshot = Snapshot.assemble(resources, versions, links, combined, owned=True, changes=changes)
+            self._last_versions = {url: snapshot.versions_of(url) for url in self._types}
+            self._touched = {url: set() for url in self._types}
+            return snapshot
         host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
         route = any_pb2.Any(
             type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)

@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--xds", choices=["delta", "sotw"], default="delta", help="ADS variant Envoy uses (default delta)"
     )
+    up.add_argument(
+        "--graph-edge",
+        choices=["ext_proc", "http"],
+        default="ext_proc",
+        help="how Envoy hands REST graph requests to extproc: an ext_proc stream (default) or an HTTP/1.1 "
+        "upstream (extproc's REST edge)",
+    )
     up.set_defaults(handler=_up)
 
     apply = sub.add_parser("apply", parents=[common], help="create or update SeldonDeployments")
@@ -106,6 +113,7 @@ def _up(args: argparse.Namespace) -> int:
         gateway_port=args.port,
         runtime_workers=args.workers,
         xds_delta=args.xds == "delta",
+        graph_edge=args.graph_edge,
         tracing=gateway_tracing_from_env(os.environ),
     )
     try:

@@ -174,6 +174,7 @@ class LocalMesh:
                 settings.restart_backoff_initial_s,
                 settings.restart_backoff_max_s,
                 metrics_port=free_port(settings.host),
+                rest_port=free_port(settings.host) if settings.graph_edge == "http" else None,
             )
             self._graphs = graphs
             graphs.start()
@@ -183,6 +184,7 @@ class LocalMesh:
                 listen_port=settings.gateway_port,
                 reflection=Upstream(settings.host, reflection_port),
                 extproc=graphs.upstream,
+                extproc_rest=graphs.rest_upstream,
                 scoped=True,  # one RouteConfiguration per deployment: an apply re-parses only its own
                 tracing=(
                     settings_from_otlp_endpoint(

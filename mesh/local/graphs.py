@@ -119,8 +119,11 @@ class GraphExecutorProcess:
         backoff_initial_s: float,
         backoff_max_s: float,
         metrics_port: int | None = None,
+        rest_port: int | None = None,
     ) -> None:
         self.upstream = Upstream(host, port)
+        # extproc's REST edge (`up --graph-edge http`), fixed like the gRPC port; None: not started.
+        self.rest_upstream = Upstream(host, rest_port) if rest_port is not None else None
         # Fixed for the life of `up`, like the gRPC port, so a restarted extproc keeps its scrape address.
         self.metrics_port = metrics_port
         self.config_path = state_dir / "graphs.json"
@@ -187,6 +190,8 @@ class GraphExecutorProcess:
             ]  # fmt: skip
             if self.metrics_port is not None:
                 args += ["--metrics-port", str(self.metrics_port)]
+            if self.rest_upstream is not None:
+                args += ["--http-port", str(self.rest_upstream.port)]
             with self._log_path.open("ab") as log_file:
                 self._process = await asyncio.create_subprocess_exec(
                     *args,

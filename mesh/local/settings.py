@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,6 +82,12 @@ class LocalSettings(BaseModel):
     )
     tracing: GatewayTracing | None = Field(
         default=None, description="Trace requests at the gateway (Envoy's spans); None: Envoy does not trace."
+    )
+    graph_edge: Literal["ext_proc", "http"] = Field(
+        default="ext_proc",
+        description="How Envoy hands a REST graph request to extproc: an ext_proc stream enabled on the "
+        "graph's route (default), or `http`, as an ordinary HTTP/1.1 upstream (extproc's REST edge; "
+        "about 1 ms less per request). gRPC graph requests always go to extproc as an upstream.",
     )
 
     @property

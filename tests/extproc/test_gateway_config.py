@@ -7,12 +7,24 @@ from typing import Any
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from mesh.spec import SeldonDeployment, parse_deployment
 from xds_controller.translate import GatewaySettings, Resources, Upstream, translate
-from xds_controller.translate.extproc import EXTPROC_CLUSTER, EXTPROC_FILTER, OBSERVE_FILTER
+from xds_controller.translate.extproc import (
+    EXTPROC_CLUSTER,
+    EXTPROC_ERROR_STATUS,
+    EXTPROC_FILTER,
+    EXTPROC_REST_CLUSTER,
+    OBSERVE_FILTER,
+)
+from xds_controller.translate.listener import EXTPROC_DOWN_INFO
 
 WITH_EXTPROC = GatewaySettings(listen_port=8123, extproc=Upstream("127.0.0.1", 7100))
+# `seldon-mesh up --graph-edge http`: REST graphs go to extproc's REST edge as an upstream.
+WITH_REST_EDGE = GatewaySettings(
+    listen_port=8123, extproc=Upstream("127.0.0.1", 7100), extproc_rest=Upstream("127.0.0.1", 7101)
+)
 
 
 def _unit(name: str, **extra: Any) -> dict[str, Any]:
@@ -81,7 +93,7 @@ def test_filter_is_in_the_chain_disabled_and_fails_closed() -> None:
     assert filters[0].disabled
     config = ext_proc_pb2.ExternalProcessor()
     filters[0].typed_config.Unpack(config)
-    assert not config.failure_mode_allow and config.status_on_error.code == 503
+    assert not config.failure_mode_allow and config.status_on_error.code == EXTPROC_ERROR_STATUS
     assert config.processing_mode.request_body_mode == processing_mode_pb2.ProcessingMode.BUFFERED
     assert config.processing_mode.response_header_mode == processing_mode_pb2.ProcessingMode.SKIP
     assert config.grpc_service.envoy_grpc.cluster_name == EXTPROC_CLUSTER
@@ -155,3 +167,111 @@ def test_v2_single_model_answers_seldon_paths_through_ext_proc_only() -> None:
 def test_grpc_graph_routes_retry_only_when_extproc_is_unreachable() -> None:
     routes = _routes(translate([_deployment({"name": "main", "graph": CHAIN})], {}, WITH_EXTPROC))
     assert routes["default.dep.grpc"].route.retry_policy.retry_on == "connect-failure,refused-stream"
+
+
+def test_extproc_failure_is_mapped_to_a_seldon_503_naming_extproc() -> None:
+    mappers = list(_hcm(translate([], {}, WITH_EXTPROC)).local_reply_config.mappers)
+    down = [m for m in mappers if _status_filtered(m.filter) == {EXTPROC_ERROR_STATUS}]
+    assert len(down) == 2  # REST: Seldon JSON; gRPC: only the status (grpc-status UNAVAILABLE)
+    assert all(m.status_code.value == 503 for m in down)
+    body = down[0].body_format_override.json_format
+    assert body["status"]["code"] == 503 and body["status"]["info"] == EXTPROC_DOWN_INFO
+    assert body["status"]["reason"] == "UNAVAILABLE"
+    assert not down[1].HasField("body_format_override")
+    assert mappers.index(down[0]) < mappers.index(down[1])
+
+
+def _status_filtered(log_filter: Any) -> set[int]:
+    if log_filter.HasField("status_code_filter"):
+        return {log_filter.status_code_filter.comparison.value.default_value}
+    return {code for f in log_filter.and_filter.filters for code in _status_filtered(f)}
+
+
+def _serialized(resources: Resources) -> list[bytes]:
+    return [message.SerializeToString(deterministic=True) for message in resources.all()]
+
+
+def _examples() -> list[SeldonDeployment]:
+    v2 = _deployment({"name": "main", "graph": _unit("model")}, name="v2")
+    return [
+        _deployment({"name": "main", "graph": CHAIN}, name="chain"),
+        _deployment({"name": "main", "graph": _unit("model")}, name="single"),
+        _deployment(
+            {"name": "graph", "traffic": 30, "graph": CHAIN},
+            {"name": "direct", "traffic": 70, "graph": _unit("solo")},
+            name="canary",
+        ),
+        v2.model_copy(update={"spec": v2.spec.model_copy(update={"protocol": "v2"})}),
+    ]
+
+
+def test_graph_edge_unset_is_the_ext_proc_wiring() -> None:
+    for scoped in (False, True):
+        ext_proc = GatewaySettings(extproc=Upstream("127.0.0.1", 7100), scoped=scoped)
+        rest_edge = GatewaySettings(
+            extproc=Upstream("127.0.0.1", 7100), extproc_rest=Upstream("127.0.0.1", 7101), scoped=scoped
+        )
+        plain, edged = translate(_examples(), {}, ext_proc), translate(_examples(), {}, rest_edge)
+        assert EXTPROC_REST_CLUSTER not in {c.name for c in plain.clusters}  # type: ignore[attr-defined]
+        assert plain.listeners == edged.listeners  # the same filters: the REST edge is only routes
+        assert _serialized(plain) != _serialized(edged)
+        # everything not about REST graphs is the same
+        routes = {r.name: r for c in plain.routes for r in c.virtual_hosts[0].routes}  # type: ignore[attr-defined]
+        edge_routes = {r.name: r for c in edged.routes for r in c.virtual_hosts[0].routes}  # type: ignore[attr-defined]
+        assert routes.keys() == edge_routes.keys()
+        same = {n for n in routes if n.endswith(".grpc") or n.endswith(".grpc.translate") or "single" in n}
+        assert same and all(routes[n] == edge_routes[n] for n in same)
+
+
+def test_rest_edge_routes_rest_graphs_to_extproc_as_an_upstream() -> None:
+    resources = translate([_deployment({"name": "main", "graph": CHAIN})], {}, WITH_REST_EDGE)
+    edge = {c.name: c for c in resources.clusters}[EXTPROC_REST_CLUSTER]  # type: ignore[attr-defined]
+    (packed,) = edge.typed_extension_protocol_options.values()
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert packed.Unpack(options) and options.explicit_http_config.HasField("http_protocol_options")  # 1.1
+    rest = _routes(resources)["default.dep.http"]
+    assert rest.route.cluster == EXTPROC_REST_CLUSTER
+    assert EXTPROC_FILTER not in rest.typed_per_filter_config  # the filter stays off: nothing is sent
+    assert [(h.header.key, h.header.value) for h in rest.request_headers_to_add] == [
+        ("x-seldon-predictor", "main")
+    ]
+    assert rest.route.retry_policy.retry_on == "connect-failure,refused-stream"
+    assert rest.route.timeout.seconds == 300  # node calls are bounded in extproc, which names the node
+    assert rest.route.prefix_rewrite == "/"  # the edge reads Envoy's x-envoy-original-path
+
+
+def test_rest_edge_canary_names_the_graph_predictor_on_its_weighted_cluster() -> None:
+    deployment = _deployment(
+        {"name": "graph", "traffic": 30, "graph": CHAIN},
+        {"name": "direct", "traffic": 70, "graph": _unit("solo")},
+    )
+    routes = _routes(translate([deployment], {}, WITH_REST_EDGE))
+    split = routes["default.dep.http"]
+    assert EXTPROC_FILTER not in split.typed_per_filter_config
+    by_cluster = {c.name: c for c in split.route.weighted_clusters.clusters}
+    assert set(by_cluster) == {EXTPROC_REST_CLUSTER, "default.dep.direct.solo.http"}
+    headers = by_cluster[EXTPROC_REST_CLUSTER].request_headers_to_add
+    assert [(h.header.key, h.header.value) for h in headers] == [("x-seldon-predictor", "graph")]
+    assert not by_cluster["default.dep.direct.solo.http"].request_headers_to_add
+    assert all(EXTPROC_FILTER not in c.typed_per_filter_config for c in by_cluster.values())
+    assert split.route.retry_policy.retry_on == "connect-failure,refused-stream"
+    assert split.route.timeout.seconds == 300
+    pinned = routes["default.dep.pin.graph.http"]
+    assert (
+        pinned.route.cluster == EXTPROC_REST_CLUSTER and EXTPROC_FILTER not in pinned.typed_per_filter_config
+    )
+    assert [(h.header.key, h.header.value) for h in pinned.request_headers_to_add] == [
+        ("x-seldon-predictor", "graph")
+    ]
+    assert routes["default.dep.pin.direct.http"].route.cluster == "default.dep.direct.solo.http"
+
+
+def test_rest_edge_translates_seldon_paths_for_a_v2_single_model() -> None:
+    deployment = _deployment({"name": "main", "graph": _unit("model")})
+    v2 = deployment.model_copy(update={"spec": deployment.spec.model_copy(update={"protocol": "v2"})})
+    routes = _routes(translate([v2], {}, WITH_REST_EDGE))
+    rest = routes["default.dep.http.translate"]
+    assert rest.route.cluster == EXTPROC_REST_CLUSTER and not rest.route.prefix_rewrite  # original path
+    assert EXTPROC_FILTER not in rest.typed_per_filter_config
+    assert routes["default.dep.grpc.translate"].route.cluster == EXTPROC_CLUSTER
+    assert routes["default.dep.http"].route.cluster == "default.dep.main.model.http"

@@ -5,8 +5,10 @@ Graph predictors are served by extproc (see extproc/server/processor.py). The HC
 route enables it with a `FilterConfig` wrapping `ExtProcPerRoute` overrides whose `grpc_initial_metadata`
 names the predictor; for a canary the override sits on the graph predictor's weighted cluster.
 Request headers SEND and request body BUFFERED: extproc reads the whole body and answers with an
-ImmediateResponse. If extproc is down, `failure_mode_allow: false` and `status_on_error: 503` make the
-request fail at once with a 503, which the listener's local-reply mappers turn into Seldon JSON;
+ImmediateResponse. If extproc is down, `failure_mode_allow: false` and `status_on_error:
+EXTPROC_ERROR_STATUS` make the request fail at once; Envoy sets no response flag for that, so the status
+is one nothing else in the gateway uses, and the listener's local-reply mappers turn it into a 503 in
+Seldon JSON that says extproc is unavailable (gRPC: UNAVAILABLE);
 replies extproc produced itself carry dynamic metadata (`GRAPH_REPLY_NAMESPACE`) so the mappers leave
 their bodies alone. gRPC graph requests cannot be answered that way (an ImmediateResponse has no gRPC
 body plus trailers), so their route goes to the same extproc process as an ordinary gRPC upstream.
@@ -34,6 +36,11 @@ from google.protobuf.message import Message
 EXTPROC_FILTER = "envoy.filters.http.ext_proc"
 EXTPROC_FILTER_KEY = EXTPROC_FILTER  # its key in typed_per_filter_config
 EXTPROC_CLUSTER = "seldon-mesh.extproc"
+# extproc's REST edge (HTTP/1.1): with `GatewaySettings.extproc_rest`, REST graph routes go there.
+EXTPROC_REST_CLUSTER = "seldon-mesh.extproc-rest"
+# The graph filter's reply when it cannot reach extproc (508 Loop Detected: never sent otherwise here),
+# mapped by the listener to a 503 that names extproc.
+EXTPROC_ERROR_STATUS = 508
 # Metadata on the ext_proc stream (REST) and request header to the gRPC upstream: the predictor served.
 PREDICTOR_KEY = "x-seldon-predictor"
 # extproc marks its own replies with {GRAPH_REPLY_NAMESPACE: {GRAPH_REPLY_KEY: true}} dynamic metadata.
@@ -99,7 +106,7 @@ def extproc_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
         failure_mode_allow=False,
         processing_mode=SKIP_MODE if scoped else GRAPH_MODE,
         message_timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
-        status_on_error=http_status_pb2.HttpStatus(code=503),
+        status_on_error=http_status_pb2.HttpStatus(code=EXTPROC_ERROR_STATUS),
         metadata_options=ext_proc_pb2.MetadataOptions(
             receiving_namespaces=ext_proc_pb2.MetadataOptions.MetadataNamespaces(
                 untyped=[GRAPH_REPLY_NAMESPACE]

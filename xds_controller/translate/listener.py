@@ -2,7 +2,8 @@
 
 Envoy's own replies (the 404 catch-all, 501 for graphs, 503 when no runtime answers, 504 on timeout) are
 rewritten for REST clients into Seldon's error JSON
-`{"status": {"code", "info", "reason", "status": "FAILURE"}}` with the same HTTP status. gRPC requests
+`{"status": {"code", "info", "reason", "status": "FAILURE"}}` with the same HTTP status (the graph
+ext_proc filter's failure, `EXTPROC_ERROR_STATUS`, becomes a 503 saying extproc is down). gRPC requests
 (content-type application/grpc) are left to Envoy, which answers them with a grpc-status derived from
 the HTTP status (404 and 501 -> UNIMPLEMENTED, 503 and 504 -> UNAVAILABLE) and the reply text as message.
 """
@@ -26,6 +27,7 @@ from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from xds_controller.translate.extproc import (
+    EXTPROC_ERROR_STATUS,
     GRAPH_REPLY_KEY,
     GRAPH_REPLY_NAMESPACE,
     extproc_filter,
@@ -52,6 +54,7 @@ REASONS: dict[int, str] = {
     504: "TIMEOUT",
 }
 NOT_FOUND_INFO = "no SeldonDeployment serves %REQ(:PATH)%"
+EXTPROC_DOWN_INFO = "graph service (extproc) unavailable"
 
 
 def _packed(message: Message) -> any_pb2.Any:
@@ -112,8 +115,24 @@ def _puid() -> base_pb2.HeaderValueOption:
     )
 
 
+def _extproc_down() -> list[hcm_pb2.ResponseMapper]:
+    """The graph filter could not reach extproc: a 503, in Seldon JSON for REST (its own reply is empty)."""
+    unavailable = wrappers_pb2.UInt32Value(value=503)
+    down = _status_is(EXTPROC_ERROR_STATUS)
+    return [
+        hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(
+                and_filter=accesslog_pb2.AndFilter(filters=[down, _is_rest(), _not_graph_reply()])
+            ),
+            status_code=unavailable,
+            body_format_override=seldon_error_body(503, REASONS[503], EXTPROC_DOWN_INFO),
+        ),
+        hcm_pb2.ResponseMapper(filter=down, status_code=unavailable),
+    ]
+
+
 def local_reply_config() -> hcm_pb2.LocalReplyConfig:
-    mappers = []
+    mappers = _extproc_down()
     for code, reason in sorted(REASONS.items()):
         info = NOT_FOUND_INFO if code == 404 else "%LOCAL_REPLY_BODY%"
         mapper = hcm_pb2.ResponseMapper(

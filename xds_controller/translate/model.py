@@ -98,6 +98,9 @@ class GatewaySettings:
     reflection: Upstream | None = None
     # The extproc gRPC server (ext_proc + gRPC graph edges); None: graph predictors answer 501.
     extproc: Upstream | None = None
+    # extproc's REST edge (HTTP/1.1; `seldon-mesh up --graph-edge http`): REST graph and translation
+    # requests are routed there as to an ordinary upstream; None: they are answered over ext_proc.
+    extproc_rest: Upstream | None = None
     # Envoy's OpenTelemetry tracer exporting to this collector, and per-route span tags; None: no tracing.
     tracing: GatewayTracingSettings | None = None
     # One RouteConfiguration per deployment, chosen by scope (SRDS; see `translate.scopes`), so a change

@@ -13,6 +13,13 @@ predictor matches the request header `Seldon-Predictor: <name>` and pins the req
 timeouts and the body buffer come from the deployment's `TrafficPolicy`. Every response carries
 `Seldon-Puid` (the request id) and `Seldon-Predictor`.
 
+A REST graph request is answered over the graph ext_proc filter (extproc replies before the router
+runs) or, with `GatewaySettings.extproc_rest` (`seldon-mesh up --graph-edge http`), routed like the gRPC
+ones to extproc as an ordinary upstream: its REST edge, `EXTPROC_REST_CLUSTER`, told the predictor by the
+`x-seldon-predictor` request header. Such a route retries only an unreachable extproc and waits up to
+`MESSAGE_TIMEOUT_S` for the graph, whose node calls extproc bounds with the deployment's timeouts (so
+the error names the node that timed out).
+
 Where a direct (single-model) predictor has a payload `logger`, its routes and weighted clusters turn on
 the observability-mode ext_proc filter (`OBSERVE_FILTER`) naming the predictor. With gateway tracing,
 every deployment route tags Envoy's span with the deployment and the predictor it names.
@@ -34,6 +41,8 @@ from xds_controller.translate.clusters import REFLECTION_CLUSTER
 from xds_controller.translate.extproc import (
     EXTPROC_CLUSTER,
     EXTPROC_FILTER_KEY,
+    EXTPROC_REST_CLUSTER,
+    MESSAGE_TIMEOUT_S,
     OBSERVE_FILTER,
     enable_extproc,
     enable_observe,
@@ -67,6 +76,7 @@ _GRPC_PATH_REGEX = "/(" + "|".join(p.replace(".", r"\.") for p in GRPC_SERVICE_P
 NOT_FOUND_BODY = "no SeldonDeployment serves this request"
 GRAPH_RETRY_ON = "connect-failure,refused-stream"
 GRAPH_RETRIES = 2
+EXTPROC_CLUSTERS = (EXTPROC_CLUSTER, EXTPROC_REST_CLUSTER)
 
 
 def _packed(message: Message) -> any_pb2.Any:
@@ -165,13 +175,20 @@ def _action(
     return action
 
 
-def _target(plan: PredictorPlan, transport: Transport) -> str:
-    """A direct predictor's component cluster, or extproc for a graph (REST: ext_proc answers first)."""
-    return cluster_name(plan.component, transport) if isinstance(plan, Direct) else EXTPROC_CLUSTER
+def _target(plan: PredictorPlan, transport: Transport, rest_edge: bool = False) -> str:
+    """A direct predictor's component cluster, or extproc for a graph (REST: ext_proc answers first,
+    or with `rest_edge` extproc's REST edge is the upstream)."""
+    if isinstance(plan, Direct):
+        return cluster_name(plan.component, transport)
+    return EXTPROC_REST_CLUSTER if rest_edge and transport is Transport.HTTP else EXTPROC_CLUSTER
 
 
 def _forward(
-    deployment: DeploymentView, transport: Transport, policy: TrafficPolicy, extproc: bool = False
+    deployment: DeploymentView,
+    transport: Transport,
+    policy: TrafficPolicy,
+    extproc: bool = False,
+    rest_edge: bool = False,
 ) -> tuple[route_components_pb2.RouteAction | None, route_components_pb2.DirectResponseAction | None, str]:
     """The action for one deployment and transport, and the predictor to name when there is one."""
     primaries = [p for p in deployment.spec.predictors if not p.shadow]
@@ -192,16 +209,16 @@ def _forward(
     logged = {p.name for p in primaries if _logged(deployment, p)} if extproc else set()
     predictor = ""
     if len(weighted) == 1:
-        action.cluster = _target(weighted[0][0], transport)
+        action.cluster = _target(weighted[0][0], transport, rest_edge)
         predictor = weighted[0][0].predictor
     else:
         for plan, weight in weighted:
             entry = route_components_pb2.WeightedCluster.ClusterWeight(
-                name=_target(plan, transport),
+                name=_target(plan, transport, rest_edge),
                 weight=wrappers_pb2.UInt32Value(value=weight),
                 response_headers_to_add=[_predictor_header(plan.predictor)],
             )
-            if graphs and transport is Transport.HTTP:
+            if graphs and transport is Transport.HTTP and not rest_edge:
                 entry.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(
                     extproc_per_route(plan.predictor if isinstance(plan, Graph) else None)
                 )
@@ -249,6 +266,7 @@ def _pinned_routes(
     match: route_components_pb2.RouteMatch,
     policy: TrafficPolicy,
     extproc: bool = False,
+    rest_edge: bool = False,
 ) -> list[route_components_pb2.Route]:
     """`Seldon-Predictor: <name>` sends a request to that predictor (shadows too), bypassing the split.
 
@@ -265,7 +283,7 @@ def _pinned_routes(
         pinned.CopyFrom(match)
         pinned.headers.append(_exact(PREDICTOR_REQUEST_HEADER, predictor.name))
         action = _action(deployment, transport, policy)
-        action.cluster = _target(plan, transport)
+        action.cluster = _target(plan, transport, rest_edge)
         route = route_components_pb2.Route(
             name=_route_name(deployment, transport, predictor.name),
             match=pinned,
@@ -273,7 +291,7 @@ def _pinned_routes(
             response_headers_to_add=[_predictor_header(predictor.name)],
         )
         if isinstance(plan, Graph):
-            _serve_graph(route, plan.predictor, transport)
+            _serve_graph(route, plan.predictor, transport, rest_edge)
         elif extproc and _logged(deployment, predictor):
             route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(predictor.name))
         routes.append(_buffered(route, policy))
@@ -286,14 +304,23 @@ def _deployment_route(
     match: route_components_pb2.RouteMatch,
     policy: TrafficPolicy,
     extproc: bool = False,
+    rest_edge: bool = False,
 ) -> route_components_pb2.Route:
     route = route_components_pb2.Route(name=_route_name(deployment, transport), match=match)
-    action, direct, predictor = _forward(deployment, transport, policy, extproc)
+    action, direct, predictor = _forward(deployment, transport, policy, extproc, rest_edge)
     if action is not None:
         route.route.CopyFrom(action)
         _buffered(route, policy)
-        if action.cluster == EXTPROC_CLUSTER:
-            _serve_graph(route, predictor, transport)
+        if action.cluster in EXTPROC_CLUSTERS:
+            _serve_graph(route, predictor, transport, rest_edge)
+        elif EXTPROC_REST_CLUSTER in _clusters_of(action):
+            # A split with a graph behind the REST edge (each weighted cluster names its predictor): as on
+            # a graph's own route, the whole graph gets what an ext_proc exchange gets, and only an
+            # unreachable extproc is retried (a 5xx it answers came from a node; a retry would run every
+            # node again). Both apply to the split's direct predictors too.
+            route.route.timeout.CopyFrom(duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S))
+            route.route.retry_policy.retry_on = GRAPH_RETRY_ON
+            route.route.retry_policy.num_retries.value = GRAPH_RETRIES
         elif transport is Transport.HTTP and EXTPROC_CLUSTER in _clusters_of(action):
             # A split with a graph: enable ext_proc here; each weighted cluster then names its graph
             # predictor, or turns ext_proc off for a direct one.
@@ -301,7 +328,7 @@ def _deployment_route(
         if any(OBSERVE_FILTER in c.typed_per_filter_config for c in action.weighted_clusters.clusters):
             # A split with a logged direct predictor: each weighted cluster logs, or not.
             route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(None))
-        elif action.cluster != EXTPROC_CLUSTER and extproc and _is_logged(deployment, predictor):
+        elif action.cluster not in EXTPROC_CLUSTERS and extproc and _is_logged(deployment, predictor):
             route.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(enable_observe(predictor))
     else:
         route.direct_response.CopyFrom(direct)
@@ -318,13 +345,20 @@ def _clusters_of(action: route_components_pb2.RouteAction) -> set[str]:
     return {action.cluster} | {c.name for c in action.weighted_clusters.clusters}
 
 
-def _serve_graph(route: route_components_pb2.Route, predictor: str | None, transport: Transport) -> None:
-    """REST: enable the (disabled by default) ext_proc filter; gRPC: tell extproc's upstream which graph."""
-    if transport is Transport.HTTP:
+def _serve_graph(
+    route: route_components_pb2.Route, predictor: str | None, transport: Transport, rest_edge: bool = False
+) -> None:
+    """REST: enable the (disabled by default) ext_proc filter; gRPC, or REST with `rest_edge`: tell
+    extproc's upstream edge which graph."""
+    if transport is Transport.HTTP and not rest_edge:
         route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc(predictor))
     elif predictor:
         route.request_headers_to_add.append(predictor_header(predictor))
-        if route.route.cluster == EXTPROC_CLUSTER:
+        if route.route.cluster == EXTPROC_REST_CLUSTER:
+            # extproc bounds each node call by the deployment's REST timeout and names the node that
+            # timed out; Envoy waits for the whole graph, as long as it would for an ext_proc reply.
+            route.route.timeout.CopyFrom(duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S))
+        if route.route.cluster in EXTPROC_CLUSTERS:
             # Retry only when extproc itself is unreachable (this overrides the virtual host's policy): an
             # UNAVAILABLE it answers means a graph node was, and a retry would run every node again.
             route.route.retry_policy.retry_on = GRAPH_RETRY_ON
@@ -335,6 +369,7 @@ def _translation_routes(
     deployment: DeploymentView,
     grpc_match: route_components_pb2.RouteMatch,
     rest_match: route_components_pb2.RouteMatch,
+    rest_edge: bool = False,
 ) -> list[route_components_pb2.Route]:
     """A V2 deployment with one single-model predictor answers Seldon v1 clients through extproc.
 
@@ -356,19 +391,22 @@ def _translation_routes(
         route = route_components_pb2.Route(
             name=f"{_route_name(deployment, transport)}.translate",
             match=match,
-            route=route_components_pb2.RouteAction(cluster=EXTPROC_CLUSTER),
+            route=route_components_pb2.RouteAction(
+                cluster=EXTPROC_REST_CLUSTER if rest_edge and transport is Transport.HTTP else EXTPROC_CLUSTER
+            ),
             response_headers_to_add=[_predictor_header(predictor)],
         )
-        _serve_graph(route, predictor, transport)
+        _serve_graph(route, predictor, transport, rest_edge)
         routes.append(route)
     return routes
 
 
 def deployment_routes(
-    deployment: DeploymentView, extproc: bool = False, traced: bool = False
+    deployment: DeploymentView, extproc: bool = False, traced: bool = False, rest_edge: bool = False
 ) -> list[route_components_pb2.Route]:
     """`extproc`: the gateway has extproc (graphs, translation, logging); `traced`: Envoy traces, so
-    each route tags its span with the deployment and the predictor it names (none for a split)."""
+    each route tags its span with the deployment and the predictor it names (none for a split);
+    `rest_edge`: REST graph and translation routes go to extproc's REST edge instead of ext_proc."""
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
         safe_regex=regex_pb2.RegexMatcher(regex=_GRPC_PATH_REGEX),
@@ -378,11 +416,11 @@ def deployment_routes(
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
     policy = policy_of(deployment.annotations)
     routes = [
-        *(_translation_routes(deployment, grpc_match, rest_match) if extproc else []),
+        *(_translation_routes(deployment, grpc_match, rest_match, rest_edge) if extproc else []),
         *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy, extproc),
         _deployment_route(deployment, Transport.GRPC, grpc_match, policy, extproc),
-        *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc),
-        _deployment_route(deployment, Transport.HTTP, rest_match, policy, extproc),
+        *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc, rest_edge),
+        _deployment_route(deployment, Transport.HTTP, rest_match, policy, extproc, rest_edge),
     ]
     if traced:
         for route in routes:
@@ -461,7 +499,14 @@ def gateway_routes(
     (translate sorts them), then reflection and 404."""
     routes: list[route_components_pb2.Route] = []
     for deployment in deployments:
-        routes.extend(deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None))
+        routes.extend(
+            deployment_routes(
+                deployment,
+                gateway.extproc is not None,
+                gateway.tracing is not None,
+                rest_edge=gateway.extproc_rest is not None,
+            )
+        )
     return _route_configuration(ROUTE_CONFIG_NAME, [*routes, *_tail_routes(gateway)], gateway)
 
 
@@ -470,7 +515,12 @@ def deployment_route_config(
 ) -> route_pb2.RouteConfiguration:
     """A scoped gateway's RouteConfiguration of one deployment: its routes, then a 404."""
     meta = deployment.metadata
-    routes = deployment_routes(deployment, gateway.extproc is not None, gateway.tracing is not None)
+    routes = deployment_routes(
+        deployment,
+        gateway.extproc is not None,
+        gateway.tracing is not None,
+        rest_edge=gateway.extproc_rest is not None,
+    )
     routes.append(_not_found())
     return _route_configuration(route_config_name(meta.namespace, meta.name), routes, gateway)
 

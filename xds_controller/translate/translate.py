@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER, component_clusters, static_cluster
-from xds_controller.translate.extproc import EXTPROC_CLUSTER
+from xds_controller.translate.extproc import EXTPROC_CLUSTER, EXTPROC_REST_CLUSTER
 from xds_controller.translate.listener import gateway_listener
 from xds_controller.translate.model import (
     ComponentEndpoints,
@@ -34,6 +34,8 @@ def translate(
         clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))
     if gateway.extproc is not None:
         clusters.append(static_cluster(EXTPROC_CLUSTER, Transport.GRPC, gateway.extproc))
+    if gateway.extproc is not None and gateway.extproc_rest is not None:
+        clusters.append(static_cluster(EXTPROC_REST_CLUSTER, Transport.HTTP, gateway.extproc_rest))
     if gateway.tracing is not None:
         clusters.append(collector_cluster(gateway.tracing))
     if not gateway.scoped:

@@ -37,6 +37,8 @@ ROUTING_INJECTION = "seldon.io/routing-injection"
 REST_TIMEOUT = "seldon.io/rest-timeout"
 GRPC_TIMEOUT = "seldon.io/grpc-timeout"
 GRPC_MAX_MESSAGE_SIZE = "seldon.io/grpc-max-message-size"
+# A predictor's `annotations["version"]` is Seldon's `predictor_version` metrics label (executor/api/metric).
+PREDICTOR_VERSION_ANNOTATION = "version"
 # Seldon's executor waits without a limit by default; a graph node that has not answered in a minute is
 # treated as hung so the client gets a 504 naming it rather than a stuck connection.
 DEFAULT_TIMEOUT_S = 60.0
@@ -106,6 +108,8 @@ class PredictorConfig:
     name: str
     graph: NodeConfig
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The predictor's own `annotations["version"]` (not the deployment's): Seldon's `predictor_version`.
+    version: str = ""
 
     @property
     def key(self) -> str:
@@ -196,6 +200,7 @@ def parse_config(document: Any) -> GraphConfig:
                 name=str(p.get("name", "")),
                 graph=_node(p.get("graph"), f"deployments[{d_index}].predictors[{p_index}].graph"),
                 annotations=MappingProxyType({**base, **(p.get("annotations") or {})}),
+                version=str((p.get("annotations") or {}).get(PREDICTOR_VERSION_ANNOTATION, "")),
             )
             for p_index, p in enumerate(raw.get("predictors") or [])
         )

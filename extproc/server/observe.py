@@ -22,8 +22,6 @@ from extproc.config import PredictorConfig
 from extproc.metrics import CURRENT_PREDICTOR, ExecutorMetrics, PredictorLabels
 from extproc.tracing import Tracing, attributes
 
-PREDICTOR_VERSION_ANNOTATION = "predictor_version"  # Seldon's label source: the predictor's annotation
-
 
 @dataclass
 class Outcome:
@@ -36,7 +34,7 @@ def predictor_labels(predictor: PredictorConfig) -> PredictorLabels:
     return PredictorLabels(
         predictor.deployment,
         predictor.name,
-        predictor.annotations.get(PREDICTOR_VERSION_ANNOTATION, ""),
+        predictor.version,
     )
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from extproc.config import ConfigError, ConfigWatcher, parse_config, write_config
 from extproc.graph import GraphError, GraphExecutor
+from extproc.metrics import PredictorLabels
 from extproc.server import Frontend
+from extproc.server.observe import predictor_labels
 from tests.extproc.fakes import FakeNodes
 
 
@@ -88,3 +90,17 @@ def test_a_miss_rereads_the_config_before_answering_503(tmp_path: Path) -> None:
     assert raised.value.status == 503
     write_config(path, document())
     assert frontend.predictor("ns", "dep", "main").name == "main"
+
+
+def test_predictor_version_label_is_the_predictors_version_annotation() -> None:
+    raw = document()
+    deployment = raw["deployments"][0]
+    deployment["annotations"]["version"] = "deployment-wide"  # not a predictor's version
+    second = {**deployment["predictors"][0], "name": "canary", "annotations": {"version": "v2"}}
+    deployment["predictors"].append(second)
+    parsed = parse_config(raw).deployment("ns", "dep")
+    assert parsed is not None
+    main, canary = parsed.predictor("main"), parsed.predictor("canary")
+    assert main is not None and canary is not None
+    assert predictor_labels(main) == PredictorLabels("dep", "main", "")
+    assert predictor_labels(canary) == PredictorLabels("dep", "canary", "v2")

@@ -226,7 +226,7 @@ def test_graph_edge_unset_is_the_ext_proc_wiring() -> None:
 def test_rest_edge_routes_rest_graphs_to_extproc_as_an_upstream() -> None:
     resources = translate([_deployment({"name": "main", "graph": CHAIN})], {}, WITH_REST_EDGE)
     edge = {c.name: c for c in resources.clusters}[EXTPROC_REST_CLUSTER]  # type: ignore[attr-defined]
-    (packed,) = edge.typed_extension_protocol_options.values()
+    (packed,) = edge.typed_extension_protocol_options.values()  # type: ignore[attr-defined]
     options = http_protocol_options_pb2.HttpProtocolOptions()
     assert packed.Unpack(options) and options.explicit_http_config.HasField("http_protocol_options")  # 1.1
     rest = _routes(resources)["default.dep.http"]

@@ -306,6 +306,7 @@ class SnapshotBuilder:
             self._last_versions = {url: snapshot.versions_of(url) for url in self._types}
             self._touched = {url: set() for url in self._types}
             return snapshot
+        self._touched = {url: set() for url in self._types}  # unscoped snapshots carry no changes
         host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
         route = any_pb2.Any(
             type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)

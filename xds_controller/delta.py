@@ -174,8 +174,7 @@ class DeltaStream:
                     (resource_types.ROUTE, self._routes_dirty),
                     (resource_types.CLUSTER, self._clusters_dirty),
                 ):
-                    now, then = snapshot.versions_of(type_url), previous.versions_of(type_url)
-                    dirty.update(n for n, _ in now.items() ^ then.items())
+                    dirty.update(snapshot.changed_names(type_url, previous.versions_of(type_url)))
             steps = desired(
                 snapshot,
                 self._applied,
@@ -203,7 +202,7 @@ class DeltaStream:
         return out
 
     @staticmethod
-    def _candidates(state: _TypeState, step: Step) -> set[str]:
+    def _candidates(state: _TypeState, step: Step, snapshot: Snapshot, type_url: TypeUrl) -> set[str]:
         """Names whose send/remove decision may differ from the last computation's: every name on a full
         pass; else those the step's versions changed (a dict-view difference, in C), overridden now or
         then, or marked dirty by a subscription, ACK or NACK."""
@@ -213,7 +212,7 @@ class DeltaStream:
         else:
             candidates = state.dirty | step.overrides.keys() | state.seen_overrides
             if versions is not state.seen_versions:
-                candidates.update(n for n, _ in versions.items() ^ state.seen_versions.items())
+                candidates.update(snapshot.changed_names(type_url, state.seen_versions))
         state.seen_versions, state.seen_overrides = versions, frozenset(step.overrides)
         state.dirty, state.full = set(), False
         return candidates
@@ -225,7 +224,7 @@ class DeltaStream:
         existing = snapshot.get(type_url)
         # At 10,000 deployments a type has 40,000 names and this runs after every ACK, so it looks one by
         # one only at names that may have changed since the last computation (`_candidates`).
-        candidates = self._candidates(state, step)
+        candidates = self._candidates(state, step, snapshot, type_url)
         subscribed = state.names
         # Changed: what the client runs differs from the step (or it just subscribed).
         changed = [

@@ -113,6 +113,12 @@ class Snapshot:
     versions: Mapping[TypeUrl, Version] = field(default_factory=dict)
     resource_versions: Mapping[TypeUrl, Mapping[str, Version]] = field(default_factory=dict)
     links: Links = field(default_factory=Links)
+    # Optional, from a builder that knows: per type, the resource versions of an earlier snapshot (the
+    # very mapping object its `versions_of` returned) and every name whose version differs from it
+    # (added, changed or removed; a superset is fine). The server then need not diff the two itself.
+    changes: Mapping[TypeUrl, tuple[Mapping[str, Version], frozenset[str]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, messages: Iterable[Message]) -> Snapshot:
@@ -137,6 +143,7 @@ class Snapshot:
         combined: Mapping[TypeUrl, int] | None = None,
         *,
         owned: bool = False,
+        changes: Mapping[TypeUrl, tuple[Mapping[str, Version], frozenset[str]]] | None = None,
     ) -> Snapshot:
         """A snapshot of packed resources whose versions and links the caller already knows; `combined`
         optionally gives each type's XOR of entry hashes (see `type_version`). `owned` says the caller
@@ -157,6 +164,7 @@ class Snapshot:
             versions=MappingProxyType(versions),
             resource_versions=MappingProxyType(per_resource),
             links=links,
+            changes=MappingProxyType(dict(changes or {})),
         )
 
     def version(self, type_url: TypeUrl) -> Version:
@@ -167,6 +175,14 @@ class Snapshot:
 
     def versions_of(self, type_url: TypeUrl) -> Mapping[str, Version]:
         return self.resource_versions.get(type_url, _NO_VERSIONS)
+
+    def changed_names(self, type_url: TypeUrl, since: Mapping[str, Version]) -> set[str]:
+        """Names whose version differs between `since` (an earlier `versions_of(type_url)`) and now: from
+        the builder's `changes` when they are relative to `since`, else by diffing the two."""
+        hint = self.changes.get(type_url)
+        if hint is not None and hint[0] is since:
+            return set(hint[1])
+        return {name for name, _ in self.versions_of(type_url).items() ^ since.items()}
 
     def unpack(self, type_url: TypeUrl, name: str) -> Message:
         message = resource_types.message_type(type_url)()

@@ -94,3 +94,27 @@ def test_only_changed_deployments_are_rendered_and_versions_follow_content(gatew
         assert "seldon-gateway/default/m49" not in fewer.get(resource_types.SCOPED_ROUTE)
         fewer.consistency_check()
     assert builder.build(deployments, endpoints).versions == first.versions
+
+
+def test_a_scoped_snapshot_names_what_changed_since_the_one_before() -> None:
+    builder = SnapshotBuilder(SCOPED)
+    deployments, endpoints = _deployments(20), _endpoints(20)
+    first = builder.build(deployments, endpoints)
+    changed = [*deployments[:3], _deployments(5, canary=60)[3], *deployments[4:19]]  # m3 changed, m19 gone
+    second = builder.build(changed, endpoints)
+    for url in (
+        resource_types.CLUSTER,
+        resource_types.ENDPOINT,
+        resource_types.ROUTE,
+        resource_types.SCOPED_ROUTE,
+    ):
+        since = first.versions_of(url)
+        differ = {n for n, _ in second.versions_of(url).items() ^ since.items()}
+        named = second.changed_names(url, since)
+        assert differ <= named, url  # every difference is named (the hint may name a few more)
+        assert all(".m3." in n or "/m3" in n or ".m19." in n or "/m19" in n for n in named), named
+    unrelated = SnapshotBuilder(SCOPED).build(deployments, endpoints)  # no hint relative to it: a diff
+    assert second.changed_names(resource_types.ROUTE, unrelated.versions_of(resource_types.ROUTE)) == {
+        "seldon-gateway/default/m3",
+        "seldon-gateway/default/m19",
+    }

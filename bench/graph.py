@@ -7,11 +7,9 @@ Cases, each against an anchor measured in the same run on the same runtimes:
   then the combiner's /aggregate;
 - a single-model predictor through the gateway (Envoy straight to the runtime, ext_proc off), vs calling
   that runtime directly;
-- the two graphs again over extproc's REST edge (`extproc --http-port`: Envoy routes the request to
-  extproc as a plain HTTP/1.1 upstream instead of an ext_proc stream), against the same anchors. `up`
-  does not route that way (yet), so the bench starts its own extproc on the graph config `up` wrote
-  (same node runtimes) and its own Envoy with a static route per deployment, shaped like the gateway's:
-  same Envoy binary and worker count, `x-seldon-predictor` added, no ext_proc filter.
+- the two graphs again through a second `seldon-mesh up --graph-edge http` on the same manifest (Envoy
+  routes a REST graph request to extproc's REST edge as a plain HTTP/1.1 upstream instead of opening an
+  ext_proc stream), each against the same anchor on that mesh's own runtimes.
 One keep-alive HTTP/1.1 client (the standard library's, the lightest there is, so that client
 overhead does not hide what we add) sends requests one at a time (latency, not throughput); ours and the
 anchor alternate in rounds and the best round counts for each. The table shows p50 latency; the added
@@ -181,29 +179,47 @@ def run(flags: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-graph-") as tmp:
         folder = Path(tmp)
         (folder / "graphs.yaml").write_text(MANIFEST.format(classes=CLASSES))
-        port = _free_port()
-        state = folder / "state"
-        log = (folder / "up.log").open("ab")
-        up = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli.main", "up", str(folder / "graphs.yaml"), "--port", str(port),
-             "--state-dir", str(state)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-        edge: _RestEdge | None = None
+        meshes: dict[str, _Up] = {}
         try:
-            _wait_serving(f"http://127.0.0.1:{port}")
-            edge = _RestEdge(folder, state / "graphs.json").start()
-            rows, extra = _measure(f"http://127.0.0.1:{port}", edge.gateway, state, requests, rounds)
+            for edge in ("ext_proc", "http"):
+                meshes[edge] = _Up(folder, edge).start()
+            for mesh in meshes.values():
+                _wait_serving(mesh.gateway)
+            rows, extra = _measure(meshes, requests, rounds)
         finally:
-            if edge is not None:
-                edge.stop()
-            up.terminate()
-            up.wait(60)
-            log.close()
+            for mesh in meshes.values():
+                mesh.stop()
     print_table("graph orchestration and gateway overhead (p50 latency, one request at a time)", rows)
     for case, added in extra["added_p50_ms"].items():
         print(f"  added p50 {case}: {added:+.3f} ms")
     print(f"  results: {write_results('graph', rows, extra)}")
+
+
+class _Up:
+    """`seldon-mesh up` on the bench manifest, REST graphs over `--graph-edge <edge>`."""
+
+    def __init__(self, folder: Path, edge: str) -> None:
+        self.edge = edge
+        self.state = folder / f"state-{edge}"
+        self.gateway = f"http://127.0.0.1:{_free_port()}"
+        self._folder = folder
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> _Up:
+        log = (self._folder / f"up-{self.edge}.log").open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "mesh.cli.main", "up", str(self._folder / "graphs.yaml"),
+             "--port", self.gateway.rsplit(":", 1)[1], "--state-dir", str(self.state),
+             "--graph-edge", self.edge],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        log.close()
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(60)
 
 
 def _nodes(state: Path) -> dict[tuple[str, str], str]:
@@ -229,119 +245,47 @@ def _wait_serving(gateway: str, names: tuple[str, ...] = ("chain", "combo", "sin
             _wait(lambda url=url: probe.post(url, json=BODY).status_code == 200, 180, f"{name} to serve")
 
 
-HCM_NAME = "envoy.filters.network.http_connection_manager"
-HCM_TYPE = (
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-)
-ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-
-
-def _address(port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-
-
-def _header(key: str, value: str) -> dict[str, Any]:
-    return {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
-
-
-class _RestEdge:
-    """Its own `python -m extproc --http-port` on `up`'s graph config, behind its own static Envoy."""
-
-    def __init__(self, folder: Path, config: Path) -> None:
-        self._folder = folder
-        self._config = config
-        self._http_port = _free_port()
-        self.gateway = f"http://127.0.0.1:{_free_port()}"
-        self._extproc: subprocess.Popen[bytes] | None = None
-        self._envoy: Any = None
-
-    def start(self) -> _RestEdge:
-        from mesh.local.envoy import EnvoyProcess  # the bench's only use of mesh internals
-
-        log = (self._folder / "edge-extproc.log").open("ab")
-        self._extproc = subprocess.Popen(
-            [sys.executable, "-m", "extproc", "--port", "0", "--http-port", str(self._http_port),
-             "--config", str(self._config), "--state-dir", str(self._folder / "edge-state")],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
-        log.close()
-        self._envoy = EnvoyProcess(self._bootstrap(), self._folder / "edge-envoy")
-        self._envoy.start()
-        _wait_serving(self.gateway, ("chain", "combo"))
-        return self
-
-    def _bootstrap(self) -> dict[str, Any]:
-        document = json.loads(self._config.read_text())
-        routes = [
-            {
-                "match": {"prefix": f"/seldon/{d['namespace']}/{d['name']}/"},
-                "route": {"cluster": "extproc-rest", "timeout": "60s"},
-                "request_headers_to_add": [_header("x-seldon-predictor", d["predictors"][0]["name"])],
-            }
-            for d in document["deployments"]
-        ]
-        hcm = {
-            "@type": HCM_TYPE,
-            "stat_prefix": "edge",
-            "route_config": {"virtual_hosts": [{"name": "seldon", "domains": ["*"], "routes": routes}]},
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
-        }
-        listener = {
-            "name": "edge",
-            "address": _address(int(urlsplit(self.gateway).port or 0)),
-            "filter_chains": [{"filters": [{"name": HCM_NAME, "typed_config": hcm}]}],
-        }
-        endpoint = {"endpoint": {"address": _address(self._http_port)}}
-        cluster = {
-            "name": "extproc-rest",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": "extproc-rest", "endpoints": [{"lb_endpoints": [endpoint]}]},
-        }
-        return {
-            "static_resources": {"listeners": [listener], "clusters": [cluster]},
-            "admin": {"address": _address(0)},
-        }
-
-    def stop(self) -> None:
-        if self._envoy is not None:
-            self._envoy.stop()
-        if self._extproc is not None:
-            self._extproc.terminate()
-            self._extproc.wait(30)
-
-
-def _measure(
-    gateway: str, edge: str, state: Path, requests: int, rounds: int
-) -> tuple[list[Row], dict[str, Any]]:
+def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[Row], dict[str, Any]]:
     client = _Client()
-    _wait(lambda: len(_nodes(state)) == 7, 30, "every node in the graph config")
-    nodes = _nodes(state)
+    for mesh in meshes.values():
+        state = mesh.state
+        _wait(lambda: len(_nodes(state)) == 7, 30, "every node in the graph config")  # noqa: B023
+    nodes = {edge: _nodes(mesh.state) for edge, mesh in meshes.items()}
 
-    def node(deployment: str, name: str, path: str) -> str:
-        return f"http://{nodes[(deployment, name)]}{path}"
+    def node(edge: str, deployment: str, name: str, path: str) -> str:
+        return f"http://{nodes[edge][(deployment, name)]}{path}"
 
-    def through(name: str, front: str = gateway) -> Callable[[], None]:
-        url = f"{front}/seldon/default/{name}/api/v1.0/predictions"
-        return lambda: client.post(url, BODY) and None
+    def through(name: str, edge: str = "ext_proc") -> Callable[[], None]:
+        url = f"{meshes[edge].gateway}/seldon/default/{name}/api/v1.0/predictions"
 
-    def chain_by_hand() -> None:
-        middle = client.post(node("chain", "pre", "/transform-input"), BODY)
-        client.post(node("chain", "model", "/predict"), middle)
+        def call() -> None:
+            client.post(url, BODY)
 
-    def combo_by_hand() -> None:
-        outputs = [client.post(node("combo", m, "/predict"), BODY) for m in ("m1", "m2", "m3")]
-        client.post(node("combo", "sum", "/aggregate"), {"seldonMessages": outputs})
+        return call
+
+    def chain_by_hand(edge: str = "ext_proc") -> Callable[[], None]:
+        def call() -> None:
+            middle = client.post(node(edge, "chain", "pre", "/transform-input"), BODY)
+            client.post(node(edge, "chain", "model", "/predict"), middle)
+
+        return call
+
+    def combo_by_hand(edge: str = "ext_proc") -> Callable[[], None]:
+        def call() -> None:
+            outputs = [client.post(node(edge, "combo", m, "/predict"), BODY) for m in ("m1", "m2", "m3")]
+            client.post(node(edge, "combo", "sum", "/aggregate"), {"seldonMessages": outputs})
+
+        return call
 
     def single_direct() -> None:
-        client.post(node("single", "model", "/api/v1.0/predictions"), BODY)
+        client.post(node("ext_proc", "single", "model", "/api/v1.0/predictions"), BODY)
 
     by_hand = "client calls the nodes in order"
     cases = {
-        "transformer->model chain": (through("chain"), chain_by_hand, by_hand),
-        "chain, REST edge": (through("chain", edge), chain_by_hand, by_hand),
-        "combiner over 3 models": (through("combo"), combo_by_hand, by_hand),
-        "combiner, REST edge": (through("combo", edge), combo_by_hand, by_hand),
+        "transformer->model chain": (through("chain"), chain_by_hand(), by_hand),
+        "chain, --graph-edge http": (through("chain", "http"), chain_by_hand("http"), by_hand),
+        "combiner over 3 models": (through("combo"), combo_by_hand(), by_hand),
+        "combiner, --graph-edge http": (through("combo", "http"), combo_by_hand("http"), by_hand),
         "single model via gateway": (through("single"), single_direct, "runtime called directly"),
     }
     best: dict[str, tuple[list[float], list[float]]] = {}
@@ -364,7 +308,8 @@ def _measure(
         added[case] = _p(mine, 0.5) - _p(theirs, 0.5)
         p99[case] = {"ours": _p(mine, 0.99), "anchor": _p(theirs, 0.99)}
     extra = {
-        "rest_edge": "', REST edge' cases: Envoy routes to extproc --http-port (static route, module doc)",
+        "graph_edge": "'--graph-edge http' cases: a second seldon-mesh up whose REST graph routes go to "
+        "extproc's REST edge (HTTP/1.1 upstream) instead of ext_proc; anchors on that mesh's own runtimes",
         "added_p50_ms": added,
         "p99_ms": p99,
         "requests_per_round": requests,

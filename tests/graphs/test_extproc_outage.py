@@ -1,4 +1,4 @@
-"""extproc down: graph predictors fail fast with Seldon's 503 JSON (gRPC: UNAVAILABLE), single-model
+"""extproc down: graph predictors fail fast with Seldon's 503 JSON saying so (gRPC: UNAVAILABLE), single-model
 predictors are unaffected, and graphs recover by themselves when the supervisor has restarted extproc.
 
 The supervisor waits its restart backoff (0.5 s) and extproc needs longer than that to import and bind,
@@ -33,6 +33,7 @@ def test_rest_graphs_fail_fast_single_models_serve_and_graphs_recover(mesh: Mesh
     try:
         error = assert_seldon_error(predict(mesh, "chain", ndarray([[1, 2]]), timeout=5), 503)
         assert error["reason"] == "UNAVAILABLE"
+        assert error["info"] == "graph service (extproc) unavailable"  # Envoy's own reply is empty
         single = predict(mesh, "single", ndarray([[1.0]]))
         assert single.status_code == 200 and single.json()["data"]["ndarray"] == [[2.0]]
     finally:

@@ -181,10 +181,9 @@ def run(flags: list[str]) -> None:
         (folder / "graphs.yaml").write_text(MANIFEST.format(classes=CLASSES))
         meshes: dict[str, _Up] = {}
         try:
-            for edge in ("ext_proc", "http"):
+            for edge in ("ext_proc", "http"):  # one after the other: each picks its free ports as it starts
                 meshes[edge] = _Up(folder, edge).start()
-            for mesh in meshes.values():
-                _wait_serving(mesh.gateway)
+                _wait_serving(meshes[edge].gateway)
             rows, extra = _measure(meshes, requests, rounds)
         finally:
             for mesh in meshes.values():

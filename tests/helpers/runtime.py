@@ -80,7 +80,38 @@ def start_runtime(
     module: str = "model_runtime",
     port_flags: bool = True,
 ) -> Iterator[RunningRuntime]:
-    """Run `python -m <module> <args> --http-port H --grpc-port G` until the block ends."""
+    """Run `python -m <module> <args> --http-port H --grpc-port G` until the block ends.
+
+    A free port can be taken by another process between `free_port()` and the runtime's bind; a start
+    that fails with "Address already in use" is retried on fresh ports (a few times) before it counts.
+    """
+    for attempt in range(BIND_ATTEMPTS):
+        runtime = _spawn(args, cwd, env, module, port_flags)
+        try:
+            _wait(runtime, "/ready" if wait_ready else "/live", timeout)
+        except RuntimeFailedToStart:
+            taken = "Address already in use" in runtime.log()
+            _cleanup(runtime, stop_timeout)
+            if port_flags and taken and attempt + 1 < BIND_ATTEMPTS:
+                continue
+            raise
+        break
+    try:
+        yield runtime
+    finally:
+        _cleanup(runtime, stop_timeout)
+
+
+BIND_ATTEMPTS = 3
+
+
+def _spawn(
+    args: Sequence[str],
+    cwd: Path | str | None,
+    env: Mapping[str, str] | None,
+    module: str,
+    port_flags: bool,
+) -> RunningRuntime:
     http_port, grpc_port = free_port(), free_port()
     while grpc_port == http_port:
         grpc_port = free_port()
@@ -99,16 +130,15 @@ def start_runtime(
         start_new_session=True,
     )
     log_file.close()
-    runtime = RunningRuntime(process, http_port, grpc_port, Path(log_file.name))
+    return RunningRuntime(process, http_port, grpc_port, Path(log_file.name))
+
+
+def _cleanup(runtime: RunningRuntime, stop_timeout: float) -> None:
     try:
-        _wait(runtime, "/ready" if wait_ready else "/live", timeout)
-        yield runtime
+        runtime.stop(stop_timeout)
     finally:
-        try:
-            runtime.stop(stop_timeout)
-        finally:
-            _kill_group(process.pid)
-            Path(log_file.name).unlink(missing_ok=True)
+        _kill_group(runtime.process.pid)
+        runtime.log_path.unlink(missing_ok=True)
 
 
 def _wait(runtime: RunningRuntime, path: str, timeout: float) -> None:

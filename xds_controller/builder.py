@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -28,7 +28,7 @@ from google.protobuf import any_pb2
 
 from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
-from xds_controller.snapshot import Links, Snapshot, Version, entry_hash, pack, resource_version
+from xds_controller.snapshot import Layers, Links, Snapshot, Version, entry_hash, pack, resource_version
 from xds_controller.translate import (
     ComponentEndpoints,
     ComponentKey,
@@ -109,15 +109,17 @@ class SnapshotBuilder:
         self.gateway = gateway
         self._types = _SCOPED_TYPES if gateway.scoped else _COMPONENT_TYPES
         self._fragments: dict[tuple[str, str], _Fragment] = {}
-        self._resources: dict[TypeUrl, dict[str, any_pb2.Any]] = {url: {} for url in self._types}
-        self._versions: dict[TypeUrl, dict[str, Version]] = {url: {} for url in self._types}
-        self._combined: dict[TypeUrl, int] = {url: 0 for url in self._types}
-        self._cluster_links: dict[str, str] = {}
+        # every type's resources and versions (static ones included), handed to each snapshot as
+        # `Layered` views, so a build costs O(what changed), not a copy of every name
+        self._resources: dict[TypeUrl, Layers[any_pb2.Any]] = {u: Layers() for u in resource_types.PUSH_ORDER}
+        self._versions: dict[TypeUrl, Layers[Version]] = {u: Layers() for u in resource_types.PUSH_ORDER}
+        self._combined: dict[TypeUrl, int] = {url: 0 for url in resource_types.PUSH_ORDER}
+        self._cluster_links: Layers[str] = Layers()
         # names added, changed or removed since the last snapshot built, and that snapshot's versions
         self._touched: dict[TypeUrl, set[str]] = {url: set() for url in self._types}
         self._last_versions: dict[TypeUrl, Mapping[str, Version]] = {}
-        self._route_links: dict[str, frozenset[str]] = {}
-        self._scope_links: dict[str, str] = {}
+        self._route_links: Layers[frozenset[str]] = Layers()
+        self._scope_links: Layers[str] = Layers()
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
         self._frame()
 
@@ -131,6 +133,16 @@ class SnapshotBuilder:
             packed = pack(message)
             self._static.append((TypeUrl(packed.type_url), resource_types.resource_name(message), packed))
         self._static_links = Links.of((*empty.listeners, *empty.clusters, *scoped_frame))
+        for url, name, packed in self._static:
+            version = resource_version(packed)
+            self._resources[url][name], self._versions[url][name] = packed, version
+            self._combined[url] ^= entry_hash(name, version)
+        for name, service in self._static_links.cluster_assignments.items():
+            self._cluster_links[name] = service
+        for name, clusters in self._static_links.route_clusters.items():
+            self._route_links[name] = clusters
+        for name, route_name in self._static_links.scope_routes.items():
+            self._scope_links[name] = route_name
         if self.gateway.scoped:
             return
         (config,) = empty.routes
@@ -218,20 +230,20 @@ class SnapshotBuilder:
                 if sign:
                     named[name], versions[name] = packed, version
                 else:
-                    named.pop(name, None)
-                    versions.pop(name, None)
-        if sign:
-            self._cluster_links.update(fragment.cluster_links)
-        else:
-            for name in fragment.cluster_links:
-                self._cluster_links.pop(name, None)
+                    named.pop(name)
+                    versions.pop(name)
+        for name, service in fragment.cluster_links.items():
+            if sign:
+                self._cluster_links[name] = service
+            else:
+                self._cluster_links.pop(name)
         if fragment.route_name:
             if sign:
                 self._route_links[fragment.route_name] = fragment.route_clusters
                 self._scope_links[fragment.route_name] = fragment.route_name
             else:
-                self._route_links.pop(fragment.route_name, None)
-                self._scope_links.pop(fragment.route_name, None)
+                self._route_links.pop(fragment.route_name)
+                self._scope_links.pop(fragment.route_name)
 
     def build(
         self, deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
@@ -240,6 +252,47 @@ class SnapshotBuilder:
         self.rendered = 0
         with _collector_paused():
             return self._build(deployments, endpoints)
+
+    def update(
+        self,
+        changed: Iterable[DeploymentView],
+        removed: Iterable[tuple[str, str]],
+        endpoints: Mapping[ComponentKey, ComponentEndpoints],
+    ) -> Snapshot:
+        """The snapshot after upserting `changed` and removing `removed` ((namespace, name)) from the set
+        the builder last built; in time proportional to them, not to every deployment. `endpoints` is
+        read for the changed deployments only: when other deployments' endpoints moved, use `build`."""
+        self.rendered = 0
+        with _collector_paused():
+            fragments = dict(self._fragments) if not self.gateway.scoped else self._fragments
+            for key in removed:
+                gone = fragments.pop(key, None)
+                if gone is not None:
+                    self._add(gone, sign=False)
+            for deployment in changed:
+                meta = deployment.metadata
+                key = (meta.namespace, meta.name)
+                cached = fragments.get(key)
+                if cached is not None and self._fresh(cached, deployment, endpoints):
+                    continue
+                keys = tuple(deployment_component_keys(deployment))
+                fragment = self._render(deployment, endpoints, keys, tuple(map(endpoints.get, keys)))
+                if cached is not None:
+                    self._add(cached, sign=False)
+                self._add(fragment, sign=True)
+                fragments[key] = fragment
+            if not self.gateway.scoped:  # spliced in (namespace, name) order
+                fragments = dict(sorted(fragments.items()))
+            self._fragments = fragments
+            return self._assemble(fragments)
+
+    @staticmethod
+    def _fresh(
+        cached: _Fragment, deployment: DeploymentView, endpoints: Mapping[ComponentKey, ComponentEndpoints]
+    ) -> bool:
+        return (cached.deployment is deployment or cached.deployment == deployment) and tuple(
+            map(endpoints.get, cached.keys)
+        ) == cached.endpoints
 
     def _build(
         self, deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
@@ -277,25 +330,20 @@ class SnapshotBuilder:
         return self._assemble(current)
 
     def _assemble(self, fragments: Mapping[tuple[str, str], _Fragment]) -> Snapshot:
-        resources: dict[TypeUrl, dict[str, any_pb2.Any]] = {
-            url: dict(self._resources[url]) for url in self._types
-        }
-        versions: dict[TypeUrl, dict[str, Version]] = {url: dict(self._versions[url]) for url in self._types}
-        combined = dict(self._combined)
+        resources: dict[TypeUrl, Mapping[str, any_pb2.Any]] = {}
+        versions: dict[TypeUrl, Mapping[str, Version]] = {}
+        if not self.gateway.scoped:
+            self._splice_routes(fragments)
         for url in resource_types.PUSH_ORDER:
-            resources.setdefault(url, {})
-            versions.setdefault(url, {})
-        for url, name, packed in self._static:
-            version = resource_version(packed)
-            resources[url][name], versions[url][name] = packed, version
-            if url in combined:
-                combined[url] ^= entry_hash(name, version)
+            resources[url], versions[url] = self._resources[url].freeze(), self._versions[url].freeze()
+        combined = {url: self._combined[url] for url in (*self._types, resource_types.LISTENER)}
+        cluster_links = self._cluster_links.freeze()
         if self.gateway.scoped:
             links = Links(
                 listener_routes=self._static_links.listener_routes,
-                route_clusters={**self._route_links, **self._static_links.route_clusters},
-                cluster_assignments={**self._cluster_links, **self._static_links.cluster_assignments},
-                scope_routes={**self._scope_links, **self._static_links.scope_routes},
+                route_clusters=self._route_links.freeze(),
+                cluster_assignments=cluster_links,
+                scope_routes=self._scope_links.freeze(),
             )
             changes = {
                 url: (self._last_versions[url], frozenset(self._touched[url]))
@@ -307,23 +355,26 @@ class SnapshotBuilder:
             self._touched = {url: set() for url in self._types}
             return snapshot
         self._touched = {url: set() for url in self._types}  # unscoped snapshots carry no changes
-        host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
-        route = any_pb2.Any(
-            type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)
-        )
-        resources[resource_types.ROUTE][ROUTE_CONFIG_NAME] = route
-        # The route configuration's version without hashing its megabytes: the frame's digest combined
-        # with each deployment's share (deployments are sorted, so the set decides the order).
-        combined_routes = self._frame_hash
-        for fragment in fragments.values():
-            combined_routes ^= fragment.route_hash
-        versions[resource_types.ROUTE][ROUTE_CONFIG_NAME] = Version(f"{combined_routes:016x}")
         route_clusters = frozenset().union(
             self._tail_clusters, *(f.route_clusters for f in fragments.values())
         )
         links = Links(
             listener_routes=self._static_links.listener_routes,
             route_clusters={ROUTE_CONFIG_NAME: route_clusters},
-            cluster_assignments={**self._cluster_links, **self._static_links.cluster_assignments},
+            cluster_assignments=cluster_links,
         )
         return Snapshot.assemble(resources, versions, links, combined, owned=True)
+
+    def _splice_routes(self, fragments: Mapping[tuple[str, str], _Fragment]) -> None:
+        """Unscoped: the one route configuration, from the frame and each deployment's route bytes."""
+        host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
+        route = any_pb2.Any(
+            type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)
+        )
+        # The route configuration's version without hashing its megabytes: the frame's digest combined
+        # with each deployment's share (deployments are sorted, so the set decides the order).
+        combined_routes = self._frame_hash
+        for fragment in fragments.values():
+            combined_routes ^= fragment.route_hash
+        self._resources[resource_types.ROUTE][ROUTE_CONFIG_NAME] = route
+        self._versions[resource_types.ROUTE][ROUTE_CONFIG_NAME] = Version(f"{combined_routes:016x}")

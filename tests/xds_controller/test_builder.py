@@ -118,3 +118,42 @@ def test_a_scoped_snapshot_names_what_changed_since_the_one_before() -> None:
         "seldon-gateway/default/m3",
         "seldon-gateway/default/m19",
     }
+
+
+@pytest.mark.parametrize("gateway", [GATEWAY, SCOPED], ids=["one-route-config", "scoped"])
+def test_update_upserts_and_removes_only_the_named_deployments(gateway: GatewaySettings) -> None:
+    builder = SnapshotBuilder(gateway)
+    deployments, endpoints = _deployments(30), _endpoints(31)
+    builder.build(deployments, endpoints)
+    changed = _deployments(8, canary=60)[7]
+    added = _deployments(31)[30]
+    updated = builder.update([changed, added], [("default", "m12"), ("default", "absent")], endpoints)
+    assert builder.rendered == 2
+    final = [d for d in deployments if d.metadata.name not in ("m7", "m12")] + [changed, added]
+    assert _unpacked(updated) == _unpacked(translate(final, endpoints, gateway).to_snapshot())
+    assert updated.versions == SnapshotBuilder(gateway).build(final, endpoints).versions
+    assert updated.links == translate(final, endpoints, gateway).to_snapshot().links
+    updated.consistency_check()
+    assert builder.update([changed], [], endpoints).versions == updated.versions  # unchanged: nothing
+    assert builder.rendered == 0
+    # many applies fold the layers back together; contents stay exact
+    for i in range(40):
+        builder.update([_deployments(1, canary=i)[0]], [], endpoints)
+    last = builder.update([], [("default", "m0")], endpoints)
+    final = [d for d in final if d.metadata.name != "m0"]
+    assert _unpacked(last) == _unpacked(translate(final, endpoints, gateway).to_snapshot())
+    assert last.versions == SnapshotBuilder(gateway).build(final, endpoints).versions
+    assert len(last.get(resource_types.CLUSTER)) == len(list(last.get(resource_types.CLUSTER)))
+
+
+def test_an_update_is_checked_from_its_hints_and_a_removal_in_full() -> None:
+    builder = SnapshotBuilder(SCOPED)
+    deployments, endpoints = _deployments(10), _endpoints(11)
+    first = builder.build(deployments, endpoints)
+    first.consistency_check()
+    added = builder.update(_deployments(11)[10:], [], endpoints)
+    assert added._consistent_since(first)  # judged from the hints alone
+    added.consistency_check(since=first)
+    removed = builder.update([], [("default", "m3")], endpoints)
+    assert not removed._consistent_since(added)  # a removal: the full check decides
+    removed.consistency_check(since=added)

@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from tests.xds_controller import builders as b
 from xds_controller import resource_types
-from xds_controller.snapshot import EMPTY_VERSION, InconsistentSnapshotError, Snapshot
+from xds_controller.snapshot import EMPTY_VERSION, InconsistentSnapshotError, Layers, Links, Snapshot, Version
 from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream, translate
 
 KEY = ComponentKey("default", "iris", "default", "model")
@@ -62,3 +63,42 @@ def test_consistency_check_names_every_dangling_reference() -> None:
     listeners_only = [r for r in resources if resource_types.type_url_of(r) == resource_types.LISTENER]
     with pytest.raises(InconsistentSnapshotError, match="names missing route configuration 'seldon-gateway'"):
         Snapshot.of(listeners_only).consistency_check()
+
+
+def _hinted(clusters: dict[str, str], routes: dict[str, frozenset[str]], since: Snapshot | None) -> Snapshot:
+    """A snapshot whose change hints name every resource as changed since `since`."""
+    resources = {
+        resource_types.CLUSTER: {n: any_pb2.Any() for n in clusters},
+        resource_types.ENDPOINT: {n: any_pb2.Any() for n in clusters.values()},
+        resource_types.ROUTE: {n: any_pb2.Any() for n in routes},
+    }
+    versions = {url: {n: Version("v") for n in named} for url, named in resources.items()}
+    changes = {url: (since.versions_of(url), frozenset(versions[url])) for url in versions} if since else None
+    return Snapshot.assemble(resources, versions, Links({}, routes, clusters), changes=changes)
+
+
+def test_a_hinted_change_with_a_dangling_reference_is_caught() -> None:
+    first = _hinted({"c1": "c1"}, {"r1": frozenset({"c1"})}, None)
+    first.consistency_check()
+    second = _hinted({"c1": "c1"}, {"r1": frozenset({"c1"}), "r2": frozenset({"c2"})}, first)
+    with pytest.raises(InconsistentSnapshotError, match="missing cluster 'c2'"):
+        second.consistency_check(since=first)
+
+
+def test_layers_freeze_views_that_later_changes_do_not_touch() -> None:
+    layers: Layers[int] = Layers()
+    views = []
+    expected: dict[str, int] = {}
+    for step in range(300):
+        name = f"n{step % 97}"
+        if step % 5 == 4:
+            layers.pop(name)
+            expected.pop(name, None)
+        else:
+            layers[name] = step
+            expected[name] = step
+        views.append((layers.freeze(), dict(expected)))
+    for view, contents in views:
+        assert dict(view) == contents
+        assert len(view) == len(contents)
+        assert all((name in view) == (name in contents) for name in ("n1", "n4", "absent"))

@@ -55,7 +55,7 @@ class PayloadLoggerSettings(BaseModel):
         "commit (one fsync) costs about 0.2 ms of CPU on the CI machine, and each batch also costs a "
         "delivery wake-up, a POST and a delete; nobody waits for it (node events are fire-and-forget). "
         "At ~200 events/s (a logged single model) 0.05 s against 0.01 s cut extproc's CPU per logged "
-        "request by ~200-450 us and the sink's by half, in the same run; events reach the sink up to "
+        "request by ~200-350 us and the sink's by half, in the same runs; events reach the sink up to "
         "0.05 s later.",
     )
     group_commit_events: int = Field(

@@ -21,6 +21,15 @@ request. Bodies are STREAMED: in observability mode Envoy sends no body at all i
 as one or more chunks and joins them up to the chunk with `end_of_stream`. Their routes enable it with
 metadata naming the predictor plus `OBSERVE_KEY: 1`. Graph routes keep the first filter: extproc logs
 graph nodes itself.
+
+An HTTP/1.1 exchange makes 6 messages (headers, body, an empty end-of-stream chunk, each way). Measured
+and not taken: headers SKIP with the facts as filter-level `request_attributes`/`response_attributes`
+(CEL, e.g. `request.headers['x-envoy-original-path']`; per-route override attributes arrived empty on
+1.40, response headers are not readable as attributes when skipped, only `response.code`) gives 4
+messages; extproc only draining the stream took 1,354 -> 1,108 us of CPU per request (request headers
+SKIP alone: 1,477; one noisy run). But with headers SKIP and a STREAMED body Envoy drops
+`content-length` (seen on the request; ext_proc's `shouldRemoveContentLength` does the same to the
+response), so the runtime gets a chunked request and the client a chunked response: not taken.
 """
 
 from __future__ import annotations

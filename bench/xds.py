@@ -7,7 +7,8 @@ ADS. The gateway is scoped (one RouteConfiguration and route scope per deploymen
 runs it. Figures:
 - snapshot build: a cold build of every deployment (translate + pack), then a rebuild after one change;
 - full config applied: from publishing the snapshot to Envoy ACKing every type at its version;
-- apply to answer: one new deployment is applied (rebuild + publish) and its route polled until it answers
+- apply to answer: one new deployment is applied (`SnapshotBuilder.update` with it alone, as the local
+  mesh's reconcile does, + publish) and its route polled until it answers
   200 from a real upstream; p50 (and p90) over `--applies` applies;
 - RSS of the controller (this process: builder, cache, server) and of Envoy.
 Anchors: the issue's figures (Seldon Core 2's Go scheduler builds 10,000 models' snapshot in ~0.5 s; the
@@ -215,14 +216,12 @@ def _measure(
             _wait(lambda: _runs(plane.cache, node, snapshot), f"{mode} Envoy to apply {size} deployments")  # noqa: B023
             figures.applied_s[mode] = time.perf_counter() - started
             latencies = []
-            current = list(deployments)
             for i in range(applies[mode]):
                 new = _deployment(f"new-{mode}-{i}")
-                current.append(new)
                 endpoints.update(_endpoints(new, upstream_port))
                 path = f"/seldon/bench/{new.metadata.name}/api/v1.0/metadata"
                 started = time.perf_counter()
-                plane.cache.set_snapshot(node, builder.build(current, endpoints))
+                plane.cache.set_snapshot(node, builder.update([new], [], endpoints))
                 _wait(lambda path=path: _answers(gateway.listen_port, path), f"{new.metadata.name} to answer")  # type: ignore[misc]
                 latencies.append((time.perf_counter() - started) * 1000)
             figures.apply_p50_ms[mode] = statistics.median(latencies)

@@ -29,6 +29,7 @@ from google.protobuf import any_pb2
 from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
 from xds_controller.snapshot import Layers, Links, Snapshot, Version, entry_hash, pack, resource_version
+from xds_controller.templates import Parts, Templates
 from xds_controller.translate import (
     ComponentEndpoints,
     ComponentKey,
@@ -40,7 +41,7 @@ from xds_controller.translate.clusters import (
     deployment_cluster_specs,
     deployment_component_keys,
     eds_cluster_bytes,
-    load_assignment,
+    load_assignment_bytes,
 )
 from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_route_config, deployment_routes
 from xds_controller.translate.scopes import scope, scope_key
@@ -121,6 +122,7 @@ class SnapshotBuilder:
         self._route_links: Layers[frozenset[str]] = Layers()
         self._scope_links: Layers[str] = Layers()
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
+        self._routes = Templates(self._scoped_routes if gateway.scoped else self._spliced_routes)
         self._frame()
 
     def _frame(self) -> None:
@@ -176,13 +178,17 @@ class SnapshotBuilder:
                 value=eds_cluster_bytes(spec.name, spec.transport, spec.max_message_bytes),
             )
             clusters[spec.name] = (cluster, resource_version(cluster))
-            assignment = pack(load_assignment(spec.name, spec.upstreams))
+            assignment = any_pb2.Any(
+                type_url=resource_types.ENDPOINT, value=load_assignment_bytes(spec.name, spec.upstreams)
+            )
             assignments[spec.name] = (assignment, resource_version(assignment))
         meta = deployment.metadata
+        parts = self._routes(deployment)
         if self.gateway.scoped:
-            config = deployment_route_config(deployment, self.gateway)
-            packed_config = pack(config)
-            packed_scope = pack(scope(config.name, scope_key(meta.namespace, meta.name)))
+            config_bytes, scope_bytes = parts.blobs
+            (config_name,) = parts.names
+            packed_config = any_pb2.Any(type_url=resource_types.ROUTE, value=config_bytes)
+            packed_scope = any_pb2.Any(type_url=resource_types.SCOPED_ROUTE, value=scope_bytes)
             return _Fragment(
                 deployment=deployment,
                 keys=keys,
@@ -190,24 +196,18 @@ class SnapshotBuilder:
                 resources={
                     resource_types.CLUSTER: clusters,
                     resource_types.ENDPOINT: assignments,
-                    resource_types.ROUTE: {config.name: (packed_config, resource_version(packed_config))},
+                    resource_types.ROUTE: {config_name: (packed_config, resource_version(packed_config))},
                     resource_types.SCOPED_ROUTE: {
-                        config.name: (packed_scope, resource_version(packed_scope))
+                        config_name: (packed_scope, resource_version(packed_scope))
                     },
                 },
                 cluster_links={name: name for name in clusters},
                 route_bytes=b"",
                 route_hash=0,
-                route_clusters=frozenset(references.cluster_names(config)),
-                route_name=config.name,
+                route_clusters=parts.clusters,
+                route_name=config_name,
             )
-        routes = deployment_routes(
-            deployment,
-            self.gateway.extproc is not None,
-            self.gateway.tracing is not None,
-            rest_edge=self.gateway.extproc_rest is not None,
-        )
-        route_bytes = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes)
+        (route_bytes,) = parts.blobs
         return _Fragment(
             deployment=deployment,
             keys=keys,
@@ -216,9 +216,32 @@ class SnapshotBuilder:
             cluster_links={name: name for name in clusters},
             route_bytes=route_bytes,
             route_hash=entry_hash(f"{meta.namespace}/{meta.name}", _digest(route_bytes)),
-            route_clusters=frozenset(
-                name for route in routes for name in references.route_cluster_names(route)
-            ),
+            route_clusters=parts.clusters,
+        )
+
+    def _scoped_routes(self, deployment: DeploymentView) -> Parts:
+        """A deployment's RouteConfiguration and route scope, serialized (see `templates`)."""
+        meta = deployment.metadata
+        config = deployment_route_config(deployment, self.gateway)
+        key = scope(config.name, scope_key(meta.namespace, meta.name))
+        return Parts(
+            blobs=(config.SerializeToString(deterministic=True), key.SerializeToString(deterministic=True)),
+            names=(config.name,),
+            clusters=frozenset(references.cluster_names(config)),
+        )
+
+    def _spliced_routes(self, deployment: DeploymentView) -> Parts:
+        """Unscoped: a deployment's routes, each as a VirtualHost.routes field (see `templates`)."""
+        routes = deployment_routes(
+            deployment,
+            self.gateway.extproc is not None,
+            self.gateway.tracing is not None,
+            rest_edge=self.gateway.extproc_rest is not None,
+        )
+        return Parts(
+            blobs=(b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes),),
+            names=(),
+            clusters=frozenset(name for route in routes for name in references.route_cluster_names(route)),
         )
 
     def _add(self, fragment: _Fragment, sign: bool) -> None:

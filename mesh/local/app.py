@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from mesh.local.api import create_control_app
 from mesh.local.envoy import EnvoyProcess
 from mesh.local.graphs import GraphExecutorProcess
-from mesh.local.reconcile import Reconciler, Render, Translate
+from mesh.local.reconcile import Change, Reconciler, Render, Translate
 from mesh.local.reflection import start_reflection_server
 from mesh.local.settings import LocalSettings
 from mesh.local.status import describe
@@ -197,11 +197,13 @@ class LocalMesh:
             render = _renderer(gateway, self._translate)
 
             def render_and_feed(
-                deployments: Sequence[SeldonDeployment], endpoints: Mapping[ComponentKey, ComponentEndpoints]
+                deployments: Sequence[SeldonDeployment],
+                endpoints: Mapping[ComponentKey, ComponentEndpoints],
+                change: Change | None,
             ) -> Snapshot:
                 # Every publish also hands the graph executor the graphs and their node endpoints.
                 graphs.publish(deployments, endpoints)
-                return render(deployments, endpoints)
+                return render(deployments, endpoints, change)
 
             self._reconciler = Reconciler(
                 self._store, supervisor, xds, render_and_feed, settings.runtime_workers
@@ -268,10 +270,23 @@ class LocalMesh:
 def _renderer(gateway: GatewaySettings, translate_fn: Translate | None) -> Render:
     """The incremental builder (only changed deployments are re-rendered), or `translate_fn` in full."""
     if translate_fn is None:
-        return SnapshotBuilder(gateway).build
+        builder = SnapshotBuilder(gateway)
+
+        def build(
+            deployments: Sequence[SeldonDeployment],
+            endpoints: Mapping[ComponentKey, ComponentEndpoints],
+            change: Change | None,
+        ) -> Snapshot:
+            if change is None:
+                return builder.build(deployments, endpoints)
+            return builder.update(change.changed, change.removed, endpoints)
+
+        return build
 
     def render(
-        deployments: Sequence[SeldonDeployment], endpoints: Mapping[ComponentKey, ComponentEndpoints]
+        deployments: Sequence[SeldonDeployment],
+        endpoints: Mapping[ComponentKey, ComponentEndpoints],
+        change: Change | None,
     ) -> Snapshot:
         return Snapshot.of(translate_fn(deployments, endpoints, gateway).all())
 

@@ -26,10 +26,23 @@ log = logging.getLogger(__name__)
 Translate = Callable[
     [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], GatewaySettings], Resources
 ]
-# Deployments and where their components listen -> the gateway's snapshot (see `app`: an incremental
-# `SnapshotBuilder`, which re-renders only the deployments that changed).
-Render = Callable[[Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints]], Snapshot]
 DeploymentKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What differs from the deployments of the last render: upserted deployments and removed keys."""
+
+    changed: Sequence[SeldonDeployment]
+    removed: Sequence[DeploymentKey]
+
+
+# Deployments and where their components listen -> the gateway's snapshot (see `app`: an incremental
+# `SnapshotBuilder`). With a `Change`, only endpoints of the changed deployments moved, so a renderer may
+# look at those alone; without one (endpoints anywhere may have moved), it looks at every deployment.
+Render = Callable[
+    [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], Change | None], Snapshot
+]
 HISTORY = 64  # published configs remembered to tell which one Envoy serves after a rejection
 
 
@@ -75,6 +88,7 @@ class Reconciler:
         self._render = render
         self._workers = workers
         self._deployments: list[StoredDeployment] = []
+        self._by_key: dict[DeploymentKey, StoredDeployment] = {}
         self._plans: dict[DeploymentKey, list[ComponentPlan]] = {}
         self._config_id = ""
         # recent published configs, oldest first, with the generation of each deployment they carry
@@ -84,21 +98,34 @@ class Reconciler:
     async def reconcile(self) -> None:
         """Bring processes and Envoy config in line with the store."""
         async with self._lock:
+            previous = self._by_key
             self._deployments = self._store.list()
+            self._by_key = {s.deployment.key: s for s in self._deployments}
+            change = Change(
+                changed=[
+                    s.deployment
+                    for key, s in self._by_key.items()
+                    if key not in previous
+                    or previous[key].generation != s.generation
+                    or previous[key].deployment != s.deployment  # deleted and applied again
+                ],
+                removed=[key for key in previous if key not in self._by_key],
+            )
             self._plans = {
                 s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers)
                 for s in self._deployments
             }
             obsolete = await self._supervisor.apply([p for plans in self._plans.values() for p in plans])
-            self._publish()
+            self._publish(change)
             await asyncio.gather(*(process.stop() for process in obsolete))
 
     def refresh(self) -> None:
         """Component states changed: re-publish endpoints (a no-op for Envoy when nothing differs)."""
-        self._publish()
+        self._publish(None)
 
-    def _publish(self) -> None:
-        snapshot = self._render([s.deployment for s in self._deployments], self._supervisor.endpoints())
+    def _publish(self, change: Change | None) -> None:
+        deployments = [s.deployment for s in self._deployments]
+        snapshot = self._render(deployments, self._supervisor.endpoints(), change)
         self._config_id = self._publisher.publish(snapshot)
         self._history.pop(self._config_id, None)
         self._history[self._config_id] = {s.deployment.key: s.generation for s in self._deployments}
@@ -113,7 +140,7 @@ class Reconciler:
         return None
 
     def status(self, key: DeploymentKey) -> DeploymentStatus | None:
-        stored = next((s for s in self._deployments if s.deployment.key == key), None)
+        stored = self._by_key.get(key)
         if stored is None:
             return None
         components = {

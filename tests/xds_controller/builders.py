@@ -47,6 +47,15 @@ class Deployment:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class V2Deployment:
+    """A deployment whose spec says `protocol` (e.g. v2): any spec with `predictors` and `protocol`."""
+
+    metadata: Meta
+    spec: object
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
 def deployment(
     name: str, *predictors: Predictor, namespace: str = "default", **annotations: str
 ) -> Deployment:

@@ -12,6 +12,8 @@ from xds_controller import resource_types
 from xds_controller.builder import SnapshotBuilder
 from xds_controller.snapshot import Snapshot
 from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream, translate
+from xds_controller.translate.clusters import component_keys
+from xds_controller.translate.tracing import GatewayTracingSettings
 
 GATEWAY = GatewaySettings(listen_port=8000, reflection=Upstream("127.0.0.1", 9000))
 SCOPED = dataclasses.replace(GATEWAY, scoped=True, extproc=Upstream("127.0.0.1", 9100))
@@ -157,3 +159,67 @@ def test_an_update_is_checked_from_its_hints_and_a_removal_in_full() -> None:
     removed = builder.update([], [("default", "m3")], endpoints)
     assert not removed._consistent_since(added)  # a removal: the full check decides
     removed.consistency_check(since=added)
+
+
+@dataclasses.dataclass(frozen=True)
+class _V2Spec:
+    predictors: tuple[b.Predictor, ...]
+    protocol: str = "v2"
+
+
+def _varied(name: str, namespace: str = "default") -> list[b.Deployment | b.V2Deployment]:
+    """One deployment of each shape, named `name`+shape index (so same-length names share a shape)."""
+    tree = b.Unit("combiner", (b.Unit("left"), b.Unit("right", (b.Unit("leaf"),))))
+    logger = {"mode": "all", "url": "http://sink"}
+    made: list[b.Deployment | b.V2Deployment] = [
+        b.deployment(f"{name}0", b.Predictor("main", b.Unit("model"), traffic=75),
+                     b.Predictor("canary", b.Unit("model"), traffic=25), namespace=namespace),
+        b.deployment(f"{name}1", b.Predictor("main", b.Unit("model"), traffic=100),
+                     b.Predictor("shadow-a", b.Unit("model"), traffic=20, shadow=True),
+                     b.Predictor("shadow-b", b.Unit("model"), shadow=True), namespace=namespace),
+        b.deployment(f"{name}2", b.Predictor("graph", tree, traffic=100), namespace=namespace),
+        b.deployment(f"{name}3", b.Predictor("main", b.Unit("model", logger=logger), traffic=60),
+                     b.Predictor("canary", b.Unit("model"), traffic=40), namespace=namespace,
+                     **{"seldon.io/sticky-header": "x-user", "seldon.io/retries": "2",
+                        "seldon.io/rest-timeout": "1500", "seldon.io/grpc-timeout": "2500",
+                        "seldon.io/per-try-timeout": "300", "seldon.io/grpc-max-message-size": "52428800"}),
+        b.V2Deployment(b.Meta(f"{name}4", namespace), _V2Spec((b.Predictor("v2", b.Unit("triton"), 100),))),
+        # the deployment's name is also its predictor's and node's
+        b.deployment(f"{name}5", b.Predictor(f"{name}5", b.Unit(f"{name}5"), traffic=100),
+                     namespace=namespace),
+    ]  # fmt: skip
+    return made
+
+
+TRACED = dataclasses.replace(
+    SCOPED, tracing=GatewayTracingSettings("127.0.0.1", 4317, 50.0), extproc_rest=Upstream("127.0.0.1", 9200)
+)
+
+
+@pytest.mark.parametrize("gateway", [GATEWAY, SCOPED, TRACED], ids=["one-route-config", "scoped", "traced"])
+def test_routes_from_shape_templates_equal_the_plain_translation(gateway: GatewaySettings) -> None:
+    deployments = [
+        *_varied("alpha"),
+        *_varied("bravo"),  # same lengths as alpha: filled from alpha's templates
+        *_varied("omega", namespace="other"),  # same lengths as default
+        *_varied("my-model-"),
+        *_varied("my.v2-a-", namespace="team-a"),
+        *_varied("my.v2-b-", namespace="team-b"),
+        *_varied("a"),  # one-letter names
+    ]
+    endpoints = {
+        key: ComponentEndpoints(http=(Upstream("127.0.0.1", 7000 + i),), grpc=(Upstream("::1", 0),))
+        for i, key in enumerate(component_keys(deployments))
+    }
+    builder = SnapshotBuilder(gateway)
+    built = builder.build(deployments, endpoints)
+    # bravo and my.v2-b- share shapes 0-4 with alpha and my.v2-a- (5 names its predictor after itself)
+    assert builder._routes.filled == 2 * 5
+    assert None not in builder._routes._templates.values()  # every shape passed its check
+    reference = translate(deployments, endpoints, gateway).to_snapshot()
+    assert _unpacked(built) == _unpacked(reference)
+    for url in resource_types.PUSH_ORDER:
+        if gateway.scoped or url != resource_types.ROUTE:
+            assert built.versions_of(url) == reference.versions_of(url), url
+    assert built.links == reference.links
+    built.consistency_check()

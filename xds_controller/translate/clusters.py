@@ -166,6 +166,30 @@ def load_assignment(name: str, upstreams: Sequence[Upstream]) -> endpoint_pb2.Cl
     return assignment
 
 
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+@functools.lru_cache(maxsize=4096)
+def _lb_endpoint_bytes(host: str, port: int) -> bytes:
+    """One `LocalityLbEndpoints.lb_endpoints` entry, serialized (field 2 of its locality)."""
+    # address: a plain string (omitted when empty); port_value: in a oneof, so written even when 0
+    socket = (_length_delimited(2, host.encode()) if host else b"") + b"\x18" + _varint(port)
+    address = _length_delimited(1, socket)  # Address.socket_address
+    endpoint = _length_delimited(1, address)  # Endpoint.address
+    return _length_delimited(2, _length_delimited(1, endpoint))  # LbEndpoint.endpoint
+
+
+def load_assignment_bytes(name: str, upstreams: Sequence[Upstream]) -> bytes:
+    """The deterministic serialization of `load_assignment(...)`, built without a proto: cluster_name
+    (field 1), then one LocalityLbEndpoints (field 2) holding an LbEndpoint per upstream."""
+    encoded = _length_delimited(1, name.encode()) if name else b""
+    if not upstreams:
+        return encoded
+    locality = b"".join(_lb_endpoint_bytes(up.host, up.port) for up in upstreams)
+    return encoded + _length_delimited(2, locality)
+
+
 def static_cluster(name: str, transport: Transport, upstream: Upstream) -> cluster_pb2.Cluster:
     cluster = _base_cluster(name, transport)
     cluster.type = cluster_pb2.Cluster.STATIC

@@ -1,0 +1,151 @@
+"""Render a deployment's routes once per shape, then reuse the bytes for every deployment of that shape.
+
+Thousands of deployments often differ only in their names. A deployment's route resources depend on its
+spec, annotations, namespace and name; a shape is everything but the namespace and name (and their
+lengths and punctuation). The first deployment of a shape is rendered three times: with itself, and with
+two placeholder names of the same lengths (letters no real name holds). When substituting names into the
+first placeholder rendering gives both other renderings byte for byte, the rendering is known to use the
+names only verbatim, and later deployments of the shape get the placeholder bytes with their own names
+put in. Same-length names keep every protobuf length prefix valid. A shape that fails the check is
+rendered in full each time, as it would be without templates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from xds_controller.translate import DeploymentView
+from xds_controller.translate.model import DeploymentSpecView, MetadataView
+
+# (namespace letters, name letters): upper case, which Kubernetes names never hold
+_PLACEHOLDERS = (("XZ", "QJ"), ("VW", "KY"))
+_LETTERS = frozenset("".join(a + b for a, b in _PLACEHOLDERS))
+_WORD = re.compile(r"[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a renderer makes of one deployment: serialized resources and names (resource names and the
+    clusters they refer to)."""
+
+    blobs: tuple[bytes, ...]
+    names: tuple[str, ...]
+    clusters: frozenset[str]
+
+
+def _placeholder(letters: str, length: int) -> str:
+    return "".join(letters[i % 2] for i in range(length))
+
+
+@dataclass(frozen=True)
+class _Meta:
+    name: str
+    namespace: str
+
+
+class _Renamed:
+    """A deployment view with another namespace and name; everything else is the original's."""
+
+    def __init__(self, deployment: DeploymentView, namespace: str, name: str) -> None:
+        self._deployment = deployment
+        self._metadata = _Meta(name, namespace)
+
+    @property
+    def metadata(self) -> MetadataView:
+        return self._metadata
+
+    @property
+    def spec(self) -> DeploymentSpecView:
+        return self._deployment.spec
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self._deployment.annotations
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._deployment, attribute)
+
+
+@dataclass(frozen=True)
+class _Template:
+    parts: Parts
+    namespace: str
+    name: str
+
+    def fill(self, namespace: str, name: str) -> Parts:
+        ns_from, name_from = self.namespace, self.name
+        ns_bytes, name_bytes = ns_from.encode(), name_from.encode()
+        ns_to, name_to = namespace.encode(), name.encode()
+
+        def text(value: str) -> str:
+            return value.replace(ns_from, namespace).replace(name_from, name)
+
+        return Parts(
+            blobs=tuple(b.replace(ns_bytes, ns_to).replace(name_bytes, name_to) for b in self.parts.blobs),
+            names=tuple(map(text, self.parts.names)),
+            clusters=frozenset(map(text, self.parts.clusters)),
+        )
+
+
+def _punctuation(value: str) -> str:
+    return "".join(sorted(set(_WORD.sub("", value))))
+
+
+class Templates:
+    """Per-shape templates in front of `render`. Not thread-safe (one builder owns it)."""
+
+    def __init__(self, render: Callable[[DeploymentView], Parts]) -> None:
+        self._render = render
+        self._templates: dict[object, _Template | None] = {}
+        self.filled = 0  # deployments served from a template (for tests and benchmarks)
+
+    def __call__(self, deployment: DeploymentView) -> Parts:
+        meta = deployment.metadata
+        namespace, name = meta.namespace, meta.name
+        if not namespace or not name or _LETTERS.intersection(namespace + name):
+            return self._render(deployment)
+        key = self._shape(deployment, namespace, name)
+        if key is None:
+            return self._render(deployment)
+        if key in self._templates:
+            template = self._templates[key]
+            if template is None:
+                return self._render(deployment)
+            self.filled += 1
+            return template.fill(namespace, name)
+        parts = self._render(deployment)
+        self._templates[key] = self._learn(deployment, namespace, name, parts)
+        return parts
+
+    @staticmethod
+    def _shape(deployment: DeploymentView, namespace: str, name: str) -> object | None:
+        try:
+            annotations = tuple(sorted(deployment.annotations.items()))
+            return (
+                type(deployment),
+                len(namespace),
+                len(name),
+                _punctuation(namespace),
+                _punctuation(name),
+                repr(deployment.spec),
+                annotations,
+            )
+        except TypeError:
+            return None
+
+    def _learn(self, deployment: DeploymentView, namespace: str, name: str, parts: Parts) -> _Template | None:
+        renders: list[_Template] = []
+        for ns_letters, name_letters in _PLACEHOLDERS:
+            ns_holder = _placeholder(ns_letters, len(namespace))
+            name_holder = _placeholder(name_letters, len(name))
+            rendered = self._render(_Renamed(deployment, ns_holder, name_holder))
+            renders.append(_Template(rendered, ns_holder, name_holder))
+        template, other = renders
+        if template.fill(namespace, name) != parts:
+            return None
+        if template.fill(other.namespace, other.name) != other.parts:
+            return None
+        return template

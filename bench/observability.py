@@ -19,7 +19,9 @@ rounds: steadier than throughput when other work shares the machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.report import Row, print_table, write_results
+from bench.runtime import run_wrk
 
 if TYPE_CHECKING:
     from tests.helpers.mesh import Mesh
@@ -315,6 +318,7 @@ spec:
 E2E_BODY = {"data": {"ndarray": [[1.0, 2.0, 3.0, 4.0]]}}
 E2E_IN_FLIGHT = 16
 E2E_WARM = 50  # requests before the timed ones, on the same connections
+E2E_NOMINAL_RPS = 300  # sets wrk's duration: about as long as the httpx client takes
 TRACE_ENV = ("OTEL_EXPORTER_OTLP_ENDPOINT", "SELDON_MESH_TRACE_SAMPLING_RATIO")
 
 
@@ -386,15 +390,27 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
 
 def _measured(mesh: Mesh, sink_pid: int, url: str, n: int, headers: dict[str, str]) -> tuple[float, float]:
     """(requests/s, CPU µs per request of every process of the mesh and of the sink). The CPU figure is
-    steadier than throughput on a shared machine: other work slows our requests, not what they cost."""
+    steadier than throughput on a shared machine: other work slows our requests, not what they cost.
+
+    With `wrk` on the PATH (`make bench` installs it) the load comes from wrk, one C thread, for about as
+    long as `n` requests take at E2E_NOMINAL_RPS; otherwise from an httpx client, whose own CPU (about a
+    millisecond per request in Python) then caps the rates and hides part of the difference."""
     assert mesh.process is not None
     pids = [*_process_tree(mesh.process.pid), sink_pid]
     before = _cpu_seconds(pids)
-    rate = _throughput(url, n, headers)
+    if shutil.which("wrk") is not None:
+        with tempfile.TemporaryDirectory() as work:
+            seconds = max(2.0, n / E2E_NOMINAL_RPS)
+            measured = run_wrk(url, json.dumps(E2E_BODY).encode(), E2E_IN_FLIGHT, seconds, Path(work))
+        if measured.errors:
+            raise RuntimeError(f"{url}: {measured.errors} non-2xx answers under load")
+        rate, count = measured.rps, measured.rps * round(seconds)
+    else:
+        rate, count = _throughput(url, n, headers), n + E2E_WARM
     time.sleep(0.5)  # deliveries of the last events
     after = _cpu_seconds(pids)
     spent = sum(seconds - before.get(pid, seconds) for pid, seconds in after.items())
-    return rate, spent / (n + E2E_WARM) * 1e6
+    return rate, spent / count * 1e6
 
 
 def _start_mesh(folder: Path, manifest: str, env: dict[str, str]) -> Mesh:

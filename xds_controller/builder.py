@@ -122,7 +122,7 @@ class SnapshotBuilder:
         self._route_links: Layers[frozenset[str]] = Layers()
         self._scope_links: Layers[str] = Layers()
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
-        self._routes = Templates(self._scoped_routes if gateway.scoped else self._spliced_routes)
+        self._parts = Templates(self._scoped_parts if gateway.scoped else self._spliced_parts)
         self._frame()
 
     def _frame(self) -> None:
@@ -165,28 +165,26 @@ class SnapshotBuilder:
     def _render(
         self,
         deployment: DeploymentView,
-        endpoints: Mapping[ComponentKey, ComponentEndpoints],
         keys: tuple[ComponentKey, ...],
         found: tuple[ComponentEndpoints | None, ...],
     ) -> _Fragment:
         self.rendered += 1
         clusters: dict[str, tuple[any_pb2.Any, Version]] = {}
         assignments: dict[str, tuple[any_pb2.Any, Version]] = {}
-        for spec in deployment_cluster_specs(deployment, endpoints):
-            cluster = any_pb2.Any(
-                type_url=resource_types.CLUSTER,
-                value=eds_cluster_bytes(spec.name, spec.transport, spec.max_message_bytes),
-            )
-            clusters[spec.name] = (cluster, resource_version(cluster))
-            assignment = any_pb2.Any(
-                type_url=resource_types.ENDPOINT, value=load_assignment_bytes(spec.name, spec.upstreams)
-            )
-            assignments[spec.name] = (assignment, resource_version(assignment))
         meta = deployment.metadata
-        parts = self._routes(deployment)
+        parts = self._parts(deployment)
+        # the route part's blobs and names first, then each component's .http and .grpc cluster
+        first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
+        cluster_blobs, cluster_names = parts.blobs[first_blob:], parts.names[first_name:]
+        upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
+        for name, blob, ups in zip(cluster_names, cluster_blobs, upstreams, strict=True):
+            cluster = any_pb2.Any(type_url=resource_types.CLUSTER, value=blob)
+            clusters[name] = (cluster, resource_version(cluster))
+            assignment = any_pb2.Any(type_url=resource_types.ENDPOINT, value=load_assignment_bytes(name, ups))
+            assignments[name] = (assignment, resource_version(assignment))
         if self.gateway.scoped:
-            config_bytes, scope_bytes = parts.blobs
-            (config_name,) = parts.names
+            config_bytes, scope_bytes = parts.blobs[:first_blob]
+            (config_name,) = parts.names[:first_name]
             packed_config = any_pb2.Any(type_url=resource_types.ROUTE, value=config_bytes)
             packed_scope = any_pb2.Any(type_url=resource_types.SCOPED_ROUTE, value=scope_bytes)
             return _Fragment(
@@ -207,7 +205,7 @@ class SnapshotBuilder:
                 route_clusters=parts.clusters,
                 route_name=config_name,
             )
-        (route_bytes,) = parts.blobs
+        (route_bytes,) = parts.blobs[:first_blob]
         return _Fragment(
             deployment=deployment,
             keys=keys,
@@ -219,46 +217,67 @@ class SnapshotBuilder:
             route_clusters=parts.clusters,
         )
 
-    def _scoped_routes(self, deployment: DeploymentView) -> Parts:
-        """A deployment's RouteConfiguration and route scope, serialized (see `templates`)."""
+    @staticmethod
+    def _cluster_parts(deployment: DeploymentView) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+        """Each component's .http and .grpc cluster (names, serialized), in component key order."""
+        specs = list(deployment_cluster_specs(deployment, {}))
+        blobs = tuple(eds_cluster_bytes(s.name, s.transport, s.max_message_bytes) for s in specs)
+        return tuple(s.name for s in specs), blobs
+
+    def _scoped_parts(self, deployment: DeploymentView) -> Parts:
+        """A deployment's RouteConfiguration, route scope and clusters, serialized (see `templates`)."""
         meta = deployment.metadata
         config = deployment_route_config(deployment, self.gateway)
         key = scope(config.name, scope_key(meta.namespace, meta.name))
+        cluster_names, cluster_blobs = self._cluster_parts(deployment)
         return Parts(
-            blobs=(config.SerializeToString(deterministic=True), key.SerializeToString(deterministic=True)),
-            names=(config.name,),
+            blobs=(
+                config.SerializeToString(deterministic=True),
+                key.SerializeToString(deterministic=True),
+                *cluster_blobs,
+            ),
+            names=(config.name, *cluster_names),
             clusters=frozenset(references.cluster_names(config)),
         )
 
-    def _spliced_routes(self, deployment: DeploymentView) -> Parts:
-        """Unscoped: a deployment's routes, each as a VirtualHost.routes field (see `templates`)."""
+    def _spliced_parts(self, deployment: DeploymentView) -> Parts:
+        """Unscoped: a deployment's routes (VirtualHost.routes fields) and clusters (see `templates`)."""
         routes = deployment_routes(
             deployment,
             self.gateway.extproc is not None,
             self.gateway.tracing is not None,
             rest_edge=self.gateway.extproc_rest is not None,
         )
+        cluster_names, cluster_blobs = self._cluster_parts(deployment)
         return Parts(
-            blobs=(b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes),),
-            names=(),
+            blobs=(
+                b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in routes),
+                *cluster_blobs,
+            ),
+            names=cluster_names,
             clusters=frozenset(name for route in routes for name in references.route_cluster_names(route)),
         )
 
     def _add(self, fragment: _Fragment, sign: bool) -> None:
         for url in self._types:
             named, versions = self._resources[url], self._versions[url]
-            self._touched[url].update(fragment.resources[url])
-            for name, (packed, version) in fragment.resources[url].items():
-                self._combined[url] ^= entry_hash(name, version)
-                if sign:
-                    named[name], versions[name] = packed, version
-                else:
+            entries = fragment.resources[url]
+            self._touched[url].update(entries)
+            combined = self._combined[url]
+            for name, (_, version) in entries.items():
+                combined ^= entry_hash(name, version)
+            self._combined[url] = combined
+            if sign:
+                named.update({name: packed for name, (packed, _) in entries.items()})
+                versions.update({name: version for name, (_, version) in entries.items()})
+            else:
+                for name in entries:
                     named.pop(name)
                     versions.pop(name)
-        for name, service in fragment.cluster_links.items():
-            if sign:
-                self._cluster_links[name] = service
-            else:
+        if sign:
+            self._cluster_links.update(fragment.cluster_links)
+        else:
+            for name in fragment.cluster_links:
                 self._cluster_links.pop(name)
         if fragment.route_name:
             if sign:
@@ -299,7 +318,7 @@ class SnapshotBuilder:
                 if cached is not None and self._fresh(cached, deployment, endpoints):
                     continue
                 keys = tuple(deployment_component_keys(deployment))
-                fragment = self._render(deployment, endpoints, keys, tuple(map(endpoints.get, keys)))
+                fragment = self._render(deployment, keys, tuple(map(endpoints.get, keys)))
                 if cached is not None:
                     self._add(cached, sign=False)
                 self._add(fragment, sign=True)
@@ -342,7 +361,7 @@ class SnapshotBuilder:
                 current[key] = cached
                 continue
             keys = tuple(deployment_component_keys(deployment))
-            fragment = self._render(deployment, endpoints, keys, tuple(map(endpoints.get, keys)))
+            fragment = self._render(deployment, keys, tuple(map(endpoints.get, keys)))
             if cached is not None:
                 self._add(cached, sign=False)
             self._add(fragment, sign=True)

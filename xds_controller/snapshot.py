@@ -145,6 +145,11 @@ class Layers(Generic[T]):
         self._top[name] = value
         self._removed.discard(name)
 
+    def update(self, entries: Mapping[str, T]) -> None:
+        self._top.update(entries)
+        if self._removed:
+            self._removed.difference_update(entries)
+
     def pop(self, name: str) -> None:
         self._top.pop(name, None)
         if name in self._base:

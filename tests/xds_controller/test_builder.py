@@ -214,8 +214,8 @@ def test_routes_from_shape_templates_equal_the_plain_translation(gateway: Gatewa
     builder = SnapshotBuilder(gateway)
     built = builder.build(deployments, endpoints)
     # bravo and my.v2-b- share shapes 0-4 with alpha and my.v2-a- (5 names its predictor after itself)
-    assert builder._routes.filled == 2 * 5
-    assert None not in builder._routes._templates.values()  # every shape passed its check
+    assert builder._parts.filled == 2 * 5
+    assert None not in builder._parts._templates.values()  # every shape passed its check
     reference = translate(deployments, endpoints, gateway).to_snapshot()
     assert _unpacked(built) == _unpacked(reference)
     for url in resource_types.PUSH_ORDER:

@@ -94,9 +94,12 @@ def test_layers_freeze_views_that_later_changes_do_not_touch() -> None:
         if step % 5 == 4:
             layers.pop(name)
             expected.pop(name, None)
-        else:
+        elif step % 3:
             layers[name] = step
             expected[name] = step
+        else:
+            layers.update({name: step, "n4": step})
+            expected.update({name: step, "n4": step})
         views.append((layers.freeze(), dict(expected)))
     for view, contents in views:
         assert dict(view) == contents

@@ -170,7 +170,6 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-@functools.lru_cache(maxsize=4096)
 def _lb_endpoint_bytes(host: str, port: int) -> bytes:
     """One `LocalityLbEndpoints.lb_endpoints` entry, serialized (field 2 of its locality)."""
     # address: a plain string (omitted when empty); port_value: in a oneof, so written even when 0
@@ -184,10 +183,13 @@ def load_assignment_bytes(name: str, upstreams: Sequence[Upstream]) -> bytes:
     """The deterministic serialization of `load_assignment(...)`, built without a proto: cluster_name
     (field 1), then one LocalityLbEndpoints (field 2) holding an LbEndpoint per upstream."""
     encoded = _length_delimited(1, name.encode()) if name else b""
-    if not upstreams:
-        return encoded
-    locality = b"".join(_lb_endpoint_bytes(up.host, up.port) for up in upstreams)
-    return encoded + _length_delimited(2, locality)
+    return encoded + _locality_bytes(tuple(upstreams)) if upstreams else encoded
+
+
+@functools.lru_cache(maxsize=4096)
+def _locality_bytes(upstreams: tuple[Upstream, ...]) -> bytes:
+    """`ClusterLoadAssignment.endpoints` (field 2): one locality holding an LbEndpoint per upstream."""
+    return _length_delimited(2, b"".join(_lb_endpoint_bytes(up.host, up.port) for up in upstreams))
 
 
 def static_cluster(name: str, transport: Transport, upstream: Upstream) -> cluster_pb2.Cluster:

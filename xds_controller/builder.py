@@ -21,14 +21,23 @@ import contextlib
 import gc
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import any_pb2
 
 from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
-from xds_controller.snapshot import Layers, Links, Snapshot, Version, entry_hash, pack, resource_version
+from xds_controller.snapshot import (
+    Layers,
+    Links,
+    Snapshot,
+    Version,
+    blob_version,
+    entry_hash,
+    pack,
+    resource_version,
+)
 from xds_controller.templates import Parts, Templates
 from xds_controller.translate import (
     ComponentEndpoints,
@@ -70,14 +79,37 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-@dataclass(frozen=True)
-class _Fragment:
-    """One deployment's share of the snapshot, and what it was rendered from."""
+class _Entries(NamedTuple):
+    """One type's resources of a fragment: packed by name, versions by name, and the XOR of their
+    `entry_hash`es (the fragment's share of the type's version), each ready to merge in one call."""
+
+    packed: dict[str, any_pb2.Any]
+    versions: dict[str, Version]
+    combined: int
+
+
+def _entries(type_url: TypeUrl, blobs: Iterable[tuple[str, bytes]]) -> _Entries:
+    """Pack serialized resources of one type, with `resource_version` and `entry_hash` computed inline
+    (the same digests; this runs for every resource of a cold build)."""
+    packed: dict[str, any_pb2.Any] = {}
+    versions: dict[str, Version] = {}
+    combined = 0
+    new_any, version_of, share = any_pb2.Any, blob_version, entry_hash
+    for name, blob in blobs:
+        packed[name] = new_any(type_url=type_url, value=blob)
+        version = versions[name] = version_of(blob)
+        combined ^= share(name, version)
+    return _Entries(packed, versions, combined)
+
+
+class _Fragment(NamedTuple):
+    """One deployment's share of the snapshot, and what it was rendered from (a named tuple: a cold
+    build makes one per deployment, and tuples are the cheapest immutable records to make)."""
 
     deployment: DeploymentView
     keys: tuple[ComponentKey, ...]
     endpoints: tuple[ComponentEndpoints | None, ...]
-    resources: Mapping[TypeUrl, Mapping[str, tuple[any_pb2.Any, Version]]]
+    resources: Mapping[TypeUrl, _Entries]
     cluster_links: Mapping[str, str]
     route_bytes: bytes  # unscoped: the deployment's routes, each as a VirtualHost.routes field
     route_hash: int  # unscoped: the deployment's share of the route configuration's version
@@ -169,24 +201,21 @@ class SnapshotBuilder:
         found: tuple[ComponentEndpoints | None, ...],
     ) -> _Fragment:
         self.rendered += 1
-        clusters: dict[str, tuple[any_pb2.Any, Version]] = {}
-        assignments: dict[str, tuple[any_pb2.Any, Version]] = {}
         meta = deployment.metadata
         parts = self._parts(deployment)
         # the route part's blobs and names first, then each component's .http and .grpc cluster
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
-        cluster_blobs, cluster_names = parts.blobs[first_blob:], parts.names[first_name:]
+        cluster_names = parts.names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
-        for name, blob, ups in zip(cluster_names, cluster_blobs, upstreams, strict=True):
-            cluster = any_pb2.Any(type_url=resource_types.CLUSTER, value=blob)
-            clusters[name] = (cluster, resource_version(cluster))
-            assignment = any_pb2.Any(type_url=resource_types.ENDPOINT, value=load_assignment_bytes(name, ups))
-            assignments[name] = (assignment, resource_version(assignment))
+        clusters = _entries(resource_types.CLUSTER, zip(cluster_names, parts.blobs[first_blob:], strict=True))
+        assignments = _entries(
+            resource_types.ENDPOINT,
+            ((n, load_assignment_bytes(n, ups)) for n, ups in zip(cluster_names, upstreams, strict=True)),
+        )
+        cluster_links = {name: name for name in cluster_names}
         if self.gateway.scoped:
             config_bytes, scope_bytes = parts.blobs[:first_blob]
             (config_name,) = parts.names[:first_name]
-            packed_config = any_pb2.Any(type_url=resource_types.ROUTE, value=config_bytes)
-            packed_scope = any_pb2.Any(type_url=resource_types.SCOPED_ROUTE, value=scope_bytes)
             return _Fragment(
                 deployment=deployment,
                 keys=keys,
@@ -194,12 +223,12 @@ class SnapshotBuilder:
                 resources={
                     resource_types.CLUSTER: clusters,
                     resource_types.ENDPOINT: assignments,
-                    resource_types.ROUTE: {config_name: (packed_config, resource_version(packed_config))},
-                    resource_types.SCOPED_ROUTE: {
-                        config_name: (packed_scope, resource_version(packed_scope))
-                    },
+                    resource_types.ROUTE: _entries(resource_types.ROUTE, ((config_name, config_bytes),)),
+                    resource_types.SCOPED_ROUTE: _entries(
+                        resource_types.SCOPED_ROUTE, ((config_name, scope_bytes),)
+                    ),
                 },
-                cluster_links={name: name for name in clusters},
+                cluster_links=cluster_links,
                 route_bytes=b"",
                 route_hash=0,
                 route_clusters=parts.clusters,
@@ -211,7 +240,7 @@ class SnapshotBuilder:
             keys=keys,
             endpoints=found,
             resources={resource_types.CLUSTER: clusters, resource_types.ENDPOINT: assignments},
-            cluster_links={name: name for name in clusters},
+            cluster_links=cluster_links,
             route_bytes=route_bytes,
             route_hash=entry_hash(f"{meta.namespace}/{meta.name}", _digest(route_bytes)),
             route_clusters=parts.clusters,
@@ -259,33 +288,51 @@ class SnapshotBuilder:
         )
 
     def _add(self, fragment: _Fragment, sign: bool) -> None:
-        for url in self._types:
-            named, versions = self._resources[url], self._versions[url]
-            entries = fragment.resources[url]
-            self._touched[url].update(entries)
-            combined = self._combined[url]
-            for name, (_, version) in entries.items():
-                combined ^= entry_hash(name, version)
-            self._combined[url] = combined
-            if sign:
-                named.update({name: packed for name, (packed, _) in entries.items()})
-                versions.update({name: version for name, (_, version) in entries.items()})
-            else:
-                for name in entries:
-                    named.pop(name)
-                    versions.pop(name)
         if sign:
-            self._cluster_links.update(fragment.cluster_links)
-        else:
-            for name in fragment.cluster_links:
-                self._cluster_links.pop(name)
+            self._add_all([fragment])
+            return
+        for url in self._types:
+            entries = fragment.resources[url]
+            self._touched[url].update(entries.packed)
+            self._combined[url] ^= entries.combined
+            named, versions = self._resources[url], self._versions[url]
+            for name in entries.packed:
+                named.pop(name)
+                versions.pop(name)
+        for name in fragment.cluster_links:
+            self._cluster_links.pop(name)
         if fragment.route_name:
-            if sign:
-                self._route_links[fragment.route_name] = fragment.route_clusters
-                self._scope_links[fragment.route_name] = fragment.route_name
-            else:
-                self._route_links.pop(fragment.route_name)
-                self._scope_links.pop(fragment.route_name)
+            self._route_links.pop(fragment.route_name)
+            self._scope_links.pop(fragment.route_name)
+
+    def _add_all(self, fragments: Sequence[_Fragment]) -> None:
+        """Add fragments' resources and links, merged per map first so each map is updated once (a cold
+        build adds every deployment's)."""
+        if not fragments:
+            return
+        for url in self._types:
+            packed: dict[str, any_pb2.Any] = {}
+            versions: dict[str, Version] = {}
+            combined = self._combined[url]
+            merge_packed, merge_versions = packed.update, versions.update
+            for fragment in fragments:
+                entries = fragment.resources[url]
+                merge_packed(entries.packed)
+                merge_versions(entries.versions)
+                combined ^= entries.combined
+            self._combined[url] = combined
+            self._touched[url].update(packed)
+            self._resources[url].update(packed)
+            self._versions[url].update(versions)
+        cluster_links: dict[str, str] = {}
+        route_links: dict[str, frozenset[str]] = {}
+        for fragment in fragments:
+            cluster_links.update(fragment.cluster_links)
+            if fragment.route_name:
+                route_links[fragment.route_name] = fragment.route_clusters
+        self._cluster_links.update(cluster_links)
+        self._route_links.update(route_links)
+        self._scope_links.update({name: name for name in route_links})
 
     def build(
         self, deployments: Sequence[DeploymentView], endpoints: Mapping[ComponentKey, ComponentEndpoints]
@@ -347,6 +394,7 @@ class SnapshotBuilder:
         )
         current: dict[tuple[str, str], _Fragment] = {}
         fragments, endpoint_of = self._fragments, endpoints.get  # this loop runs over every deployment
+        added: list[_Fragment] = []
         for deployment in ordered:
             meta = deployment.metadata
             key = (meta.namespace, meta.name)
@@ -361,11 +409,12 @@ class SnapshotBuilder:
                 current[key] = cached
                 continue
             keys = tuple(deployment_component_keys(deployment))
-            fragment = self._render(deployment, keys, tuple(map(endpoints.get, keys)))
+            fragment = self._render(deployment, keys, tuple(map(endpoint_of, keys)))
             if cached is not None:
                 self._add(cached, sign=False)
-            self._add(fragment, sign=True)
+            added.append(fragment)
             current[key] = fragment
+        self._add_all(added)
         for key in self._fragments.keys() - current.keys():
             self._add(self._fragments[key], sign=False)
         self._fragments = current

@@ -47,15 +47,28 @@ def pack(message: Message) -> any_pb2.Any:
     return packed
 
 
+# An empty 8-byte BLAKE2b state: copying it is about twice as fast as setting up a new one (same digests).
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+
+
+def blob_version(value: bytes) -> Version:
+    """The version of one resource from its serialized bytes (see `resource_version`)."""
+    state = _BLAKE2B_8.copy()
+    state.update(value)
+    return Version(state.hexdigest())
+
+
 def resource_version(packed: any_pb2.Any) -> Version:
     """The version of one resource: a hash of its packed bytes."""
-    return Version(hashlib.blake2b(packed.value, digest_size=8).hexdigest())
+    return blob_version(packed.value)
 
 
 def entry_hash(name: str, version: Version) -> int:
     """One resource's share of its type's version; type versions are the XOR of these, so a builder can
     update one in O(changed resources) by XOR-ing out the old share and XOR-ing in the new."""
-    return int.from_bytes(hashlib.blake2b(f"{name}\0{version}".encode(), digest_size=8).digest(), "big")
+    state = _BLAKE2B_8.copy()
+    state.update(f"{name}\0{version}".encode())
+    return int.from_bytes(state.digest(), "big")
 
 
 def type_version(versions: Mapping[str, Version], combined: int | None = None) -> Version:

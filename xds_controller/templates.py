@@ -12,10 +12,9 @@ rendered in full each time, as it would be without templates.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from xds_controller.translate import DeploymentView
 from xds_controller.translate.model import DeploymentSpecView, MetadataView
@@ -23,11 +22,10 @@ from xds_controller.translate.model import DeploymentSpecView, MetadataView
 # (namespace letters, name letters): upper case, which Kubernetes names never hold
 _PLACEHOLDERS = (("XZ", "QJ"), ("VW", "KY"))
 _LETTERS = frozenset("".join(a + b for a, b in _PLACEHOLDERS))
-_WORD = re.compile(r"[a-z0-9]")
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
-@dataclass(frozen=True)
-class Parts:
+class Parts(NamedTuple):
     """What a renderer makes of one deployment: serialized resources and names (resource names and the
     clusters they refer to)."""
 
@@ -69,29 +67,42 @@ class _Renamed:
         return getattr(self._deployment, attribute)
 
 
-@dataclass(frozen=True)
 class _Template:
-    parts: Parts
-    namespace: str
-    name: str
+    """A shape's rendering with placeholder names, filled in by plain `replace` (runs per deployment)."""
+
+    __slots__ = ("_name_bytes", "_ns_bytes", "name", "namespace", "parts")
+
+    def __init__(self, parts: Parts, namespace: str, name: str) -> None:
+        self.parts, self.namespace, self.name = parts, namespace, name
+        self._ns_bytes, self._name_bytes = namespace.encode(), name.encode()
 
     def fill(self, namespace: str, name: str) -> Parts:
-        ns_from, name_from = self.namespace, self.name
-        ns_bytes, name_bytes = ns_from.encode(), name_from.encode()
+        ns_from, name_from, ns_bytes, name_bytes = self.namespace, self.name, self._ns_bytes, self._name_bytes
         ns_to, name_to = namespace.encode(), name.encode()
-
-        def text(value: str) -> str:
-            return value.replace(ns_from, namespace).replace(name_from, name)
-
+        parts = self.parts
         return Parts(
-            blobs=tuple(b.replace(ns_bytes, ns_to).replace(name_bytes, name_to) for b in self.parts.blobs),
-            names=tuple(map(text, self.parts.names)),
-            clusters=frozenset(map(text, self.parts.clusters)),
+            tuple([b.replace(ns_bytes, ns_to).replace(name_bytes, name_to) for b in parts.blobs]),
+            tuple([n.replace(ns_from, namespace).replace(name_from, name) for n in parts.names]),
+            frozenset([c.replace(ns_from, namespace).replace(name_from, name) for c in parts.clusters]),
         )
 
 
 def _punctuation(value: str) -> str:
-    return "".join(sorted(set(_WORD.sub("", value))))
+    return "".join(sorted(set(value).difference(_WORD_CHARS)))
+
+
+def _spec_key(spec: object) -> object:
+    """The spec itself when it hashes by content (a frozen dataclass or model: hashing and comparing its
+    fields is far cheaper than its repr), else its repr (an identity hash would keep a template for an
+    object mutated since); tagged so the two kinds of key never compare equal."""
+    if type(spec).__hash__ is not object.__hash__:
+        try:
+            hash(spec)
+        except TypeError:
+            pass
+        else:
+            return ("spec", spec)
+    return ("repr", repr(spec))
 
 
 class Templates:
@@ -130,7 +141,7 @@ class Templates:
                 len(name),
                 _punctuation(namespace),
                 _punctuation(name),
-                repr(deployment.spec),
+                _spec_key(deployment.spec),
                 annotations,
             )
         except TypeError:

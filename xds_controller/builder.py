@@ -33,7 +33,6 @@ from xds_controller.snapshot import (
     Links,
     Snapshot,
     Version,
-    blob_version,
     entry_hash,
     pack,
     resource_version,
@@ -70,6 +69,10 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+# as in `snapshot.blob_version` and `snapshot.entry_hash`: copying an empty state beats setting one up
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+
+
 def _digest(payload: bytes) -> Version:
     return Version(hashlib.blake2b(payload, digest_size=8).hexdigest())
 
@@ -90,15 +93,20 @@ class _Entries(NamedTuple):
 
 def _entries(type_url: TypeUrl, blobs: Iterable[tuple[str, bytes]]) -> _Entries:
     """Pack serialized resources of one type, with `resource_version` and `entry_hash` computed inline
-    (the same digests; this runs for every resource of a cold build)."""
+    (the same digests, which tests compare with the plain translation's; this runs for every resource
+    of a cold build)."""
     packed: dict[str, any_pb2.Any] = {}
     versions: dict[str, Version] = {}
     combined = 0
-    new_any, version_of, share = any_pb2.Any, blob_version, entry_hash
+    new_any, empty, from_bytes = any_pb2.Any, _BLAKE2B_8.copy, int.from_bytes
     for name, blob in blobs:
         packed[name] = new_any(type_url=type_url, value=blob)
-        version = versions[name] = version_of(blob)
-        combined ^= share(name, version)
+        state = empty()
+        state.update(blob)
+        version = versions[name] = Version(state.hexdigest())
+        state = empty()
+        state.update(f"{name}\0{version}".encode())
+        combined ^= from_bytes(state.digest(), "big")
     return _Entries(packed, versions, combined)
 
 
@@ -212,7 +220,7 @@ class SnapshotBuilder:
             resource_types.ENDPOINT,
             ((n, load_assignment_bytes(n, ups)) for n, ups in zip(cluster_names, upstreams, strict=True)),
         )
-        cluster_links = {name: name for name in cluster_names}
+        cluster_links = dict(zip(cluster_names, cluster_names, strict=True))
         if self.gateway.scoped:
             config_bytes, scope_bytes = parts.blobs[:first_blob]
             (config_name,) = parts.names[:first_name]

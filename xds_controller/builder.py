@@ -28,15 +28,7 @@ from google.protobuf import any_pb2
 
 from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
-from xds_controller.snapshot import (
-    Layers,
-    Links,
-    Snapshot,
-    Version,
-    entry_hash,
-    pack,
-    resource_version,
-)
+from xds_controller.snapshot import Layers, Links, Snapshot, Version, entry_hash, pack, resource_version
 from xds_controller.templates import Parts, Templates
 from xds_controller.translate import (
     ComponentEndpoints,

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -211,9 +212,9 @@ def _executor_rates(directory: Path) -> dict[str, float]:
 
     class InstantNodes:
         async def call(
-            self, node: NodeConfig, method: str, payloads: object, meta: Json, limits: Timeouts
+            self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
         ) -> tuple[Payload, Json]:
-            return payloads[0], {}  # type: ignore[index]
+            return payloads[0], {}
 
         async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
             return None

@@ -6,10 +6,10 @@ from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from mesh.spec import SeldonDeployment, parse_deployment
+from tests.helpers import xds
 from xds_controller.translate import GatewaySettings, Resources, Upstream, translate
 from xds_controller.translate.extproc import (
     EXTPROC_CLUSTER,
@@ -58,13 +58,6 @@ def _routes(resources: Resources) -> dict[str, route_components_pb2.Route]:
     return {route.name: route for route in config.virtual_hosts[0].routes}
 
 
-def _hcm(resources: Resources) -> hcm_pb2.HttpConnectionManager:
-    (listener,) = resources.listeners
-    manager = hcm_pb2.HttpConnectionManager()
-    listener.filter_chains[0].filters[0].typed_config.Unpack(manager)  # type: ignore[attr-defined]
-    return manager
-
-
 def _per_route(packed: Any) -> ext_proc_pb2.ExtProcPerRoute:
     if packed.Is(route_components_pb2.FilterConfig.DESCRIPTOR):
         wrapper = route_components_pb2.FilterConfig()
@@ -83,12 +76,12 @@ def _metadata(per_route: ext_proc_pb2.ExtProcPerRoute) -> dict[str, str]:
 def test_without_extproc_graphs_answer_501_and_no_filter_is_added() -> None:
     resources = translate([_deployment({"name": "main", "graph": CHAIN})], {}, GatewaySettings())
     assert _routes(resources)["default.dep.http"].direct_response.status == 501
-    assert [f.name for f in _hcm(resources).http_filters] == ["envoy.filters.http.router"]
+    assert [f.name for f in xds.hcm(resources).http_filters] == ["envoy.filters.http.router"]
 
 
 def test_filter_is_in_the_chain_disabled_and_fails_closed() -> None:
     resources = translate([], {}, WITH_EXTPROC)
-    filters = list(_hcm(resources).http_filters)
+    filters = list(xds.hcm(resources).http_filters)
     assert [f.name for f in filters] == [EXTPROC_FILTER, OBSERVE_FILTER, "envoy.filters.http.router"]
     assert filters[0].disabled
     config = ext_proc_pb2.ExternalProcessor()
@@ -97,7 +90,7 @@ def test_filter_is_in_the_chain_disabled_and_fails_closed() -> None:
     assert config.processing_mode.request_body_mode == processing_mode_pb2.ProcessingMode.BUFFERED
     assert config.processing_mode.response_header_mode == processing_mode_pb2.ProcessingMode.SKIP
     assert config.grpc_service.envoy_grpc.cluster_name == EXTPROC_CLUSTER
-    assert EXTPROC_CLUSTER in {c.name for c in resources.clusters}  # type: ignore[attr-defined]
+    assert EXTPROC_CLUSTER in xds.clusters(resources)
 
 
 def test_graph_routes_enable_ext_proc_and_name_the_predictor() -> None:
@@ -170,7 +163,7 @@ def test_grpc_graph_routes_retry_only_when_extproc_is_unreachable() -> None:
 
 
 def test_extproc_failure_is_mapped_to_a_seldon_503_naming_extproc() -> None:
-    mappers = list(_hcm(translate([], {}, WITH_EXTPROC)).local_reply_config.mappers)
+    mappers = list(xds.hcm(translate([], {}, WITH_EXTPROC)).local_reply_config.mappers)
     down = [m for m in mappers if _status_filtered(m.filter) == {EXTPROC_ERROR_STATUS}]
     assert len(down) == 2  # REST: Seldon JSON; gRPC: only the status (grpc-status UNAVAILABLE)
     assert all(m.status_code.value == 503 for m in down)
@@ -212,12 +205,12 @@ def test_graph_edge_unset_is_the_ext_proc_wiring() -> None:
             extproc=Upstream("127.0.0.1", 7100), extproc_rest=Upstream("127.0.0.1", 7101), scoped=scoped
         )
         plain, edged = translate(_examples(), {}, ext_proc), translate(_examples(), {}, rest_edge)
-        assert EXTPROC_REST_CLUSTER not in {c.name for c in plain.clusters}  # type: ignore[attr-defined]
+        assert EXTPROC_REST_CLUSTER not in xds.clusters(plain)
         assert plain.listeners == edged.listeners  # the same filters: the REST edge is only routes
         assert _serialized(plain) != _serialized(edged)
         # everything not about REST graphs is the same
-        routes = {r.name: r for c in plain.routes for r in c.virtual_hosts[0].routes}  # type: ignore[attr-defined]
-        edge_routes = {r.name: r for c in edged.routes for r in c.virtual_hosts[0].routes}  # type: ignore[attr-defined]
+        routes = xds.routes(plain)
+        edge_routes = xds.routes(edged)
         assert routes.keys() == edge_routes.keys()
         same = {n for n in routes if n.endswith(".grpc") or n.endswith(".grpc.translate") or "single" in n}
         assert same and all(routes[n] == edge_routes[n] for n in same)
@@ -225,8 +218,8 @@ def test_graph_edge_unset_is_the_ext_proc_wiring() -> None:
 
 def test_rest_edge_routes_rest_graphs_to_extproc_as_an_upstream() -> None:
     resources = translate([_deployment({"name": "main", "graph": CHAIN})], {}, WITH_REST_EDGE)
-    edge = {c.name: c for c in resources.clusters}[EXTPROC_REST_CLUSTER]  # type: ignore[attr-defined]
-    (packed,) = edge.typed_extension_protocol_options.values()  # type: ignore[attr-defined]
+    edge = xds.clusters(resources)[EXTPROC_REST_CLUSTER]
+    (packed,) = edge.typed_extension_protocol_options.values()
     options = http_protocol_options_pb2.HttpProtocolOptions()
     assert packed.Unpack(options) and options.explicit_http_config.HasField("http_protocol_options")  # 1.1
     rest = _routes(resources)["default.dep.http"]

@@ -18,7 +18,9 @@ def test_calls_after_the_server_closed_every_idle_connection_succeed() -> None:
         handlers: list[asyncio.Task[None]] = []
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.append(task)
             writers.append(writer)
             try:
                 while True:

@@ -17,6 +17,7 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
 from generated.seldon import prediction_pb2, prediction_pb2_grpc
+from tests.helpers import xds
 from tests.helpers.envoy import free_port
 from tests.xds_controller import builders as b
 from tests.xds_controller.harness import ControlPlane, Gateway, GrpcUpstream, HttpUpstream, wait_until
@@ -269,8 +270,8 @@ def test_grpcurl_lists_services_through_the_gateway(gateway: Gateway, grpc_upstr
 
 def _with_bad_regex(resources: Resources) -> Resources:
     """The one route configuration, or (scoped) wine's, with a route Envoy rejects."""
-    configs = list(resources.routes)
-    config = next((c for c in configs if "wine" in c.name), configs[0])  # type: ignore[attr-defined]
+    configs = xds.route_configs(resources)
+    config = next((c for c in configs if "wine" in c.name), configs[0])
     broken = route_pb2.RouteConfiguration()
     broken.CopyFrom(config)
     bad = route_components_pb2.Route(

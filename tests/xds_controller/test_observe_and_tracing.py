@@ -15,11 +15,11 @@ import httpx
 import pytest
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from google.protobuf import any_pb2
 
+from tests.helpers import xds
 from tests.helpers.ports import free_port
 from tests.xds_controller import builders as b
 from tests.xds_controller.harness import ControlPlane, Gateway, HttpUpstream, wait_until
@@ -76,13 +76,6 @@ def _routes(resources: Resources) -> dict[str, route_components_pb2.Route]:
     return {route.name: route for route in config.virtual_hosts[0].routes}
 
 
-def _hcm(resources: Resources) -> hcm_pb2.HttpConnectionManager:
-    (listener,) = resources.listeners
-    manager = hcm_pb2.HttpConnectionManager()
-    listener.filter_chains[0].filters[0].typed_config.Unpack(manager)  # type: ignore[attr-defined]
-    return manager
-
-
 def _per_route(packed: any_pb2.Any) -> tuple[bool, ext_proc_pb2.ExtProcPerRoute]:
     """(whether the entry turns the disabled filter on, the ExtProcPerRoute inside)."""
     inner = packed
@@ -102,7 +95,7 @@ def _metadata(config: ext_proc_pb2.ExtProcPerRoute) -> dict[str, str]:
 
 
 def test_observe_filter_follows_the_graph_filter_disabled_async_and_failing_open() -> None:
-    filters = list(_hcm(translate([], {}, EXTPROC)).http_filters)
+    filters = list(xds.hcm(translate([], {}, EXTPROC)).http_filters)
     assert [f.name for f in filters] == [EXTPROC_FILTER, OBSERVE_FILTER, "envoy.filters.http.router"]
     observe = filters[1]
     assert observe.disabled
@@ -117,7 +110,7 @@ def test_observe_filter_follows_the_graph_filter_disabled_async_and_failing_open
     assert (mode.request_trailer_mode, mode.response_trailer_mode) == (_MODE.SKIP, _MODE.SKIP)
     assert config.deferred_close_timeout.seconds > 0
     # without extproc there is nothing to log to
-    assert [f.name for f in _hcm(translate([], {}, GatewaySettings())).http_filters] == [
+    assert [f.name for f in xds.hcm(translate([], {}, GatewaySettings())).http_filters] == [
         "envoy.filters.http.router"
     ]
 
@@ -160,10 +153,10 @@ def test_a_split_logs_only_the_weighted_cluster_with_a_logger_and_pinned_routes_
 
 def test_tracing_sets_envoys_tracer_its_collector_and_route_tags() -> None:
     resources = translate([b.single("iris"), logged_canary()], {}, TRACED)
-    tracing = _hcm(resources).tracing
+    tracing = xds.hcm(resources).tracing
     assert tracing.provider.name == TRACER_NAME
     assert tracing.random_sampling.value == 50.0
-    clusters = {c.name: c for c in resources.clusters}  # type: ignore[attr-defined]
+    clusters = xds.clusters(resources)
     assert COLLECTOR_CLUSTER in clusters
     routes = _routes(resources)
 
@@ -175,8 +168,8 @@ def test_tracing_sets_envoys_tracer_its_collector_and_route_tags() -> None:
     assert tags("default.split.http") == {DEPLOYMENT_TAG: "split"}  # the predictor is drawn per request
     assert not routes["not-found"].HasField("tracing")
     untraced = translate([b.single("iris")], {}, EXTPROC)
-    assert not _hcm(untraced).HasField("tracing")
-    assert COLLECTOR_CLUSTER not in {c.name for c in untraced.clusters}  # type: ignore[attr-defined]
+    assert not xds.hcm(untraced).HasField("tracing")
+    assert COLLECTOR_CLUSTER not in xds.clusters(untraced)
 
 
 def test_the_incremental_builder_renders_the_same_observability_config() -> None:

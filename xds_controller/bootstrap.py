@@ -23,11 +23,15 @@ XDS_CLUSTER = "seldon-mesh.xds"
 # `min_flush_spans` (default 5) spans are waiting; these are runtime keys, not tracer config fields.
 TRACE_FLUSH_INTERVAL_KEY = "tracing.opentelemetry.flush_interval_ms"
 TRACE_MIN_FLUSH_SPANS_KEY = "tracing.opentelemetry.min_flush_spans"
+# Spans per export when traffic fills a batch before the interval ends. 1 (export each span as it ends)
+# cost Envoy ~600 us of CPU per traced request (one OTLP call per span); 512 as the Python SDKs batch.
+TRACE_MIN_FLUSH_SPANS = 512
 
 
 def tracer_runtime(flush_interval_ms: int) -> dict[str, int]:
-    """Runtime values exporting the gateway's spans at least every `flush_interval_ms`."""
-    return {TRACE_FLUSH_INTERVAL_KEY: flush_interval_ms, TRACE_MIN_FLUSH_SPANS_KEY: 1}
+    """Runtime values exporting the gateway's spans at least every `flush_interval_ms`, in batches of
+    `TRACE_MIN_FLUSH_SPANS` under load."""
+    return {TRACE_FLUSH_INTERVAL_KEY: flush_interval_ms, TRACE_MIN_FLUSH_SPANS_KEY: TRACE_MIN_FLUSH_SPANS}
 
 
 def render_bootstrap(

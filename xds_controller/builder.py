@@ -1,11 +1,12 @@
 """Snapshots for thousands of deployments, rebuilt in time proportional to what changed.
 
 `translate` + `Snapshot.of` re-render and re-pack every resource on every change: fine for a laptop,
-seconds at 10,000 deployments. `SnapshotBuilder` keeps, per deployment, its packed clusters, endpoint
-assignments and serialized routes, keyed by the deployment's content and its endpoints; a build
-re-renders only deployments that changed, and updates each type's version incrementally (XOR of entry
-hashes, see `snapshot.type_version`). The one RouteConfiguration is spliced from the cached route bytes
-(protobuf repeated fields are concatenations on the wire), so it is never rebuilt as a proto.
+seconds at 10,000 deployments. `SnapshotBuilder` keeps, per deployment, its serialized clusters,
+endpoint assignments and routes (packed into `Any` only when sent: `snapshot.Packed`), keyed by the
+deployment's content and its endpoints; a build re-renders only deployments that changed, and updates
+each type's version incrementally (XOR of entry hashes, see `snapshot.type_version`). The one
+RouteConfiguration is spliced from the cached route bytes (protobuf repeated fields are concatenations
+on the wire), so it is never rebuilt as a proto.
 
 With a scoped gateway (`GatewaySettings.scoped`) each deployment's RouteConfiguration and route scope
 are ordinary named resources of its fragment, like its clusters, and nothing is spliced.
@@ -18,17 +19,19 @@ configuration's bytes (and so version) may order fields differently.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
+import itertools
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from envoy.config.route.v3 import route_components_pb2, route_pb2
-from google.protobuf import any_pb2
 
 from xds_controller import references, resource_types
 from xds_controller.resource_types import TypeUrl
-from xds_controller.snapshot import Layers, Links, Snapshot, Version, entry_hash, pack, resource_version
+from xds_controller.snapshot import Layers, Links, Packed, Snapshot, Version, blob_version, entry_hash
 from xds_controller.templates import Parts, Templates
 from xds_controller.translate import (
     ComponentEndpoints,
@@ -41,7 +44,7 @@ from xds_controller.translate.clusters import (
     deployment_cluster_specs,
     deployment_component_keys,
     eds_cluster_bytes,
-    load_assignment_bytes,
+    load_assignments_bytes,
 )
 from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_route_config, deployment_routes
 from xds_controller.translate.scopes import scope, scope_key
@@ -61,12 +64,15 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-# as in `snapshot.blob_version` and `snapshot.entry_hash`: copying an empty state beats setting one up
+# as in `snapshot.blob_version`: copying an empty state beats setting one up
 _BLAKE2B_8 = hashlib.blake2b(digest_size=8)
 
 
-def _digest(payload: bytes) -> Version:
-    return Version(hashlib.blake2b(payload, digest_size=8).hexdigest())
+def _keyed(key: str, payload: bytes) -> int:
+    """A 64-bit share of a type's version for `payload` under `key` (whose bytes need not carry it)."""
+    state = _BLAKE2B_8.copy()
+    state.update(key.encode() + b"\0" + payload)
+    return int.from_bytes(state.digest(), "big")
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -75,31 +81,34 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 class _Entries(NamedTuple):
-    """One type's resources of a fragment: packed by name, versions by name, and the XOR of their
-    `entry_hash`es (the fragment's share of the type's version), each ready to merge in one call."""
+    """One type's resources of a fragment, serialized: names, bytes and versions in step, and the XOR of
+    their `entry_hash`es (the fragment's share of the type's version)."""
 
-    packed: dict[str, any_pb2.Any]
-    versions: dict[str, Version]
+    names: tuple[str, ...]
+    blobs: tuple[bytes, ...]
+    versions: tuple[Version, ...]
     combined: int
 
 
-def _entries(type_url: TypeUrl, blobs: Iterable[tuple[str, bytes]]) -> _Entries:
-    """Pack serialized resources of one type, with `resource_version` and `entry_hash` computed inline
-    (the same digests, which tests compare with the plain translation's; this runs for every resource
-    of a cold build)."""
-    packed: dict[str, any_pb2.Any] = {}
-    versions: dict[str, Version] = {}
-    combined = 0
-    new_any, empty, from_bytes = any_pb2.Any, _BLAKE2B_8.copy, int.from_bytes
-    for name, blob in blobs:
-        packed[name] = new_any(type_url=type_url, value=blob)
-        state = empty()
-        state.update(blob)
-        version = versions[name] = Version(state.hexdigest())
-        state = empty()
-        state.update(f"{name}\0{version}".encode())
-        combined ^= from_bytes(state.digest(), "big")
-    return _Entries(packed, versions, combined)
+def _entries(groups: Sequence[tuple[tuple[str, ...], tuple[bytes, ...]]]) -> tuple[_Entries, ...]:
+    """Version one fragment's serialized resources, per type (`groups`: names and blobs per type):
+    `blob_version` per resource, inline and in one pass (the same digests, which tests compare with the
+    plain translation's; this runs for every resource of a cold build), and each type's XOR of their
+    shares of its version, which for a `blob_version` is its value (`entry_hash`)."""
+    hexes: list[str] = []
+    empty, append = _BLAKE2B_8.copy, hexes.append
+    for _, blobs in groups:
+        for blob in blobs:
+            state = empty()
+            state.update(blob)
+            append(state.hexdigest())
+    out, start, xor, parse = [], 0, operator.xor, int
+    for names, blobs in groups:
+        versions = cast(tuple[Version, ...], tuple(hexes[start : start + len(blobs)]))
+        start += len(blobs)
+        combined = functools.reduce(xor, map(parse, versions, itertools.repeat(16)), 0)
+        out.append(_Entries(names, blobs, versions, combined))
+    return tuple(out)
 
 
 class _Fragment(NamedTuple):
@@ -109,8 +118,7 @@ class _Fragment(NamedTuple):
     deployment: DeploymentView
     keys: tuple[ComponentKey, ...]
     endpoints: tuple[ComponentEndpoints | None, ...]
-    resources: Mapping[TypeUrl, _Entries]
-    cluster_links: Mapping[str, str]
+    resources: tuple[_Entries, ...]  # per type, as the builder's `_types`; clusters first
     route_bytes: bytes  # unscoped: the deployment's routes, each as a VirtualHost.routes field
     route_hash: int  # unscoped: the deployment's share of the route configuration's version
     route_clusters: frozenset[str]
@@ -144,7 +152,7 @@ class SnapshotBuilder:
         self._fragments: dict[tuple[str, str], _Fragment] = {}
         # every type's resources and versions (static ones included), handed to each snapshot as
         # `Layered` views, so a build costs O(what changed), not a copy of every name
-        self._resources: dict[TypeUrl, Layers[any_pb2.Any]] = {u: Layers() for u in resource_types.PUSH_ORDER}
+        self._resources: dict[TypeUrl, Layers[bytes]] = {u: Layers() for u in resource_types.PUSH_ORDER}
         self._versions: dict[TypeUrl, Layers[Version]] = {u: Layers() for u in resource_types.PUSH_ORDER}
         self._combined: dict[TypeUrl, int] = {url: 0 for url in resource_types.PUSH_ORDER}
         self._cluster_links: Layers[str] = Layers()
@@ -161,16 +169,14 @@ class SnapshotBuilder:
         """What does not depend on deployments: listener, static clusters, the route configuration's
         head (its own fields and the virtual host's) and tail (reflection and catch-all routes)."""
         empty = translate([], {}, self.gateway)
-        self._static: list[tuple[TypeUrl, str, any_pb2.Any]] = []
         scoped_frame = (*empty.routes, *empty.scoped_routes) if self.gateway.scoped else ()
         for message in (*empty.listeners, *empty.clusters, *empty.load_assignments, *scoped_frame):
-            packed = pack(message)
-            self._static.append((TypeUrl(packed.type_url), resource_types.resource_name(message), packed))
-        self._static_links = Links.of((*empty.listeners, *empty.clusters, *scoped_frame))
-        for url, name, packed in self._static:
-            version = resource_version(packed)
-            self._resources[url][name], self._versions[url][name] = packed, version
+            url, name = resource_types.type_url_of(message), resource_types.resource_name(message)
+            blob = message.SerializeToString(deterministic=True)
+            version = blob_version(blob)
+            self._resources[url][name], self._versions[url][name] = blob, version
             self._combined[url] ^= entry_hash(name, version)
+        self._static_links = Links.of((*empty.listeners, *empty.clusters, *scoped_frame))
         for name, service in self._static_links.cluster_assignments.items():
             self._cluster_links[name] = service
         for name, clusters in self._static_links.route_clusters.items():
@@ -192,7 +198,7 @@ class SnapshotBuilder:
         head.CopyFrom(config)
         del head.virtual_hosts[:]
         self._config_head = head.SerializeToString(deterministic=True)
-        self._frame_hash = entry_hash("", _digest(self._config_head + self._host_head + self._tail))
+        self._frame_hash = _keyed("", self._config_head + self._host_head + self._tail)
 
     def _render(
         self,
@@ -201,48 +207,36 @@ class SnapshotBuilder:
         found: tuple[ComponentEndpoints | None, ...],
     ) -> _Fragment:
         self.rendered += 1
-        meta = deployment.metadata
         parts = self._parts(deployment)
         # the route part's blobs and names first, then each component's .http and .grpc cluster
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
         cluster_names = parts.names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
-        clusters = _entries(resource_types.CLUSTER, zip(cluster_names, parts.blobs[first_blob:], strict=True))
-        assignments = _entries(
-            resource_types.ENDPOINT,
-            ((n, load_assignment_bytes(n, ups)) for n, ups in zip(cluster_names, upstreams, strict=True)),
-        )
-        cluster_links = dict(zip(cluster_names, cluster_names, strict=True))
+        groups = [(cluster_names, parts.blobs[first_blob:])]
+        groups.append((cluster_names, load_assignments_bytes(cluster_names, upstreams)))
         if self.gateway.scoped:
             config_bytes, scope_bytes = parts.blobs[:first_blob]
-            (config_name,) = parts.names[:first_name]
+            config_names = parts.names[:first_name]
+            groups += ((config_names, (config_bytes,)), (config_names, (scope_bytes,)))
             return _Fragment(
                 deployment=deployment,
                 keys=keys,
                 endpoints=found,
-                resources={
-                    resource_types.CLUSTER: clusters,
-                    resource_types.ENDPOINT: assignments,
-                    resource_types.ROUTE: _entries(resource_types.ROUTE, ((config_name, config_bytes),)),
-                    resource_types.SCOPED_ROUTE: _entries(
-                        resource_types.SCOPED_ROUTE, ((config_name, scope_bytes),)
-                    ),
-                },
-                cluster_links=cluster_links,
+                resources=_entries(groups),
                 route_bytes=b"",
                 route_hash=0,
                 route_clusters=parts.clusters,
-                route_name=config_name,
+                route_name=config_names[0],
             )
         (route_bytes,) = parts.blobs[:first_blob]
+        meta = deployment.metadata
         return _Fragment(
             deployment=deployment,
             keys=keys,
             endpoints=found,
-            resources={resource_types.CLUSTER: clusters, resource_types.ENDPOINT: assignments},
-            cluster_links=cluster_links,
+            resources=_entries(groups),
             route_bytes=route_bytes,
-            route_hash=entry_hash(f"{meta.namespace}/{meta.name}", _digest(route_bytes)),
+            route_hash=_keyed(f"{meta.namespace}/{meta.name}", route_bytes),
             route_clusters=parts.clusters,
         )
 
@@ -291,15 +285,14 @@ class SnapshotBuilder:
         if sign:
             self._add_all([fragment])
             return
-        for url in self._types:
-            entries = fragment.resources[url]
-            self._touched[url].update(entries.packed)
+        for url, entries in zip(self._types, fragment.resources, strict=True):
+            self._touched[url].update(entries.names)
             self._combined[url] ^= entries.combined
             named, versions = self._resources[url], self._versions[url]
-            for name in entries.packed:
+            for name in entries.names:
                 named.pop(name)
                 versions.pop(name)
-        for name in fragment.cluster_links:
+        for name in fragment.resources[0].names:
             self._cluster_links.pop(name)
         if fragment.route_name:
             self._route_links.pop(fragment.route_name)
@@ -310,24 +303,25 @@ class SnapshotBuilder:
         build adds every deployment's)."""
         if not fragments:
             return
-        for url in self._types:
-            packed: dict[str, any_pb2.Any] = {}
+        for index, url in enumerate(self._types):
+            blobs: dict[str, bytes] = {}
             versions: dict[str, Version] = {}
             combined = self._combined[url]
-            merge_packed, merge_versions = packed.update, versions.update
+            merge_blobs, merge_versions = blobs.update, versions.update
             for fragment in fragments:
-                entries = fragment.resources[url]
-                merge_packed(entries.packed)
-                merge_versions(entries.versions)
+                entries = fragment.resources[index]
+                merge_blobs(zip(entries.names, entries.blobs, strict=True))
+                merge_versions(zip(entries.names, entries.versions, strict=True))
                 combined ^= entries.combined
             self._combined[url] = combined
-            self._touched[url].update(packed)
-            self._resources[url].update(packed)
+            self._touched[url].update(blobs)
+            self._resources[url].update(blobs)
             self._versions[url].update(versions)
         cluster_links: dict[str, str] = {}
         route_links: dict[str, frozenset[str]] = {}
         for fragment in fragments:
-            cluster_links.update(fragment.cluster_links)
+            names = fragment.resources[0].names
+            cluster_links.update(zip(names, names, strict=True))
             if fragment.route_name:
                 route_links[fragment.route_name] = fragment.route_clusters
         self._cluster_links.update(cluster_links)
@@ -421,12 +415,13 @@ class SnapshotBuilder:
         return self._assemble(current)
 
     def _assemble(self, fragments: Mapping[tuple[str, str], _Fragment]) -> Snapshot:
-        resources: dict[TypeUrl, Mapping[str, any_pb2.Any]] = {}
+        resources: dict[TypeUrl, Packed] = {}
         versions: dict[TypeUrl, Mapping[str, Version]] = {}
         if not self.gateway.scoped:
             self._splice_routes(fragments)
         for url in resource_types.PUSH_ORDER:
-            resources[url], versions[url] = self._resources[url].freeze(), self._versions[url].freeze()
+            resources[url] = Packed(url, self._resources[url].freeze())
+            versions[url] = self._versions[url].freeze()
         combined = {url: self._combined[url] for url in (*self._types, resource_types.LISTENER)}
         cluster_links = self._cluster_links.freeze()
         if self.gateway.scoped:
@@ -459,9 +454,7 @@ class SnapshotBuilder:
     def _splice_routes(self, fragments: Mapping[tuple[str, str], _Fragment]) -> None:
         """Unscoped: the one route configuration, from the frame and each deployment's route bytes."""
         host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
-        route = any_pb2.Any(
-            type_url=resource_types.ROUTE, value=self._config_head + _field(_VIRTUAL_HOSTS, host)
-        )
+        route = self._config_head + _field(_VIRTUAL_HOSTS, host)
         # The route configuration's version without hashing its megabytes: the frame's digest combined
         # with each deployment's share (deployments are sorted, so the set decides the order).
         combined_routes = self._frame_hash

@@ -12,6 +12,7 @@ rendered in full each time, as it would be without templates.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -68,22 +69,50 @@ class _Renamed:
 
 
 class _Template:
-    """A shape's rendering with placeholder names, filled in by plain `replace` (runs per deployment)."""
+    """A shape's rendering with placeholder names, filled in by plain `replace` (runs per deployment).
 
-    __slots__ = ("_name_bytes", "_ns_bytes", "name", "namespace", "parts")
+    The blobs are kept joined by NUL bytes (which no placeholder holds, so no match spans two of them),
+    and the names and clusters by NUL characters: a fill is two `replace` calls per kind, and since
+    names keep their lengths, the blobs are cut back apart at fixed offsets."""
+
+    __slots__ = (
+        "_blobs",
+        "_clusters",
+        "_cut",
+        "_name_bytes",
+        "_names",
+        "_ns_bytes",
+        "name",
+        "namespace",
+        "parts",
+    )
 
     def __init__(self, parts: Parts, namespace: str, name: str) -> None:
         self.parts, self.namespace, self.name = parts, namespace, name
         self._ns_bytes, self._name_bytes = namespace.encode(), name.encode()
+        self._blobs = b"\0".join(parts.blobs)
+        cuts, start = [], 0
+        for blob in parts.blobs:
+            cuts.append(slice(start, start + len(blob)))
+            start += len(blob) + 1
+        # a dummy last cut, so that one blob also comes back as a tuple
+        self._cut = operator.itemgetter(*cuts, slice(0, 0)) if cuts else None
+        self._names = "\0".join(parts.names) if parts.names else None
+        self._clusters = "\0".join(sorted(parts.clusters)) if parts.clusters else None
 
     def fill(self, namespace: str, name: str) -> Parts:
-        ns_from, name_from, ns_bytes, name_bytes = self.namespace, self.name, self._ns_bytes, self._name_bytes
-        ns_to, name_to = namespace.encode(), name.encode()
-        parts = self.parts
+        """The shape's parts for `namespace` and `name` (same lengths as the placeholders, no NUL)."""
+        ns_from, name_from = self.namespace, self.name
+        blobs = self._blobs.replace(self._ns_bytes, namespace.encode()).replace(
+            self._name_bytes, name.encode()
+        )
+        names, clusters = self._names, self._clusters
         return Parts(
-            tuple([b.replace(ns_bytes, ns_to).replace(name_bytes, name_to) for b in parts.blobs]),
-            tuple([n.replace(ns_from, namespace).replace(name_from, name) for n in parts.names]),
-            frozenset([c.replace(ns_from, namespace).replace(name_from, name) for c in parts.clusters]),
+            self._cut(blobs)[:-1] if self._cut is not None else (),
+            tuple(names.replace(ns_from, namespace).replace(name_from, name).split("\0")) if names else (),
+            frozenset(clusters.replace(ns_from, namespace).replace(name_from, name).split("\0"))
+            if clusters
+            else frozenset(),
         )
 
 
@@ -92,17 +121,23 @@ def _punctuation(value: str) -> str:
 
 
 def _spec_key(spec: object) -> object:
-    """The spec itself when it hashes by content (a frozen dataclass or model: hashing and comparing its
-    fields is far cheaper than its repr), else its repr (an identity hash would keep a template for an
-    object mutated since); tagged so the two kinds of key never compare equal."""
+    """The spec itself when its type hashes by content (a frozen dataclass or model: hashing and
+    comparing its fields is far cheaper than its repr), else its repr (an identity hash would keep a
+    template for an object mutated since); tagged so the two kinds of key never compare equal. A spec
+    of a hashing type that still cannot be hashed (a list inside) is keyed by `_repr_key` on lookup."""
     if type(spec).__hash__ is not object.__hash__:
-        try:
-            hash(spec)
-        except TypeError:
-            pass
-        else:
-            return ("spec", spec)
+        return ("spec", spec)
     return ("repr", repr(spec))
+
+
+def _repr_key(key: tuple[object, ...]) -> tuple[object, ...]:
+    """`key` with its spec (the `_spec_key` at index -2) keyed by repr instead."""
+    spec_key = key[-2]
+    assert isinstance(spec_key, tuple)
+    return (*key[:-2], ("repr", repr(spec_key[1])), key[-1])
+
+
+_UNSEEN = object()
 
 
 class Templates:
@@ -110,21 +145,28 @@ class Templates:
 
     def __init__(self, render: Callable[[DeploymentView], Parts]) -> None:
         self._render = render
-        self._templates: dict[object, _Template | None] = {}
+        self._templates: dict[tuple[object, ...], _Template | None] = {}
         self.filled = 0  # deployments served from a template (for tests and benchmarks)
 
     def __call__(self, deployment: DeploymentView) -> Parts:
         meta = deployment.metadata
         namespace, name = meta.namespace, meta.name
-        if not namespace or not name or _LETTERS.intersection(namespace + name):
+        if not namespace or not name or _LETTERS.intersection(namespace + name) or "\0" in namespace + name:
             return self._render(deployment)
         key = self._shape(deployment, namespace, name)
         if key is None:
             return self._render(deployment)
-        if key in self._templates:
-            template = self._templates[key]
-            if template is None:
+        try:
+            template = self._templates.get(key, _UNSEEN)
+        except TypeError:  # the spec's type hashes by content, yet this one cannot be hashed
+            key = _repr_key(key)
+            try:
+                template = self._templates.get(key, _UNSEEN)
+            except TypeError:
                 return self._render(deployment)
+        if template is None:
+            return self._render(deployment)
+        if isinstance(template, _Template):
             self.filled += 1
             return template.fill(namespace, name)
         parts = self._render(deployment)
@@ -132,7 +174,7 @@ class Templates:
         return parts
 
     @staticmethod
-    def _shape(deployment: DeploymentView, namespace: str, name: str) -> object | None:
+    def _shape(deployment: DeploymentView, namespace: str, name: str) -> tuple[object, ...] | None:
         try:
             annotations = tuple(sorted(deployment.annotations.items()))
             return (

@@ -223,3 +223,20 @@ def test_routes_from_shape_templates_equal_the_plain_translation(gateway: Gatewa
             assert built.versions_of(url) == reference.versions_of(url), url
     assert built.links == reference.links
     built.consistency_check()
+
+
+@dataclasses.dataclass(frozen=True)
+class _ListSpec:
+    predictors: list[b.Predictor]  # a frozen dataclass that cannot be hashed: the list inside
+
+
+def test_a_spec_that_cannot_be_hashed_is_templated_by_its_repr() -> None:
+    def made(name: str) -> b.V2Deployment:
+        return b.V2Deployment(b.Meta(name), _ListSpec([b.Predictor("main", b.Unit("model"), traffic=100)]))
+
+    deployments, endpoints = [made("first"), made("other")], _endpoints(0)
+    builder = SnapshotBuilder(SCOPED)
+    built = builder.build(deployments, endpoints)
+    assert builder._parts.filled == 1  # "other" from the template of "first"
+    assert [key[-2][0] for key in builder._parts._templates] == ["repr"]  # type: ignore[index]
+    assert _unpacked(built) == _unpacked(translate(deployments, endpoints, SCOPED).to_snapshot())

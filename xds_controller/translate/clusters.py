@@ -191,6 +191,21 @@ def load_assignment_bytes(name: str, upstreams: Sequence[Upstream]) -> bytes:
     return encoded + _locality_bytes(tuple(upstreams)) if upstreams else encoded
 
 
+def load_assignments_bytes(
+    names: Sequence[str], upstreams: Sequence[Sequence[Upstream]]
+) -> tuple[bytes, ...]:
+    """`load_assignment_bytes` for each name with its upstreams, in one call (a builder renders every
+    component's assignments of a deployment at once; this runs 40,000 times in a 10,000-deployment build)."""
+    out: list[bytes] = []
+    append, small, locality = out.append, _SMALL_VARINTS, _locality_bytes
+    for name, ups in zip(names, upstreams, strict=True):
+        encoded = name.encode()
+        size = len(encoded)
+        head = (b"\x0a" + (small[size] if size < 0x80 else _varint(size)) + encoded) if size else b""
+        append(head + locality(tuple(ups)) if ups else head)
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=4096)
 def _locality_bytes(upstreams: tuple[Upstream, ...]) -> bytes:
     """`ClusterLoadAssignment.endpoints` (field 2): one locality holding an LbEndpoint per upstream."""

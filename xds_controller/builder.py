@@ -81,34 +81,27 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 class _Entries(NamedTuple):
-    """One type's resources of a fragment, serialized: names, bytes and versions in step, and the XOR of
-    their `entry_hash`es (the fragment's share of the type's version)."""
+    """One type's resources of a fragment, serialized: names and bytes in step."""
 
     names: tuple[str, ...]
     blobs: tuple[bytes, ...]
-    versions: tuple[Version, ...]
-    combined: int
 
 
-def _entries(groups: Sequence[tuple[tuple[str, ...], tuple[bytes, ...]]]) -> tuple[_Entries, ...]:
-    """Version one fragment's serialized resources, per type (`groups`: names and blobs per type):
-    `blob_version` per resource, inline and in one pass (the same digests, which tests compare with the
-    plain translation's; this runs for every resource of a cold build), and each type's XOR of their
-    shares of its version, which for a `blob_version` is its value (`entry_hash`)."""
-    hexes: list[str] = []
-    empty, append = _BLAKE2B_8.copy, hexes.append
-    for _, blobs in groups:
-        for blob in blobs:
-            state = empty()
-            state.update(blob)
-            append(state.hexdigest())
-    out, start, xor, parse = [], 0, operator.xor, int
-    for names, blobs in groups:
-        versions = cast(tuple[Version, ...], tuple(hexes[start : start + len(blobs)]))
-        start += len(blobs)
-        combined = functools.reduce(xor, map(parse, versions, itertools.repeat(16)), 0)
-        out.append(_Entries(names, blobs, versions, combined))
-    return tuple(out)
+def _versions(blobs: Iterable[bytes]) -> list[Version]:
+    """`blob_version` of each blob, inline (the same digests, which tests compare with the plain
+    translation's): a cold build versions every resource in one call per type."""
+    versions: list[str] = []
+    empty, append = _BLAKE2B_8.copy, versions.append
+    for blob in blobs:
+        state = empty()
+        state.update(blob)
+        append(state.hexdigest())
+    return cast(list[Version], versions)
+
+
+def _combined(versions: Iterable[Version]) -> int:
+    """The XOR of `blob_version`s' shares of their type's version (for those, `entry_hash` is the value)."""
+    return functools.reduce(operator.xor, map(int, versions, itertools.repeat(16)), 0)
 
 
 class _Fragment(NamedTuple):
@@ -212,17 +205,21 @@ class SnapshotBuilder:
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
         cluster_names = parts.names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
-        groups = [(cluster_names, parts.blobs[first_blob:])]
-        groups.append((cluster_names, load_assignments_bytes(cluster_names, upstreams)))
+        clusters = _Entries(cluster_names, parts.blobs[first_blob:])
+        assignments = _Entries(cluster_names, load_assignments_bytes(cluster_names, upstreams))
         if self.gateway.scoped:
             config_bytes, scope_bytes = parts.blobs[:first_blob]
             config_names = parts.names[:first_name]
-            groups += ((config_names, (config_bytes,)), (config_names, (scope_bytes,)))
             return _Fragment(
                 deployment=deployment,
                 keys=keys,
                 endpoints=found,
-                resources=_entries(groups),
+                resources=(
+                    clusters,
+                    assignments,
+                    _Entries(config_names, (config_bytes,)),
+                    _Entries(config_names, (scope_bytes,)),
+                ),
                 route_bytes=b"",
                 route_hash=0,
                 route_clusters=parts.clusters,
@@ -234,7 +231,7 @@ class SnapshotBuilder:
             deployment=deployment,
             keys=keys,
             endpoints=found,
-            resources=_entries(groups),
+            resources=(clusters, assignments),
             route_bytes=route_bytes,
             route_hash=_keyed(f"{meta.namespace}/{meta.name}", route_bytes),
             route_clusters=parts.clusters,
@@ -287,11 +284,14 @@ class SnapshotBuilder:
             return
         for url, entries in zip(self._types, fragment.resources, strict=True):
             self._touched[url].update(entries.names)
-            self._combined[url] ^= entries.combined
             named, versions = self._resources[url], self._versions[url]
+            combined = self._combined[url]
             for name in entries.names:
+                version = versions.pop(name)
+                if version is not None:
+                    combined ^= entry_hash(name, version)
                 named.pop(name)
-                versions.pop(name)
+            self._combined[url] = combined
         for name in fragment.resources[0].names:
             self._cluster_links.pop(name)
         if fragment.route_name:
@@ -299,32 +299,22 @@ class SnapshotBuilder:
             self._scope_links.pop(fragment.route_name)
 
     def _add_all(self, fragments: Sequence[_Fragment]) -> None:
-        """Add fragments' resources and links, merged per map first so each map is updated once (a cold
-        build adds every deployment's)."""
+        """Add fragments' resources and links, merged per map first so each map is updated once, and
+        versioned per type in one pass (a cold build adds every deployment's)."""
         if not fragments:
             return
+        chain = itertools.chain.from_iterable
         for index, url in enumerate(self._types):
-            blobs: dict[str, bytes] = {}
-            versions: dict[str, Version] = {}
-            combined = self._combined[url]
-            merge_blobs, merge_versions = blobs.update, versions.update
-            for fragment in fragments:
-                entries = fragment.resources[index]
-                merge_blobs(zip(entries.names, entries.blobs, strict=True))
-                merge_versions(zip(entries.names, entries.versions, strict=True))
-                combined ^= entries.combined
-            self._combined[url] = combined
-            self._touched[url].update(blobs)
-            self._resources[url].update(blobs)
-            self._versions[url].update(versions)
-        cluster_links: dict[str, str] = {}
-        route_links: dict[str, frozenset[str]] = {}
-        for fragment in fragments:
-            names = fragment.resources[0].names
-            cluster_links.update(zip(names, names, strict=True))
-            if fragment.route_name:
-                route_links[fragment.route_name] = fragment.route_clusters
-        self._cluster_links.update(cluster_links)
+            names = list(chain(f.resources[index].names for f in fragments))
+            blobs = list(chain(f.resources[index].blobs for f in fragments))
+            versions = _versions(blobs)
+            self._combined[url] ^= _combined(versions)
+            self._touched[url].update(names)
+            self._resources[url].update(dict(zip(names, blobs, strict=True)))
+            self._versions[url].update(dict(zip(names, versions, strict=True)))
+        cluster_names = list(chain(f.resources[0].names for f in fragments))
+        self._cluster_links.update(dict(zip(cluster_names, cluster_names, strict=True)))
+        route_links = {f.route_name: f.route_clusters for f in fragments if f.route_name}
         self._route_links.update(route_links)
         self._scope_links.update({name: name for name in route_links})
 

@@ -174,10 +174,14 @@ class Layers(Generic[T]):
         if self._removed:
             self._removed.difference_update(entries)
 
-    def pop(self, name: str) -> None:
-        self._top.pop(name, None)
-        if name in self._base:
+    def pop(self, name: str) -> T | None:
+        """Remove `name`; its value, or None when it was absent."""
+        value = self._top.pop(name, None)
+        if name in self._base and name not in self._removed:
             self._removed.add(name)
+            if value is None:
+                value = self._base[name]
+        return value
 
     def freeze(self) -> Mapping[str, T]:
         if len(self._top) + len(self._removed) > 64 + len(self._base) // 8:

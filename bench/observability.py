@@ -13,7 +13,10 @@ predictor (served by Envoy directly) against the same model logging every reques
 to extproc in ext_proc observability mode); the cases are interleaved in each round. Throughput with 16
 requests in flight; the best of the rounds per case. Beside it, the CPU each request costs all processes
 of the mesh and the sink (the OTLP receiver runs in this process and is not counted), the least of the
-rounds: steadier than throughput when other work shares the machine.
+rounds: steadier than throughput when other work shares the machine; beside that, the mesh's processes
+alone (without the sink) and the split per process kind (envoy, extproc, runtime, the `up` process, sink)
+of the round with the least total, so the note can say where logging and tracing spend. A single-model
+predictor traced at 100 % (Envoy's span and the runtime's) runs in the traced mesh too.
 """
 
 from __future__ import annotations
@@ -389,15 +392,38 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
-def _measured(mesh: Mesh, sink_pid: int, url: str, n: int, headers: dict[str, str]) -> tuple[float, float]:
-    """(requests/s, CPU µs per request of every process of the mesh and of the sink). The CPU figure is
-    steadier than throughput on a shared machine: other work slows our requests, not what they cost.
+def _kind(pid: int, sink_pid: int) -> str:
+    """Which part of the mesh a process is: envoy, extproc, runtime, up (the `seldon-mesh up` process)
+    or sink."""
+    if pid == sink_pid:
+        return "sink"
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other"
+    if Path(argv[0].decode(errors="replace")).name == "envoy":
+        return "envoy"
+    joined = b" ".join(argv)
+    if b"model_runtime" in joined:
+        return "runtime"
+    if b"extproc" in joined:
+        return "extproc"
+    return "up" if b"seldon-mesh" in joined else "other"
+
+
+def _measured(
+    mesh: Mesh, sink_pid: int, url: str, n: int, headers: dict[str, str]
+) -> tuple[float, dict[str, float]]:
+    """(requests/s, CPU µs per request of the processes of the mesh and of the sink, by `_kind`). The CPU
+    figure is steadier than throughput on a shared machine: other work slows our requests, not what they
+    cost.
 
     With `wrk` on the PATH (`make bench` installs it) the load comes from wrk, one C thread, for about as
     long as `n` requests take at E2E_NOMINAL_RPS; otherwise from an httpx client, whose own CPU (about a
     millisecond per request in Python) then caps the rates and hides part of the difference."""
     assert mesh.process is not None
     pids = [*_process_tree(mesh.process.pid), sink_pid]
+    kinds = {pid: _kind(pid, sink_pid) for pid in pids}
     before = _cpu_seconds(pids)
     if shutil.which("wrk") is not None:
         with tempfile.TemporaryDirectory() as work:
@@ -410,8 +436,11 @@ def _measured(mesh: Mesh, sink_pid: int, url: str, n: int, headers: dict[str, st
         rate, count = _throughput(url, n, headers), n + E2E_WARM
     time.sleep(0.5)  # deliveries of the last events
     after = _cpu_seconds(pids)
-    spent = sum(seconds - before.get(pid, seconds) for pid, seconds in after.items())
-    return rate, spent / count * 1e6
+    split: dict[str, float] = {}
+    for pid, seconds in after.items():
+        kind = kinds[pid]
+        split[kind] = split.get(kind, 0.0) + (seconds - before.get(pid, seconds)) / count * 1e6
+    return rate, split
 
 
 def _start_mesh(folder: Path, manifest: str, env: dict[str, str]) -> Mesh:
@@ -434,10 +463,12 @@ def _start_mesh(folder: Path, manifest: str, env: dict[str, str]) -> Mesh:
 def _end_to_end(directory: Path, requests: int, rounds: int) -> dict[str, float]:
     """Requests/s through the gateway: plain, logging (both nodes, every request and response), tracing.
 
-    Two meshes run side by side, idle but for the one measured, so the three cases interleave in each
+    Two meshes run side by side, idle but for the one measured, so the cases interleave in each
     round and share the machine's state: one without tracing (`plain` and `logged` deployments, and a
     single-model predictor without and with a logger, `single` and `single-logged`), one exporting every
-    span to a local OTLP receiver (`traced`, the same graph as `plain`)."""
+    span to a local OTLP receiver (`traced`, the same graph as `plain`, and `single-traced`).
+    `<case>_cpu_us` counts mesh + sink, `<case>_mesh_cpu_us` the mesh alone, `<case>_cpu_<kind>_us` one
+    kind of process (of the round with the least total)."""
     import socket
 
     from tests.helpers.otlp import OtlpReceiver
@@ -461,7 +492,7 @@ def _end_to_end(directory: Path, requests: int, rounds: int) -> dict[str, float]
         meshes.append(untraced)
         traced = _start_mesh(
             directory / "traced",
-            _manifest("traced", None),
+            "---".join((_manifest("traced", None), _single_manifest("single-traced", None))),
             {TRACE_ENV[0]: receiver.endpoint, TRACE_ENV[1]: "1.0"},
         )
         meshes.append(traced)
@@ -471,6 +502,7 @@ def _end_to_end(directory: Path, requests: int, rounds: int) -> dict[str, float]
             "tracing": (traced, "traced"),
             "single": (untraced, "single"),
             "single_logging": (untraced, "single-logged"),
+            "single_tracing": (traced, "single-traced"),
         }
         for mesh, name in cases.values():
             mesh.wait_state(name, "Available", timeout=180)
@@ -480,9 +512,14 @@ def _end_to_end(directory: Path, requests: int, rounds: int) -> dict[str, float]
                 url = f"{mesh.gateway}/seldon/default/{name}/api/v1.0/predictions"
                 # a sampled client traceparent, as a traced caller sends (ignored where tracing is off)
                 headers = {"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
-                rate, cpu = _measured(mesh, sink.pid, url, requests, headers)
+                rate, split = _measured(mesh, sink.pid, url, requests, headers)
                 best[case] = max(best.get(case, 0.0), rate)
-                best[f"{case}_cpu_us"] = min(best.get(f"{case}_cpu_us", float("inf")), cpu)
+                cpu = sum(split.values())
+                if cpu < best.get(f"{case}_cpu_us", float("inf")):
+                    best[f"{case}_cpu_us"] = cpu
+                    best[f"{case}_mesh_cpu_us"] = cpu - split.get("sink", 0.0)
+                    for kind, spent in split.items():
+                        best[f"{case}_cpu_{kind}_us"] = spent
         best["spans_received"] = float(len(receiver.spans()))
     finally:
         for mesh in meshes:
@@ -527,30 +564,34 @@ def run(args: list[str]) -> None:
             Row(f"2-node graph via gateway + {case} (seldon-mesh up)", "requests/s", e2e[case],
                 e2e["plain"], "same graph, no " + case, "req/s")
         )  # fmt: skip
-    rows.append(
-        Row("single model via gateway + logging (seldon-mesh up)", "requests/s", e2e["single_logging"],
-            e2e["single"], "same model, no logging", "req/s")
-    )  # fmt: skip
-    for label, case, anchor in (
-        ("2-node graph + logging", "logging", "plain"),
-        ("2-node graph + tracing", "tracing", "plain"),
-        ("single model + logging", "single_logging", "single"),
-    ):
+    for case in ("logging", "tracing"):
         rows.append(
-            Row(f"CPU per request, {label} (mesh + sink)", "us/request", e2e[f"{case}_cpu_us"],
-                e2e[f"{anchor}_cpu_us"], "same, without", "us", higher_is_better=False)
+            Row(f"single model via gateway + {case} (seldon-mesh up)", "requests/s", e2e[f"single_{case}"],
+                e2e["single"], f"same model, no {case}", "req/s")
         )  # fmt: skip
+    compared = (
+        ("2-node graph + logging", "logging", "plain", 0.10),
+        ("2-node graph + tracing", "tracing", "plain", 0.15),
+        ("single model + logging", "single_logging", "single", 0.10),
+        ("single model + tracing", "single_tracing", "single", 0.15),
+    )
+    for label, case, anchor, _ in compared:
+        for part, key in (("mesh + sink", "cpu_us"), ("mesh only", "mesh_cpu_us")):
+            rows.append(
+                Row(f"CPU per request, {label} ({part})", "us/request", e2e[f"{case}_{key}"],
+                    e2e[f"{anchor}_{key}"], "same, without", "us", higher_is_better=False)
+            )  # fmt: skip
     print_table("observability", rows)
-    for what, case, anchor, target in (
-        ("2-node graph", "logging", "plain", 0.10),
-        ("2-node graph", "tracing", "plain", 0.15),
-        ("single model", "single_logging", "single", 0.10),
-    ):
+    for label, case, anchor, target in compared:
         cost = 1 - e2e[case] / e2e[anchor]
         cpu = e2e[f"{case}_cpu_us"] / e2e[f"{anchor}_cpu_us"] - 1
+        added = ", ".join(
+            f"{kind} {e2e.get(f'{case}_cpu_{kind}_us', 0.0) - e2e.get(f'{anchor}_cpu_{kind}_us', 0.0):+.0f}"
+            for kind in ("envoy", "extproc", "runtime", "up", "sink")
+        )
         print(
-            f"  end-to-end {what} {case} costs {cost:.1%} of throughput (issue target: under {target:.0%}); "
-            f"CPU per request +{cpu:.1%}"
+            f"  end-to-end {label} costs {cost:.1%} of throughput (issue target: under {target:.0%}); "
+            f"CPU per request +{cpu:.1%} (us added per process kind: {added})"
         )
     extra = {"end_to_end": e2e, "in_flight": E2E_IN_FLIGHT, "load_average": list(os.getloadavg())}
     print(f"  results: {write_results('observability', rows, extra)}")

@@ -44,6 +44,7 @@ from xds_controller.translate.clusters import (
     deployment_cluster_specs,
     deployment_component_keys,
     eds_cluster_bytes,
+    load_assignment_bytes,
     load_assignments_bytes,
 )
 from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_route_config, deployment_routes
@@ -205,8 +206,10 @@ class SnapshotBuilder:
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
         cluster_names = parts.names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
-        clusters = _Entries(cluster_names, parts.blobs[first_blob:])
-        assignments = _Entries(cluster_names, load_assignments_bytes(cluster_names, upstreams))
+        count = len(cluster_names)
+        clusters = _Entries(cluster_names, parts.blobs[first_blob : first_blob + count])
+        heads = parts.blobs[first_blob + count :]
+        assignments = _Entries(cluster_names, load_assignments_bytes(heads, upstreams))
         if self.gateway.scoped:
             config_bytes, scope_bytes = parts.blobs[:first_blob]
             config_names = parts.names[:first_name]
@@ -239,10 +242,12 @@ class SnapshotBuilder:
 
     @staticmethod
     def _cluster_parts(deployment: DeploymentView) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
-        """Each component's .http and .grpc cluster (names, serialized), in component key order."""
+        """Each component's .http and .grpc cluster, in component key order: names, and serialized,
+        the clusters and then the heads of their load assignments (`load_assignments_bytes`)."""
         specs = list(deployment_cluster_specs(deployment, {}))
-        blobs = tuple(eds_cluster_bytes(s.name, s.transport, s.max_message_bytes) for s in specs)
-        return tuple(s.name for s in specs), blobs
+        blobs = [eds_cluster_bytes(s.name, s.transport, s.max_message_bytes) for s in specs]
+        blobs += [load_assignment_bytes(s.name, ()) for s in specs]
+        return tuple(s.name for s in specs), tuple(blobs)
 
     def _scoped_parts(self, deployment: DeploymentView) -> Parts:
         """A deployment's RouteConfiguration, route scope and clusters, serialized (see `templates`)."""
@@ -348,7 +353,7 @@ class SnapshotBuilder:
                 cached = fragments.get(key)
                 if cached is not None and self._fresh(cached, deployment, endpoints):
                     continue
-                keys = tuple(deployment_component_keys(deployment))
+                keys = deployment_component_keys(deployment)
                 fragment = self._render(deployment, keys, tuple(map(endpoints.get, keys)))
                 if cached is not None:
                     self._add(cached, sign=False)
@@ -392,7 +397,7 @@ class SnapshotBuilder:
             ):
                 current[key] = cached
                 continue
-            keys = tuple(deployment_component_keys(deployment))
+            keys = deployment_component_keys(deployment)
             fragment = self._render(deployment, keys, tuple(map(endpoint_of, keys)))
             if cached is not None:
                 self._add(cached, sign=False)

@@ -117,6 +117,8 @@ class _Template:
 
 
 def _punctuation(value: str) -> str:
+    if value.isalnum() and value.islower():  # ASCII (checked first): only [a-z0-9], and a letter
+        return ""
     return "".join(sorted(set(value).difference(_WORD_CHARS)))
 
 
@@ -151,7 +153,9 @@ class Templates:
     def __call__(self, deployment: DeploymentView) -> Parts:
         meta = deployment.metadata
         namespace, name = meta.namespace, meta.name
-        if not namespace or not name or _LETTERS.intersection(namespace + name) or "\0" in namespace + name:
+        both = namespace + name
+        # non-ASCII: a character's length in bytes varies, and same-length names must stay so in bytes
+        if not namespace or not name or not both.isascii() or "\0" in both or _LETTERS.intersection(both):
             return self._render(deployment)
         key = self._shape(deployment, namespace, name)
         if key is None:

@@ -240,3 +240,13 @@ def test_a_spec_that_cannot_be_hashed_is_templated_by_its_repr() -> None:
     assert builder._parts.filled == 1  # "other" from the template of "first"
     assert [key[-2][0] for key in builder._parts._templates] == ["repr"]  # type: ignore[index]
     assert _unpacked(built) == _unpacked(translate(deployments, endpoints, SCOPED).to_snapshot())
+
+
+def test_names_beyond_ascii_are_rendered_in_full() -> None:
+    # "éabc" has the length (in characters) and punctuation (none) of "abcd", not its length in bytes:
+    # filled from the template of "abcd", its length prefixes would be wrong
+    deployments = [b.single("abcd"), b.single("éabc")]
+    builder = SnapshotBuilder(SCOPED)
+    built = builder.build(deployments, {})
+    assert builder._parts.filled == 0
+    assert _unpacked(built) == _unpacked(translate(deployments, {}, SCOPED).to_snapshot())

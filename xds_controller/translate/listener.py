@@ -1,5 +1,11 @@
 """The gateway Listener: one port for HTTP/1.1, h2c and gRPC, with Seldon-shaped local replies.
 
+A scoped gateway has two connection managers on that port, chosen per connection by the `http_inspector`
+listener filter: HTTP/1.x connections (REST) take the route scope from the path, with no filter before
+the router unless a route enables one; h2c connections (gRPC, and REST over HTTP/2) go to the default
+filter chain, whose Lua filter first works out the scope (see `scopes`). Connections the inspector cannot
+classify go there too: it serves every protocol.
+
 Envoy's own replies (the 404 catch-all, 501 for graphs, 503 when no runtime answers, 504 on timeout) are
 rewritten for REST clients into Seldon's error JSON
 `{"status": {"code", "info", "reason", "status": "FAILURE"}}` with the same HTTP status (the graph
@@ -21,6 +27,7 @@ from envoy.config.core.v3 import (
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
@@ -35,7 +42,7 @@ from xds_controller.translate.extproc import (
 )
 from xds_controller.translate.model import GatewaySettings
 from xds_controller.translate.routes import PUID_HEADER, ROUTE_CONFIG_NAME
-from xds_controller.translate.scopes import scope_filter, scoped_routes
+from xds_controller.translate.scopes import header_scoped_routes, path_scoped_routes, scope_filter
 from xds_controller.translate.tracing import hcm_tracing
 
 LISTENER_NAME = "seldon-gateway"
@@ -149,16 +156,23 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     return hcm_pb2.LocalReplyConfig(mappers=mappers)
 
 
-def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionManager:
+# `http_inspector` names a connection's protocol thus; gRPC is never among them (it needs HTTP/2).
+HTTP1_PROTOCOLS = ("http/1.1", "http/1.0")
+
+
+def http_connection_manager(
+    gateway: GatewaySettings, *, http1: bool = False
+) -> hcm_pb2.HttpConnectionManager:
+    """The gateway's HCM; scoped, `http1` builds the HTTP/1.x one (scope from the path, no Lua)."""
     # Both ext_proc filters (disabled unless a graph route, or a logged single-model route, enables one)
     # run before the router; the graph one first, since it may answer the request itself.
-    scoped = gateway.scoped  # the chain is built before the scope is known: see `scopes`
-    extproc_filters = [extproc_filter(scoped), observe_filter(scoped)] if gateway.extproc is not None else []
+    lua = gateway.scoped and not http1  # then the chain is built before the scope is known: see `scopes`
+    extproc_filters = [extproc_filter(lua), observe_filter(lua)] if gateway.extproc is not None else []
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
-        codec_type=hcm_pb2.HttpConnectionManager.AUTO,
+        codec_type=hcm_pb2.HttpConnectionManager.HTTP1 if http1 else hcm_pb2.HttpConnectionManager.AUTO,
         http_filters=[
-            *([scope_filter()] if gateway.scoped else []),
+            *([scope_filter()] if lua else []),
             *extproc_filters,
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
@@ -173,7 +187,7 @@ def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionM
         local_reply_config=local_reply_config(),
     )
     if gateway.scoped:
-        manager.scoped_routes.CopyFrom(scoped_routes())
+        manager.scoped_routes.CopyFrom(path_scoped_routes() if http1 else header_scoped_routes())
     else:
         manager.rds.CopyFrom(
             hcm_pb2.Rds(
@@ -188,22 +202,39 @@ def http_connection_manager(gateway: GatewaySettings) -> hcm_pb2.HttpConnectionM
     return manager
 
 
+def _chain(manager: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.FilterChain:
+    return listener_components_pb2.FilterChain(
+        filters=[
+            listener_components_pb2.Filter(
+                name="envoy.filters.network.http_connection_manager", typed_config=_packed(manager)
+            )
+        ]
+    )
+
+
 def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
-    return listener_pb2.Listener(
+    listener = listener_pb2.Listener(
         name=LISTENER_NAME,
         address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(
                 address=gateway.listen_host, port_value=gateway.listen_port
             )
         ),
-        filter_chains=[
-            listener_components_pb2.FilterChain(
-                filters=[
-                    listener_components_pb2.Filter(
-                        name="envoy.filters.network.http_connection_manager",
-                        typed_config=_packed(http_connection_manager(gateway)),
-                    )
-                ]
-            )
-        ],
     )
+    if not gateway.scoped:
+        listener.filter_chains.append(_chain(http_connection_manager(gateway)))
+        return listener
+    # HTTP/1.x connections first (filter_chains[0]): the REST fast path; everything else by default.
+    http1 = _chain(http_connection_manager(gateway, http1=True))
+    http1.name = "http1"
+    http1.filter_chain_match.application_protocols.extend(HTTP1_PROTOCOLS)
+    listener.filter_chains.append(http1)
+    listener.default_filter_chain.CopyFrom(_chain(http_connection_manager(gateway)))
+    listener.default_filter_chain.name = "h2c"
+    listener.listener_filters.append(
+        listener_components_pb2.ListenerFilter(
+            name="envoy.filters.listener.http_inspector",
+            typed_config=_packed(http_inspector_pb2.HttpInspector()),
+        )
+    )
+    return listener

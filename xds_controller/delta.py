@@ -31,7 +31,7 @@ from xds_controller.cache import ConfigWatcher
 from xds_controller.callbacks import Callbacks
 from xds_controller.resource_types import TypeUrl
 from xds_controller.sequencing import Held, Step, desired
-from xds_controller.snapshot import Snapshot, Version
+from xds_controller.snapshot import Snapshot, Version, serialized
 from xds_controller.sotw import ProtocolError
 
 _WILDCARD = "*"
@@ -107,8 +107,8 @@ class DeltaStream:
                 state.client[str(name)] = Version(str(version))
                 if snapshot is not None and snapshot.versions_of(type_url).get(str(name)) == version:
                     links = snapshot.links.route_clusters
-                    packed = snapshot.get(type_url)[str(name)]
-                    held = Held(Version(str(version)), packed, links.get(str(name), frozenset()))
+                    value = serialized(snapshot.get(type_url), str(name))
+                    held = Held(Version(str(version)), value, links.get(str(name), frozenset()))
                     self._applied.setdefault(type_url, {})[str(name)] = held
         elif _WILDCARD in subscribe and not state.wildcard:
             state.wildcard, state.full = True, True

@@ -23,16 +23,17 @@ from google.protobuf import any_pb2
 
 from xds_controller import resource_types
 from xds_controller.resource_types import TypeUrl
-from xds_controller.snapshot import Snapshot, Version
+from xds_controller.snapshot import Snapshot, Version, serialized
 
 
 @dataclass(frozen=True)
 class Held:
-    """One resource as Envoy runs it: its version, its packed proto and (for a route configuration)
-    the clusters it names."""
+    """One resource as Envoy runs it: its version, its serialized proto (the snapshot's own bytes, not
+    a copy: a stream holds one per resource Envoy runs) and (for a route configuration) the clusters
+    it names."""
 
     version: Version
-    packed: any_pb2.Any
+    value: bytes
     clusters: frozenset[str] = frozenset()
 
 
@@ -46,6 +47,7 @@ class Step:
     the resource to run instead, or None to leave the name out). `label` is the type's version for SotW:
     the snapshot's own when there are no overrides."""
 
+    type_url: TypeUrl
     packed: Mapping[str, any_pb2.Any]
     versions: Mapping[str, Version]
     overrides: Mapping[str, Held | None]
@@ -59,7 +61,9 @@ class Step:
 
     def resource(self, name: str) -> any_pb2.Any:
         held = self.overrides.get(name)
-        return held.packed if held is not None else self.packed[name]
+        if held is not None:
+            return any_pb2.Any(type_url=self.type_url, value=held.value)
+        return self.packed[name]
 
     def names(self) -> set[str]:
         names = set(self.versions)
@@ -75,7 +79,7 @@ class Step:
         override = self.overrides.get(name)
         if override is not None:
             return override
-        return Held(self.versions[name], self.packed[name], clusters.get(name, frozenset()))
+        return Held(self.versions[name], serialized(self.packed, name), clusters.get(name, frozenset()))
 
 
 def _label(snapshot: Snapshot, type_url: TypeUrl, overrides: Mapping[str, Held | None]) -> Version:
@@ -160,6 +164,7 @@ def desired(
 
     return {
         url: Step(
+            url,
             snapshot.get(url),
             snapshot.versions_of(url),
             overrides[url],

@@ -219,6 +219,13 @@ class Packed(Mapping[str, any_pb2.Any]):
         return len(self.blobs)
 
 
+def serialized(resources: Mapping[str, any_pb2.Any], name: str) -> bytes:
+    """One resource's bytes, without making an `Any` when `resources` is a `Packed` view."""
+    if isinstance(resources, Packed):
+        return resources.blobs[name]
+    return bytes(resources[name].value)
+
+
 _EMPTY: Mapping[str, any_pb2.Any] = MappingProxyType({})
 _NO_VERSIONS: Mapping[str, Version] = MappingProxyType({})
 

@@ -22,7 +22,7 @@ def _applied(snapshot: Snapshot) -> dict[str, dict[str, Held]]:
         url: {
             name: Held(
                 snapshot.versions_of(url)[name],
-                packed,
+                packed.value,
                 snapshot.links.route_clusters.get(name, frozenset())
                 if url == resource_types.ROUTE
                 else frozenset(),

@@ -202,42 +202,29 @@ class SnapshotBuilder:
     ) -> _Fragment:
         self.rendered += 1
         parts = self._parts(deployment)
-        # the route part's blobs and names first, then each component's .http and .grpc cluster
+        blobs, names = parts.blobs, parts.names
+        # the route part's blobs and names first, then each component's .http and .grpc cluster, then
+        # the heads of their load assignments
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
-        cluster_names = parts.names[first_name:]
+        cluster_names = names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
-        count = len(cluster_names)
-        clusters = _Entries(cluster_names, parts.blobs[first_blob : first_blob + count])
-        heads = parts.blobs[first_blob + count :]
-        assignments = _Entries(cluster_names, load_assignments_bytes(heads, upstreams))
+        split = first_blob + len(cluster_names)
+        clusters = _Entries(cluster_names, blobs[first_blob:split])
+        assignments = _Entries(cluster_names, load_assignments_bytes(blobs[split:], upstreams))
+        # (positional: this runs for every deployment of a cold build)
         if self.gateway.scoped:
-            config_bytes, scope_bytes = parts.blobs[:first_blob]
-            config_names = parts.names[:first_name]
-            return _Fragment(
-                deployment=deployment,
-                keys=keys,
-                endpoints=found,
-                resources=(
-                    clusters,
-                    assignments,
-                    _Entries(config_names, (config_bytes,)),
-                    _Entries(config_names, (scope_bytes,)),
-                ),
-                route_bytes=b"",
-                route_hash=0,
-                route_clusters=parts.clusters,
-                route_name=config_names[0],
+            config_names = names[:first_name]
+            resources = (
+                clusters,
+                assignments,
+                _Entries(config_names, blobs[:1]),
+                _Entries(config_names, blobs[1:2]),
             )
-        (route_bytes,) = parts.blobs[:first_blob]
+            return _Fragment(deployment, keys, found, resources, b"", 0, parts.clusters, config_names[0])
         meta = deployment.metadata
+        route_hash = _keyed(f"{meta.namespace}/{meta.name}", blobs[0])
         return _Fragment(
-            deployment=deployment,
-            keys=keys,
-            endpoints=found,
-            resources=(clusters, assignments),
-            route_bytes=route_bytes,
-            route_hash=_keyed(f"{meta.namespace}/{meta.name}", route_bytes),
-            route_clusters=parts.clusters,
+            deployment, keys, found, (clusters, assignments), blobs[0], route_hash, parts.clusters
         )
 
     @staticmethod

@@ -105,3 +105,18 @@ def test_layers_freeze_views_that_later_changes_do_not_touch() -> None:
         assert dict(view) == contents
         assert len(view) == len(contents)
         assert all((name in view) == (name in contents) for name in ("n1", "n4", "absent"))
+
+
+def test_swapping_two_resources_contents_changes_the_type_version() -> None:
+    # each resource's share of its type's version is its own digest: its bytes carry its name, so two
+    # resources trading endpoints do not cancel out in the XOR
+    def assignments(first: int, second: int) -> Snapshot:
+        up = ComponentEndpoints(http=(Upstream("127.0.0.1", first),))
+        down = ComponentEndpoints(http=(Upstream("127.0.0.1", second),))
+        other = ComponentKey("default", "wine", "default", "model")
+        deployments = [b.single(), b.single("wine")]
+        return translate(deployments, {KEY: up, other: down}, GatewaySettings()).to_snapshot()
+
+    before, after = assignments(9000, 9001), assignments(9001, 9000)
+    assert before.version(resource_types.ENDPOINT) != after.version(resource_types.ENDPOINT)
+    assert before.version(resource_types.CLUSTER) == after.version(resource_types.CLUSTER)

@@ -184,7 +184,9 @@ class Layers(Generic[T]):
         return value
 
     def freeze(self) -> Mapping[str, T]:
-        if len(self._top) + len(self._removed) > 64 + len(self._base) // 8:
+        if not self._base and self._top:  # the first fill (a cold build): the top becomes the base
+            self._base, self._top = self._top, {}
+        elif len(self._top) + len(self._removed) > 64 + len(self._base) // 8:
             removed = self._removed
             base = {k: v for k, v in self._base.items() if k not in removed} if removed else dict(self._base)
             base.update(self._top)

@@ -19,12 +19,15 @@ from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.jaeger import JaegerPropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Span, SpanContext, SpanKind, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, Field
+
+from telemetry.spans import LightSpan, SpanOrigin
 
 W3C = TraceContextTextMapPropagator()
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -33,6 +36,7 @@ DEPLOYMENT = "seldon.deployment"
 PREDICTOR = "seldon.predictor"
 NODE = "seldon.node"
 # the keys that make the Jaeger and B3 propagators find a context (`uber-trace-id`, `b3`, `X-B3-TraceId`)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _OTHER_FORMATS = frozenset({"uber-trace-id", "b3", "x-b3-traceid"})
 
 
@@ -91,10 +95,15 @@ class Tracing:
 
             insecure = not settings.otlp_endpoint.startswith("https://")
             exporter = FastOTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=insecure)
+        processor: SpanProcessor | None = None
         if exporter is not None:
             processor = BatchSpanProcessor(exporter) if settings.batch else SimpleSpanProcessor(exporter)
             self.provider.add_span_processor(processor)
         self.tracer: Tracer = self.provider.get_tracer(self.instrumentation)
+        self._origin = SpanOrigin(
+            self.provider.resource, InstrumentationScope(self.instrumentation), processor
+        )
+        self._new_ids = self.provider.id_generator
         # W3C last: when Envoy's traceparent and a client's B3/Jaeger headers both arrive, the mesh's wins
         self._extractor = CompositePropagator(
             [JaegerPropagator(), B3MultiFormat(), TraceContextTextMapPropagator()]
@@ -133,8 +142,19 @@ class Tracing:
         """A span made current for the block: a server span under `parent`, or a client span under the
         current one (`client=True`, parent None) for a call to a node."""
         kind = SpanKind.CLIENT if client else SpanKind.SERVER
-        # start_span + use_span is what start_as_current_span does, minus one generator per span
-        span = self.tracer.start_span(name, parent, kind, attrs)
+        span: Span
+        above = trace.get_current_span(parent).get_span_context()
+        if above.is_valid and above.trace_flags.sampled:  # ParentBased keeps a sampled parent's trace
+            context = SpanContext(
+                above.trace_id, self._new_ids.generate_span_id(), False, _SAMPLED, above.trace_state
+            )
+            span = LightSpan(self._origin, name, context, above, kind, attrs)
+        elif not above.is_valid and self.settings.sampling_ratio >= 1.0:  # a new trace, always kept
+            ids = self._new_ids
+            context = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, _SAMPLED)
+            span = LightSpan(self._origin, name, context, None, kind, attrs)
+        else:  # the sampler decides (an unsampled parent or a ratio below 1)
+            span = self.tracer.start_span(name, parent, kind, attrs)
         with trace.use_span(span, end_on_exit=True):
             yield span
 

@@ -1,0 +1,104 @@
+"""telemetry.spans: the spans `Tracing.span` makes without the SDK's span machinery read, once exported,
+as the SDK's spans would (ids, parent, kind, attributes, events, status), and the sampler still decides
+where its answer is not known in advance."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from telemetry.spans import LightSpan
+from telemetry.tracing import Tracing, TracingSettings, attributes
+
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+UNSAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+
+
+def _tracing(ratio: float = 1.0) -> tuple[Tracing, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    return Tracing(TracingSettings(sampling_ratio=ratio, batch=False), exporter=exporter), exporter
+
+
+def _by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in exporter.get_finished_spans()}
+
+
+def test_light_spans_continue_the_callers_trace_with_parent_links_and_attributes() -> None:
+    tracing, exporter = _tracing()
+    parent = tracing.extract({"traceparent": SAMPLED, "tracestate": "k=v"})
+    with tracing.span("extproc predictions", parent, attributes("iris", "default")) as server:
+        assert isinstance(server, LightSpan)
+        server.set_attribute("seldon.code", "200")
+        with tracing.span("node model predict", None, attributes("iris", "default", "model"), client=True):
+            headers: dict[str, str] = {}
+            tracing.inject(headers)
+    spans = _by_name(exporter)
+    server_span, client_span = spans["extproc predictions"], spans["node model predict"]
+    assert server_span.context is not None and client_span.context is not None
+    assert server_span.context.trace_id == client_span.context.trace_id == int(SAMPLED.split("-")[1], 16)
+    assert server_span.parent is not None and server_span.parent.span_id == int(SAMPLED.split("-")[2], 16)
+    assert server_span.parent.is_remote and dict(server_span.context.trace_state) == {"k": "v"}
+    assert client_span.parent is not None and client_span.parent.span_id == server_span.context.span_id
+    assert headers["traceparent"].split("-")[2] == f"{client_span.context.span_id:016x}"
+    assert server_span.kind is SpanKind.SERVER and client_span.kind is SpanKind.CLIENT
+    assert dict(server_span.attributes or {}) == {
+        "seldon.deployment": "iris", "seldon.predictor": "default", "seldon.code": "200"
+    }  # fmt: skip
+    assert dict(client_span.attributes or {})["seldon.node"] == "model"
+    assert server_span.start_time is not None and server_span.end_time is not None
+    assert server_span.start_time <= client_span.start_time <= server_span.end_time  # type: ignore[operator]
+    assert server_span.resource.attributes["service.name"] == "seldon-mesh"
+    assert server_span.instrumentation_scope is not None
+    assert server_span.instrumentation_scope.name == "seldon-mesh"
+
+
+def test_a_new_trace_at_ratio_one_is_a_light_root_span() -> None:
+    tracing, exporter = _tracing()
+    with tracing.span("runtime predict", tracing.extract({}), attributes("iris", "default", "m")) as span:
+        assert isinstance(span, LightSpan)
+    (root,) = exporter.get_finished_spans()
+    assert root.parent is None and root.context is not None and root.context.trace_flags.sampled
+
+
+def test_an_exception_is_recorded_and_sets_an_error_status_as_the_sdk_does() -> None:
+    tracing, exporter = _tracing()
+    with pytest.raises(ValueError), tracing.span("runtime predict", None, attributes("d", "p")):
+        raise ValueError("bad input")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "ValueError: bad input"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes is not None and event.attributes["exception.type"] == "ValueError"
+    assert "bad input" in str(event.attributes["exception.stacktrace"])
+
+
+def test_status_ok_is_final_and_unset_changes_nothing() -> None:
+    tracing, exporter = _tracing()
+    with tracing.span("a", None, attributes("d", "p")) as span:
+        span.set_status(Status(StatusCode.UNSET))
+        span.set_status(Status(StatusCode.OK))
+        span.set_status(Status(StatusCode.ERROR, "late"))
+    (ended,) = exporter.get_finished_spans()
+    assert ended.status.status_code is StatusCode.OK
+    span.set_attribute("after", "end")  # ignored once ended
+    assert "after" not in (ended.attributes or {})
+
+
+def test_the_sampler_decides_for_unsampled_parents_and_ratios_below_one() -> None:
+    tracing, exporter = _tracing()
+    with tracing.span("dropped", tracing.extract({"traceparent": UNSAMPLED}), attributes("d", "p")) as span:
+        assert not isinstance(span, LightSpan) and not span.is_recording()
+    never, never_exported = _tracing(ratio=0.0)
+    with never.span("root", None, attributes("d", "p")) as span:
+        assert not span.is_recording()
+        with never.span("child", None, attributes("d", "p"), client=True) as child:
+            assert not child.is_recording()
+    assert exporter.get_finished_spans() == () and never_exported.get_finished_spans() == ()
+    sampled_parent = never.extract({"traceparent": SAMPLED})
+    with never.span("kept", sampled_parent, attributes("d", "p")) as span:
+        assert isinstance(span, LightSpan) and trace.get_current_span() is span
+    assert [s.name for s in never_exported.get_finished_spans()] == ["kept"]

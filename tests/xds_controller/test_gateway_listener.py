@@ -38,6 +38,7 @@ def _extractors(manager: hcm_pb2.HttpConnectionManager) -> list[tuple[str, str, 
 def test_http1_connections_take_the_scope_from_the_path_and_pass_no_enabled_filter() -> None:
     (listener,) = translate([], {}, EXTPROC).listeners
     assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.http_inspector"]
+    assert listener.continue_on_listener_filters_timeout  # a silent connection is served, not closed
     (http1,) = listener.filter_chains
     assert set(http1.filter_chain_match.application_protocols) == {"http/1.1", "http/1.0"}
     manager = _hcm(http1)

@@ -231,6 +231,9 @@ def gateway_listener(gateway: GatewaySettings) -> listener_pb2.Listener:
     listener.filter_chains.append(http1)
     listener.default_filter_chain.CopyFrom(_chain(http_connection_manager(gateway)))
     listener.default_filter_chain.name = "h2c"
+    # A connection that sends nothing for the inspector's 15 s is not closed but served by the default
+    # chain, as before the split (client pools may open connections ahead of their first request).
+    listener.continue_on_listener_filters_timeout = True
     listener.listener_filters.append(
         listener_components_pb2.ListenerFilter(
             name="envoy.filters.listener.http_inspector",

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind
 
 _logger = logging.getLogger(__name__)
 _I64 = struct.Struct("<Q").pack
@@ -31,6 +31,7 @@ _FLAGS_REMOTE = b"\x85\x01" + _I32(0x300)
 _LINK_FLAGS_LOCAL = b"\x35" + _I32(0x100)
 _LINK_FLAGS_REMOTE = b"\x35" + _I32(0x300)
 _EMPTY_STATUS = b"\x7a\x00"
+_KINDS = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP's enum is one higher
 _CACHE_LIMIT = 4096
 # encoded KeyValue of a (key, str value) pair: spans of one deployment repeat the same few
 _kv_cache: dict[tuple[str, str], bytes] = {}
@@ -110,40 +111,46 @@ def _span(span: ReadableSpan) -> bytes:
         b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
         b"\x12\x08" + context.span_id.to_bytes(8, "big"),
     ]
+    append = parts.append
     if context.trace_state:
-        parts.append(_field(b"\x1a", ",".join(f"{k}={v}" for k, v in context.trace_state.items()).encode()))
+        append(_field(b"\x1a", ",".join(f"{k}={v}" for k, v in context.trace_state.items()).encode()))
     if parent:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     if span.name:
-        parts.append(_field(b"\x2a", span.name.encode()))
-    parts.append(b"\x30" + bytes((span.kind.value + 1,)))
+        append(_field(b"\x2a", span.name.encode()))
+    append(_KINDS[span.kind])
     if span.start_time:
-        parts.append(b"\x39" + _I64(span.start_time))
+        append(b"\x39" + _I64(span.start_time))
     if span.end_time:
-        parts.append(b"\x41" + _I64(span.end_time))
-    parts.append(_attributes(b"\x4a", span.attributes))
-    parts.append(_count(b"\x50", span.dropped_attributes))
+        append(b"\x41" + _I64(span.end_time))
+    attributes = span.attributes
+    if attributes:
+        append(_attributes(b"\x4a", attributes))
+    if span.dropped_attributes:
+        append(b"\x50" + _varint(span.dropped_attributes))
     for event in span.events:
         body = b"\x09" + _I64(event.timestamp) if event.timestamp else b""
         body += _field(b"\x12", event.name.encode()) if event.name else b""
         body += _attributes(b"\x1a", event.attributes) + _count(b"\x20", event.dropped_attributes)
-        parts.append(_field(b"\x5a", body))
-    parts.append(_count(b"\x60", span.dropped_events))
+        append(_field(b"\x5a", body))
+    if span.dropped_events:
+        append(b"\x60" + _varint(span.dropped_events))
     for link in span.links:
         body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
         body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
         body += _attributes(b"\x22", link.attributes) + _count(b"\x28", link.dropped_attributes)
         body += _LINK_FLAGS_REMOTE if link.context.is_remote else _LINK_FLAGS_LOCAL
-        parts.append(_field(b"\x6a", body))
-    parts.append(_count(b"\x70", span.dropped_links))
+        append(_field(b"\x6a", body))
+    if span.dropped_links:
+        append(b"\x70" + _varint(span.dropped_links))
     status = span.status
     if status.status_code.value or status.description:
         body = _field(b"\x12", status.description.encode()) if status.description else b""
         body += _count(b"\x18", status.status_code.value)
-        parts.append(_field(b"\x7a", body))
+        append(_field(b"\x7a", body))
     else:
-        parts.append(_EMPTY_STATUS)
-    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+        append(_EMPTY_STATUS)
+    append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
 

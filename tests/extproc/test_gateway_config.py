@@ -87,7 +87,7 @@ def test_filter_is_in_the_chain_disabled_and_fails_closed() -> None:
     config = ext_proc_pb2.ExternalProcessor()
     filters[0].typed_config.Unpack(config)
     assert not config.failure_mode_allow and config.status_on_error.code == EXTPROC_ERROR_STATUS
-    assert config.processing_mode.request_body_mode == processing_mode_pb2.ProcessingMode.BUFFERED
+    assert config.processing_mode.request_body_mode == processing_mode_pb2.ProcessingMode.FULL_DUPLEX_STREAMED
     assert config.processing_mode.response_header_mode == processing_mode_pb2.ProcessingMode.SKIP
     assert config.grpc_service.envoy_grpc.cluster_name == EXTPROC_CLUSTER
     assert EXTPROC_CLUSTER in xds.clusters(resources)

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 
@@ -103,3 +104,27 @@ def test_v2_request_to_a_seldon_graph_comes_back_as_v2() -> None:
         "id": "q1",
         "outputs": [{"name": "output-0", "shape": [1, 1], "datatype": "FP32", "data": [20.0]}],
     }
+
+
+def _duplex(request: ep.ProcessingRequest) -> ep.ProcessingRequest:
+    """The first message of a stream whose body Envoy sends FULL_DUPLEX_STREAMED (the gateway's mode)."""
+    request.protocol_config.request_body_mode = processing_mode_pb2.ProcessingMode.FULL_DUPLEX_STREAMED
+    return request
+
+
+def test_full_duplex_streams_get_one_answer_for_headers_and_a_chunked_body() -> None:
+    path = "/seldon/default/dep/api/v1.0/predictions"
+    raw = json.dumps({"data": {"ndarray": [[1.0]]}}).encode()
+    first = ep.ProcessingRequest(request_body=ep.HttpBody(body=raw[:7]))
+    responses = asyncio.run(_exchange([_duplex(_headers(path)), first, _body(raw[7:])]))
+    assert len(responses) == 1  # Envoy waits for no answer to the headers or the first chunk
+    status, _, body = _reply(responses[0])
+    assert status == 200 and body["data"]["ndarray"] == [[20.0]]
+
+
+def test_full_duplex_body_over_the_limit_gets_413() -> None:
+    path = "/seldon/default/dep/api/v1.0/predictions"
+    chunk = ep.ProcessingRequest(request_body=ep.HttpBody(body=b" " * (3 << 20)))
+    responses = asyncio.run(_exchange([_duplex(_headers(path)), chunk, chunk]))
+    status, _, body = _reply(responses[0])
+    assert status == 413 and body["status"]["reason"] == "PAYLOAD_TOO_LARGE"

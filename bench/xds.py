@@ -5,7 +5,8 @@ component, so 4 clusters and 4 endpoint assignments per deployment) are built in
 `SnapshotBuilder` and served to a real Envoy over delta ADS and, in the same run, over state-of-the-world
 ADS. The gateway is scoped (one RouteConfiguration and route scope per deployment), as `seldon-mesh up`
 runs it. Figures:
-- snapshot build: a cold build of every deployment (translate + pack), then a rebuild after one change;
+- snapshot build: a cold build of every deployment (translate + pack; wall time, and this process's CPU
+  time for it, since the machine may be shared), then a rebuild after one change;
 - full config applied: from publishing the snapshot to Envoy ACKing every type at its version;
 - apply to answer: one new deployment is applied (`SnapshotBuilder.update` with it alone, as the local
   mesh's reconcile does, + publish) and its route polled until it answers
@@ -170,6 +171,7 @@ def _answers(port: int, path: str) -> bool:
 @dataclass
 class _Figures:
     build_s: float = 0.0
+    build_cpu_s: float = 0.0  # this process's CPU time for that build (others cannot inflate it)
     rebuild_s: float = 0.0
     applied_s: dict[str, float] = field(default_factory=dict)
     apply_p50_ms: dict[str, float] = field(default_factory=dict)
@@ -189,9 +191,10 @@ def _measure(
         endpoints.update(_endpoints(deployment, upstream_port))
     builder = SnapshotBuilder(gateway)
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     snapshot = builder.build(deployments, endpoints)
     figures.build_s = time.perf_counter() - started
+    figures.build_cpu_s = time.process_time() - cpu
     snapshot.consistency_check()
     gc.freeze()  # the cached fragments are long-lived: keep the cyclic GC from rescanning them
     changed = list(deployments)
@@ -252,6 +255,8 @@ def _rows(size: int, f: _Figures) -> list[Row]:
         Row(case, "snapshot build, cold", f.build_s, SCHEDULER_BUILD_S * size / 10_000,
             "Seldon Core 2 scheduler (~0.5 s at 10k, scaled)", "s", higher_is_better=False),
         Row(case, "snapshot build, cold", f.build_s, TARGET_BUILD_S * size / 10_000,
+            "issue target (< 1 s at 10k, scaled)", "s", higher_is_better=False),
+        Row(case, "snapshot build, cold (CPU time)", f.build_cpu_s, TARGET_BUILD_S * size / 10_000,
             "issue target (< 1 s at 10k, scaled)", "s", higher_is_better=False),
         Row(case, "rebuild after one change", f.rebuild_s, SCHEDULER_BUILD_S * size / 10_000,
             "Seldon Core 2 scheduler (~0.5 s at 10k, scaled)", "s", higher_is_better=False),

@@ -78,6 +78,7 @@ class _Template:
     __slots__ = (
         "_blobs",
         "_clusters",
+        "_clusters_from",
         "_cut",
         "_name_bytes",
         "_names",
@@ -98,6 +99,11 @@ class _Template:
         # a dummy last cut, so that one blob also comes back as a tuple
         self._cut = operator.itemgetter(*cuts, slice(0, 0)) if cuts else None
         self._names = "\0".join(parts.names) if parts.names else None
+        # the clusters named are often exactly the resources named but the first (a route configuration)
+        # or all of them: then they come from the filled names
+        self._clusters_from: int | None = next(
+            (i for i in (1, 0) if parts.clusters == frozenset(parts.names[i:])), None
+        )
         self._clusters = "\0".join(sorted(parts.clusters)) if parts.clusters else None
 
     def fill(self, namespace: str, name: str) -> Parts:
@@ -106,14 +112,17 @@ class _Template:
         blobs = self._blobs.replace(self._ns_bytes, namespace.encode()).replace(
             self._name_bytes, name.encode()
         )
-        names, clusters = self._names, self._clusters
-        return Parts(
-            self._cut(blobs)[:-1] if self._cut is not None else (),
-            tuple(names.replace(ns_from, namespace).replace(name_from, name).split("\0")) if names else (),
-            frozenset(clusters.replace(ns_from, namespace).replace(name_from, name).split("\0"))
-            if clusters
-            else frozenset(),
+        names, clusters, clusters_from = self._names, self._clusters, self._clusters_from
+        filled = (
+            tuple(names.replace(ns_from, namespace).replace(name_from, name).split("\0")) if names else ()
         )
+        if clusters_from is not None:
+            named = frozenset(filled[clusters_from:])
+        elif clusters:
+            named = frozenset(clusters.replace(ns_from, namespace).replace(name_from, name).split("\0"))
+        else:
+            named = frozenset()
+        return Parts(self._cut(blobs)[:-1] if self._cut is not None else (), filled, named)
 
 
 def _punctuation(value: str) -> str:

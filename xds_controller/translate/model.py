@@ -74,8 +74,10 @@ class ComponentKey(NamedTuple):
     node: str
 
 
-@dataclass(frozen=True)
-class Upstream:
+class Upstream(NamedTuple):
+    """One address (a named tuple: hashed and compared in C, as every cluster's endpoints are looked up
+    by their upstreams when a snapshot is built)."""
+
     host: str
     port: int
 

@@ -158,7 +158,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
         with upstream.lock:
             upstream.received.append(self.path)
             upstream.headers.append({k.lower(): v for k, v in self.headers.items()})
-            failing = upstream.fails(len(upstream.received))
+            failing = upstream.fails(upstream.received.count(self.path))
         if "/slow" in self.path:
             upstream.release.wait()
         payload = json.dumps(
@@ -195,7 +195,8 @@ class HttpUpstream:
 
     It records every path (and the headers) it received; paths containing `/slow` are held until
     `release` is set (stop() sets it), which is how tests make Envoy time out without guessing durations.
-    `failing` makes it answer 503: "half" to every other request (the 1st, 3rd, ...), "all" to every one.
+    `failing` makes it answer 503: "half" to every other request per path (the 1st, 3rd, ...: counted per
+    path, so what one test sent cannot shift the next test's pattern), "all" to every one.
     """
 
     def __init__(self, name: str = "http-upstream", failing: str = "") -> None:

@@ -35,6 +35,25 @@ messages; extproc only draining the stream took 1,354 -> 1,108 us of CPU per req
 SKIP alone: 1,477; one noisy run). But with headers SKIP and a STREAMED body Envoy drops
 `content-length` (seen on the request; ext_proc's `shouldRemoveContentLength` does the same to the
 response), so the runtime gets a chunked request and the client a chunked response: not taken.
+
+Tried on 1.40, not wired (yet): the filter's `http_service` transport (a work-in-progress API; Envoy warns
+at load). Envoy POSTs each ProcessingRequest as JSON (bytes base64) to `http_uri` with `x-request-id: <stream
+id>` and parses a 200's JSON body as the ProcessingResponse. What holds: a filter-level processing mode that
+sends any body or trailers is rejected at load ("...configured with http_service instead of gRPC service,
+then the processing modes of this filter can not be configured to send body or trailer"); a per-route
+`ExtProcPerRoute` override is not checked and does send the body. Only the first message of a stream gets
+its answer applied: with headers SEND + body BUFFERED the body's POST is made and answered, but Envoy never
+acts on the answer and the request ends in the `message_timeout` 504. Headers SKIP + body BUFFERED works:
+one POST carrying the body and the filter-level `request_attributes` (`request.path`, `request.method`,
+`request.id`, `xds.route_name`; `xds.route_metadata` as text-format proto; `request.headers` whole only
+as "CelMap value"; override-level attributes arrive empty), answered by an `immediate_response`; a GET
+(no body) then never reaches the filter. There is no stream metadata (`grpc_initial_metadata` does not
+apply), so the predictor would have to come from the route (name or metadata), which a weighted cluster
+cannot give. An unreachable server gives `status_on_error` (fail closed). Measured with trivial Python
+servers (uvloop + httptools, grpc.aio) answering at once, concurrency 1, 5 x 400 interleaved, best p50,
+load ~2-4: Envoy -> plain HTTP hop 0.617 ms, ext_proc `http_service` 0.798 ms (+0.18), ext_proc gRPC
+1.376 ms (+0.76). So the transport is much cheaper than gRPC, but only for body-only single-predictor
+graph routes whose GETs go elsewhere (e.g. the REST edge of `--graph-edge http`).
 """
 
 from __future__ import annotations

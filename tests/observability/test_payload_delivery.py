@@ -46,13 +46,13 @@ def test_sink_down_during_2000_events_receives_every_one_in_order_after_it_retur
             outcomes = list(pool.map(logger.log, events))
         assert outcomes == [LogOutcome.ACCEPTED] * EVENTS
         assert logger.stats().spooled_events == EVENTS
-        wait_for(lambda: logger.stats().retried >= 16, 10, "every lane to have failed at least once")
+        wait_for(lambda: logger.stats().retried >= 16, 60, "every lane to have failed at least once")
         outage_over.wait(OUTAGE_SECONDS)  # the sink stays down for the outage
         assert logger.stats().delivered == 0
         sink.start()
         wanted = {e.id for e in events}
         wait_for(lambda: wanted <= sink.ids(), 60, "every event after the outage")
-        wait_for(lambda: logger.stats().spooled_events == 0, 10, "an empty spool")
+        wait_for(lambda: logger.stats().spooled_events == 0, 60, "an empty spool")
     finally:
         logger.stop()
         sink.stop()

@@ -55,13 +55,14 @@ class RequestObserver:
     def request(
         self, observed: Observed, headers: Callable[[], Mapping[str, str]], method: str, ok: str
     ) -> Iterator[Outcome]:
-        """`headers` is called only when a span is made (the carriers of the caller's trace)."""
+        """`headers` is called only when a span is made (the carriers of the caller's trace, lowercase names:
+        ASGI headers and gRPC metadata are)."""
         outcome = Outcome(ok)
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:
             span = None
             if observed.span is not None and self.tracing is not None:
-                parent = self.tracing.extract(headers())
+                parent = self.tracing.extract_lowercase(headers())
                 span = stack.enter_context(self.tracing.span(observed.span, parent, self._attrs))
             try:
                 yield outcome

@@ -1,7 +1,8 @@
 """OpenTelemetry for a runtime process: `telemetry.tracing` with the runtime's service and tracer names.
 
 Hooks for the runtime's REST and gRPC adapters (exact calls):
-- `parent = tracing.extract(headers)` from the HTTP headers or the gRPC invocation metadata;
+- `parent = tracing.extract(headers)` from the HTTP headers (`carrier(scope["headers"])`: only the trace
+  headers) or the gRPC invocation metadata;
 - `with tracing.span("runtime " + method, parent, attributes(deployment, predictor, node)):` around the
   dataplane call (`method` is predict, feedback, route, ...);
 - `tracing.shutdown()` on exit (flushes what is batched).
@@ -14,7 +15,15 @@ from collections.abc import Mapping
 from pydantic import Field
 
 from telemetry import tracing as base
-from telemetry.tracing import DEPLOYMENT, NODE, OTLP_ENDPOINT_ENV, PREDICTOR, SAMPLING_RATIO_ENV, attributes
+from telemetry.tracing import (
+    DEPLOYMENT,
+    NODE,
+    OTLP_ENDPOINT_ENV,
+    PREDICTOR,
+    SAMPLING_RATIO_ENV,
+    attributes,
+    carrier,
+)
 
 __all__ = [
     "DEPLOYMENT",
@@ -25,6 +34,7 @@ __all__ = [
     "Tracing",
     "TracingSettings",
     "attributes",
+    "carrier",
     "settings_from_env",
 ]
 

@@ -38,6 +38,7 @@ from model_runtime.rest.openapi import openapi_document, swagger_ui_html
 from model_runtime.rest.v2 import Infer, V2Routes
 from model_runtime.settings import ServerSettings
 from model_runtime.tensors import InferRequest, InferResponse
+from model_runtime.tracing import carrier
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,7 @@ def _v2_observed(path: str) -> tuple[str | None, str | None]:
 def _observed(handler: Handler, observer: RequestObserver, observed: Observed) -> Handler:
     async def handle(scope: Scope, receive: Receive) -> Result:
         def headers() -> dict[str, str]:
-            return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            return carrier(scope["headers"])
 
         with observer.request(observed, headers, scope["method"], "200") as outcome:
             try:

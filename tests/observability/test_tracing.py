@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, get_current_span
 
 from extproc.tracing import Tracing, TracingSettings, attributes, settings_from_env
+from telemetry.tracing import W3C, carrier, extract_w3c
 from tests.helpers.otlp import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +111,45 @@ def test_settings_from_the_standard_environment() -> None:
     )
     assert (settings.otlp_endpoint, settings.sampling_ratio) == ("http://jaeger:4317", 0.25)
     assert settings_from_env({}).otlp_endpoint is None
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+        {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"},
+        {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01", "tracestate": "vendor=x,other=y"},
+        {"traceparent": f"01-{CLIENT_TRACE}-{CLIENT_SPAN}-01-future"},
+        {"traceparent": f" 00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+        {"traceparent": f"00-{'0' * 32}-{CLIENT_SPAN}-01"},
+        {"traceparent": f"00-{CLIENT_TRACE}-{'0' * 16}-01"},
+        {"traceparent": f"00-{CLIENT_TRACE.upper()}-{CLIENT_SPAN}-01"},
+        {"traceparent": f"ff-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+        {"traceparent": "garbage"},
+        {},
+    ],
+)
+def test_the_w3c_fast_path_gives_what_the_sdk_gives(carrier: dict[str, str]) -> None:
+    ours = get_current_span(extract_w3c(carrier)).get_span_context()
+    sdk = get_current_span(W3C.extract(carrier)).get_span_context()
+    assert ours == sdk
+    assert ours.trace_state == sdk.trace_state
+    assert ours.is_remote == sdk.is_remote
+
+
+def test_the_carrier_keeps_only_the_trace_headers_of_raw_asgi_headers() -> None:
+    raw = [
+        (b"host", b"runtime:9000"),
+        (b"traceparent", f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01".encode()),
+        (b"tracestate", b"vendor=x"),
+        (b"content-type", b"application/json"),
+        (b"uber-trace-id", f"{CLIENT_TRACE}:{CLIENT_SPAN}:0:1".encode()),
+        (b"uberctx-user", b"alice"),
+        (b"x-b3-traceid", CLIENT_TRACE.encode()),
+        (b"x-b3-spanid", CLIENT_SPAN.encode()),
+        (b"x-b3-sampled", b"1"),
+        (b"b3", f"{CLIENT_TRACE}-{CLIENT_SPAN}-1".encode()),
+    ]
+    kept = carrier(raw)
+    assert set(kept) == {k.decode() for k, _ in raw} - {"host", "content-type"}
+    assert kept["uberctx-user"] == "alice"

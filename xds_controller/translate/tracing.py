@@ -81,8 +81,10 @@ def hcm_tracing(settings: GatewayTracingSettings) -> hcm_pb2.HttpConnectionManag
     return hcm_pb2.HttpConnectionManager.Tracing(
         provider=http_tracer_pb2.Tracing.Http(name=TRACER_NAME, typed_config=_packed(tracer)),
         random_sampling=percent_pb2.Percent(value=settings.sampling_percent),
-        # one span per upstream call (runtime, ext_proc target) under the gateway's server span
-        spawn_upstream_span=wrappers_pb2.BoolValue(value=True),
+        # no span per upstream call: the upstream continues from the gateway's server span, which Envoy's
+        # router passes on (the ext_proc call keeps its own span from Envoy's gRPC client); an upstream span
+        # doubled Envoy's spans on a single-model request, and the trace has no place for it
+        spawn_upstream_span=wrappers_pb2.BoolValue(value=False),
     )
 
 

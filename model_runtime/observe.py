@@ -59,22 +59,25 @@ class RequestObserver:
         ASGI headers and gRPC metadata are)."""
         outcome = Outcome(ok)
         started = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            span = None
-            if observed.span is not None and self.tracing is not None:
-                parent = self.tracing.extract_lowercase(headers())
-                span = stack.enter_context(self.tracing.span(observed.span, parent, self._attrs))
-            try:
-                yield outcome
-            except BaseException:
-                if outcome.code == ok:  # an adapter that set its error code first keeps it
-                    outcome.code = "500" if ok == "200" else "UNKNOWN"
-                raise
-            finally:
-                if span is not None:
-                    span.set_attribute(CODE_ATTRIBUTE, outcome.code)
-                    if outcome.code != ok and not outcome.code.startswith("4"):
-                        span.set_status(Status(StatusCode.ERROR))
-                if observed.service is not None:
-                    seconds = time.perf_counter() - started
-                    self.metrics.observe_request(observed.service, method, outcome.code, seconds)
+        tracing = self.tracing
+        opened = None
+        if observed.span is not None and tracing is not None:
+            opened = tracing.open(observed.span, tracing.extract_lowercase(headers()), self._attrs)
+        error: BaseException | None = None
+        try:
+            yield outcome
+        except BaseException as exc:
+            error = exc
+            if outcome.code == ok:  # an adapter that set its error code first keeps it
+                outcome.code = "500" if ok == "200" else "UNKNOWN"
+            raise
+        finally:
+            if opened is not None and tracing is not None:
+                span, token = opened
+                span.set_attribute(CODE_ATTRIBUTE, outcome.code)
+                if outcome.code != ok and not outcome.code.startswith("4"):
+                    span.set_status(Status(StatusCode.ERROR))
+                tracing.close(span, token, error)
+            if observed.service is not None:
+                seconds = time.perf_counter() - started
+                self.metrics.observe_request(observed.service, method, outcome.code, seconds)

@@ -102,3 +102,19 @@ def test_the_sampler_decides_for_unsampled_parents_and_ratios_below_one() -> Non
     with never.span("kept", sampled_parent, attributes("d", "p")) as span:
         assert isinstance(span, LightSpan) and trace.get_current_span() is span
     assert [s.name for s in never_exported.get_finished_spans()] == ["kept"]
+
+
+def test_open_and_close_make_the_span_current_between_them_and_restore_the_context_after() -> None:
+    tracing, exporter = _tracing()
+    before = trace.get_current_span()
+    span, token = tracing.open("runtime predict", tracing.extract({"traceparent": SAMPLED}), {})
+    assert trace.get_current_span() is span
+    with tracing.span("node m", None, attributes("d", "p", "m"), client=True) as child:
+        assert trace.get_current_span() is child
+    assert trace.get_current_span() is span
+    tracing.close(span, token, KeyboardInterrupt())  # not an Exception: not recorded, as use_span
+    assert trace.get_current_span() is before
+    spans = _by_name(exporter)
+    assert spans["node m"].parent == spans["runtime predict"].context
+    assert spans["runtime predict"].status.status_code is StatusCode.UNSET
+    assert spans["runtime predict"].events == ()

@@ -119,6 +119,7 @@ def test_settings_from_the_standard_environment() -> None:
         {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
         {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"},
         {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01", "tracestate": "vendor=x,other=y"},
+        {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01", "tracestate": ""},
         {"traceparent": f"01-{CLIENT_TRACE}-{CLIENT_SPAN}-01-future"},
         {"traceparent": f" 00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
         {"traceparent": f"00-{'0' * 32}-{CLIENT_SPAN}-01"},

@@ -181,7 +181,8 @@ def run(flags: list[str]) -> None:
         (folder / "graphs.yaml").write_text(MANIFEST.format(classes=CLASSES))
         meshes: dict[str, _Up] = {}
         try:
-            for edge in ("ext_proc", "http"):  # one after the other: each picks its free ports as it starts
+            # one after the other: each picks its free ports as it starts
+            for edge in ("ext_proc", "http", "ext_proc-http"):
                 meshes[edge] = _Up(folder, edge).start()
                 _wait_serving(meshes[edge].gateway)
             rows, extra = _measure(meshes, requests, rounds)
@@ -285,6 +286,16 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         "chain, --graph-edge http": (through("chain", "http"), chain_by_hand("http"), by_hand),
         "combiner over 3 models": (through("combo"), combo_by_hand(), by_hand),
         "combiner, --graph-edge http": (through("combo", "http"), combo_by_hand("http"), by_hand),
+        "chain, --graph-edge ext_proc-http": (
+            through("chain", "ext_proc-http"),
+            chain_by_hand("ext_proc-http"),
+            by_hand,
+        ),
+        "combiner, --graph-edge ext_proc-http": (
+            through("combo", "ext_proc-http"),
+            combo_by_hand("ext_proc-http"),
+            by_hand,
+        ),
         "single model via gateway": (through("single"), single_direct, "runtime called directly"),
     }
     best: dict[str, tuple[list[float], list[float]]] = {}
@@ -308,7 +319,9 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         p99[case] = {"ours": _p(mine, 0.99), "anchor": _p(theirs, 0.99)}
     extra = {
         "graph_edge": "'--graph-edge http' cases: a second seldon-mesh up whose REST graph routes go to "
-        "extproc's REST edge (HTTP/1.1 upstream) instead of ext_proc; anchors on that mesh's own runtimes",
+        "extproc's REST edge (HTTP/1.1 upstream) instead of ext_proc; '--graph-edge ext_proc-http' cases: a "
+        "third, whose ext_proc filter POSTs the body as JSON to that edge (Envoy's http_service transport); "
+        "anchors on each mesh's own runtimes",
         "added_p50_ms": added,
         "p99_ms": p99,
         "requests_per_round": requests,

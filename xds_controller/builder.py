@@ -259,6 +259,7 @@ class SnapshotBuilder:
             self.gateway.extproc is not None,
             self.gateway.tracing is not None,
             rest_edge=self.gateway.extproc_rest is not None,
+            extproc_http=self.gateway.extproc_http,
         )
         cluster_names, cluster_blobs = self._cluster_parts(deployment)
         return Parts(

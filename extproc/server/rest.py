@@ -28,6 +28,7 @@ import httptools
 import orjson
 
 from extproc.graph import GraphError
+from extproc.server import extproc_http
 from extproc.server.frontend import Frontend, Reply
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ ORIGINAL_PATH_HEADER = "x-envoy-original-path"  # set by Envoy when a route rewr
 # After answering a request it stopped reading, how long a connection drains what the client still sends.
 LINGER_S = 2.0
 MAX_PENDING = 16  # requests read ahead on one connection before reading pauses
+_EXTPROC_HTTP_URL = extproc_http.EXTPROC_HTTP_PATH.encode()
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -127,6 +129,8 @@ class RestConnection(asyncio.Protocol):
         request = self._current
         predictor = request.headers.get(PREDICTOR_HEADER) or None
         self._max_body = self._frontend.rest_body_bytes(_path(request), predictor)
+        if request.url == _EXTPROC_HTTP_URL:  # the body in base64 inside JSON; Envoy checked its size
+            self._max_body = 2 * self._max_body + 2**16
 
     def on_body(self, body: bytes) -> None:
         self._current.body += body
@@ -146,10 +150,14 @@ class RestConnection(asyncio.Protocol):
     async def _serve(self) -> None:
         while self._pending and not self._closing:
             request = self._pending.popleft()
-            predictor = request.headers.get(PREDICTOR_HEADER, "")
-            puid = request.headers.get("seldon-puid") or request.headers.get("x-request-id") or ""
-            reply = await self._answer(request, predictor or None)
-            self._write(encode_reply(reply, puid, predictor, request.keep_alive))
+            if request.url == _EXTPROC_HTTP_URL and request.method == "POST":  # Envoy's ext_proc filter
+                processed = await extproc_http.process(self._frontend, bytes(request.body))
+                self._write(encode_reply(Reply(200, processed), "", "", request.keep_alive))
+            else:
+                predictor = request.headers.get(PREDICTOR_HEADER, "")
+                puid = request.headers.get("seldon-puid") or request.headers.get("x-request-id") or ""
+                reply = await self._answer(request, predictor or None)
+                self._write(encode_reply(reply, puid, predictor, request.keep_alive))
             if not request.keep_alive:
                 self._close()
             elif len(self._pending) < MAX_PENDING and self._transport is not None:

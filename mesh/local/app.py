@@ -174,7 +174,7 @@ class LocalMesh:
                 settings.restart_backoff_initial_s,
                 settings.restart_backoff_max_s,
                 metrics_port=free_port(settings.host),
-                rest_port=free_port(settings.host) if settings.graph_edge == "http" else None,
+                rest_port=free_port(settings.host) if settings.graph_edge != "ext_proc" else None,
             )
             self._graphs = graphs
             graphs.start()
@@ -185,6 +185,7 @@ class LocalMesh:
                 reflection=Upstream(settings.host, reflection_port),
                 extproc=graphs.upstream,
                 extproc_rest=graphs.rest_upstream,
+                extproc_http=settings.graph_edge == "ext_proc-http",
                 scoped=True,  # one RouteConfiguration per deployment: an apply re-parses only its own
                 tracing=(
                     settings_from_otlp_endpoint(

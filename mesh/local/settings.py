@@ -83,11 +83,13 @@ class LocalSettings(BaseModel):
     tracing: GatewayTracing | None = Field(
         default=None, description="Trace requests at the gateway (Envoy's spans); None: Envoy does not trace."
     )
-    graph_edge: Literal["ext_proc", "http"] = Field(
+    graph_edge: Literal["ext_proc", "http", "ext_proc-http"] = Field(
         default="ext_proc",
         description="How Envoy hands a REST graph request to extproc: an ext_proc stream enabled on the "
         "graph's route (default), or `http`, as an ordinary HTTP/1.1 upstream (extproc's REST edge; "
-        "about 1 ms less per request). gRPC graph requests always go to extproc as an upstream.",
+        "about 1 ms less per request), or `ext_proc-http`, the ext_proc filter over Envoy's "
+        "`http_service` to the REST edge (POSTs with a body; the rest as with `http`). gRPC graph "
+        "requests always go to extproc as an upstream.",
     )
 
     @property

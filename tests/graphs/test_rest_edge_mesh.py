@@ -50,7 +50,14 @@ KEPT = {"chain", "grpc-chain", "combiner", "single", "faulty", "iris-v2", "canar
 def edge_mesh(
     tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: JunkServer
 ) -> Iterator[Mesh]:
-    folder = tmp_path_factory.mktemp("rest-edge")
+    yield from start_edge_mesh(tmp_path_factory, mlserver, junk, "http")
+
+
+def start_edge_mesh(
+    tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: JunkServer, edge: str
+) -> Iterator[Mesh]:
+    """A mesh started with `--graph-edge <edge>` serving the `KEPT` deployments."""
+    folder = tmp_path_factory.mktemp(f"{edge}-edge")
     extra = EXTRA.format(
         graphs=GRAPHS, mlserver_http=mlserver.http_port, mlserver_grpc=mlserver.grpc_port, junk=junk.port
     )
@@ -68,7 +75,7 @@ def edge_mesh(
                 for container in component["spec"]["containers"]:
                     container.setdefault("workingDir", str(GRAPHS))
     manifest.write_text(yaml.safe_dump_all(kept))
-    running = Mesh(folder / "state", free_port()).start(manifest, extra=["--graph-edge", "http"])
+    running = Mesh(folder / "state", free_port()).start(manifest, extra=["--graph-edge", edge])
     try:
         mlserver.wait_ready()
         for name in sorted(KEPT):
@@ -100,7 +107,7 @@ def test_graph_flow_through_the_rest_edge(edge_mesh: Mesh, flow: Callable[[Mesh]
 
 def test_graph_routes_do_not_open_ext_proc_streams(edge_mesh: Mesh) -> None:
     assert predict(edge_mesh, "chain", ndarray([[1, 2]])).status_code == 200
-    stats = _envoy_stats(edge_mesh)
+    stats = envoy_stats(edge_mesh)
     assert stats["cluster.seldon-mesh.extproc-rest.upstream_rq_completed"] > 0
     graph_streams = [v for k, v in stats.items() if k.endswith(".ext_proc.streams_started")]
     assert graph_streams and not any(graph_streams)  # the graph filter never opened a stream
@@ -144,7 +151,7 @@ def test_extproc_down_is_a_seldon_503_then_graphs_recover(edge_mesh: Mesh) -> No
     assert reply["data"]["ndarray"] == [[40.0]]
 
 
-def _envoy_stats(mesh: Mesh) -> dict[str, int]:
+def envoy_stats(mesh: Mesh) -> dict[str, int]:
     """Envoy's counters, from the admin URL `seldon-mesh metrics` lists."""
     listed = mesh.cli("metrics", "-o", "json")
     assert listed.returncode == 0, listed.stderr

@@ -36,29 +36,34 @@ SKIP alone: 1,477; one noisy run). But with headers SKIP and a STREAMED body Env
 `content-length` (seen on the request; ext_proc's `shouldRemoveContentLength` does the same to the
 response), so the runtime gets a chunked request and the client a chunked response: not taken.
 
-Tried on 1.40, not wired (yet): the filter's `http_service` transport (a work-in-progress API; Envoy warns
-at load). Envoy POSTs each ProcessingRequest as JSON (bytes base64) to `http_uri` with `x-request-id: <stream
-id>` and parses a 200's JSON body as the ProcessingResponse. What holds: a filter-level processing mode that
-sends any body or trailers is rejected at load ("...configured with http_service instead of gRPC service,
-then the processing modes of this filter can not be configured to send body or trailer"); a per-route
-`ExtProcPerRoute` override is not checked and does send the body. Only the first message of a stream gets
-its answer applied: with headers SEND + body BUFFERED the body's POST is made and answered, but Envoy never
-acts on the answer and the request ends in the `message_timeout` 504. Headers SKIP + body BUFFERED works:
-one POST carrying the body and the filter-level `request_attributes` (`request.path`, `request.method`,
-`request.id`, `xds.route_name`; `xds.route_metadata` as text-format proto; `request.headers` whole only
-as "CelMap value"; override-level attributes arrive empty), answered by an `immediate_response`; a GET
-(no body) then never reaches the filter. There is no stream metadata (`grpc_initial_metadata` does not
-apply), so the predictor would have to come from the route (name or metadata), which a weighted cluster
-cannot give. An unreachable server gives `status_on_error` (fail closed). Measured with trivial Python
-servers (uvloop + httptools, grpc.aio) answering at once, concurrency 1, 5 x 400 interleaved, best p50,
-load ~2-4: Envoy -> plain HTTP hop 0.617 ms, ext_proc `http_service` 0.798 ms (+0.18), ext_proc gRPC
-1.376 ms (+0.76). So the transport is much cheaper than gRPC, but only for body-only single-predictor
-graph routes whose GETs go elsewhere (e.g. the REST edge of `--graph-edge http`).
+`seldon-mesh up --graph-edge ext_proc-http` (`GatewaySettings.extproc_http`): the filter's `http_service`
+transport (a work-in-progress API; Envoy warns at load), as tried on 1.40. Envoy POSTs each
+ProcessingRequest as JSON (bytes base64) to `http_uri` with `x-request-id: <stream id>` and parses a 200's
+JSON body as the ProcessingResponse. What holds: a filter-level processing mode that sends any body or
+trailers is rejected at load ("...configured with http_service instead of gRPC service, then the processing
+modes of this filter can not be configured to send body or trailer"); a per-route `ExtProcPerRoute` override
+is not checked and does send the body. Only the first message of a stream gets its answer applied: with
+headers SEND + body BUFFERED the body's POST is made and answered, but Envoy never acts on the answer and
+the request ends in the `message_timeout` 504. Headers SKIP + body BUFFERED works: one POST carrying the
+body and the filter-level `request_attributes` (`request.path`, `request.method`, `request.id`,
+`xds.route_name`; `xds.route_metadata` as text-format proto; `request.headers` whole only as "CelMap value";
+override-level attributes arrive empty), answered by an `immediate_response`; a GET (no body) then never
+reaches the filter. There is no stream metadata (`grpc_initial_metadata` does not apply), so the predictor
+would have to come from the route (name or metadata), which a weighted cluster cannot give. An unreachable
+server gives `status_on_error` (fail closed). Measured with trivial Python servers (uvloop + httptools,
+grpc.aio) answering at once, concurrency 1, 5 x 400 interleaved, best p50, load ~2-4: Envoy -> plain HTTP
+hop 0.617 ms, ext_proc `http_service` 0.798 ms (+0.18), ext_proc gRPC 1.376 ms (+0.76). So the transport is
+much cheaper than gRPC, but only body-only: the graph routes are those of `--graph-edge http` (REST edge
+upstream, which serves GETs and splits), and the non-split ones also enable the filter with
+`HTTP_GRAPH_MODE` (`enable_extproc_http`); extproc takes the predictor from a pinned route's name
+(`xds.route_name`). With headers SKIP the router has already run when the body is sent: the path is
+rewritten (hence `x-envoy-original-path`) and the upstream request to the REST edge started, which the
+immediate response then resets.
 """
 
 from __future__ import annotations
 
-from envoy.config.core.v3 import base_pb2, grpc_service_pb2
+from envoy.config.core.v3 import base_pb2, grpc_service_pb2, http_service_pb2, http_uri_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -82,6 +87,19 @@ GRAPH_REPLY_KEY = "reply"
 # A whole graph (every node call, each bounded by its own timeout in extproc) must answer within this;
 # Envoy's default of 200 ms per ext_proc message is far too short for a graph of real models.
 MESSAGE_TIMEOUT_S = 300
+# `seldon-mesh up --graph-edge ext_proc-http`: the graph filter POSTs its one message (the request body and
+# `HTTP_ATTRIBUTES`) as JSON to this path of extproc's REST edge (see extproc/server/extproc_http.py).
+EXTPROC_HTTP_PATH = "/ext_proc"
+HTTP_ATTRIBUTES = (
+    "request.path",
+    # with headers SKIP the router has already rewritten the path (and started the upstream request)
+    "request.headers['x-envoy-original-path']",
+    "request.method",
+    "request.id",
+    "request.headers['seldon-puid']",
+    "xds.route_name",  # a pinned route's name names its predictor (`routes._route_name`)
+    "request.headers['traceparent']",
+)
 # The observability-mode filter for single-model payload logging, and the stream metadata that says so.
 OBSERVE_FILTER = "seldon.extproc.observe"
 OBSERVE_KEY = "x-seldon-observe"
@@ -117,6 +135,16 @@ OBSERVE_MODE = _MODE(
     request_trailer_mode=_MODE.SKIP,
     response_trailer_mode=_MODE.SKIP,
 )
+# What the graph filter sends over `http_service` (per route: a filter-level mode sending a body is
+# rejected at load): the body only, buffered by Envoy, so the whole exchange is one POST.
+HTTP_GRAPH_MODE = _MODE(
+    request_header_mode=_MODE.SKIP,
+    response_header_mode=_MODE.SKIP,
+    request_body_mode=_MODE.BUFFERED,
+    response_body_mode=_MODE.NONE,
+    request_trailer_mode=_MODE.SKIP,
+    response_trailer_mode=_MODE.SKIP,
+)
 # A scoped gateway's filters send nothing unless a route's override says what (see `scopes`): a request
 # that finds no route (a scope naming no deployment) then passes both filters untouched.
 SKIP_MODE = _MODE(
@@ -129,15 +157,13 @@ SKIP_MODE = _MODE(
 )
 
 
-def extproc_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
+def extproc_filter(scoped: bool = False, http: bool = False) -> hcm_pb2.HttpFilter:
     """Disabled by default; scoped (the chain is built before the route is known), enabled but sending
-    nothing unless a route's `ExtProcPerRoute` overrides the processing mode."""
+    nothing unless a route's `ExtProcPerRoute` overrides the processing mode. `http`: over `http_service`
+    to extproc's REST edge, each route saying `HTTP_GRAPH_MODE` (`enable_extproc_http`)."""
     config = ext_proc_pb2.ExternalProcessor(
-        grpc_service=grpc_service_pb2.GrpcService(
-            envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=EXTPROC_CLUSTER)
-        ),
         failure_mode_allow=False,
-        processing_mode=SKIP_MODE if scoped else GRAPH_MODE,
+        processing_mode=SKIP_MODE if scoped or http else GRAPH_MODE,
         message_timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
         status_on_error=http_status_pb2.HttpStatus(code=EXTPROC_ERROR_STATUS),
         metadata_options=ext_proc_pb2.MetadataOptions(
@@ -146,6 +172,16 @@ def extproc_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
             )
         ),
     )
+    if http:
+        uri = http_uri_pb2.HttpUri(
+            uri=f"http://extproc{EXTPROC_HTTP_PATH}",
+            cluster=EXTPROC_REST_CLUSTER,
+            timeout=duration_pb2.Duration(seconds=MESSAGE_TIMEOUT_S),
+        )
+        config.http_service.http_service.CopyFrom(http_service_pb2.HttpService(http_uri=uri))
+        config.request_attributes.extend(HTTP_ATTRIBUTES)
+    else:
+        config.grpc_service.envoy_grpc.cluster_name = EXTPROC_CLUSTER
     return hcm_pb2.HttpFilter(name=EXTPROC_FILTER, typed_config=_packed(config), disabled=not scoped)
 
 
@@ -214,6 +250,14 @@ def enable_extproc(predictor: str | None) -> any_pb2.Any:
         if predictor is not None
         else _packed(ext_proc_pb2.ExtProcPerRoute(overrides=ext_proc_pb2.ExtProcOverrides()))
     )
+    return _packed(route_components_pb2.FilterConfig(config=inner))
+
+
+def enable_extproc_http() -> any_pb2.Any:
+    """With `extproc_filter(http=True)`: the route's entry that makes the graph filter POST the buffered
+    body to extproc, which answers it (a request without a body goes on to the route's upstream)."""
+    overrides = ext_proc_pb2.ExtProcOverrides(processing_mode=HTTP_GRAPH_MODE)
+    inner = _packed(ext_proc_pb2.ExtProcPerRoute(overrides=overrides))
     return _packed(route_components_pb2.FilterConfig(config=inner))
 
 

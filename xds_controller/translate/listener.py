@@ -167,7 +167,8 @@ def http_connection_manager(
     # Both ext_proc filters (disabled unless a graph route, or a logged single-model route, enables one)
     # run before the router; the graph one first, since it may answer the request itself.
     lua = gateway.scoped and not http1  # then the chain is built before the scope is known: see `scopes`
-    extproc_filters = [extproc_filter(lua), observe_filter(lua)] if gateway.extproc is not None else []
+    http = gateway.extproc_http and gateway.extproc_rest is not None
+    extproc_filters = [extproc_filter(lua, http), observe_filter(lua)] if gateway.extproc is not None else []
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.HTTP1 if http1 else hcm_pb2.HttpConnectionManager.AUTO,

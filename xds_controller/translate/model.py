@@ -103,6 +103,9 @@ class GatewaySettings:
     # extproc's REST edge (HTTP/1.1; `seldon-mesh up --graph-edge http`): REST graph and translation
     # requests are routed there as to an ordinary upstream; None: they are answered over ext_proc.
     extproc_rest: Upstream | None = None
+    # With `extproc_rest` (`--graph-edge ext_proc-http`): the graph ext_proc filter, over `http_service` to
+    # the REST edge, answers non-split REST graph routes' POSTs; their GETs and splits go to the REST edge.
+    extproc_http: bool = False
     # Envoy's OpenTelemetry tracer exporting to this collector, and per-route span tags; None: no tracing.
     tracing: GatewayTracingSettings | None = None
     # One RouteConfiguration per deployment, chosen by scope (SRDS; see `translate.scopes`), so a change

@@ -45,6 +45,7 @@ from xds_controller.translate.extproc import (
     MESSAGE_TIMEOUT_S,
     OBSERVE_FILTER,
     enable_extproc,
+    enable_extproc_http,
     enable_observe,
     extproc_per_route,
     observe_per_route,
@@ -402,11 +403,17 @@ def _translation_routes(
 
 
 def deployment_routes(
-    deployment: DeploymentView, extproc: bool = False, traced: bool = False, rest_edge: bool = False
+    deployment: DeploymentView,
+    extproc: bool = False,
+    traced: bool = False,
+    rest_edge: bool = False,
+    extproc_http: bool = False,
 ) -> list[route_components_pb2.Route]:
     """`extproc`: the gateway has extproc (graphs, translation, logging); `traced`: Envoy traces, so
     each route tags its span with the deployment and the predictor it names (none for a split);
-    `rest_edge`: REST graph and translation routes go to extproc's REST edge instead of ext_proc."""
+    `rest_edge`: REST graph and translation routes go to extproc's REST edge instead of ext_proc;
+    `extproc_http` (with `rest_edge`): those not split also enable the graph filter over `http_service`,
+    which answers requests with a body before the router (see `extproc.enable_extproc_http`)."""
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
         safe_regex=regex_pb2.RegexMatcher(regex=_GRPC_PATH_REGEX),
@@ -422,6 +429,10 @@ def deployment_routes(
         *_pinned_routes(deployment, Transport.HTTP, rest_match, policy, extproc, rest_edge),
         _deployment_route(deployment, Transport.HTTP, rest_match, policy, extproc, rest_edge),
     ]
+    if extproc_http and rest_edge:
+        for route in routes:
+            if route.route.cluster == EXTPROC_REST_CLUSTER:
+                route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc_http())
     if traced:
         for route in routes:
             # the predictor a route names is the one its `Seldon-Predictor` response header names
@@ -505,6 +516,7 @@ def gateway_routes(
                 gateway.extproc is not None,
                 gateway.tracing is not None,
                 rest_edge=gateway.extproc_rest is not None,
+                extproc_http=gateway.extproc_http,
             )
         )
     return _route_configuration(ROUTE_CONFIG_NAME, [*routes, *_tail_routes(gateway)], gateway)
@@ -520,6 +532,7 @@ def deployment_route_config(
         gateway.extproc is not None,
         gateway.tracing is not None,
         rest_edge=gateway.extproc_rest is not None,
+        extproc_http=gateway.extproc_http,
     )
     routes.append(_not_found())
     return _route_configuration(route_config_name(meta.namespace, meta.name), routes, gateway)

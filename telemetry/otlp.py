@@ -35,6 +35,8 @@ _KINDS = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP
 _CACHE_LIMIT = 4096
 # encoded KeyValue of a (key, str value) pair: spans of one deployment repeat the same few
 _kv_cache: dict[tuple[str, str], bytes] = {}
+# the same with its field tag and length, as an attribute list holds it
+_tagged_cache: dict[tuple[bytes, str, str], bytes] = {}
 
 
 def _varint(n: int) -> bytes:
@@ -92,6 +94,14 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     parts = []
     for key, value in attributes.items():
+        if type(value) is str:
+            cached = _tagged_cache.get((tag, key, value))
+            if cached is None:
+                if len(_tagged_cache) >= _CACHE_LIMIT:
+                    _tagged_cache.clear()
+                cached = _tagged_cache[(tag, key, value)] = _field(tag, _key_value(key, value))
+            parts.append(cached)
+            continue
         try:
             parts.append(_field(tag, _key_value(key, value)))
         except TypeError as error:

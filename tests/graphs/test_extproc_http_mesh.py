@@ -36,17 +36,24 @@ def test_graph_flow_over_ext_proc_http(http_service_mesh: Mesh, flow: Callable[[
     flow(http_service_mesh)
 
 
-def _answered_by_ext_proc(mesh: Mesh) -> int:
+RESET_UPSTREAMS = "cluster.seldon-mesh.extproc-rest.upstream_cx_destroy_with_active_rq"
+
+
+def _counters(mesh: Mesh) -> tuple[int, int]:
+    """(requests the ext_proc filter answered, REST edge connections closed with a request on them)"""
     stats = rest_edge.envoy_stats(mesh)
-    return sum(v for k, v in stats.items() if k.endswith(".ext_proc.immediate_responses_sent"))
+    answered = sum(v for k, v in stats.items() if k.endswith(".ext_proc.immediate_responses_sent"))
+    return answered, stats.get(RESET_UPSTREAMS, 0)
 
 
 def test_graph_posts_are_answered_by_the_ext_proc_filter(http_service_mesh: Mesh) -> None:
-    before = _answered_by_ext_proc(http_service_mesh)
-    response = predict(http_service_mesh, "chain", ndarray([[1, 2]]))
-    assert response.status_code == 200, response.text
-    assert response.headers["Seldon-Puid"] and response.headers["Seldon-Predictor"]
-    assert _answered_by_ext_proc(http_service_mesh) > before
+    answered, resets = _counters(http_service_mesh)
+    for _ in range(3):
+        response = predict(http_service_mesh, "chain", ndarray([[1, 2]]))
+        assert response.status_code == 200, response.text
+        assert response.headers["Seldon-Puid"] and response.headers["Seldon-Predictor"]
+    # each answered by the filter, and the router never started (then reset) a request to the REST edge
+    assert _counters(http_service_mesh) == (answered + 3, resets)
     # a GET has no body: it goes on to the REST edge and still gets the graph's metadata
     metadata = httpx.get(http_service_mesh.gateway + "/seldon/default/chain/api/v1.0/metadata", timeout=30)
     assert metadata.status_code == 200 and metadata.json()["name"], metadata.text

@@ -38,6 +38,7 @@ from xds_controller.translate.extproc import (
     GRAPH_REPLY_KEY,
     GRAPH_REPLY_NAMESPACE,
     extproc_filter,
+    graph_buffer_filter,
     observe_filter,
 )
 from xds_controller.translate.model import GatewaySettings
@@ -169,6 +170,8 @@ def http_connection_manager(
     lua = gateway.scoped and not http1  # then the chain is built before the scope is known: see `scopes`
     http = gateway.extproc_http and gateway.extproc_rest is not None
     extproc_filters = [extproc_filter(lua, http), observe_filter(lua)] if gateway.extproc is not None else []
+    if extproc_filters and http and not lua:  # a route enables it only where ext_proc-http answers
+        extproc_filters.append(graph_buffer_filter())
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="seldon_gateway",
         codec_type=hcm_pb2.HttpConnectionManager.HTTP1 if http1 else hcm_pb2.HttpConnectionManager.AUTO,

@@ -42,10 +42,12 @@ from xds_controller.translate.extproc import (
     EXTPROC_CLUSTER,
     EXTPROC_FILTER_KEY,
     EXTPROC_REST_CLUSTER,
+    GRAPH_BUFFER_FILTER,
     MESSAGE_TIMEOUT_S,
     OBSERVE_FILTER,
     enable_extproc,
     enable_extproc_http,
+    enable_graph_buffer,
     enable_observe,
     extproc_per_route,
     observe_per_route,
@@ -433,6 +435,8 @@ def deployment_routes(
         for route in routes:
             if route.route.cluster == EXTPROC_REST_CLUSTER:
                 route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc_http())
+                limit = route.request_body_buffer_limit.value
+                route.typed_per_filter_config[GRAPH_BUFFER_FILTER].CopyFrom(enable_graph_buffer(limit))
     if traced:
         for route in routes:
             # the predictor a route names is the one its `Seldon-Predictor` response header names

@@ -21,11 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from google.protobuf import json_format
 
 from extproc.graph import GraphError
 from extproc.server.frontend import Frontend, Reply
-from extproc.server.processor import immediate
+from extproc.server.processor import GRAPH_REPLY_METADATA, reply_headers
 
 log = logging.getLogger(__name__)
 EXTPROC_HTTP_PATH = "/ext_proc"
@@ -39,9 +38,22 @@ def _error(status: int, reason: str, info: str) -> Reply:
     return Reply(status, orjson.dumps(GraphError(status, reason, info).seldon_json()))
 
 
+def _json_header(key: str, value: str) -> dict[str, Any]:
+    raw = base64.b64encode(value.encode()).decode()
+    return {"header": {"key": key, "raw_value": raw}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+
+
 def _as_json(reply: Reply, puid: str, predictor: str) -> bytes:
-    message = json_format.MessageToDict(immediate(reply, puid, predictor))
-    return orjson.dumps(message)
+    """`processor.immediate` in proto3 JSON, built directly (json_format took ~100 us per reply)."""
+    headers = [_json_header(k, v) for k, v in reply_headers(reply, predictor)]
+    if puid:
+        headers.append(_json_header("seldon-puid", puid))
+    answer = {
+        "status": {"code": reply.status},
+        "headers": {"set_headers": headers},
+        "body": base64.b64encode(reply.body).decode(),
+    }
+    return orjson.dumps({"dynamic_metadata": GRAPH_REPLY_METADATA, "immediate_response": answer})
 
 
 def _attributes(request: Mapping[str, Any]) -> dict[str, str]:

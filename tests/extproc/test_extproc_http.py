@@ -13,7 +13,7 @@ import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from google.protobuf import json_format
 
-from extproc.server import extproc_http
+from extproc.server import extproc_http, processor
 from extproc.server.frontend import Reply
 
 
@@ -71,6 +71,8 @@ def test_body_and_attributes_reach_the_frontend() -> None:
         "headers": {"x-request-id": "rid-1"},
         "predictor": "p1",
     }
+    # the same ImmediateResponse the gRPC servicer builds
+    assert response == processor.immediate(Reply(200, b'{"data": {}}'), "rid-1", "p1")
     immediate = response.immediate_response
     assert immediate.status.code == 200 and immediate.body == b'{"data": {}}'
     headers = {h.header.key: h.header.raw_value for h in immediate.headers.set_headers}

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 ACK_INTERVAL_S = 0.05
 ACK_BATCH = 512
 
-# called from the delivery thread: (event, delivered) when an event leaves the spool; () per retry
-Finished = Callable[[SpooledEvent, bool], None]
+# called from the delivery threads: (events, delivered) when events leave the spool; () per retry
+Finished = Callable[[list[SpooledEvent], bool], None]
 Retried = Callable[[], None]
 
 
@@ -140,8 +140,7 @@ class Delivery:
                 except Exception:  # they stay spooled and go again after a restart: at least once
                     log.exception("deleting %d delivered payload events from the spool failed", len(done))
                     continue
-                for event in done:
-                    self._finished(event, True)
+                self._finished(done, True)  # once per batch: the metrics observer's locks, not per event
         finally:
             acks.close()
 
@@ -206,7 +205,7 @@ class Delivery:
                 else:
                     log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), outcome)
                     self._spool.dead_letter(event, str(outcome))
-                    self._finished(event, False)
+                    self._finished([event], False)
             if len(self._delivered) >= ACK_BATCH:
                 self._flush_acks()
             if retry:

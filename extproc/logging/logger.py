@@ -104,7 +104,8 @@ class _Counters:
         self.pending = 0  # submitted, not yet written or refused by the writer
 
 
-_Pending = tuple[PayloadEvent, "Future[LogOutcome]"]
+# the future resolves to the event's outcome; None for `post`, whose callers never wait for one
+_Pending = tuple[PayloadEvent, "Future[LogOutcome] | None"]
 
 
 class PayloadLogger:
@@ -155,7 +156,8 @@ class PayloadLogger:
         with self._counters.lock:
             self._counters.pending -= len(late)
         for _, future in late:
-            future.set_result(LogOutcome.REFUSED_STOPPED)
+            if future is not None:
+                future.set_result(LogOutcome.REFUSED_STOPPED)
         if late:
             self._refuse(LogOutcome.REFUSED_STOPPED, len(late))
         deadline = time.monotonic() + drain_seconds
@@ -171,20 +173,31 @@ class PayloadLogger:
         if skip_logging:
             future.set_result(LogOutcome.SKIPPED)
             return future
+        refused = self._enqueue(event, future)
+        if refused is not None:
+            future.set_result(refused)
+        return future
+
+    def post(self, event: PayloadEvent) -> None:
+        """Queue `event` for callers that never wait for its outcome (node events): as `submit`, without
+        a future to make and resolve (a `concurrent.futures.Future` and its condition cost ~5 us of the
+        event loop's and the writer's time per event). A refusal is counted and logged all the same."""
+        self._enqueue(event, None)
+
+    def _enqueue(self, event: PayloadEvent, future: Future[LogOutcome] | None) -> LogOutcome | None:
+        """Queue the event, or count and return why it is refused."""
         if not self._running:
             self._refuse(LogOutcome.REFUSED_STOPPED, 1)
-            future.set_result(LogOutcome.REFUSED_STOPPED)
-            return future
+            return LogOutcome.REFUSED_STOPPED
         with self._counters.lock:
             backlog = self._counters.pending >= self.settings.max_pending_events
             if not backlog:
                 self._counters.pending += 1
         if backlog:
             self._refuse(LogOutcome.REFUSED_BACKLOG, 1)
-            future.set_result(LogOutcome.REFUSED_BACKLOG)
-            return future
+            return LogOutcome.REFUSED_BACKLOG
         self._queue.put((event, future))
-        return future
+        return None
 
     def log(self, event: PayloadEvent, *, skip_logging: bool = False) -> LogOutcome:
         """Blocking: returns once the event is spooled (or refused). For threads; async code uses `alog`."""
@@ -255,7 +268,8 @@ class PayloadLogger:
             return
         with self._counters.lock:
             self._counters.pending -= len(batch)
-        records: list[tuple[NewRecord, Future[LogOutcome]]] = []
+        records: list[NewRecord] = []
+        futures: list[Future[LogOutcome]] = []
         refusals: dict[LogOutcome, int] = {}
         c = self._counters
         with c.lock:
@@ -268,21 +282,24 @@ class PayloadLogger:
                 outcome, record = LogOutcome.REFUSED_FULL, None
             if record is None:
                 refusals[outcome] = refusals.get(outcome, 0) + 1
-                future.set_result(outcome)
+                if future is not None:
+                    future.set_result(outcome)
                 continue
             room -= size
             added += size
-            records.append((record, future))
+            records.append(record)
+            if future is not None:
+                futures.append(future)
         for outcome, count in refusals.items():
             self._refuse(outcome, count)
         if not records:
             return
         try:
-            first = spool.append([r for r, _ in records])
+            first = spool.append(records)
         except Exception:  # a disk error refuses the batch: never an accepted-but-lost event
             log.exception("payload spool write failed; refusing %d events", len(records))
             self._refuse(LogOutcome.REFUSED_SPOOL_ERROR, len(records))
-            for _, future in records:
+            for future in futures:
                 future.set_result(LogOutcome.REFUSED_SPOOL_ERROR)
             return
         with c.lock:
@@ -292,8 +309,8 @@ class PayloadLogger:
             events, size = c.events, c.bytes
         self._observer.on_accepted(len(records))
         self._observer.on_spool_usage(events, size)
-        self._delivery.handoff([record.spooled(first + i) for i, (record, _) in enumerate(records)])
-        for _, future in records:
+        self._delivery.handoff([record.spooled(seq) for seq, record in enumerate(records, first)])
+        for future in futures:
             future.set_result(LogOutcome.ACCEPTED)
 
     def _admit(self, event: PayloadEvent) -> tuple[LogOutcome, NewRecord | None]:
@@ -322,20 +339,21 @@ class PayloadLogger:
                 self.stats().refused,
             )
 
-    def _finished(self, event: SpooledEvent, delivered: bool) -> None:
+    def _finished(self, done: list[SpooledEvent], delivered: bool) -> None:
+        count, freed = len(done), sum(event.size for event in done)
         c = self._counters
         with c.lock:
-            c.events -= 1
-            c.bytes -= event.size
+            c.events -= count
+            c.bytes -= freed
             if delivered:
-                c.delivered += 1
+                c.delivered += count
             else:
-                c.dead_lettered += 1
+                c.dead_lettered += count
             events, size = c.events, c.bytes
         if delivered:
-            self._observer.on_delivered(1)
+            self._observer.on_delivered(count)
         else:
-            self._observer.on_dead_lettered(1)
+            self._observer.on_dead_lettered(count)
         self._observer.on_spool_usage(events, size)
 
     def _retried(self) -> None:

@@ -3,7 +3,7 @@
 For a node whose spec has `logger: {mode, url}`, the executor calls `request(...)` before the node call
 and `response(...)` after it; the observability-mode streams of single-model predictors call
 `request_bytes(...)` and `response_bytes(...)` with the bodies as they crossed the gateway. Each becomes a
-CloudEvent queued with `PayloadLogger.submit`, never waiting (the writer thread spools it; a refusal is
+CloudEvent queued with `PayloadLogger.post`, never waiting (the writer thread spools it; a refusal is
 counted and logged by the logger).
 
 Typed structurally (`_Predictor`, `_Node`, `_Payload`), so this package still imports nothing of the
@@ -58,26 +58,24 @@ class SpoolingNodeEvents:
     def request(self, predictor: _Predictor, node: _Node, puid: str, payload: _Payload) -> None:
         if (node.logger_mode or "").lower() in _LOGS_REQUEST:
             body = orjson.dumps(payload.body, option=orjson.OPT_SERIALIZE_NUMPY)
-            self._logger.submit(self._event(EventType.REQUEST, predictor, node, puid, body, payload.protocol))
+            self._logger.post(self._event(EventType.REQUEST, predictor, node, puid, body, payload.protocol))
 
     def response(self, predictor: _Predictor, node: _Node, puid: str, payload: _Payload) -> None:
         if (node.logger_mode or "").lower() in _LOGS_RESPONSE:
             body = orjson.dumps(payload.body, option=orjson.OPT_SERIALIZE_NUMPY)
-            self._logger.submit(
-                self._event(EventType.RESPONSE, predictor, node, puid, body, payload.protocol)
-            )
+            self._logger.post(self._event(EventType.RESPONSE, predictor, node, puid, body, payload.protocol))
 
     def request_bytes(
         self, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str
     ) -> None:
         if (node.logger_mode or "").lower() in _LOGS_REQUEST:
-            self._logger.submit(self._event(EventType.REQUEST, predictor, node, puid, body, protocol))
+            self._logger.post(self._event(EventType.REQUEST, predictor, node, puid, body, protocol))
 
     def response_bytes(
         self, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str
     ) -> None:
         if (node.logger_mode or "").lower() in _LOGS_RESPONSE:
-            self._logger.submit(self._event(EventType.RESPONSE, predictor, node, puid, body, protocol))
+            self._logger.post(self._event(EventType.RESPONSE, predictor, node, puid, body, protocol))
 
     def _event(
         self, kind: EventType, predictor: _Predictor, node: _Node, puid: str, body: bytes, protocol: str

@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 """
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and the writer
+# makes two of these per event (about a tenth of its Python time in py-spy); nothing mutates them.
+@dataclass(slots=True, eq=False)
 class NewRecord:
     destination: str
     lane: int
@@ -78,7 +80,7 @@ class NewRecord:
         return len(self.body) + len(self.headers_json)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class SpooledEvent:
     seq: int
     destination: str

@@ -159,3 +159,23 @@ def test_a_batch_is_pipelined_on_one_connection_with_an_outcome_per_event() -> N
             await sink.aclose()
 
     _run(test)
+
+
+def test_answers_repeating_the_last_one_or_differing_from_it_each_get_their_own_status() -> None:
+    accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"  # remembered once read whole
+    busy = b"HTTP/1.1 503 Busy\r\nContent-Length: 2\r\n\r\nno"
+    longer = b"HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nyes"
+    closing = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    answers = iter([accepted, accepted, busy, accepted, longer, accepted, closing])
+
+    async def test() -> None:
+        async with _server(lambda head: next(answers)) as heads:
+            sink = HttpSink(_url(heads), timeout_seconds=5)
+            outcomes = await sink.send_batch([_event() for _ in range(6)])
+            assert [type(o) for o in outcomes] == [type(None)] * 2 + [RetryableSinkError] + [type(None)] * 3
+            # the same bytes as a remembered answer but for `connection: close`: the connection is
+            # dropped after it, and the next batch goes on a fresh one
+            assert await sink.send_batch([_event()]) == [None]
+            await sink.aclose()
+
+    _run(test)

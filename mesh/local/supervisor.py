@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 READY_POLL_S = 0.2
 HEALTH_POLL_S = 1.0
+# Consecutive failed probes before a Ready runtime is taken out of rotation: Kubernetes' readinessProbe
+# failureThreshold default. One probe lost to a busy machine (the 2 s probe timeout) must not pull a
+# healthy runtime's endpoints from Envoy and extproc; a runtime that exits is noticed at once anyway.
+READY_FAILURE_THRESHOLD = 3
 CRASH_LOOP_RESTARTS = 3
 NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
@@ -92,14 +96,16 @@ class RuntimeProcess:
         self.launch = launch
         self._settings = settings
         self._on_change = on_change
-        self._http_port = free_port(settings.host)
-        self._grpc_port = free_port(settings.host)
-        self._metrics_port = free_port(settings.host)
+        self._pick_ports()
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self.status = ComponentStatus(
             ComponentState.STARTING, endpoints=self.endpoints, metrics_url=self.metrics_url
         )
+
+    def _pick_ports(self) -> None:
+        host = self._settings.host
+        self._http_port, self._grpc_port, self._metrics_port = (free_port(host) for _ in range(3))
 
     @property
     def endpoints(self) -> ComponentEndpoints:
@@ -165,6 +171,10 @@ class RuntimeProcess:
             log.warning("component %s: %s", "/".join(self.key), self.status.reason)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._settings.backoff_max_s)
+            # Fresh ports for the next run: a port picked free may since have been taken (another
+            # process, or an outgoing connection's ephemeral port), and retrying it would fail forever.
+            self._pick_ports()
+            self.status = replace(self.status, endpoints=self.endpoints, metrics_url=self.metrics_url)
 
     async def _run_once(self, restarts: int) -> str:
         """Run the process until it exits; returns why it exited."""
@@ -205,15 +215,18 @@ class RuntimeProcess:
         """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
         url = f"http://{self._settings.host}:{self._http_port}/ready"
         deadline = time.monotonic() + self._settings.ready_timeout_s
+        failures = 0
         async with httpx.AsyncClient(timeout=2.0) as client:
             while process.returncode is None:
                 probe = await _probe(client, url)
+                failures = 0 if probe.ready else failures + 1
                 if probe.ready:
                     self._set(state=ComponentState.READY, reason="")
                 elif probe.load_failed:
                     self._set(state=ComponentState.FAILED, reason=probe.info)
                 elif self.status.state == ComponentState.READY:
-                    self._set(state=ComponentState.NOT_READY, reason=probe.info or "not ready")
+                    if failures >= READY_FAILURE_THRESHOLD:
+                        self._set(state=ComponentState.NOT_READY, reason=probe.info or "not ready")
                 elif time.monotonic() > deadline:
                     self._set(
                         state=ComponentState.FAILED,

@@ -1,0 +1,104 @@
+"""The process supervisor with real runtime processes: a runtime whose port was taken comes back on fresh
+ports, and one slow readiness probe does not pull a Ready runtime out of rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mesh.local import supervisor as supervisor_module
+from mesh.local.plan import RuntimeLaunch
+from mesh.local.supervisor import (
+    ComponentState,
+    ComponentStatus,
+    Probe,
+    RuntimeProcess,
+    SupervisorSettings,
+)
+from xds_controller.translate import ComponentKey
+
+CLASSES = Path(__file__).resolve().parents[1] / "data" / "graphs"
+KEY = ComponentKey("default", "dep", "main", "model")
+
+
+def _process(tmp_path: Path, on_change: Callable[[], None] = lambda: None) -> RuntimeProcess:
+    settings = SupervisorSettings(
+        host="127.0.0.1",
+        log_dir=tmp_path,
+        ready_timeout_s=60.0,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+        stop_grace_s=5.0,
+    )
+    launch = RuntimeLaunch(("--class", "Affine", "--code-dir", str(CLASSES)), {}, CLASSES)
+    return RuntimeProcess(KEY, launch, settings, on_change)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_a_runtime_whose_port_was_taken_restarts_on_fresh_ports(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, ComponentStatus, int]:
+        process = _process(tmp_path)
+        taken = process.endpoints.http[0].port
+        with socket.socket() as squatter:  # someone else binds the runtime's HTTP port first
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", taken))
+            squatter.listen()
+            process.start()
+            try:
+                await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
+                return taken, process.status, process.endpoints.http[0].port
+            finally:
+                await process.stop()
+
+    taken, status, port = asyncio.run(scenario())
+    assert port != taken
+    assert status.restarts >= 1
+    assert status.endpoints.http[0].port == port  # what `seldon-mesh get` shows is where it listens
+
+
+def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_probe = supervisor_module._probe
+    failing = {"left": 0}
+    seen: list[ComponentState] = []
+
+    async def flaky_probe(client: httpx.AsyncClient, url: str) -> Probe:
+        if failing["left"] > 0:
+            failing["left"] -= 1
+            return Probe(ready=False)  # as a probe that timed out on a busy machine
+        return await real_probe(client, url)
+
+    monkeypatch.setattr(supervisor_module, "_probe", flaky_probe)
+    monkeypatch.setattr(supervisor_module, "HEALTH_POLL_S", 0.05)
+
+    async def scenario() -> None:
+        process = _process(tmp_path, lambda: seen.append(process.status.state))
+        process.start()
+        try:
+            await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
+            failing["left"] = supervisor_module.READY_FAILURE_THRESHOLD - 1
+            await _until(lambda: failing["left"] == 0, 10, "the failed probes")
+            await asyncio.sleep(0.3)  # a few good probes after them
+            assert process.status.state is ComponentState.READY
+            failing["left"] = supervisor_module.READY_FAILURE_THRESHOLD
+            await _until(lambda: process.status.state is ComponentState.NOT_READY, 10, "NotReady")
+            await _until(lambda: process.status.state is ComponentState.READY, 10, "Ready again")
+        finally:
+            await process.stop()
+
+    asyncio.run(scenario())
+    assert seen.count(ComponentState.NOT_READY) == 1

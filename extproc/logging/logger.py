@@ -102,6 +102,7 @@ class _Counters:
         self.retried = 0
         self.dead_lettered = 0
         self.pending = 0  # submitted, not yet written or refused by the writer
+        self.waited = 0  # of those, events whose caller waits for the outcome (submit, alog, log)
 
 
 # the future resolves to the event's outcome; None for `post`, whose callers never wait for one
@@ -155,6 +156,7 @@ class PayloadLogger:
         late = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
         with self._counters.lock:
             self._counters.pending -= len(late)
+            self._counters.waited -= sum(future is not None for _, future in late)
         for _, future in late:
             if future is not None:
                 future.set_result(LogOutcome.REFUSED_STOPPED)
@@ -193,6 +195,7 @@ class PayloadLogger:
             backlog = self._counters.pending >= self.settings.max_pending_events
             if not backlog:
                 self._counters.pending += 1
+                self._counters.waited += future is not None
         if backlog:
             self._refuse(LogOutcome.REFUSED_BACKLOG, 1)
             return LogOutcome.REFUSED_BACKLOG
@@ -243,11 +246,14 @@ class PayloadLogger:
             spool.close()
 
     def _gather(self, window: float) -> None:
-        """Sleep through the group-commit window, or less once `group_commit_events` are queued: a batch
-        that size shares its fsync well already, and callers awaiting `alog` need not wait longer."""
+        """Sleep through the group-commit window, or less once `group_commit_events` events whose callers
+        wait (`submit`, `alog`) are queued: a batch that size shares its fsync well already, and those
+        callers need not wait longer. Posted events (nobody waits) fill the window up to
+        `max_batch_events`, so its commit, delivery wake-up and POSTs are shared by more events."""
         deadline = time.monotonic() + window
-        step = window / 10
-        while self._queue.qsize() + 1 < self.settings.group_commit_events:
+        step = min(window / 10, 0.005)  # a long window (tests) still notices a full batch soon
+        c, enough, most = self._counters, self.settings.group_commit_events, self.settings.max_batch_events
+        while c.waited < enough and self._queue.qsize() + 1 < most:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -268,6 +274,7 @@ class PayloadLogger:
             return
         with self._counters.lock:
             self._counters.pending -= len(batch)
+            self._counters.waited -= sum(future is not None for _, future in batch)
         records: list[NewRecord] = []
         futures: list[Future[LogOutcome]] = []
         refusals: dict[LogOutcome, int] = {}

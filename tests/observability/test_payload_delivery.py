@@ -40,10 +40,12 @@ def test_sink_down_during_2000_events_receives_every_one_in_order_after_it_retur
     logger.start()
     outage_over = threading.Event()
     try:
-        events = [e for n in range(EVENTS // 2) for e in pair(f"req-{n}")]
-        # concurrent callers, as the ext_proc servicer would be: each request's pair from one caller
+        pairs = [pair(f"req-{n}") for n in range(EVENTS // 2)]
+        events = [e for p in pairs for e in p]
+        # concurrent callers, as the ext_proc servicer would be: each request's pair from one caller (a
+        # map over single events could log a response before its request, from another thread)
         with ThreadPoolExecutor(8) as pool:
-            outcomes = list(pool.map(logger.log, events))
+            outcomes = [o for both in pool.map(lambda p: [logger.log(e) for e in p], pairs) for o in both]
         assert outcomes == [LogOutcome.ACCEPTED] * EVENTS
         assert logger.stats().spooled_events == EVENTS
         wait_for(lambda: logger.stats().retried >= 16, 60, "every lane to have failed at least once")

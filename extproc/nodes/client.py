@@ -225,8 +225,7 @@ class NodeClients:
         headers = {"content-type": "application/json"} if body is not None else {}
         inject_current(headers)  # the node's span continues the graph's trace
         try:
-            async with asyncio.timeout(limits.rest_s):
-                status, raw = await self._http.request(verb, host, int(port), path, body, headers)
+            status, raw = await self._http.request(verb, host, int(port), path, body, headers, limits.rest_s)
         except TimeoutError:
             raise NodeError(
                 node.name, 504, "TIMEOUT", f"no answer within {limits.rest_s * 1000:.0f} ms"

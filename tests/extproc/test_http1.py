@@ -121,3 +121,63 @@ def test_garbage_and_refused_connections_raise() -> None:
             await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {})
 
     asyncio.run(run())
+
+
+def test_an_answer_in_many_pieces_is_read_whole() -> None:
+    answer = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"a": 1.5}\n'
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        for index in range(len(answer)):
+            writer.write(answer[index : index + 1])
+            await writer.drain()
+            await asyncio.sleep(0)
+        return True
+
+    async def run() -> None:
+        server, port, accepted = await _serve(trickle)
+        pool = Http1Pool()
+        for _ in range(2):
+            assert await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {}) == (200, answer[-11:])
+        assert len(accepted) == 1
+        await pool.close()
+        server.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("how", ["within_s", "cancelled"])
+def test_a_call_cut_short_by_a_timeout_leaves_no_half_read_connection(how: str) -> None:
+    calls: list[int] = []
+    late = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def slow_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> bool:
+        calls.append(number)
+        if len(calls) == 1:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nsl")  # half, then too late
+            await writer.drain()
+            await late.wait()
+            writer.write(b"ow")
+            finished.set()
+            return False
+        await _fixed(reader, writer, number)
+        return True
+
+    async def run() -> None:
+        server, port, accepted = await _serve(slow_first)
+        pool = Http1Pool()
+        with pytest.raises(TimeoutError):
+            if how == "within_s":  # the pool's own timer, as the node client uses it
+                await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {}, within_s=0.1)
+            else:  # a caller's timeout scope cancels the call
+                async with asyncio.timeout(0.1):
+                    await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {})
+        # the next call does not read the late bytes of the first answer: it gets its own connection
+        assert await pool.request("POST", "127.0.0.1", port, "/p", b"{}", {}) == (200, b"ok")
+        assert len(accepted) == 2
+        late.set()
+        await finished.wait()
+        await pool.close()
+        server.close()
+
+    asyncio.run(run())

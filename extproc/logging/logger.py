@@ -120,6 +120,7 @@ class PayloadLogger:
         self._writer: threading.Thread | None = None
         self._delivery = Delivery(settings, self._finished, self._retried)
         self._last_refusal_log = 0.0
+        self._window_over = threading.Event()  # set by callers once `_batch_ready`, and by `stop`
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -150,6 +151,7 @@ class PayloadLogger:
                 return
             self._running = False
         self._queue.put(None)
+        self._window_over.set()  # a writer gathering a batch writes it now
         if self._writer is not None:
             self._writer.join()
             self._writer = None
@@ -191,16 +193,26 @@ class PayloadLogger:
         if not self._running:
             self._refuse(LogOutcome.REFUSED_STOPPED, 1)
             return LogOutcome.REFUSED_STOPPED
-        with self._counters.lock:
-            backlog = self._counters.pending >= self.settings.max_pending_events
+        c = self._counters
+        with c.lock:
+            backlog = c.pending >= self.settings.max_pending_events
             if not backlog:
-                self._counters.pending += 1
-                self._counters.waited += future is not None
+                c.pending += 1
+                c.waited += future is not None
         if backlog:
             self._refuse(LogOutcome.REFUSED_BACKLOG, 1)
             return LogOutcome.REFUSED_BACKLOG
         self._queue.put((event, future))
+        if self._batch_ready():
+            self._window_over.set()
         return None
+
+    def _batch_ready(self) -> bool:
+        """Enough is queued to end the group-commit window early (see `_gather`), or the logger stops."""
+        c = self._counters
+        if c.waited >= self.settings.group_commit_events or c.pending >= self.settings.max_batch_events:
+            return True
+        return not self._running
 
     def log(self, event: PayloadEvent, *, skip_logging: bool = False) -> LogOutcome:
         """Blocking: returns once the event is spooled (or refused). For threads; async code uses `alog`."""
@@ -249,15 +261,14 @@ class PayloadLogger:
         """Sleep through the group-commit window, or less once `group_commit_events` events whose callers
         wait (`submit`, `alog`) are queued: a batch that size shares its fsync well already, and those
         callers need not wait longer. Posted events (nobody waits) fill the window up to
-        `max_batch_events`, so its commit, delivery wake-up and POSTs are shared by more events."""
-        deadline = time.monotonic() + window
-        step = min(window / 10, 0.005)  # a long window (tests) still notices a full batch soon
-        c, enough, most = self._counters, self.settings.group_commit_events, self.settings.max_batch_events
-        while c.waited < enough and self._queue.qsize() + 1 < most:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(step, left))
+        `max_batch_events`, so its commit, delivery wake-up and POSTs are shared by more events. One
+        wake-up per window: the caller that makes the batch ready (or `stop`) sets `_window_over`
+        (polling every 5 ms woke this thread, and made it take the GIL, ten times per batch)."""
+        if self._batch_ready():
+            return
+        self._window_over.clear()
+        if not self._batch_ready():  # a caller that filled the batch before the clear has set it already
+            self._window_over.wait(window)
 
     def _drain_queue(self) -> list[_Pending]:
         items: list[_Pending] = []

@@ -3,6 +3,7 @@ transaction; callers that wait for the outcome end the window early, so they are
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,5 +42,14 @@ def test_posted_events_share_a_commit_and_waiting_callers_end_the_window_early(
         assert [f.result(timeout=60) for f in waiting] == [LogOutcome.ACCEPTED] * 4
         assert commits == [10, 4]
         wait_for(lambda: len(sink.snapshot()) == 14, 60, "every event delivered")
+        # stopping in the middle of a window (or before it opens) writes what was posted at once, and
+        # delivers it
+        for event in pair("last"):
+            logger.post(event)
+        stopping = threading.Thread(target=logger.stop, kwargs={"drain_seconds": 60})
+        stopping.start()
+        stopping.join(60)
+        assert not stopping.is_alive(), "stop waited for the 600 s window"
+        assert commits == [10, 4, 2] and len(sink.snapshot()) == 16
     finally:
         logger.stop()

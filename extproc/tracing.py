@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import Token
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span
 from pydantic import Field
 
@@ -34,8 +36,8 @@ from telemetry.tracing import (
     OTLP_ENDPOINT_ENV,
     PREDICTOR,
     SAMPLING_RATIO_ENV,
-    W3C,
     attributes,
+    inject_w3c,
 )
 
 __all__ = [
@@ -51,6 +53,9 @@ __all__ = [
     "inject_current",
     "settings_from_env",
 ]
+
+# bounds the per-node caches of span names and attributes (a mesh serves a few hundred nodes at most)
+_CACHE_LIMIT = 4096
 
 
 class TracingSettings(base.TracingSettings):
@@ -69,7 +74,7 @@ def settings_from_env(environ: Mapping[str, str], **overrides: object) -> Tracin
 def inject_current(headers: MutableMapping[str, str]) -> None:
     """Write the current span's `traceparent` into an outgoing request: for the node client, which need
     not hold a `Tracing` (the current span travels in the asyncio context)."""
-    W3C.inject(headers)
+    inject_w3c(headers)
 
 
 class TracedNodeClient:
@@ -79,12 +84,21 @@ class TracedNodeClient:
     def __init__(self, inner: NodeClient, tracing: Tracing) -> None:
         self._inner = inner
         self._tracing = tracing
+        # (deployment, predictor, node) -> the span's attributes; (node, method) -> its name
+        self._attrs: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._names: dict[tuple[str, str], str] = {}
 
     async def call(
         self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
     ) -> tuple[Payload, Json]:
-        with self._span(node, method):
-            return await self._inner.call(node, method, payloads, meta, limits)
+        span, token = self._open(node, method)
+        try:
+            result = await self._inner.call(node, method, payloads, meta, limits)
+        except BaseException as error:
+            self._tracing.close(span, token, error)
+            raise
+        self._tracing.close(span, token)
+        return result
 
     async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
         with self._span(node, "send_feedback"):
@@ -93,6 +107,22 @@ class TracedNodeClient:
     async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
         with self._span(node, "metadata"):
             return await self._inner.metadata(node, limits)
+
+    def _open(self, node: NodeConfig, method: str) -> tuple[Span, Token[Context]]:
+        """The client span of a call, current until `Tracing.close` (no generator per call)."""
+        predictor = CURRENT_PREDICTOR.get()
+        key = (predictor.deployment_name, predictor.predictor_name, node.name)
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            if len(self._attrs) >= _CACHE_LIMIT:
+                self._attrs.clear()
+            attrs = self._attrs[key] = attributes(*key)
+        name = self._names.get((node.name, method))
+        if name is None:
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            name = self._names[(node.name, method)] = f"node {node.name} {method}"
+        return self._tracing.open(name, None, attrs, client=True)
 
     def _span(self, node: NodeConfig, method: str) -> AbstractContextManager[Span]:
         predictor = CURRENT_PREDICTOR.get()

@@ -9,6 +9,10 @@ when it ends, so exporters, `InMemorySpanExporter` and the OTLP encoder see what
 `Tracing.span` uses it only where the sampler's answer is known without asking: a sampled parent, or a
 new trace at a ratio of 1.0; everything else goes through the SDK. Attribute values are taken as given
 (the mesh sets strings, numbers and booleans only), with no limits.
+
+A finished `LightSpan` reads as a `ReadableSpan` does (`name`, `parent`, `attributes`, ...), so the OTLP
+encoder takes it as it is: when the process exports OTLP itself (`SpanOrigin.batch`), the span is handed
+to the batch when it ends, with no `ReadableSpan` copy and no SDK span processor.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -122,31 +126,101 @@ class LightSpan(trace.Span):
             return
         self._end = end_time or time.time_ns()
         origin = self._origin
-        if origin.processor is not None:
-            origin.processor.on_end(
-                ReadableSpan(
-                    name=self._name,
-                    context=self._context,
-                    parent=self._parent,
-                    resource=origin.resource,
-                    attributes=self._attributes,
-                    events=tuple(self._events),
-                    links=tuple(self._links),
-                    kind=self._kind,
-                    status=self._status,
-                    start_time=self._start,
-                    end_time=self._end,
-                    instrumentation_scope=origin.scope,
-                )
-            )
+        if origin.batch is not None:
+            origin.batch.add(self)
+        elif origin.processor is not None:
+            origin.processor.on_end(self.readable())
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's copy of this span, as its span processors take it."""
+        origin = self._origin
+        return ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=origin.resource,
+            attributes=self._attributes,
+            events=tuple(self._events),
+            links=tuple(self._links),
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start,
+            end_time=self._end,
+            instrumentation_scope=origin.scope,
+        )
+
+    # --- read as a ReadableSpan (by the OTLP encoder) ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context(self) -> SpanContext:
+        return self._context
+
+    @property
+    def parent(self) -> SpanContext | None:
+        return self._parent
+
+    @property
+    def kind(self) -> SpanKind:
+        return self._kind
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self._attributes
+
+    @property
+    def events(self) -> list[Event]:
+        return self._events
+
+    @property
+    def links(self) -> list[Link]:
+        return self._links
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def start_time(self) -> int:
+        return self._start
+
+    @property
+    def end_time(self) -> int | None:
+        return self._end
+
+    @property
+    def resource(self) -> Resource:
+        return self._origin.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self._origin.scope
+
+    dropped_attributes = dropped_events = dropped_links = 0
+
+
+class SpanBatch(Protocol):
+    def add(self, span: LightSpan) -> None:
+        """Take a span that just ended (called on the request's thread: cheap, no I/O)."""
 
 
 class SpanOrigin:
-    """What every span of one process shares: resource, instrumentation scope, span processor."""
+    """What every span of one process shares: resource, instrumentation scope, and where a span goes when
+    it ends: `batch` if set, else `processor` (as a `ReadableSpan`)."""
 
-    __slots__ = ("processor", "resource", "scope")
+    __slots__ = ("batch", "processor", "resource", "scope")
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope, processor: SpanProcessor | None):
+    def __init__(
+        self,
+        resource: Resource,
+        scope: InstrumentationScope,
+        processor: SpanProcessor | None,
+        batch: SpanBatch | None = None,
+    ):
         self.resource = resource
         self.scope = scope
         self.processor = processor
+        self.batch = batch

@@ -39,6 +39,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, Field
 
+from telemetry.otlp import FastOTLPSpanExporter, SpanBatcher
 from telemetry.spans import LightSpan, SpanOrigin
 
 W3C = TraceContextTextMapPropagator()
@@ -130,6 +131,19 @@ def extract_w3c(carrier: Mapping[str, str]) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(remote), Context())
 
 
+def inject_w3c(headers: MutableMapping[str, str], context: Context | None = None) -> None:
+    """`W3C.inject`: the `traceparent` (and a non-empty `tracestate`) of the current span, or of `context`'s;
+    nothing for the invalid span. Formatted here, at about a quarter of the SDK's cost."""
+    span_context = trace.get_current_span(context).get_span_context()
+    if span_context == trace.INVALID_SPAN_CONTEXT:
+        return
+    headers["traceparent"] = (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    )
+    if span_context.trace_state:
+        headers["tracestate"] = span_context.trace_state.to_header()
+
+
 def attributes(deployment: str, predictor: str, node: str | None = None) -> dict[str, str]:
     out = {DEPLOYMENT: deployment, PREDICTOR: predictor}
     if node is not None:
@@ -147,18 +161,20 @@ class Tracing:
             resource=Resource.create({"service.name": settings.service_name}),
             sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
         )
+        processor: SpanProcessor | None = None
+        batch: SpanBatcher | None = None
         if exporter is None and settings.otlp_endpoint:
-            from telemetry.otlp import FastOTLPSpanExporter
-
             insecure = not settings.otlp_endpoint.startswith("https://")
             exporter = FastOTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=insecure)
-        processor: SpanProcessor | None = None
+            if settings.batch:  # light spans go to the batch as they are, SDK spans through on_end
+                processor = batch = SpanBatcher(exporter)
         if exporter is not None:
-            processor = BatchSpanProcessor(exporter) if settings.batch else SimpleSpanProcessor(exporter)
+            if processor is None:
+                processor = BatchSpanProcessor(exporter) if settings.batch else SimpleSpanProcessor(exporter)
             self.provider.add_span_processor(processor)
         self.tracer: Tracer = self.provider.get_tracer(self.instrumentation)
         self._origin = SpanOrigin(
-            self.provider.resource, InstrumentationScope(self.instrumentation), processor
+            self.provider.resource, InstrumentationScope(self.instrumentation), processor, batch
         )
         self._new_ids = self.provider.id_generator
         # W3C last: when Envoy's traceparent and a client's B3/Jaeger headers both arrive, the mesh's wins
@@ -188,7 +204,7 @@ class Tracing:
 
     def inject(self, headers: MutableMapping[str, str], context: Context | None = None) -> None:
         """Write `traceparent` (and `tracestate`) of the current span, or of `context`."""
-        W3C.inject(headers, context=context)
+        inject_w3c(headers, context)
 
     @contextmanager
     def span(

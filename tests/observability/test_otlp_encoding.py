@@ -1,10 +1,13 @@
-"""telemetry.otlp: the hand-written OTLP encoder gives the SDK encoder's message, and the exporter built
-on it delivers spans to a real OTLP/gRPC receiver."""
+"""telemetry.otlp: the hand-written OTLP encoder gives the SDK encoder's message (for SDK spans and for
+light spans, shape after shape), and the exporter and span batcher built on it deliver spans to a real
+OTLP/gRPC receiver: a full batch at once, the rest at shutdown, a full queue dropping and counting."""
 
 from __future__ import annotations
 
+import threading
 import time
 
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -14,8 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from telemetry.otlp import FastOTLPSpanExporter, encode_request
-from telemetry.tracing import Tracing, TracingSettings, attributes
+from telemetry.otlp import FastOTLPSpanExporter, SpanBatcher, encode_request
+from telemetry.spans import LightSpan
+from telemetry.tracing import W3C, Tracing, TracingSettings, attributes, inject_w3c
 from tests.helpers.otlp import OtlpReceiver
 
 
@@ -84,5 +88,129 @@ def test_exporter_delivers_to_an_otlp_receiver() -> None:
             time.sleep(0.05)
         names = sorted(span.name for span in receiver.spans())
         assert names == ["extproc predictions", "node model predict"]
+    finally:
+        receiver.stop()
+
+
+class _Collected:
+    def __init__(self) -> None:
+        self.spans: list[LightSpan] = []
+
+    def add(self, span: LightSpan) -> None:
+        self.spans.append(span)
+
+
+def _light_spans() -> list[LightSpan]:
+    """Spans of a few shapes, each shape twice (the second encoding comes from the shape cache)."""
+    tracing = Tracing(TracingSettings(service_name="svc"))
+    collected = _Collected()
+    tracing._origin.batch = collected
+    remote = tracing.extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    with_state = tracing.extract(
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1"}
+    )
+    for _ in range(2):
+        for parent, code in ((remote, "200"), (remote, "500"), (with_state, "200"), (None, "200")):
+            with tracing.span("runtime predict", parent, attributes("d", "p", "n")) as span:
+                span.set_attribute("seldon.code", code)
+                with tracing.span("node n predict", None, attributes("d", "p", "n"), client=True):
+                    pass
+        for value in (True, 1, 1.0, "1", ["a"]):  # equal keys (True == 1 == 1.0) must not share bytes
+            with tracing.span("typed", None, {"v": value}):
+                pass
+        try:
+            with tracing.span("failing", None, {}):
+                raise ValueError("boom")
+        except ValueError:
+            pass
+    return collected.spans
+
+
+def test_light_spans_encode_as_the_sdk_encodes_their_readable_copies() -> None:
+    spans = _light_spans()
+    assert len(spans) == 2 * 14
+    readable = [span.readable() for span in spans]
+    assert ExportTraceServiceRequest.FromString(encode_request(spans)) == encode_spans(readable)
+    assert encode_request(spans) == encode_request(readable)
+
+
+def test_inject_writes_what_the_sdk_propagator_writes() -> None:
+    tracing = Tracing(TracingSettings())
+    contexts = [
+        tracing.extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
+        tracing.extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}),
+        tracing.extract(
+            {
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "tracestate": "k=v,a=b",
+            }
+        ),
+        tracing.extract({}),  # no span: nothing written
+    ]
+    for context in contexts:
+        ours: dict[str, str] = {}
+        sdks: dict[str, str] = {}
+        inject_w3c(ours, context)
+        W3C.inject(sdks, context=context)
+        assert ours == sdks
+        with tracing.span("child", context, {}):
+            ours, sdks = {}, {}
+            inject_w3c(ours)
+            W3C.inject(sdks)
+            assert ours == sdks and "traceparent" in ours
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_tracing_exports_light_and_sdk_spans_through_the_batcher_and_flushes_at_shutdown() -> None:
+    receiver = OtlpReceiver().start()
+    try:
+        tracing = Tracing(TracingSettings(otlp_endpoint=receiver.endpoint, sampling_ratio=0.5))
+        assert isinstance(tracing._origin.batch, SpanBatcher)
+        sampled = tracing.extract({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+        with tracing.span("light", sampled, attributes("d", "p")) as light:
+            assert isinstance(light, LightSpan)
+        # a new trace at ratio 0.5: the SDK's sampler decides and its spans reach the batch by on_end
+        kept = 0
+        for i in range(20):
+            with tracing.span(f"sdk {i}", None, {}) as span:
+                assert not isinstance(span, LightSpan)
+                kept += span.get_span_context().trace_flags.sampled
+        assert not receiver.spans()  # nothing sent before a batch is full or the 5 s are up
+        tracing.shutdown()
+        names = {span.name for span in receiver.spans()}
+        assert "light" in names and len(names) == 1 + kept
+    finally:
+        receiver.stop()
+
+
+def test_a_full_batch_goes_at_once_and_a_full_queue_drops_and_counts() -> None:
+    receiver = OtlpReceiver().start()
+    try:
+        tracing = Tracing(TracingSettings())
+        batcher = SpanBatcher(
+            FastOTLPSpanExporter(endpoint=receiver.endpoint, insecure=True), max_batch=4, delay_s=600
+        )
+        tracing._origin.batch = batcher
+        for i in range(4):
+            with tracing.span(f"span {i}", None, {}):
+                pass
+        assert len(receiver.wait_for(lambda spans: len(spans) == 4, timeout_s=20)) == 4
+        blocked = threading.Lock()
+        blocked.acquire()  # holds the sender: spans wait in the queue
+        stuck = SpanBatcher(
+            FastOTLPSpanExporter(endpoint=receiver.endpoint, insecure=True), max_batch=100, max_queue=3
+        )
+        stuck._sending = blocked
+        tracing._origin.batch = stuck
+        for i in range(5):
+            with tracing.span(f"queued {i}", None, {}):
+                pass
+        assert stuck.dropped == 2
+        blocked.release()
+        stuck.shutdown()
+        batcher.shutdown()
+        assert sorted(s.name for s in receiver.spans() if s.name.startswith("queued")) == [
+            "queued 0", "queued 1", "queued 2"
+        ]  # fmt: skip
     finally:
         receiver.stop()

@@ -12,6 +12,7 @@ is retried once on a fresh connection. HTTPS sinks go through aiohttp (`sinks.Ht
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 from urllib.parse import urlsplit
 
 # Answers up to this size are remembered for the fast path of `_Connection._answer` (a broker's 202
@@ -41,8 +42,7 @@ class _Connection(asyncio.Protocol):
         self._last_status = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no asyncio.Transport subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -110,7 +110,7 @@ class GraphExecutor:
         return Result(output, meta)
 
     async def _run(self, call: _Call, node: NodeConfig, payload: Payload) -> Payload:
-        methods = set(node.methods)
+        methods = node.methods
         if node.type == "MODEL":
             payload = await self._call(call, node, "predict", [payload])
         elif node.type == "TRANSFORMER" or "TRANSFORM_INPUT" in methods:

@@ -10,6 +10,7 @@ as 400, its 5xx as 500, no connection 503, no answer in time 504, an unreadable 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -221,11 +222,11 @@ class NodeClients:
         self, node: NodeConfig, verb: str, path: str, body: bytes | None, limits: Timeouts
     ) -> Any:
         address = self._address(node, "http")
-        host, _, port = address.rpartition(":")
+        host, port = _host_port(address)
         headers = {"content-type": "application/json"} if body is not None else {}
         inject_current(headers)  # the node's span continues the graph's trace
         try:
-            status, raw = await self._http.request(verb, host, int(port), path, body, headers, limits.rest_s)
+            status, raw = await self._http.request(verb, host, port, path, body, headers, limits.rest_s)
         except TimeoutError:
             raise NodeError(
                 node.name, 504, "TIMEOUT", f"no answer within {limits.rest_s * 1000:.0f} ms"
@@ -267,6 +268,12 @@ class NodeClients:
                 detail = f"{code.name}: {error.details()}"
             status = 400 if status == 413 else status
             raise NodeError(node.name, status, code.name, detail) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
 
 
 _EMPTY = v1_pb.SeldonMessage()  # google.protobuf.Empty has the same (empty) wire form

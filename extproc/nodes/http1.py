@@ -15,6 +15,7 @@ closed it while idle) is retried once on a fresh connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from typing import cast
 
@@ -127,6 +128,11 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(error)
 
 
+@functools.lru_cache(maxsize=1024)
+def _request_line(method: str, host: str, port: int, path: str) -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\n".encode("latin-1")
+
+
 class Http1Pool:
     def __init__(self, max_idle_per_host: int = 64) -> None:
         self._max_idle = max_idle_per_host
@@ -146,12 +152,13 @@ class Http1Pool:
         included). Cancellation, like the timeout, closes the connection it used."""
         loop = asyncio.get_running_loop()
         deadline = None if within_s is None else loop.time() + within_s
-        lines = [f"{method} {path} HTTP/1.1", f"host: {host}:{port}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines = [_request_line(method, host, port, path)]
+        lines += [f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items()]
         if body is not None:
-            lines.append(f"content-length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        message = head + body if body is not None else head
+            lines += (b"content-length: %d\r\n\r\n" % len(body), body)
+        else:
+            lines.append(b"\r\n")
+        message = b"".join(lines)
         key = (host, port)
         for attempt in (0, 1):
             # the retry takes a fresh connection: after an idle spell every pooled one may be stale

@@ -113,6 +113,7 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc
         predictor_name = metadata.get(PREDICTOR_METADATA)
         headers: dict[str, str] = {}
         body = bytearray()
+        limit: int | None = None  # the predictor's body limit, looked up at the first body chunk
         duplex = False  # FULL_DUPLEX_STREAMED: Envoy sends everything without waiting for our answers
         async for request in request_iterator:
             phase = request.WhichOneof("request")
@@ -128,9 +129,9 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):  # type: ignore[misc
                     yield ep.ProcessingResponse(request_headers=ep.HeadersResponse())
             elif phase == "request_body":
                 body += request.request_body.body
-                if duplex and len(body) > self._frontend.rest_body_bytes(
-                    headers.get(":path", "/"), predictor_name
-                ):
+                if duplex and limit is None:
+                    limit = self._frontend.rest_body_bytes(headers.get(":path", "/"), predictor_name)
+                if duplex and limit is not None and len(body) > limit:
                     # Envoy streams the body without buffering it, so its route limit cannot answer 413
                     yield self._too_large(headers, predictor_name)
                     return

@@ -19,6 +19,7 @@ buffer) a Seldon 413; a bug in the executor a Seldon 500.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from http import HTTPStatus
@@ -45,12 +46,17 @@ def _error(status: int, reason: str, info: str) -> Reply:
     return Reply(status, orjson.dumps(GraphError(status, reason, info).seldon_json()))
 
 
+@functools.lru_cache(maxsize=64)
+def _header_lines(headers: tuple[tuple[str, str], ...]) -> tuple[bytes, ...]:
+    return tuple(f"{k}: {v}".encode("latin-1") for k, v in headers)
+
+
 def encode_reply(reply: Reply, puid: str, predictor: str, keep_alive: bool) -> bytes:
     lines = [
         b"HTTP/1.1 %d %s" % (reply.status, _REASONS.get(reply.status, b"Unknown")),
         b"content-length: %d" % len(reply.body),
+        *_header_lines(reply.headers),
     ]
-    lines += [f"{k}: {v}".encode("latin-1") for k, v in reply.headers]
     if puid:
         lines.append(b"seldon-puid: " + puid.encode("latin-1", "replace"))
     if predictor:
@@ -144,7 +150,7 @@ class RestConnection(asyncio.Protocol):
         request.keep_alive = bool(self._parser.should_keep_alive())
         self._pending.append(request)
         if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._serve())
+            self._task = asyncio.get_running_loop().create_task(self._serve())
 
     # -- answering -----------------------------------------------------------------------------------
     async def _serve(self) -> None:

@@ -7,6 +7,12 @@ adds the returned cluster to the snapshot; routes may carry `route_tracing(...)`
 
 Envoy's OpenTelemetry tracer reads and writes W3C `traceparent`; clients using Jaeger `uber-trace-id` or
 B3 headers keep their trace in ext_proc and the runtimes, whose propagators accept all three.
+
+What the tracer costs Envoy is its span and propagation, not the export: one Envoy (concurrency 1) routing
+to a direct-response listener, 8 interleaved wrk rounds, least CPU per request (load 9-10, noisy): 227 us
+untraced, 261 traced as here, 277 with `random_sampling` 0 (spans made, none exported), 266 without the
+route's custom tags; an OTLP/HTTP exporter (`http_service`) was no cheaper than gRPC (297 vs 287, 5
+rounds). So the exporter stays gRPC, with the batching of `xds_controller.bootstrap.tracer_runtime`.
 """
 
 from __future__ import annotations

@@ -86,12 +86,13 @@ def _parsed(message: _M, data: bytes) -> _M:
 
 
 # the only headers an exchange reads: decoding the values of the others (a dozen or more per message,
-# each a protobuf field read and a str) was a tenth of the observe stream's Python time
-_REQUEST_HEADERS = frozenset(
+# each a protobuf field read and a str) was a tenth of the observe stream's Python time; the observe
+# filter forwards only these (`forward_rules`, xds_controller/translate/extproc.py `OBSERVED_HEADERS`)
+OBSERVED_REQUEST_HEADERS = frozenset(
     {SKIP_LOGGING_HEADER, ":path", ":method", "content-type", "namespace", "seldon", "seldon-puid",
      "x-request-id", "grpc-encoding", "content-encoding", "content-length"}
 )  # fmt: skip
-_RESPONSE_HEADERS = frozenset(
+OBSERVED_RESPONSE_HEADERS = frozenset(
     {":status", "grpc-status", "grpc-encoding", "content-encoding", "content-length"}
 )
 
@@ -174,7 +175,7 @@ class ExchangeLog:
                         self._log_request(exchange)
                 elif phase == "response_headers":
                     self._log_request(exchange)  # a request with trailers ends without end_of_stream
-                    headers = _headers(request.response_headers, _RESPONSE_HEADERS)
+                    headers = _headers(request.response_headers, OBSERVED_RESPONSE_HEADERS)
                     exchange.status = int(headers.get(":status", "0") or 0)
                     failed = headers.get("grpc-status", "0") != "0"  # a trailers-only gRPC error
                     if request.response_headers.end_of_stream or failed or not 200 <= exchange.status < 300:
@@ -194,7 +195,7 @@ class ExchangeLog:
             log.exception("payload logging of an observed exchange failed")
 
     def _start(self, message: ep.HttpHeaders, metadata: Mapping[str, str]) -> _Exchange | None:
-        headers = _headers(message, _REQUEST_HEADERS)
+        headers = _headers(message, OBSERVED_REQUEST_HEADERS)
         if headers.get(SKIP_LOGGING_HEADER, "").strip():
             return None
         path = headers.get(":path", "")

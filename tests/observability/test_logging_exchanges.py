@@ -12,15 +12,22 @@ from pathlib import Path
 
 import pytest
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.config import NodeConfig, PredictorConfig
 from extproc.graph import GraphError
 from extproc.logging import PayloadLogger, SpoolingNodeEvents
-from extproc.server.exchanges import ExchangeLog, is_observe_stream
+from extproc.server.exchanges import (
+    OBSERVED_REQUEST_HEADERS,
+    OBSERVED_RESPONSE_HEADERS,
+    ExchangeLog,
+    is_observe_stream,
+)
 from generated.seldon import prediction_pb2 as v1_pb
 from tests.observability.conftest import fast_settings
 from tests.observability.sink import Received, RecordingSink, wait_for
+from xds_controller.translate.extproc import OBSERVED_HEADERS, observe_filter
 
 PATH = "/seldon/seldon/iris/api/v1.0/predictions"
 REQUEST = b'{"data":{"ndarray":[[1.0,2.0]]}}'
@@ -236,3 +243,11 @@ def test_a_garbled_stream_ends_quietly(logged: ExchangeLog, sink: RecordingSink)
     _consume(logged, _exchange(_rest("ok-1"), REQUEST, "200", RESPONSE))
     _events(sink, "ok-1", 2)
     assert {r.headers["Ce-Requestid"] for r in sink.snapshot()} == {"ok-1"}
+
+
+def test_the_observe_filter_forwards_exactly_the_headers_an_exchange_reads() -> None:
+    forwarded = set(OBSERVED_HEADERS)
+    assert forwarded == OBSERVED_REQUEST_HEADERS | OBSERVED_RESPONSE_HEADERS
+    config = ext_proc_pb2.ExternalProcessor()
+    observe_filter().typed_config.Unpack(config)
+    assert {p.exact for p in config.forward_rules.allowed_headers.patterns} == forwarded

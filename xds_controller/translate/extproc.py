@@ -71,6 +71,7 @@ from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
@@ -119,6 +120,15 @@ OBSERVE_STAT_PREFIX = "observe"
 # How long Envoy keeps an observability stream open after the request ends, so extproc can still read
 # the last (response body) message: a few seconds, more than a local extproc ever needs.
 OBSERVE_CLOSE_TIMEOUT_S = 5
+# The only headers the observe filter forwards (`forward_rules`): what extproc's exchange log reads
+# (extproc/server/exchanges.py `OBSERVED_REQUEST_HEADERS` | `OBSERVED_RESPONSE_HEADERS`, equal in the tests).
+# The others (a dozen per client request, the runtime's response headers) were serialized by Envoy and
+# parsed by extproc for nothing.
+OBSERVED_HEADERS = (
+    ":path", ":method", ":status", "content-type", "content-length", "content-encoding",
+    "grpc-encoding", "grpc-status", "namespace", "seldon", "seldon-puid", "seldon-skip-logging",
+    "x-request-id",
+)  # fmt: skip
 
 _MODE = processing_mode_pb2.ProcessingMode
 
@@ -208,6 +218,11 @@ def observe_filter(scoped: bool = False) -> hcm_pb2.HttpFilter:
         stat_prefix=OBSERVE_STAT_PREFIX,
         processing_mode=SKIP_MODE if scoped else OBSERVE_MODE,
         deferred_close_timeout=duration_pb2.Duration(seconds=OBSERVE_CLOSE_TIMEOUT_S),
+        forward_rules=ext_proc_pb2.HeaderForwardingRules(
+            allowed_headers=string_pb2.ListStringMatcher(
+                patterns=[string_pb2.StringMatcher(exact=name) for name in OBSERVED_HEADERS]
+            )
+        ),
     )
     return hcm_pb2.HttpFilter(name=OBSERVE_FILTER, typed_config=_packed(config), disabled=not scoped)
 

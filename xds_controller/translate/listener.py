@@ -12,6 +12,19 @@ rewritten for REST clients into Seldon's error JSON
 ext_proc filter's failure, `EXTPROC_ERROR_STATUS`, becomes a 503 saying extproc is down). gRPC requests
 (content-type application/grpc) are left to Envoy, which answers them with a grpc-status derived from
 the HTTP status (404 and 501 -> UNIMPLEMENTED, 503 and 504 -> UNAVAILABLE) and the reply text as message.
+
+Measured against a minimal static Envoy (same binary, one HTTP/1.1 listener, a router, a prefix-rewrite
+route to a static cluster) proxying the same single-model runtime, one keep-alive client, interleaved
+(4-6 rounds x 400-2,000 requests, load 4-7 on 2 shared cores): a static copy of this listener's HTTP/1.x
+chain (inspector, local replies, disabled ext_proc filters, request id, proper-case headers, the route's
+header mutations and retry policy, the cluster's breakers and outlier detection) costs the same Envoy
+CPU (200-300 us per request either), median p50 0.63-0.65 vs 0.75 ms in two runs; `seldon-mesh up`'s
+own gateway (scoped, over xDS) 0.71-0.84 vs 0.65-0.75 ms in three, inside the run-to-run spread, and it
+makes the minimal Envoy's syscalls per request (strace: 2 readv with data, 2 that find none, 2 sendto;
+its retry policy has the router send headers and body upstream in one write). One worker
+(`--concurrency 1`), Envoy's stats rejected, or `suppress_envoy_headers` did not lower the minimal Envoy
+either. What the gateway adds over calling a runtime directly is Envoy's own floor on this VM, not its
+configuration.
 """
 
 from __future__ import annotations

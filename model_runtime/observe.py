@@ -9,12 +9,14 @@ which `service` label and span name) live beside each adapter.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextvars import Token
 from dataclasses import dataclass
+from types import TracebackType
 
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
 
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.tracing import Tracing, attributes
@@ -43,7 +45,7 @@ class RequestObserver:
         self.tracing = tracing
         identity = metrics.identity
         self._counts = identity.gateway_facing
-        self._attrs = attributes(identity.deployment_name, identity.predictor_name, node)
+        self.span_attributes = attributes(identity.deployment_name, identity.predictor_name, node)
 
     def plan(self, service: str | None, method: str | None) -> Observed | None:
         """For an endpoint counted as `service` (external endpoints) and traced as `runtime <method>`."""
@@ -51,33 +53,60 @@ class RequestObserver:
         span = f"runtime {method}" if self.tracing is not None and method else None
         return Observed(counted, span) if counted or span else None
 
-    @contextlib.contextmanager
     def request(
         self, observed: Observed, headers: Callable[[], Mapping[str, str]], method: str, ok: str
-    ) -> Iterator[Outcome]:
-        """`headers` is called only when a span is made (the carriers of the caller's trace, lowercase names:
-        ASGI headers and gRPC metadata are)."""
-        outcome = Outcome(ok)
-        started = time.perf_counter()
-        tracing = self.tracing
-        opened = None
-        if observed.span is not None and tracing is not None:
-            opened = tracing.open(observed.span, tracing.extract_lowercase(headers()), self._attrs)
-        error: BaseException | None = None
-        try:
-            yield outcome
-        except BaseException as exc:
-            error = exc
-            if outcome.code == ok:  # an adapter that set its error code first keeps it
-                outcome.code = "500" if ok == "200" else "UNKNOWN"
-            raise
-        finally:
-            if opened is not None and tracing is not None:
-                span, token = opened
-                span.set_attribute(CODE_ATTRIBUTE, outcome.code)
-                if outcome.code != ok and not outcome.code.startswith("4"):
-                    span.set_status(Status(StatusCode.ERROR))
-                tracing.close(span, token, error)
-            if observed.service is not None:
-                seconds = time.perf_counter() - started
-                self.metrics.observe_request(observed.service, method, outcome.code, seconds)
+    ) -> ObservedRequest:
+        """The block of one request, as `with observer.request(...) as outcome:`. `headers` is called only
+        when a span is made (the carriers of the caller's trace, lowercase names: ASGI headers and gRPC
+        metadata are)."""
+        return ObservedRequest(self, observed, headers, method, ok)
+
+
+class ObservedRequest:
+    """`RequestObserver.request`'s context manager: a class, not a generator (one per request)."""
+
+    __slots__ = ("_headers", "_method", "_observed", "_observer", "_ok", "_opened", "_started", "outcome")
+
+    def __init__(
+        self,
+        observer: RequestObserver,
+        observed: Observed,
+        headers: Callable[[], Mapping[str, str]],
+        method: str,
+        ok: str,
+    ) -> None:
+        self._observer = observer
+        self._observed = observed
+        self._headers = headers
+        self._method = method
+        self._ok = ok
+        self.outcome = Outcome(ok)
+        self._opened: tuple[Span, Token[Context]] | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> Outcome:
+        self._started = time.perf_counter()
+        tracing = self._observer.tracing
+        span = self._observed.span
+        if span is not None and tracing is not None:
+            self._opened = tracing.open_under(span, self._headers(), self._observer.span_attributes)
+        return self.outcome
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        outcome, ok = self.outcome, self._ok
+        if error is not None and outcome.code == ok:  # an adapter that set its error code first keeps it
+            outcome.code = "500" if ok == "200" else "UNKNOWN"
+        observer = self._observer
+        opened = self._opened
+        if opened is not None and observer.tracing is not None:
+            span, token = opened
+            span.set_attribute(CODE_ATTRIBUTE, outcome.code)
+            if outcome.code != ok and not outcome.code.startswith("4"):
+                span.set_status(Status(StatusCode.ERROR))
+            observer.tracing.close(span, token, error)
+        service = self._observed.service
+        if service is not None:
+            seconds = time.perf_counter() - self._started
+            observer.metrics.observe_request(service, self._method, outcome.code, seconds)

@@ -246,6 +246,24 @@ class Tracing:
             span = self.tracer.start_span(name, parent, kind, attrs)
         return span, context_api.attach(trace.set_span_in_context(span))
 
+    def open_under(
+        self, name: str, headers: Mapping[str, str], attrs: Mapping[str, str]
+    ) -> tuple[Span, Token[Context]]:
+        """`open(name, self.extract_lowercase(headers), attrs)`, a server span under the caller's context in
+        lowercase `headers`; the common carrier (a sampled version-00 `traceparent`, no `tracestate`, no
+        Jaeger or B3 header: what Envoy sends) becomes the span's parent directly, without a `Context`."""
+        header = headers.get("traceparent")
+        if header is not None and not headers.get("tracestate") and _OTHER_FORMATS.isdisjoint(headers):
+            match = _TRACEPARENT_00.fullmatch(header)
+            if match is not None:
+                trace_id, span_id, flags = match.groups()
+                if flags == "01" and trace_id != _NO_TRACE and span_id != _NO_SPAN:
+                    above = SpanContext(int(trace_id, 16), int(span_id, 16), True, _SAMPLED)
+                    context = SpanContext(above.trace_id, self._new_ids.generate_span_id(), False, _SAMPLED)
+                    span = LightSpan(self._origin, name, context, above, SpanKind.SERVER, attrs)
+                    return span, context_api.attach(trace.set_span_in_context(span))
+        return self.open(name, self.extract_lowercase(headers), attrs)
+
     def close(self, span: Span, token: Token[Context], error: BaseException | None = None) -> None:
         """As `use_span` ends a block: the context before `open` back, an `Exception` recorded with an
         error status, the span ended."""

@@ -118,3 +118,38 @@ def test_open_and_close_make_the_span_current_between_them_and_restore_the_conte
     assert spans["node m"].parent == spans["runtime predict"].context
     assert spans["runtime predict"].status.status_code is StatusCode.UNSET
     assert spans["runtime predict"].events == ()
+
+
+def test_open_under_headers_gives_the_span_open_gives_under_their_extracted_context() -> None:
+    carriers = [
+        {"traceparent": SAMPLED},  # what Envoy sends, with and without an empty tracestate
+        {"traceparent": SAMPLED, "tracestate": ""},
+        {"traceparent": SAMPLED, "tracestate": "k=v"},
+        {"traceparent": UNSAMPLED},
+        {"traceparent": SAMPLED.replace("-01", "-03")},  # sampled, with a flag bit we do not know
+        {"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"},  # invalid ids: a new trace
+        {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"uber-trace-id": "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1", "traceparent": SAMPLED},
+        {"b3": "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"},
+        {},
+    ]
+    for headers in carriers:
+        tracing, exporter = _tracing()
+        before = trace.get_current_span()
+        span, token = tracing.open_under("runtime predict", headers, attributes("d", "p", "n"))
+        assert trace.get_current_span() is span
+        tracing.close(span, token)
+        assert trace.get_current_span() is before
+        parent = tracing.extract_lowercase(headers)
+        expected, token = tracing.open("runtime predict", parent, {})
+        tracing.close(expected, token)
+        ours, theirs = span.get_span_context(), expected.get_span_context()
+        assert type(span) is type(expected), headers
+        assert ours.trace_flags == theirs.trace_flags and ours.trace_state == theirs.trace_state, headers
+        if trace.get_current_span(parent).get_span_context().is_valid:  # else both start a new trace
+            assert ours.trace_id == theirs.trace_id, headers
+        (got,) = [s for s in exporter.get_finished_spans() if s.context == ours] or [None]
+        (want,) = [s for s in exporter.get_finished_spans() if s.context == theirs] or [None]
+        assert (got is None) == (want is None), headers  # both exported, or both sampled out
+        if got is not None and want is not None:
+            assert got.parent == want.parent and got.kind == want.kind == SpanKind.SERVER, headers

@@ -16,7 +16,9 @@ of the mesh and the sink (the OTLP receiver runs in this process and is not coun
 rounds: steadier than throughput when other work shares the machine; beside that, the mesh's processes
 alone (without the sink) and the split per process kind (envoy, extproc, runtime, the `up` process, sink)
 of the round with the least total, so the note can say where logging and tracing spend. A single-model
-predictor traced at 100 % (Envoy's span and the runtime's) runs in the traced mesh too.
+predictor traced at 100 % (Envoy's span and the runtime's) runs in the traced mesh too. Beside extproc's
+CPU per logged single-model request, the floor of its transport: the server CPU of a bare grpc.aio
+ExternalProcessor reading observe-shaped streams (6 messages, no logging), `_bare_stream_us`.
 """
 
 from __future__ import annotations
@@ -173,6 +175,85 @@ def _logger_rates(directory: Path) -> tuple[float, float]:
     finally:
         sink.terminate()
         sink.wait()
+
+
+# A bare grpc.aio ExternalProcessor (uvloop, as extproc runs) that reads each stream to its end and
+# answers nothing, like an observe stream: the floor of what one logged single-model request can cost
+# extproc over ext_proc's gRPC transport, before any logging work.
+_BARE_EXTPROC = """
+import sys, grpc, uvloop
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+
+class Bare(ep_grpc.ExternalProcessorServicer):
+    async def Process(self, requests, context):
+        async for request in requests:
+            request.WhichOneof("request")
+        return
+        yield
+
+async def main():
+    server = grpc.aio.server()
+    ep_grpc.add_ExternalProcessorServicer_to_server(Bare(), server)
+    print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+    await server.start()
+    await server.wait_for_termination()
+
+uvloop.run(main())
+"""
+
+
+def _bare_stream_us(streams: int = 2000) -> float:
+    """Server CPU µs per observe-shaped stream (the 6 messages Envoy sends for an HTTP/1.1 exchange:
+    headers, body, empty end of stream, each way; 16 streams at a time) of `_BARE_EXTPROC`."""
+    import grpc
+    from envoy.config.core.v3 import base_pb2
+    from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+    from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+
+    def headers(values: dict[str, str]) -> ep.HttpHeaders:
+        pairs = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in values.items()]
+        return ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=pairs))
+
+    body = json.dumps(E2E_BODY).encode()
+    path = "/seldon/default/single/api/v1.0/predictions"
+    request = {":path": path, ":method": "POST", "content-type": "application/json",
+               "content-length": str(len(body)), "x-request-id": "0" * 36}  # fmt: skip
+    response = {":status": "200", "content-type": "application/json", "content-length": "60"}
+    observed = {"observability_mode": True}
+    exchange = [
+        ep.ProcessingRequest(request_headers=headers(request), **observed),
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=body), **observed),
+        ep.ProcessingRequest(request_body=ep.HttpBody(end_of_stream=True), **observed),
+        ep.ProcessingRequest(response_headers=headers(response), **observed),
+        ep.ProcessingRequest(response_body=ep.HttpBody(body=b"x" * 60), **observed),
+        ep.ProcessingRequest(response_body=ep.HttpBody(end_of_stream=True), **observed),
+    ]
+    server = subprocess.Popen([sys.executable, "-c", _BARE_EXTPROC], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+
+        async def all_streams() -> None:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                process = ep_grpc.ExternalProcessorStub(channel).Process
+                gate = asyncio.Semaphore(E2E_IN_FLIGHT)
+
+                async def one() -> None:
+                    async with gate:
+                        async for _ in process(iter(exchange)):
+                            pass
+
+                await asyncio.gather(*(one() for _ in range(E2E_WARM)))
+                before = _cpu_seconds([server.pid])[server.pid]
+                await asyncio.gather(*(one() for _ in range(streams)))
+                spent.append(_cpu_seconds([server.pid])[server.pid] - before)
+
+        spent: list[float] = []
+        asyncio.run(all_streams())
+        return spent[0] / streams * 1e6
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def _span_cost_us() -> tuple[float, float]:
@@ -541,6 +622,7 @@ def run(args: list[str]) -> None:
                     _segment_rate(directory, batch), "segment files", "ev/s")
             )  # fmt: skip
         accepted, delivered = _logger_rates(directory)
+        bare_stream = _bare_stream_us()
         executor = _executor_rates(directory)
         e2e = _end_to_end(directory, 300 if quick else 1500, 1 if quick else 3)
     rows.append(
@@ -581,6 +663,10 @@ def run(args: list[str]) -> None:
                 Row(f"CPU per request, {label} ({part})", "us/request", e2e[f"{case}_{key}"],
                     e2e[f"{anchor}_{key}"], "same, without", "us", higher_is_better=False)
             )  # fmt: skip
+    rows.append(
+        Row("extproc CPU per logged single-model request", "us/request", e2e["single_logging_cpu_extproc_us"],
+            bare_stream, "bare grpc.aio observe stream", "us", higher_is_better=False)
+    )  # fmt: skip
     print_table("observability", rows)
     for label, case, anchor, target in compared:
         cost = 1 - e2e[case] / e2e[anchor]
@@ -593,5 +679,10 @@ def run(args: list[str]) -> None:
             f"  end-to-end {label} costs {cost:.1%} of throughput (issue target: under {target:.0%}); "
             f"CPU per request +{cpu:.1%} (us added per process kind: {added})"
         )
-    extra = {"end_to_end": e2e, "in_flight": E2E_IN_FLIGHT, "load_average": list(os.getloadavg())}
+    extra = {
+        "end_to_end": e2e,
+        "bare_observe_stream_us": bare_stream,
+        "in_flight": E2E_IN_FLIGHT,
+        "load_average": list(os.getloadavg()),
+    }
     print(f"  results: {write_results('observability', rows, extra)}")

@@ -93,7 +93,7 @@ class ObservedRequest:
         return self.outcome
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         outcome, ok = self.outcome, self._ok
         if error is not None and outcome.code == ok:  # an adapter that set its error code first keeps it

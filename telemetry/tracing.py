@@ -10,9 +10,9 @@ entrypoint builds the settings with `settings_from_env` (reading `OTEL_EXPORTER_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, MutableMapping
 from contextvars import Token
+from types import TracebackType
 from typing import TypeVar
 
 from opentelemetry import context as context_api
@@ -206,7 +206,6 @@ class Tracing:
         """Write `traceparent` (and `tracestate`) of the current span, or of `context`."""
         inject_w3c(headers, context)
 
-    @contextmanager
     def span(
         self,
         name: str,
@@ -214,16 +213,10 @@ class Tracing:
         attrs: Mapping[str, str],
         *,
         client: bool = False,
-    ) -> Iterator[Span]:
+    ) -> SpanBlock:
         """A span made current for the block: a server span under `parent`, or a client span under the
         current one (`client=True`, parent None) for a call to a node."""
-        span, token = self.open(name, parent, attrs, client=client)
-        try:
-            yield span
-        except BaseException as exc:
-            self.close(span, token, exc)
-            raise
-        self.close(span, token)
+        return SpanBlock(self, name, parent, attrs, client)
 
     def open(
         self, name: str, parent: Context | None, attrs: Mapping[str, str], *, client: bool = False
@@ -275,3 +268,31 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+class SpanBlock:
+    """`Tracing.span`'s context manager (a class: no generator per span): `open` on entry, `close` on exit,
+    with the exception that ended the block."""
+
+    __slots__ = ("_attrs", "_client", "_name", "_opened", "_parent", "_tracing")
+
+    def __init__(
+        self, tracing: Tracing, name: str, parent: Context | None, attrs: Mapping[str, str], client: bool
+    ) -> None:
+        self._tracing = tracing
+        self._name = name
+        self._parent = parent
+        self._attrs = attrs
+        self._client = client
+        self._opened: tuple[Span, Token[Context]] | None = None
+
+    def __enter__(self) -> Span:
+        self._opened = self._tracing.open(self._name, self._parent, self._attrs, client=self._client)
+        return self._opened[0]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        assert self._opened is not None
+        span, token = self._opened
+        self._tracing.close(span, token, error)

@@ -171,3 +171,22 @@ def test_rejected_events_are_dead_lettered_not_dropped(tmp_path: Path) -> None:
         assert spool.dead_letter_count() == 1  # kept on disk for an operator, not dropped
     finally:
         spool.close()
+
+
+def test_json_lines_sink_writes_every_event_of_a_batch_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "out" / "events.jsonl"
+    logger = PayloadLogger(fast_settings(tmp_path / "spool", f"file://{out}"))
+    logger.start()
+    try:
+        events = [e for n in range(100) for e in pair(f"puid-{n}")]
+        for event in events:  # posted as node events are: gathered into a few batches
+            logger.post(event)
+        wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) == 200, 10, "200 lines")
+    finally:
+        logger.stop()
+    lines = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(line["id"] for line in lines) == sorted(e.id for e in events)
+    kinds: dict[str, list[str]] = {}
+    for line in lines:
+        kinds.setdefault(line["requestid"], []).append(line["type"].rsplit(".", 1)[1])
+    assert all(order == ["request", "response"] for order in kinds.values())  # in order per request

@@ -2,9 +2,10 @@
 
 Threads, so the ext_proc event loop never waits on a disk:
 - the writer takes queued events in batches (what arrives within `group_commit_seconds`, or sooner
-  once `group_commit_events` wait, up to `max_batch_events`), refuses those that do not fit, commits
-  the rest in one transaction (group commit: one fsync, about 0.2 ms of CPU on the CI machine, shared
-  by the batch) and only then resolves each caller's future and hands the committed events to delivery;
+  once `group_commit_events` callers wait for theirs or `max_batch_events` are queued), refuses those
+  that do not fit, commits the rest in one transaction (group commit: one fsync, about 0.2 ms of CPU
+  on the CI machine, shared by the batch) and only then resolves the futures of callers that wait
+  (`submit`, `alog`, `log`; node events `post` without one) and hands the committed events to delivery;
 - `delivery.Delivery` sends spooled events lane by lane, at least once, in order per request id.
 
 After a crash or SIGKILL, `start` finds every committed event still in the spool and delivers it.

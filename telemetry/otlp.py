@@ -326,6 +326,9 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
                     reconnect: Any = self._initialize_channel_and_stub  # untyped in the SDK
                     reconnect()
                 if stop.wait(backoff):
+                    _logger.error(
+                        "Failed to export spans to %s: %s (shutting down: not retried)", self._endpoint, code
+                    )
                     return SpanExportResult.FAILURE
         return SpanExportResult.FAILURE
 
@@ -400,6 +403,10 @@ class SpanBatcher(SpanProcessor):
         return True
 
     def shutdown(self) -> None:
+        """Send what waits (each batch tried once: no backoff at shutdown), then close the exporter; a
+        second call (the provider's at exit) does nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
         self._thread.join()

@@ -4,9 +4,12 @@ OTLP/gRPC receiver: a full batch at once, the rest at shutdown, a full queue dro
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -214,3 +217,19 @@ def test_a_full_batch_goes_at_once_and_a_full_queue_drops_and_counts() -> None:
         ]  # fmt: skip
     finally:
         receiver.stop()
+
+
+def test_spans_for_a_collector_that_is_down_are_logged_as_lost_at_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    tracing = Tracing(TracingSettings(otlp_endpoint=endpoint))
+    with tracing.span("lost", None, {}):
+        pass
+    with caplog.at_level(logging.ERROR, logger="telemetry.otlp"):
+        tracing.shutdown()
+        tracing.shutdown()  # the provider's second call at exit: nothing more
+    (record,) = [r for r in caplog.records if r.name == "telemetry.otlp"]
+    assert "Failed to export spans to" in record.getMessage() and "UNAVAILABLE" in record.getMessage()

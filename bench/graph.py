@@ -12,7 +12,8 @@ Cases, each against an anchor measured in the same run on the same runtimes:
   ext_proc stream), each against the same anchor on that mesh's own runtimes.
 One keep-alive HTTP/1.1 client (the standard library's, the lightest there is, so that client
 overhead does not hide what we add) sends requests one at a time (latency, not throughput); ours and the
-anchor alternate in rounds and the best round counts for each. The table shows p50 latency; the added
+anchor alternate request by request, in rounds, and the best round counts for each (the results also
+give the median over rounds of each round's own difference). The table shows p50 latency; the added
 p50 (ours - anchor) is in the results file and printed below the table.
 
 Flags: --requests=N per round and case (default 400), --rounds=N (default 3), --quick (100, 1).
@@ -123,15 +124,23 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def _latencies(call: Callable[[], None], count: int) -> list[float]:
+def _paired(
+    ours: Callable[[], None], anchor: Callable[[], None], count: int
+) -> tuple[list[float], list[float]]:
+    """`count` latencies of each, ours and the anchor's requests alternating one by one, so both see
+    the same load from the rest of the machine (back-to-back blocks of 400 let a burst of other work
+    land on one side only: anchors of one case varied 0.3-0.5 ms between cases of a run)."""
     for _ in range(min(50, count)):
-        call()
-    samples = []
+        ours()
+        anchor()
+    mine: list[float] = []
+    theirs: list[float] = []
     for _ in range(count):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+        for call, samples in ((ours, mine), (anchor, theirs)):
+            started = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - started) * 1000)
+    return mine, theirs
 
 
 def _p(samples: list[float], q: float) -> float:
@@ -191,7 +200,8 @@ def run(flags: list[str]) -> None:
                 mesh.stop()
     print_table("graph orchestration and gateway overhead (p50 latency, one request at a time)", rows)
     for case, added in extra["added_p50_ms"].items():
-        print(f"  added p50 {case}: {added:+.3f} ms")
+        paired = extra["added_p50_ms_median_of_rounds"][case]
+        print(f"  added p50 {case}: {added:+.3f} ms (same-round differences, median: {paired:+.3f})")
     print(f"  results: {write_results('graph', rows, extra)}")
 
 
@@ -299,9 +309,11 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         "single model via gateway": (through("single"), single_direct, "runtime called directly"),
     }
     best: dict[str, tuple[list[float], list[float]]] = {}
+    differences: dict[str, list[float]] = {case: [] for case in cases}
     for _ in range(rounds):
         for case, (ours, anchor, _) in cases.items():
-            mine, theirs = _latencies(ours, requests), _latencies(anchor, requests)
+            mine, theirs = _paired(ours, anchor, requests)
+            differences[case].append(statistics.median(mine) - statistics.median(theirs))
             previous = best.get(case)
             if previous is None:
                 best[case] = (mine, theirs)
@@ -323,6 +335,9 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         "third, whose ext_proc filter POSTs the body as JSON to that edge (Envoy's http_service transport); "
         "anchors on each mesh's own runtimes",
         "added_p50_ms": added,
+        # the same difference taken within each round (ours and the anchor measured side by side), then
+        # the median over rounds: less at the mercy of one lucky anchor round than best-of-rounds
+        "added_p50_ms_median_of_rounds": {case: statistics.median(d) for case, d in differences.items()},
         "p99_ms": p99,
         "requests_per_round": requests,
         "rounds": rounds,

@@ -14,7 +14,8 @@ One keep-alive HTTP/1.1 client (the standard library's, the lightest there is, s
 overhead does not hide what we add) sends requests one at a time (latency, not throughput); ours and the
 anchor alternate request by request, in rounds, and the best round counts for each (the results also
 give the median over rounds of each round's own difference). The table shows p50 latency; the added
-p50 (ours - anchor) is in the results file and printed below the table.
+p50 (ours - anchor) is in the results file and printed below the table, with the CPU time the mesh's
+Envoy and extproc spent per request of ours (from /proc; steadier than latency on a shared machine).
 
 Flags: --requests=N per round and case (default 400), --rounds=N (default 3), --quick (100, 1).
 """
@@ -201,7 +202,11 @@ def run(flags: list[str]) -> None:
     print_table("graph orchestration and gateway overhead (p50 latency, one request at a time)", rows)
     for case, added in extra["added_p50_ms"].items():
         paired = extra["added_p50_ms_median_of_rounds"][case]
-        print(f"  added p50 {case}: {added:+.3f} ms (same-round differences, median: {paired:+.3f})")
+        used = extra["cpu_us_per_request"][case]
+        print(
+            f"  added p50 {case}: {added:+.3f} ms (same-round differences, median: {paired:+.3f}); "
+            f"CPU per request envoy {used['envoy']:.0f} us, extproc {used['extproc']:.0f} us"
+        )
     print(f"  results: {write_results('graph', rows, extra)}")
 
 
@@ -246,6 +251,23 @@ def _nodes(state: Path) -> dict[tuple[str, str], str]:
     for deployment in document["deployments"]:
         walk(deployment["name"], deployment["predictors"][0]["graph"])
     return found
+
+
+def _pids(state: Path) -> dict[str, int]:
+    """The mesh's Envoy and extproc process ids, as `up` records them in its state directory."""
+    return {
+        "envoy": int((state / "envoy/envoy.pid").read_text()),
+        "extproc": int((state / "extproc.pid").read_text()),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (utime and stime of /proc/<pid>/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # restarted (or not Linux): count nothing rather than fail the run
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_serving(gateway: str, names: tuple[str, ...] = ("chain", "combo", "single")) -> None:
@@ -308,11 +330,21 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         ),
         "single model via gateway": (through("single"), single_direct, "runtime called directly"),
     }
+    edges = {
+        case: next((e for e in ("ext_proc-http", "http") if case.endswith(e)), "ext_proc") for case in cases
+    }
     best: dict[str, tuple[list[float], list[float]]] = {}
     differences: dict[str, list[float]] = {case: [] for case in cases}
+    cpu: dict[str, dict[str, list[float]]] = {case: {"envoy": [], "extproc": []} for case in cases}
     for _ in range(rounds):
         for case, (ours, anchor, _) in cases.items():
+            pids = _pids(meshes[edges[case]].state)
+            before = {kind: _cpu_seconds(pid) for kind, pid in pids.items()}
             mine, theirs = _paired(ours, anchor, requests)
+            # the anchor's requests go straight to runtimes: the mesh's processes worked for ours only
+            served = requests + min(50, requests)
+            for kind, pid in pids.items():
+                cpu[case][kind].append((_cpu_seconds(pid) - before[kind]) / served * 1e6)
             differences[case].append(statistics.median(mine) - statistics.median(theirs))
             previous = best.get(case)
             if previous is None:
@@ -339,6 +371,12 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         # the median over rounds: less at the mercy of one lucky anchor round than best-of-rounds
         "added_p50_ms_median_of_rounds": {case: statistics.median(d) for case, d in differences.items()},
         "p99_ms": p99,
+        # CPU time of the mesh's Envoy and extproc per request of ours, median over rounds: steadier than
+        # latency on a shared machine (one OS clock tick is 10 ms: ~20 us at 400 requests a round)
+        "cpu_us_per_request": {
+            case: {kind: statistics.median(values) for kind, values in kinds.items()}
+            for case, kinds in cpu.items()
+        },
         "requests_per_round": requests,
         "rounds": rounds,
         # other work on the machine skews latency figures; the 1-minute load average says how much

@@ -128,8 +128,7 @@ async def serve(settings: ExtprocSettings) -> None:
         rest_server, http_port = await create_rest_server(frontend, settings.host, settings.http_port)
         print(f"extproc REST edge on {settings.host}:{http_port}", flush=True)
     if settings.metrics_port is not None:
-        metrics_port = Exposition(registry).serve(settings.metrics_port, settings.host)
-        print(f"extproc metrics on http://{settings.host}:{metrics_port}/prometheus", flush=True)
+        _serve_metrics(Exposition(registry), settings.host, settings.metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -151,6 +150,20 @@ async def serve(settings: ExtprocSettings) -> None:
             await asyncio.to_thread(tracing.shutdown)
         if isinstance(state, SqliteState):
             state.close()
+
+
+def _serve_metrics(exposition: Exposition, host: str, port: int) -> None:
+    """Start the scrape endpoint; a port someone else holds costs the metrics, never the graphs.
+
+    `seldon-mesh up` keeps extproc's ports fixed for its lifetime, so a restart after another process took
+    the metrics port would otherwise fail the same way each time and leave every graph route answering 503.
+    """
+    try:
+        bound = exposition.serve(port, host)
+    except OSError as error:
+        log.error("extproc metrics not served: %s:%d: %s", host, port, error)
+        return
+    print(f"extproc metrics on http://{host}:{bound}/prometheus", flush=True)
 
 
 def _logger_settings(settings: ExtprocSettings) -> PayloadLoggerSettings:

@@ -235,6 +235,9 @@ def test_grpc_is_routed_by_the_seldon_and_namespace_headers(
                 timeout=10,
             )
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert raised.value.details() == (
+            "no SeldonDeployment nope in namespace default (the seldon and namespace headers)"
+        )
         with pytest.raises(grpc.RpcError) as raised:
             stub.Predict(
                 prediction_pb2.SeldonMessage(),

@@ -154,7 +154,7 @@ def test_listener_speaks_every_http_version_and_maps_local_replies_to_seldon_jso
             m.body_format_override.json_format
         )
         for m in hcm.local_reply_config.mappers
-        if m.HasField("body_format_override")  # the last only adds Seldon-Puid to gRPC 404s
+        if m.body_format_override.HasField("json_format")  # REST replies; gRPC ones get text
     }
     assert bodies[503]["status"]["reason"] == "UNAVAILABLE"
     assert bodies[504]["status"]["reason"] == "TIMEOUT"

@@ -76,6 +76,9 @@ REASONS: dict[int, str] = {
 }
 NOT_FOUND_INFO = "no SeldonDeployment serves %REQ(:PATH)%"
 EXTPROC_DOWN_INFO = "graph service (extproc) unavailable"
+GRPC_NOT_FOUND_INFO = (
+    "no SeldonDeployment %REQ(seldon)% in namespace %REQ(namespace)% (the seldon and namespace headers)"
+)
 
 
 def _packed(message: Message) -> any_pb2.Any:
@@ -85,13 +88,21 @@ def _packed(message: Message) -> any_pb2.Any:
 
 
 def _is_rest() -> accesslog_pb2.AccessLogFilter:
-    grpc = route_components_pb2.HeaderMatcher(
+    return _grpc_content_type(invert=True)
+
+
+def _is_grpc() -> accesslog_pb2.AccessLogFilter:
+    return _grpc_content_type(invert=False)
+
+
+def _grpc_content_type(*, invert: bool) -> accesslog_pb2.AccessLogFilter:
+    matcher = route_components_pb2.HeaderMatcher(
         name="content-type",
         string_match=string_pb2.StringMatcher(prefix="application/grpc"),
-        invert_match=True,
+        invert_match=invert,
         treat_missing_header_as_empty=True,  # a GET with no content-type is REST too
     )
-    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=grpc))
+    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
 
 
 def _not_graph_reply() -> accesslog_pb2.AccessLogFilter:
@@ -165,7 +176,20 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
         if code == 404:
             mapper.headers_to_add.append(_puid())
         mappers.append(mapper)
-    # gRPC 404s keep Envoy's own reply (grpc-status UNIMPLEMENTED) and get the request id too
+    # gRPC 404s keep Envoy's status (grpc-status UNIMPLEMENTED), with the request id and, as grpc-message
+    # (a local reply's body becomes it), which deployment the headers named: grpcurl and the Seldon client
+    # print it (Envoy's own reply has no message).
+    grpc_not_found = [_status_is(404), _is_grpc(), _not_graph_reply()]
+    mappers.append(
+        hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=grpc_not_found)),
+            headers_to_add=[_puid()],
+            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
+                text_format_source=base_pb2.DataSource(inline_string=GRPC_NOT_FOUND_INFO)
+            ),
+        )
+    )
+    # and a 404 extproc wrote itself keeps its body, with the request id
     mappers.append(hcm_pb2.ResponseMapper(filter=_status_is(404), headers_to_add=[_puid()]))
     return hcm_pb2.LocalReplyConfig(mappers=mappers)
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
-from contextvars import Token
 
-from opentelemetry.context import Context
 from opentelemetry.trace import Span
 from pydantic import Field
 
@@ -54,7 +52,7 @@ __all__ = [
     "settings_from_env",
 ]
 
-# bounds the per-node caches of span names and attributes (a mesh serves a few hundred nodes at most)
+# bounds the per-node cache of span names and attributes (a mesh serves a few hundred nodes at most)
 _CACHE_LIMIT = 4096
 
 
@@ -84,21 +82,14 @@ class TracedNodeClient:
     def __init__(self, inner: NodeClient, tracing: Tracing) -> None:
         self._inner = inner
         self._tracing = tracing
-        # (deployment, predictor, node) -> the span's attributes; (node, method) -> its name
-        self._attrs: dict[tuple[str, str, str], dict[str, str]] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        # (deployment, predictor, node, method) -> the span's name and attributes, made once per node call
+        self._shapes: dict[tuple[str, str, str, str], tuple[str, dict[str, str]]] = {}
 
     async def call(
         self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
     ) -> tuple[Payload, Json]:
-        span, token = self._open(node, method)
-        try:
-            result = await self._inner.call(node, method, payloads, meta, limits)
-        except BaseException as error:
-            self._tracing.close(span, token, error)
-            raise
-        self._tracing.close(span, token)
-        return result
+        with self._span(node, method):
+            return await self._inner.call(node, method, payloads, meta, limits)
 
     async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
         with self._span(node, "send_feedback"):
@@ -108,23 +99,13 @@ class TracedNodeClient:
         with self._span(node, "metadata"):
             return await self._inner.metadata(node, limits)
 
-    def _open(self, node: NodeConfig, method: str) -> tuple[Span, Token[Context]]:
-        """The client span of a call, current until `Tracing.close` (no generator per call)."""
-        predictor = CURRENT_PREDICTOR.get()
-        key = (predictor.deployment_name, predictor.predictor_name, node.name)
-        attrs = self._attrs.get(key)
-        if attrs is None:
-            if len(self._attrs) >= _CACHE_LIMIT:
-                self._attrs.clear()
-            attrs = self._attrs[key] = attributes(*key)
-        name = self._names.get((node.name, method))
-        if name is None:
-            if len(self._names) >= _CACHE_LIMIT:
-                self._names.clear()
-            name = self._names[(node.name, method)] = f"node {node.name} {method}"
-        return self._tracing.open(name, None, attrs, client=True)
-
     def _span(self, node: NodeConfig, method: str) -> AbstractContextManager[Span]:
         predictor = CURRENT_PREDICTOR.get()
-        attrs = attributes(predictor.deployment_name, predictor.predictor_name, node.name)
-        return self._tracing.span(f"node {node.name} {method}", None, attrs, client=True)
+        key = (predictor.deployment_name, predictor.predictor_name, node.name, method)
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= _CACHE_LIMIT:
+                self._shapes.clear()
+            shape = self._shapes[key] = (f"node {node.name} {method}", attributes(*key[:3]))
+        name, attrs = shape
+        return self._tracing.span(name, None, attrs, client=True)

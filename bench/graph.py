@@ -7,9 +7,11 @@ Cases, each against an anchor measured in the same run on the same runtimes:
   then the combiner's /aggregate;
 - a single-model predictor through the gateway (Envoy straight to the runtime, ext_proc off), vs calling
   that runtime directly;
-- the two graphs again through a second `seldon-mesh up --graph-edge http` on the same manifest (Envoy
-  routes a REST graph request to extproc's REST edge as a plain HTTP/1.1 upstream instead of opening an
-  ext_proc stream), each against the same anchor on that mesh's own runtimes.
+- the two graphs again through a second `seldon-mesh up --graph-edge ext_proc` on the same manifest
+  (Envoy opens an ext_proc stream for each REST graph request instead of routing it to extproc's REST
+  edge as a plain HTTP/1.1 upstream, the default) and a third with `--graph-edge ext_proc-http` (the
+  ext_proc filter POSTing the body to that edge), each against the same anchor on that mesh's own
+  runtimes.
 One keep-alive HTTP/1.1 client (the standard library's, the lightest there is, so that client
 overhead does not hide what we add) sends requests one at a time (latency, not throughput); ours and the
 anchor alternate request by request, in rounds, and the best round counts for each (the results also
@@ -192,7 +194,7 @@ def run(flags: list[str]) -> None:
         meshes: dict[str, _Up] = {}
         try:
             # one after the other: each picks its free ports as it starts
-            for edge in ("ext_proc", "http", "ext_proc-http"):
+            for edge in ("http", "ext_proc", "ext_proc-http"):
                 meshes[edge] = _Up(folder, edge).start()
                 _wait_serving(meshes[edge].gateway)
             rows, extra = _measure(meshes, requests, rounds)
@@ -287,7 +289,7 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
     def node(edge: str, deployment: str, name: str, path: str) -> str:
         return f"http://{nodes[edge][(deployment, name)]}{path}"
 
-    def through(name: str, edge: str = "ext_proc") -> Callable[[], None]:
+    def through(name: str, edge: str = "http") -> Callable[[], None]:
         url = f"{meshes[edge].gateway}/seldon/default/{name}/api/v1.0/predictions"
 
         def call() -> None:
@@ -295,14 +297,14 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
 
         return call
 
-    def chain_by_hand(edge: str = "ext_proc") -> Callable[[], None]:
+    def chain_by_hand(edge: str = "http") -> Callable[[], None]:
         def call() -> None:
             middle = client.post(node(edge, "chain", "pre", "/transform-input"), BODY)
             client.post(node(edge, "chain", "model", "/predict"), middle)
 
         return call
 
-    def combo_by_hand(edge: str = "ext_proc") -> Callable[[], None]:
+    def combo_by_hand(edge: str = "http") -> Callable[[], None]:
         def call() -> None:
             outputs = [client.post(node(edge, "combo", m, "/predict"), BODY) for m in ("m1", "m2", "m3")]
             client.post(node(edge, "combo", "sum", "/aggregate"), {"seldonMessages": outputs})
@@ -310,14 +312,14 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         return call
 
     def single_direct() -> None:
-        client.post(node("ext_proc", "single", "model", "/api/v1.0/predictions"), BODY)
+        client.post(node("http", "single", "model", "/api/v1.0/predictions"), BODY)
 
     by_hand = "client calls the nodes in order"
     cases = {
         "transformer->model chain": (through("chain"), chain_by_hand(), by_hand),
-        "chain, --graph-edge http": (through("chain", "http"), chain_by_hand("http"), by_hand),
+        "chain, --graph-edge ext_proc": (through("chain", "ext_proc"), chain_by_hand("ext_proc"), by_hand),
         "combiner over 3 models": (through("combo"), combo_by_hand(), by_hand),
-        "combiner, --graph-edge http": (through("combo", "http"), combo_by_hand("http"), by_hand),
+        "combiner, --graph-edge ext_proc": (through("combo", "ext_proc"), combo_by_hand("ext_proc"), by_hand),
         "chain, --graph-edge ext_proc-http": (
             through("chain", "ext_proc-http"),
             chain_by_hand("ext_proc-http"),
@@ -331,7 +333,7 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         "single model via gateway": (through("single"), single_direct, "runtime called directly"),
     }
     edges = {
-        case: next((e for e in ("ext_proc-http", "http") if case.endswith(e)), "ext_proc") for case in cases
+        case: next((e for e in ("ext_proc-http", "ext_proc") if case.endswith(e)), "http") for case in cases
     }
     best: dict[str, tuple[list[float], list[float]]] = {}
     differences: dict[str, list[float]] = {case: [] for case in cases}
@@ -362,9 +364,10 @@ def _measure(meshes: dict[str, _Up], requests: int, rounds: int) -> tuple[list[R
         added[case] = _p(mine, 0.5) - _p(theirs, 0.5)
         p99[case] = {"ours": _p(mine, 0.99), "anchor": _p(theirs, 0.99)}
     extra = {
-        "graph_edge": "'--graph-edge http' cases: a second seldon-mesh up whose REST graph routes go to "
-        "extproc's REST edge (HTTP/1.1 upstream) instead of ext_proc; '--graph-edge ext_proc-http' cases: a "
-        "third, whose ext_proc filter POSTs the body as JSON to that edge (Envoy's http_service transport); "
+        "graph_edge": "cases without a flag: seldon-mesh up's default, REST graph routes going to extproc's "
+        "REST edge (HTTP/1.1 upstream); '--graph-edge ext_proc' cases: a second seldon-mesh up whose REST "
+        "graph routes open an ext_proc stream (gRPC) instead; '--graph-edge ext_proc-http' cases: a third, "
+        "whose ext_proc filter POSTs the body as JSON to the REST edge (Envoy's http_service transport); "
         "anchors on each mesh's own runtimes",
         "added_p50_ms": added,
         # the same difference taken within each round (ours and the anchor measured side by side), then

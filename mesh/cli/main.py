@@ -60,10 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--graph-edge",
         choices=["ext_proc", "http", "ext_proc-http"],
-        default="ext_proc",
-        help="how Envoy hands REST graph requests to extproc: an ext_proc stream (default) or an HTTP/1.1 "
-        "upstream (extproc's REST edge), or ext_proc-http: the ext_proc filter over Envoy's http_service to "
-        "that edge",
+        default="http",
+        help="how Envoy hands REST graph requests to extproc: an HTTP/1.1 upstream, extproc's REST edge "
+        "(default), or ext_proc: an ext_proc stream enabled on the route, or ext_proc-http: the ext_proc "
+        "filter over Envoy's http_service to that edge",
     )
     up.set_defaults(handler=_up)
 

@@ -1,7 +1,7 @@
 """`seldon-mesh up --graph-edge ext_proc-http`: the graph ext_proc filter over Envoy's `http_service`
 transport. A REST graph POST is one JSON POST from Envoy to extproc's REST edge, answered with an
 ImmediateResponse; GETs and canary splits go to the REST edge as with `--graph-edge http`. The same flows
-as tests/graphs/test_rest_edge_mesh.py, against a mesh started this way."""
+as tests/graphs/test_ext_proc_edge_mesh.py, against a mesh started this way."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.graphs import test_rest_edge_mesh as rest_edge
+from tests.graphs import test_ext_proc_edge_mesh as edges
 from tests.graphs.client import ndarray, predict
 from tests.graphs.servers import JunkServer, MLServer
 from tests.helpers.mesh import Mesh
@@ -21,13 +21,13 @@ from tests.helpers.mesh import Mesh
 def http_service_mesh(
     tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: JunkServer
 ) -> Iterator[Mesh]:
-    yield from rest_edge.start_edge_mesh(tmp_path_factory, mlserver, junk, "ext_proc-http")
+    yield from edges.start_edge_mesh(tmp_path_factory, mlserver, junk, "ext_proc-http")
 
 
 FLOWS: list[Callable[[Mesh], Any]] = [
-    *rest_edge.SHARED,
-    rest_edge.test_canary_splits_a_graph_and_a_single_model_and_pins_each,
-    rest_edge.test_extproc_down_is_a_seldon_503_then_graphs_recover,
+    *edges.SHARED,
+    edges.test_canary_splits_a_graph_and_a_single_model_and_pins_each,
+    edges.test_extproc_down_is_a_seldon_503_then_graphs_recover,
 ]
 
 
@@ -41,7 +41,7 @@ RESET_UPSTREAMS = "cluster.seldon-mesh.extproc-rest.upstream_cx_destroy_with_act
 
 def _counters(mesh: Mesh) -> tuple[int, int]:
     """(requests the ext_proc filter answered, REST edge connections closed with a request on them)"""
-    stats = rest_edge.envoy_stats(mesh)
+    stats = edges.envoy_stats(mesh)
     answered = sum(v for k, v in stats.items() if k.endswith(".ext_proc.immediate_responses_sent"))
     return answered, stats.get(RESET_UPSTREAMS, 0)
 

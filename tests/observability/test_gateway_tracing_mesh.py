@@ -1,6 +1,7 @@
 """Tracing at the gateway of a running `seldon-mesh up`: with `OTEL_EXPORTER_OTLP_ENDPOINT` set, Envoy
 traces every request, and extproc's span for a graph request is a child of Envoy's, all in the client's
-trace, so Jaeger shows one tree from the gateway down to the graph's nodes."""
+trace, so Jaeger shows one tree from the gateway down to the graph's nodes. Over both graph edges: the
+default (extproc's REST edge as the route's upstream) and `--graph-edge ext_proc` (an ext_proc stream)."""
 
 from __future__ import annotations
 
@@ -47,16 +48,18 @@ GATEWAY = "seldon-mesh-gateway"
 EXTPROC = "seldon-mesh-extproc"
 
 
-@pytest.fixture(scope="module")
-def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mesh, OtlpReceiver]]:
-    folder = tmp_path_factory.mktemp("traced")
+@pytest.fixture(scope="module", params=["http", "ext_proc"])
+def traced(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Mesh, OtlpReceiver]]:
+    folder = tmp_path_factory.mktemp(f"traced-{request.param}")
     otlp = OtlpReceiver().start()
     spec = folder / "traced-chain.yaml"
     spec.write_text(DEPLOYMENT.format(graphs=GRAPHS))
     with pytest.MonkeyPatch.context() as env:  # what a user sets to send traces to Jaeger
         env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
         env.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # export every 0.1 s (extproc and Envoy), not 5 s
-        mesh = Mesh(folder / "state", free_port()).start(spec)
+        mesh = Mesh(folder / "state", free_port()).start(spec, extra=["--graph-edge", request.param])
     try:
         mesh.wait_state("traced-chain", "Available", timeout=120)
         mesh.wait_serving(PATH, BODY)
@@ -91,7 +94,7 @@ def test_extproc_span_is_a_child_of_the_gateways_span_in_the_clients_trace(
     by_id = {s.span_id: s for s in spans}
     (server,) = [s for s in spans if s.service == EXTPROC and s.name.startswith("extproc ")]
     parent = by_id[server.parent_span_id]
-    assert parent.service == GATEWAY  # Envoy's span (its ext_proc call), not the client's
+    assert parent.service == GATEWAY  # Envoy's span (its upstream or ext_proc call), not the client's
     root = parent
     while root.parent_span_id != client_span:
         root = by_id[root.parent_span_id]

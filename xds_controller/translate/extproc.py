@@ -1,6 +1,9 @@
 """The ext_proc wiring of the gateway: the filter (disabled by default), per-route enabling, its cluster.
 
-Graph predictors are served by extproc (see extproc/server/processor.py). The HCM carries one
+Graph predictors are served by extproc (see extproc/server/processor.py). With
+`GatewaySettings.extproc_rest` set (`seldon-mesh up`'s default graph edge, `http`), REST graph routes go to
+extproc's REST edge as an ordinary upstream instead (routes.py); the graph filter described here serves
+`--graph-edge ext_proc` and `ext_proc-http`, and the observe filter payload logging. The HCM carries one
 `envoy.filters.http.ext_proc` filter, `disabled: true`, so single-model routes never touch it. A graph
 route enables it with a `FilterConfig` wrapping `ExtProcPerRoute` overrides whose `grpc_initial_metadata`
 names the predictor; for a canary the override sits on the graph predictor's weighted cluster.

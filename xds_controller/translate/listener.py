@@ -39,6 +39,7 @@ from envoy.config.core.v3 import (
 )
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
@@ -48,6 +49,7 @@ from google.protobuf.message import Message
 
 from xds_controller.translate.extproc import (
     EXTPROC_ERROR_STATUS,
+    EXTPROC_REST_CLUSTER,
     GRAPH_REPLY_KEY,
     GRAPH_REPLY_NAMESPACE,
     extproc_filter,
@@ -147,11 +149,27 @@ def _puid() -> base_pb2.HeaderValueOption:
     )
 
 
+def _to_cluster(name: str) -> accesslog_pb2.AccessLogFilter:
+    """True for replies to requests routed to cluster `name` (CEL; a mapper runs only on local replies)."""
+    expression = cel_pb2.ExpressionFilter(expression=f"xds.cluster_name == '{name}'")
+    return accesslog_pb2.AccessLogFilter(
+        extension_filter=accesslog_pb2.ExtensionFilter(
+            name="envoy.access_loggers.extension_filters.cel", typed_config=_packed(expression)
+        )
+    )
+
+
 def _extproc_down() -> list[hcm_pb2.ResponseMapper]:
-    """The graph filter could not reach extproc: a 503, in Seldon JSON for REST (its own reply is empty)."""
+    """The graph filter could not reach extproc, or (`--graph-edge http`) Envoy could not reach extproc's
+    REST edge: a 503, in Seldon JSON for REST (Envoy's own reply is empty or about connections)."""
     unavailable = wrappers_pb2.UInt32Value(value=503)
     down = _status_is(EXTPROC_ERROR_STATUS)
+    edge_down = [_status_is(503), _to_cluster(EXTPROC_REST_CLUSTER), _is_rest()]
     return [
+        hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=edge_down)),
+            body_format_override=seldon_error_body(503, REASONS[503], EXTPROC_DOWN_INFO),
+        ),
         hcm_pb2.ResponseMapper(
             filter=accesslog_pb2.AccessLogFilter(
                 and_filter=accesslog_pb2.AndFilter(filters=[down, _is_rest(), _not_graph_reply()])

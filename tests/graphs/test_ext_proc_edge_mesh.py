@@ -1,8 +1,10 @@
-"""`seldon-mesh up --graph-edge http`: REST graph requests reach extproc as an HTTP/1.1 upstream (its REST
-edge) instead of over an ext_proc stream. A representative subset of the graph flows, run against a mesh
-started that way: a chain, a combiner, a V2 client, feedback, translation for a V2 single model, a
-canary split of a graph and a single model (and pinning each), node errors and timeouts naming the node,
-bodies over the limit, extproc down and back."""
+"""`seldon-mesh up --graph-edge ext_proc`: REST graph requests reach extproc over an ext_proc stream that
+their route enables, instead of as an HTTP/1.1 upstream (its REST edge, the default edge that the rest of
+tests/graphs runs against). A representative subset of the graph flows, run against a mesh started that
+way: a chain, a combiner, a V2 client, feedback, translation for a V2 single model, a canary split of a
+graph and a single model (and pinning each), node errors and timeouts naming the node, bodies over the
+limit, extproc down and back. `start_edge_mesh` and the flows serve tests/graphs/test_extproc_http_mesh.py
+too."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ KEPT = {"chain", "grpc-chain", "combiner", "single", "faulty", "iris-v2", "canar
 def edge_mesh(
     tmp_path_factory: pytest.TempPathFactory, mlserver: MLServer, junk: JunkServer
 ) -> Iterator[Mesh]:
-    yield from start_edge_mesh(tmp_path_factory, mlserver, junk, "http")
+    yield from start_edge_mesh(tmp_path_factory, mlserver, junk, "ext_proc")
 
 
 def start_edge_mesh(
@@ -101,13 +103,26 @@ SHARED: list[Callable[[Mesh], Any]] = [
 
 
 @pytest.mark.parametrize("flow", SHARED, ids=[f.__name__.removeprefix("test_") for f in SHARED])
-def test_graph_flow_through_the_rest_edge(edge_mesh: Mesh, flow: Callable[[Mesh], Any]) -> None:
+def test_graph_flow_over_ext_proc_streams(edge_mesh: Mesh, flow: Callable[[Mesh], Any]) -> None:
     flow(edge_mesh)
 
 
-def test_graph_routes_do_not_open_ext_proc_streams(edge_mesh: Mesh) -> None:
+def _graph_streams(mesh: Mesh) -> int:
+    """ext_proc streams the graph filter has opened (the observe filter's stats are apart)."""
+    stats = envoy_stats(mesh)
+    return sum(v for k, v in stats.items() if k.endswith(".ext_proc.streams_started"))
+
+
+def test_graph_routes_open_ext_proc_streams(edge_mesh: Mesh) -> None:
+    before = _graph_streams(edge_mesh)
     assert predict(edge_mesh, "chain", ndarray([[1, 2]])).status_code == 200
-    stats = envoy_stats(edge_mesh)
+    assert _graph_streams(edge_mesh) == before + 1
+    assert not any(k.startswith("cluster.seldon-mesh.extproc-rest.") for k in envoy_stats(edge_mesh))
+
+
+def test_by_default_graph_routes_open_no_ext_proc_streams(mesh: Mesh) -> None:
+    assert predict(mesh, "chain", ndarray([[1, 2]])).status_code == 200
+    stats = envoy_stats(mesh)
     assert stats["cluster.seldon-mesh.extproc-rest.upstream_rq_completed"] > 0
     graph_streams = [v for k, v in stats.items() if k.endswith(".ext_proc.streams_started")]
     assert graph_streams and not any(graph_streams)  # the graph filter never opened a stream

@@ -5,6 +5,11 @@ The REST app and the gRPC interceptor ask `RequestObserver.plan(service, method)
 startup; an endpoint with nothing to observe gets `None` and keeps its unwrapped handler, so with tracing
 off and the runtime behind ext_proc a request pays nothing. The transport tables (which path or RPC is
 which `service` label and span name) live beside each adapter.
+
+A gateway-facing runtime can still be called by extproc: a Seldon v1 client of a V2 single model reaches
+it through extproc's translation, and extproc counts that request itself. extproc marks its node calls with
+the `CALLER` header (REST) or metadata (gRPC), `CALLER_VALUE`; the adapters pass `counted=False` for them,
+so each client request is counted once.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from model_runtime.metrics import RuntimeMetrics
 from model_runtime.tracing import Tracing, attributes
 
 CODE_ATTRIBUTE = "seldon.code"
+# What extproc's node client sends (extproc.nodes.client `CALLER`, `CALLER_VALUE`; neither package may
+# import the other).
+CALLER = "x-seldon-mesh-caller"
+CALLER_VALUE = "extproc"
+RAW_CALLER = (CALLER.encode(), CALLER_VALUE.encode())  # as an ASGI header
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +64,26 @@ class RequestObserver:
         return Observed(counted, span) if counted or span else None
 
     def request(
-        self, observed: Observed, headers: Callable[[], Mapping[str, str]], method: str, ok: str
+        self,
+        observed: Observed,
+        headers: Callable[[], Mapping[str, str]],
+        method: str,
+        ok: str,
+        *,
+        counted: bool = True,
     ) -> ObservedRequest:
         """The block of one request, as `with observer.request(...) as outcome:`. `headers` is called only
         when a span is made (the carriers of the caller's trace, lowercase names: ASGI headers and gRPC
-        metadata are)."""
-        return ObservedRequest(self, observed, headers, method, ok)
+        metadata are). `counted` False: a request extproc made (`CALLER`), which extproc counts itself."""
+        return ObservedRequest(self, observed, headers, method, ok, counted)
 
 
 class ObservedRequest:
     """`RequestObserver.request`'s context manager: a class, not a generator (one per request)."""
 
-    __slots__ = ("_headers", "_method", "_observed", "_observer", "_ok", "_opened", "_started", "outcome")
+    __slots__ = (
+        "_counted", "_headers", "_method", "_observed", "_observer", "_ok", "_opened", "_started", "outcome",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -74,8 +92,10 @@ class ObservedRequest:
         headers: Callable[[], Mapping[str, str]],
         method: str,
         ok: str,
+        counted: bool,
     ) -> None:
         self._observer = observer
+        self._counted = counted
         self._observed = observed
         self._headers = headers
         self._method = method
@@ -107,6 +127,6 @@ class ObservedRequest:
                 span.set_status(Status(StatusCode.ERROR))
             observer.tracing.close(span, token, error)
         service = self._observed.service
-        if service is not None:
+        if service is not None and self._counted:
             seconds = time.perf_counter() - self._started
             observer.metrics.observe_request(service, self._method, outcome.code, seconds)

@@ -223,7 +223,7 @@ class NodeClients:
     ) -> Any:
         address = self._address(node, "http")
         host, port = _host_port(address)
-        headers = {"content-type": "application/json"} if body is not None else {}
+        headers = dict(_JSON_HEADERS if body is not None else _HEADERS)
         inject_current(headers)  # the node's span continues the graph's trace
         try:
             status, raw = await self._http.request(verb, host, port, path, body, headers, limits.rest_s)
@@ -256,9 +256,9 @@ class NodeClients:
     ) -> Any:
         stub = self._stub(self._address(node, "grpc"), limits.max_message_bytes, path, _checked(response))
         try:
-            carrier: dict[str, str] = {}
+            carrier = dict(_HEADERS)
             inject_current(carrier)
-            return await stub(request, timeout=limits.grpc_s, metadata=tuple(carrier.items()) or None)
+            return await stub(request, timeout=limits.grpc_s, metadata=tuple(carrier.items()))
         except grpc.aio.AioRpcError as error:
             code = error.code()
             status = _GRPC_STATUS.get(code, 500)
@@ -268,6 +268,15 @@ class NodeClients:
                 detail = f"{code.name}: {error.details()}"
             status = 400 if status == 413 else status
             raise NodeError(node.name, status, code.name, detail) from None
+
+
+# On every node call: a gateway-facing runtime (a V2 single model that v1 clients reach through our
+# translation) then leaves the request to our metrics (model_runtime.observe `CALLER`; neither package
+# may import the other).
+CALLER = "x-seldon-mesh-caller"
+CALLER_VALUE = "extproc"
+_HEADERS = {CALLER: CALLER_VALUE}
+_JSON_HEADERS = {"content-type": "application/json", CALLER: CALLER_VALUE}
 
 
 @functools.lru_cache(maxsize=4096)

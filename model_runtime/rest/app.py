@@ -32,7 +32,7 @@ from model_runtime.dataplane import DataPlane
 from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
-from model_runtime.observe import Observed, RequestObserver
+from model_runtime.observe import RAW_CALLER, Observed, RequestObserver
 from model_runtime.rest.errors import http_status
 from model_runtime.rest.openapi import openapi_document, swagger_ui_html
 from model_runtime.rest.v2 import Infer, V2Routes
@@ -263,7 +263,8 @@ def _observed(handler: Handler, observer: RequestObserver, observed: Observed) -
         def headers() -> dict[str, str]:
             return carrier(scope["headers"])
 
-        with observer.request(observed, headers, scope["method"], "200") as outcome:
+        counted = observed.service is not None and RAW_CALLER not in scope["headers"]
+        with observer.request(observed, headers, scope["method"], "200", counted=counted) as outcome:
             try:
                 result = await handler(scope, receive)
             except RuntimeFailure as exc:

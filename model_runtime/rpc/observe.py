@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from model_runtime.observe import Observed, RequestObserver
+from model_runtime.observe import CALLER, CALLER_VALUE, Observed, RequestObserver
 
 if TYPE_CHECKING:
     _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -44,6 +44,7 @@ OBSERVED_RPCS: dict[str, tuple[str | None, str | None]] = {
     },
 }
 _OK = grpc.StatusCode.OK.name
+_CALLER = (CALLER, CALLER_VALUE)  # extproc's node calls: extproc counts them
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Any]]
 Unary = Callable[[Any, Any], Awaitable[Any]]
@@ -85,7 +86,8 @@ class ObservingInterceptor(_Interceptor):
             return {k: v for k, v in details.invocation_metadata or () if isinstance(v, str)}
 
         async def observed_call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            with observer.request(observed, headers, "grpc", _OK) as outcome:
+            counted = observed.service is not None and _CALLER not in (details.invocation_metadata or ())
+            with observer.request(observed, headers, "grpc", _OK, counted=counted) as outcome:
                 try:
                     return await inner(request, context)
                 except BaseException:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.mesh import Mesh, free_port
+from tests.helpers.mesh import Mesh, free_port, wait_for
 from tests.helpers.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.slow
@@ -87,8 +87,24 @@ spec:
         parameters: [{{name: offset, value: "1", type: FLOAT}}]
         children:
           - {{name: model, type: MODEL, parameters: [{{name: scale, value: "2", type: FLOAT}}]}}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: affine-v2
+spec:
+  protocol: v2
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:
+              - {{name: model, image: example/affine:0.1, workingDir: {graphs},
+                 env: [{{name: MODEL_NAME, value: Affine}}]}}
+      graph: {{name: model, type: MODEL, parameters: [{{name: scale, value: "2", type: FLOAT}}]}}
 """
 METERED = "/seldon/default/metered/api/v1.0"
+AFFINE_V2 = "/seldon/default/affine-v2"
 PAIR = "/seldon/default/traced-pair/api/v1.0/predictions"
 BODY = {"data": {"ndarray": [[1.0, 2.0]]}}
 LABELS = {
@@ -134,7 +150,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         env.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # export every 0.1 s, not 5 s
         mesh = Mesh(folder / "state", free_port()).start(spec)
     try:
-        for name in ("metered", "traced-pair"):
+        for name in ("metered", "traced-pair", "affine-v2"):
             mesh.wait_state(name, "Available", timeout=120)
         mesh.wait_serving(METERED + "/predictions", BODY)
         mesh.wait_serving(PAIR, BODY)
@@ -203,6 +219,37 @@ def test_the_runtime_the_gateway_routes_to_records_the_executors_histogram(runni
         assert server not in running.scrape(f"traced-pair/main/{node}")
 
 
+def test_a_v1_client_of_a_v2_model_is_counted_once_by_extproc_not_again_by_the_runtime(
+    running: Running,
+) -> None:
+    server = "seldon_api_executor_server_requests_seconds_count"
+    labels = {"deployment_name": "affine-v2", "predictor_name": "main", "code": "200"}
+    infer = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
+    url = running.scrape_urls()["extproc"]
+    assert url is not None
+
+    def extproc_count() -> float:
+        text = httpx.get(url, timeout=10).text
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == server and labels.items() <= s.labels.items()
+        )
+
+    def runtime_count() -> float:
+        scraped = running.scrape("affine-v2/main/model")
+        return sum(v for got, v in scraped.get(server, []) if labels.items() <= got.items())
+
+    before = (extproc_count(), runtime_count())
+    # a V2 client: the gateway routes it to the runtime, which counts it
+    _post(running, AFFINE_V2 + "/v2/models/model/infer", infer)
+    # a Seldon v1 client: extproc translates it and counts it; the runtime's V2 call is extproc's
+    assert _post(running, AFFINE_V2 + "/api/v1.0/predictions", BODY).json()["data"]["ndarray"] == [[2.0, 4.0]]
+    wait_for(lambda: extproc_count() == before[0] + 1, 10, "extproc to count the v1 request")
+    assert runtime_count() == before[1] + 1
+
+
 def test_seldon_mesh_metrics_lists_every_runtimes_scrape_endpoint(running: Running) -> None:
     urls = running.scrape_urls()
     runtimes = {c: u for c, u in urls.items() if c.startswith("runtime ")}
@@ -210,6 +257,7 @@ def test_seldon_mesh_metrics_lists_every_runtimes_scrape_endpoint(running: Runni
         "runtime default/metered/main/model",
         "runtime default/traced-pair/main/pre",
         "runtime default/traced-pair/main/model",
+        "runtime default/affine-v2/main/model",
     }
     assert {"control-plane", "extproc", "envoy"} <= urls.keys()
     for url in runtimes.values():

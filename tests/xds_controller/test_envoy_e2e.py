@@ -269,6 +269,27 @@ def test_grpcurl_lists_services_through_the_gateway(gateway: Gateway, grpc_upstr
         check=True,
     )
     assert "envoy.service.discovery.v3.AggregatedDiscoveryService" in plain.stdout.split()
+    # headers naming no deployment: grpcurl says so, whether its reflection call reached the control plane
+    # (one route configuration: reflection naming no known deployment) or got the gateway's 404 (scoped: an
+    # UNIMPLEMENTED there would read "server does not support the reflection API")
+    unknown = ["-H", "seldon: nope", "-H", "namespace: default"]
+    invoked = subprocess.run(
+        [GRPCURL, "-plaintext", *unknown, "-d", "{}", gateway.address, "seldon.protos.Seldon/Predict"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert invoked.returncode != 0
+    assert "no SeldonDeployment nope in namespace default" in invoked.stderr, invoked.stderr
+    listed = subprocess.run(
+        [GRPCURL, "-plaintext", *unknown, gateway.address, "list"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert listed.returncode == 0 or "no SeldonDeployment nope" in listed.stderr, listed.stderr
 
 
 def _with_bad_regex(resources: Resources) -> Resources:

@@ -78,6 +78,10 @@ REASONS: dict[int, str] = {
 }
 NOT_FOUND_INFO = "no SeldonDeployment serves %REQ(:PATH)%"
 EXTPROC_DOWN_INFO = "graph service (extproc) unavailable"
+REFLECTION_PREFIX = "/grpc.reflection."
+# grpc-status INVALID_ARGUMENT (the headers name nothing): grpcurl prints its message; NOT_FOUND it reads as
+# "target server does not expose service" and drops the message
+GRPC_BAD_SCOPE = 3
 GRPC_NOT_FOUND_INFO = (
     "no SeldonDeployment %REQ(seldon)% in namespace %REQ(namespace)% (the seldon and namespace headers)"
 )
@@ -105,6 +109,20 @@ def _grpc_content_type(*, invert: bool) -> accesslog_pb2.AccessLogFilter:
         treat_missing_header_as_empty=True,  # a GET with no content-type is REST too
     )
     return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
+
+
+def _is_reflection() -> accesslog_pb2.AccessLogFilter:
+    matcher = route_components_pb2.HeaderMatcher(
+        name=":path", string_match=string_pb2.StringMatcher(prefix=REFLECTION_PREFIX)
+    )
+    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
+
+
+def _grpc_status(code: int) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key="grpc-status", value=str(code)),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
 
 
 def _not_graph_reply() -> accesslog_pb2.AccessLogFilter:
@@ -198,6 +216,19 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     # (a local reply's body becomes it), which deployment the headers named: grpcurl and the Seldon client
     # print it (Envoy's own reply has no message).
     grpc_not_found = [_status_is(404), _is_grpc(), _not_graph_reply()]
+    # grpcurl reads UNIMPLEMENTED from its reflection call as "server does not support the reflection API":
+    # for a deployment that does not exist, reflection answers INVALID_ARGUMENT with the message instead
+    mappers.append(
+        hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(
+                and_filter=accesslog_pb2.AndFilter(filters=[*grpc_not_found, _is_reflection()])
+            ),
+            headers_to_add=[_puid(), _grpc_status(GRPC_BAD_SCOPE)],
+            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
+                text_format_source=base_pb2.DataSource(inline_string=GRPC_NOT_FOUND_INFO)
+            ),
+        )
+    )
     mappers.append(
         hcm_pb2.ResponseMapper(
             filter=accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=grpc_not_found)),

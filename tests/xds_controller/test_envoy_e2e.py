@@ -238,6 +238,13 @@ def test_grpc_is_routed_by_the_seldon_and_namespace_headers(
         assert raised.value.details() == (
             "no SeldonDeployment nope in namespace default (the seldon and namespace headers)"
         )
+        with pytest.raises(grpc.RpcError) as raised:  # the namespace header forgotten
+            stub.Predict(prediction_pb2.SeldonMessage(), metadata=(("seldon", "iris"),), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert raised.value.details() == (
+            "gRPC requests name their SeldonDeployment by two headers, seldon and namespace "
+            "(got seldon: iris, namespace: -)"
+        )
         with pytest.raises(grpc.RpcError) as raised:
             stub.Predict(
                 prediction_pb2.SeldonMessage(),

@@ -78,6 +78,10 @@ REASONS: dict[int, str] = {
 }
 NOT_FOUND_INFO = "no SeldonDeployment serves %REQ(:PATH)%"
 EXTPROC_DOWN_INFO = "graph service (extproc) unavailable"
+GRPC_UNNAMED_INFO = (
+    "gRPC requests name their SeldonDeployment by two headers, seldon and namespace "
+    "(got seldon: %REQ(seldon)%, namespace: %REQ(namespace)%)"
+)
 REFLECTION_PREFIX = "/grpc.reflection."
 # grpc-status INVALID_ARGUMENT (the headers name nothing): grpcurl prints its message; NOT_FOUND it reads as
 # "target server does not expose service" and drops the message
@@ -115,6 +119,11 @@ def _is_reflection() -> accesslog_pb2.AccessLogFilter:
     matcher = route_components_pb2.HeaderMatcher(
         name=":path", string_match=string_pb2.StringMatcher(prefix=REFLECTION_PREFIX)
     )
+    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
+
+
+def _missing(header: str) -> accesslog_pb2.AccessLogFilter:
+    matcher = route_components_pb2.HeaderMatcher(name=header, present_match=True, invert_match=True)
     return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
 
 
@@ -216,6 +225,21 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     # (a local reply's body becomes it), which deployment the headers named: grpcurl and the Seldon client
     # print it (Envoy's own reply has no message).
     grpc_not_found = [_status_is(404), _is_grpc(), _not_graph_reply()]
+    # a request without one of the two headers never names a deployment: say which are needed
+    unnamed = accesslog_pb2.AccessLogFilter(
+        or_filter=accesslog_pb2.OrFilter(filters=[_missing("seldon"), _missing("namespace")])
+    )
+    mappers.append(
+        hcm_pb2.ResponseMapper(
+            filter=accesslog_pb2.AccessLogFilter(
+                and_filter=accesslog_pb2.AndFilter(filters=[*grpc_not_found, unnamed])
+            ),
+            headers_to_add=[_puid()],
+            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
+                text_format_source=base_pb2.DataSource(inline_string=GRPC_UNNAMED_INFO)
+            ),
+        )
+    )
     # grpcurl reads UNIMPLEMENTED from its reflection call as "server does not support the reflection API":
     # for a deployment that does not exist, reflection answers INVALID_ARGUMENT with the message instead
     mappers.append(

@@ -37,6 +37,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 
+from telemetry.spans import LightSpan
+
 _logger = logging.getLogger(__name__)
 _I64 = struct.Struct("<Q").pack
 _I32 = struct.Struct("<I").pack
@@ -181,9 +183,21 @@ def _count(tag: bytes, n: int) -> bytes:
 
 
 def _span(span: FinishedSpan) -> bytes:
-    context = span.get_span_context()
+    if type(span) is LightSpan:  # its fields as they are, without a property call each
+        context: SpanContext | None = span._context
+        start: int | None = span._start
+        parent, end = span._parent, span._end
+        plain = not span._events and not span._links
+        attributes: Mapping[str, Any] = span._attributes
+        name, kind, status = span._name, span._kind, span._status
+        dropped = 0
+    else:
+        context, parent, start, end = span.get_span_context(), span.parent, span.start_time, span.end_time
+        plain = not span.events and not span.links
+        attributes = span.attributes or {}
+        name, kind, status = span.name, span.kind, span.status
+        dropped = span.dropped_attributes
     assert context is not None
-    parent: SpanContext | None = span.parent
     head = (
         b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
     )
@@ -191,19 +205,15 @@ def _span(span: FinishedSpan) -> bytes:
         head += _field(b"\x1a", ",".join(f"{k}={v}" for k, v in context.trace_state.items()).encode())
     if parent:
         head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
-    start, end = span.start_time, span.end_time
-    if not start or not end or span.events or span.links:
+    if not start or not end or not plain:
         return head + _rest(span, parent)
     # the fields between the ids and the times (name, kind) and after them (attributes, status, flags) are
-    # those of every span of the same shape
-    status = span.status
-    attributes = span.attributes or {}
+    # those of every span of the same shape; enum members by identity (their __hash__ is Python code)
     values = tuple(attributes.values())
     try:
         key = (
-            span.name, span.kind, tuple(attributes), values, tuple(map(type, values)),  # True == 1, 1.0 == 1
-            status.status_code, status.description, parent is not None and parent.is_remote,
-            span.dropped_attributes,
+            name, id(kind), tuple(attributes), values, tuple(map(type, values)),  # True == 1, 1.0 == 1
+            id(status.status_code), status.description, parent is not None and parent.is_remote, dropped,
         )  # fmt: skip
         around = _shape_cache.get(key)
     except TypeError:  # an unhashable attribute value (a list)
@@ -213,7 +223,7 @@ def _span(span: FinishedSpan) -> bytes:
         if len(_shape_cache) >= _CACHE_LIMIT:
             _shape_cache.clear()
         encoded = _rest(span, parent)
-        before = (_field(b"\x2a", span.name.encode()) if span.name else b"") + _KINDS[span.kind]
+        before = (_field(b"\x2a", name.encode()) if name else b"") + _KINDS[kind]
         assert encoded.startswith(before + times)
         around = _shape_cache[key] = (before, encoded[len(before) + len(times) :])
     return head + around[0] + times + around[1]
@@ -279,16 +289,24 @@ def encode_request(spans: Sequence[FinishedSpan]) -> bytes:
     # grouped by identity: a process has one resource and a tracer or two, and Resource.__hash__ renders
     # its attributes as JSON on every call
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]] = {}
+    last: tuple[Resource | None, InstrumentationScope | None] = (None, None)
+    encoded: list[bytes] = []
     for span in spans:
-        resource = span.resource
-        scopes = groups.get(id(resource))
-        if scopes is None:
-            scopes = groups[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope or None
-        encoded = scopes[1].get(id(scope))
-        if encoded is None:
-            encoded = scopes[1][id(scope)] = (scope, [])
-        encoded[1].append(_field(b"\x12", _span(span)))
+        scope: InstrumentationScope | None
+        if type(span) is LightSpan:
+            resource, scope = span._origin.resource, span._origin.scope
+        else:
+            resource, scope = span.resource, span.instrumentation_scope or None
+        if resource is not last[0] or scope is not last[1]:  # spans in a row mostly share both
+            last = (resource, scope)
+            scopes = groups.get(id(resource))
+            if scopes is None:
+                scopes = groups[id(resource)] = (resource, {})
+            group = scopes[1].get(id(scope))
+            if group is None:
+                group = scopes[1][id(scope)] = (scope, [])
+            encoded = group[1]
+        encoded.append(_field(b"\x12", _span(span)))
     out = []
     for resource, by_scope in groups.values():
         body = [_field(b"\x0a", _resource(resource))]

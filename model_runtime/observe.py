@@ -82,7 +82,7 @@ class ObservedRequest:
     """`RequestObserver.request`'s context manager: a class, not a generator (one per request)."""
 
     __slots__ = (
-        "_counted", "_headers", "_method", "_observed", "_observer", "_ok", "_opened", "_started", "outcome",
+        "_headers", "_method", "_observer", "_ok", "_opened", "_service", "_span", "_started", "outcome",
     )  # fmt: skip
 
     def __init__(
@@ -95,8 +95,8 @@ class ObservedRequest:
         counted: bool,
     ) -> None:
         self._observer = observer
-        self._counted = counted
-        self._observed = observed
+        self._service = observed.service if counted else None
+        self._span = observed.span
         self._headers = headers
         self._method = method
         self._ok = ok
@@ -107,7 +107,7 @@ class ObservedRequest:
     def __enter__(self) -> Outcome:
         self._started = time.perf_counter()
         tracing = self._observer.tracing
-        span = self._observed.span
+        span = self._span
         if span is not None and tracing is not None:
             self._opened = tracing.open_under(span, self._headers(), self._observer.span_attributes)
         return self.outcome
@@ -126,7 +126,7 @@ class ObservedRequest:
             if outcome.code != ok and not outcome.code.startswith("4"):
                 span.set_status(Status(StatusCode.ERROR))
             observer.tracing.close(span, token, error)
-        service = self._observed.service
-        if service is not None and self._counted:
+        service = self._service
+        if service is not None:
             seconds = time.perf_counter() - self._started
             observer.metrics.observe_request(service, self._method, outcome.code, seconds)

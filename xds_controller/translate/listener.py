@@ -57,7 +57,7 @@ from xds_controller.translate.extproc import (
     observe_filter,
 )
 from xds_controller.translate.model import GatewaySettings
-from xds_controller.translate.routes import PUID_HEADER, ROUTE_CONFIG_NAME
+from xds_controller.translate.routes import PUID_HEADER, REFLECTION_PREFIX, ROUTE_CONFIG_NAME
 from xds_controller.translate.scopes import header_scoped_routes, path_scoped_routes, scope_filter
 from xds_controller.translate.tracing import hcm_tracing
 
@@ -82,7 +82,6 @@ GRPC_UNNAMED_INFO = (
     "gRPC requests name their SeldonDeployment by two headers, seldon and namespace "
     "(got seldon: %REQ(seldon)%, namespace: %REQ(namespace)%)"
 )
-REFLECTION_PREFIX = "/grpc.reflection."
 # grpc-status INVALID_ARGUMENT (the headers name nothing): grpcurl prints its message; NOT_FOUND it reads as
 # "target server does not expose service" and drops the message
 GRPC_BAD_SCOPE = 3
@@ -106,25 +105,38 @@ def _is_grpc() -> accesslog_pb2.AccessLogFilter:
 
 
 def _grpc_content_type(*, invert: bool) -> accesslog_pb2.AccessLogFilter:
-    matcher = route_components_pb2.HeaderMatcher(
-        name="content-type",
-        string_match=string_pb2.StringMatcher(prefix="application/grpc"),
-        invert_match=invert,
-        treat_missing_header_as_empty=True,  # a GET with no content-type is REST too
+    return _header(
+        route_components_pb2.HeaderMatcher(
+            name="content-type",
+            string_match=string_pb2.StringMatcher(prefix="application/grpc"),
+            invert_match=invert,
+            treat_missing_header_as_empty=True,  # a GET with no content-type is REST too
+        )
     )
-    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
 
 
 def _is_reflection() -> accesslog_pb2.AccessLogFilter:
-    matcher = route_components_pb2.HeaderMatcher(
-        name=":path", string_match=string_pb2.StringMatcher(prefix=REFLECTION_PREFIX)
-    )
-    return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
+    prefix = string_pb2.StringMatcher(prefix=REFLECTION_PREFIX)
+    return _header(route_components_pb2.HeaderMatcher(name=":path", string_match=prefix))
 
 
 def _missing(header: str) -> accesslog_pb2.AccessLogFilter:
-    matcher = route_components_pb2.HeaderMatcher(name=header, present_match=True, invert_match=True)
+    return _header(route_components_pb2.HeaderMatcher(name=header, present_match=True, invert_match=True))
+
+
+def _header(matcher: route_components_pb2.HeaderMatcher) -> accesslog_pb2.AccessLogFilter:
     return accesslog_pb2.AccessLogFilter(header_filter=accesslog_pb2.HeaderFilter(header=matcher))
+
+
+def _all(*filters: accesslog_pb2.AccessLogFilter) -> accesslog_pb2.AccessLogFilter:
+    return accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=filters))
+
+
+def _grpc_message(text: str) -> substitution_format_string_pb2.SubstitutionFormatString:
+    """A gRPC local reply's body: Envoy sends it as grpc-message."""
+    return substitution_format_string_pb2.SubstitutionFormatString(
+        text_format_source=base_pb2.DataSource(inline_string=text)
+    )
 
 
 def _grpc_status(code: int) -> base_pb2.HeaderValueOption:
@@ -191,16 +203,13 @@ def _extproc_down() -> list[hcm_pb2.ResponseMapper]:
     REST edge: a 503, in Seldon JSON for REST (Envoy's own reply is empty or about connections)."""
     unavailable = wrappers_pb2.UInt32Value(value=503)
     down = _status_is(EXTPROC_ERROR_STATUS)
-    edge_down = [_status_is(503), _to_cluster(EXTPROC_REST_CLUSTER), _is_rest()]
     return [
         hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=edge_down)),
+            filter=_all(_status_is(503), _to_cluster(EXTPROC_REST_CLUSTER), _is_rest()),
             body_format_override=seldon_error_body(503, REASONS[503], EXTPROC_DOWN_INFO),
         ),
         hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(
-                and_filter=accesslog_pb2.AndFilter(filters=[down, _is_rest(), _not_graph_reply()])
-            ),
+            filter=_all(down, _is_rest(), _not_graph_reply()),
             status_code=unavailable,
             body_format_override=seldon_error_body(503, REASONS[503], EXTPROC_DOWN_INFO),
         ),
@@ -213,9 +222,7 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     for code, reason in sorted(REASONS.items()):
         info = NOT_FOUND_INFO if code == 404 else "%LOCAL_REPLY_BODY%"
         mapper = hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(
-                and_filter=accesslog_pb2.AndFilter(filters=[_status_is(code), _is_rest(), _not_graph_reply()])
-            ),
+            filter=_all(_status_is(code), _is_rest(), _not_graph_reply()),
             body_format_override=seldon_error_body(code, reason, info),
         )
         if code == 404:
@@ -224,44 +231,30 @@ def local_reply_config() -> hcm_pb2.LocalReplyConfig:
     # gRPC 404s keep Envoy's status (grpc-status UNIMPLEMENTED), with the request id and, as grpc-message
     # (a local reply's body becomes it), which deployment the headers named: grpcurl and the Seldon client
     # print it (Envoy's own reply has no message).
-    grpc_not_found = [_status_is(404), _is_grpc(), _not_graph_reply()]
+    grpc_not_found = (_status_is(404), _is_grpc(), _not_graph_reply())
     # a request without one of the two headers never names a deployment: say which are needed
     unnamed = accesslog_pb2.AccessLogFilter(
         or_filter=accesslog_pb2.OrFilter(filters=[_missing("seldon"), _missing("namespace")])
     )
-    mappers.append(
-        hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(
-                and_filter=accesslog_pb2.AndFilter(filters=[*grpc_not_found, unnamed])
-            ),
-            headers_to_add=[_puid()],
-            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
-                text_format_source=base_pb2.DataSource(inline_string=GRPC_UNNAMED_INFO)
-            ),
-        )
-    )
     # grpcurl reads UNIMPLEMENTED from its reflection call as "server does not support the reflection API":
     # for a deployment that does not exist, reflection answers INVALID_ARGUMENT with the message instead
-    mappers.append(
+    mappers += [
         hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(
-                and_filter=accesslog_pb2.AndFilter(filters=[*grpc_not_found, _is_reflection()])
-            ),
-            headers_to_add=[_puid(), _grpc_status(GRPC_BAD_SCOPE)],
-            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
-                text_format_source=base_pb2.DataSource(inline_string=GRPC_NOT_FOUND_INFO)
-            ),
-        )
-    )
-    mappers.append(
-        hcm_pb2.ResponseMapper(
-            filter=accesslog_pb2.AccessLogFilter(and_filter=accesslog_pb2.AndFilter(filters=grpc_not_found)),
+            filter=_all(*grpc_not_found, unnamed),
             headers_to_add=[_puid()],
-            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
-                text_format_source=base_pb2.DataSource(inline_string=GRPC_NOT_FOUND_INFO)
-            ),
-        )
-    )
+            body_format_override=_grpc_message(GRPC_UNNAMED_INFO),
+        ),
+        hcm_pb2.ResponseMapper(
+            filter=_all(*grpc_not_found, _is_reflection()),
+            headers_to_add=[_puid(), _grpc_status(GRPC_BAD_SCOPE)],
+            body_format_override=_grpc_message(GRPC_NOT_FOUND_INFO),
+        ),
+        hcm_pb2.ResponseMapper(
+            filter=_all(*grpc_not_found),
+            headers_to_add=[_puid()],
+            body_format_override=_grpc_message(GRPC_NOT_FOUND_INFO),
+        ),
+    ]
     # and a 404 extproc wrote itself keeps its body, with the request id
     mappers.append(hcm_pb2.ResponseMapper(filter=_status_is(404), headers_to_add=[_puid()]))
     return hcm_pb2.LocalReplyConfig(mappers=mappers)

@@ -73,6 +73,7 @@ PREDICTOR_HEADER = "Seldon-Predictor"
 PREDICTOR_REQUEST_HEADER = "seldon-predictor"
 
 # gRPC services a deployment answers (v1 constants.go plus reflection and health).
+REFLECTION_PREFIX = "/grpc.reflection."  # the gRPC reflection services' paths
 GRPC_SERVICE_PREFIXES = ("seldon.protos", "tensorflow.serving", "inference", "grpc.reflection", "grpc.health")
 _GRPC_PATH_REGEX = "/(" + "|".join(p.replace(".", r"\.") for p in GRPC_SERVICE_PREFIXES) + r")\.[^/]+/[^/]+"
 
@@ -455,7 +456,7 @@ def _tail_routes(gateway: GatewaySettings) -> list[route_components_pb2.Route]:
             route_components_pb2.Route(
                 name="reflection",
                 match=route_components_pb2.RouteMatch(
-                    prefix="/grpc.reflection.", grpc=route_components_pb2.RouteMatch.GrpcRouteMatchOptions()
+                    prefix=REFLECTION_PREFIX, grpc=route_components_pb2.RouteMatch.GrpcRouteMatchOptions()
                 ),
                 # Reflection is a stream that lives as long as grpcurl's session: no route timeout.
                 route=route_components_pb2.RouteAction(

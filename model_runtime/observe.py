@@ -8,7 +8,7 @@ which `service` label and span name) live beside each adapter.
 
 A gateway-facing runtime can still be called by extproc: a Seldon v1 client of a V2 single model reaches
 it through extproc's translation, and extproc counts that request itself. extproc marks its node calls with
-the `CALLER` header (REST) or metadata (gRPC), `CALLER_VALUE`; the adapters pass `counted=False` for them,
+the `telemetry.hops` header (REST) or metadata (gRPC); the adapters pass `counted=False` for them,
 so each client request is counted once.
 """
 
@@ -25,12 +25,9 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.tracing import Tracing, attributes
+from telemetry.hops import CALLER, CALLER_VALUE
 
 CODE_ATTRIBUTE = "seldon.code"
-# What extproc's node client sends (extproc.nodes.client `CALLER`, `CALLER_VALUE`; neither package may
-# import the other).
-CALLER = "x-seldon-mesh-caller"
-CALLER_VALUE = "extproc"
 RAW_CALLER = (CALLER.encode(), CALLER_VALUE.encode())  # as an ASGI header
 
 

@@ -34,6 +34,7 @@ from extproc.nodes.http1 import Http1Pool, HttpProtocolError
 from extproc.tracing import inject_current
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.seldon import prediction_pb2 as v1_pb
+from telemetry.hops import CALLER, CALLER_VALUE
 
 Json = dict[str, Any]
 
@@ -270,11 +271,7 @@ class NodeClients:
             raise NodeError(node.name, status, code.name, detail) from None
 
 
-# On every node call: a gateway-facing runtime (a V2 single model that v1 clients reach through our
-# translation) then leaves the request to our metrics (model_runtime.observe `CALLER`; neither package
-# may import the other).
-CALLER = "x-seldon-mesh-caller"
-CALLER_VALUE = "extproc"
+# On every node call (telemetry.hops): a runtime the gateway also routes to leaves it to our metrics.
 _HEADERS = {CALLER: CALLER_VALUE}
 _JSON_HEADERS = {"content-type": "application/json", CALLER: CALLER_VALUE}
 

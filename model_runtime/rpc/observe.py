@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from model_runtime.observe import CALLER, CALLER_VALUE, Observed, RequestObserver
+from model_runtime.observe import Observed, RequestObserver
+from telemetry.hops import CALLER, CALLER_VALUE
 
 if TYPE_CHECKING:
     _Interceptor = grpc.aio.ServerInterceptor[Any, Any]

@@ -19,10 +19,18 @@ means a redelivery, which at-least-once allows.
 
 Each instance is used from one thread at a time: `logger` opens one for its writer, and the delivery
 loop one for reading lanes and one for acknowledging delivered events in batches.
+
+A batch is inserted, and deleted, by a few multi-row statements rather than `executemany`: the sqlite3
+module releases the GIL around every step, one per row with `executemany`, and in extproc each release
+hands the GIL to the event loop and waits to get it back. With a thread contending for the GIL as the
+event loop does, that cost the writing thread 39-40 us of CPU per event against 10-12 us for the same
+rows in one statement (9 against 7 without contention); `_chunks` splits a batch into power-of-two
+statement sizes, so the module's statement cache holds a handful of texts instead of one per batch size.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,15 +123,14 @@ class Spool:
         """Commit `records` in one transaction: on return they are on disk per the fsync policy. Returns
         the sequence number of the first; the others follow it one by one (one writer connection per spool,
         AUTOINCREMENT: each new row takes the highest number ever used plus one)."""
-        rows = [(r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size) for r in records]
+        values: list[object] = []
+        for r in records:
+            values += (r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size)
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO events (destination, lane, request_id, headers, body, size) "
-                "VALUES (?,?,?,?,?,?)",
-                rows,
-            )
+            for start, count in _chunks(len(records)):
+                self._db.execute(_insert(count), values[start * 6 : (start + count) * 6])
             last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        return last - len(rows) + 1
+        return last - len(records) + 1
 
     def head(self, lane: LaneKey, limit: int, after: int = 0) -> list[SpooledEvent]:
         """The oldest `limit` events of `lane` with a sequence number above `after`."""
@@ -140,7 +147,8 @@ class Spool:
     def delete(self, seqs: list[int]) -> None:
         """Forget delivered events, in one transaction."""
         with self._transaction():
-            self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
+            for start, count in _chunks(len(seqs)):
+                self._db.execute(_delete(count), seqs[start : start + count])
 
     def dead_letter(self, event: SpooledEvent, reason: str) -> None:
         """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""
@@ -172,6 +180,39 @@ class Spool:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+# rows per statement at most: 6 values a row within SQLite's default limit of 32,766 bound values (3.32+)
+_MAX_ROWS = 4096
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    """(start, count) statements covering n rows: `_MAX_ROWS` at a time, then the binary digits of the rest
+    (100 rows are statements of 64, 32 and 4), so at most 13 distinct statement texts ever exist."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    while n - start >= _MAX_ROWS:
+        out.append((start, _MAX_ROWS))
+        start += _MAX_ROWS
+    size = _MAX_ROWS
+    while start < n:
+        size >>= 1
+        if n - start >= size:
+            out.append((start, size))
+            start += size
+    return out
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    return "INSERT INTO events (destination, lane, request_id, headers, body, size) VALUES " + ",".join(
+        ["(?,?,?,?,?,?)"] * rows
+    )
+
+
+@functools.cache
+def _delete(rows: int) -> str:
+    return f"DELETE FROM events WHERE seq IN ({','.join('?' * rows)})"
 
 
 class _Transaction:

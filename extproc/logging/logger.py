@@ -6,7 +6,9 @@ Threads, so the ext_proc event loop never waits on a disk:
   that do not fit, commits the rest in one transaction (group commit: one fsync, about 0.2 ms of CPU
   on the CI machine, shared by the batch) and only then resolves the futures of callers that wait
   (`submit`, `alog`, `log`; node events `post` without one) and hands the committed events to delivery;
-- `delivery.Delivery` sends spooled events lane by lane, at least once, in order per request id.
+  the same transaction deletes the events delivery has acknowledged since the last one;
+- `delivery.Delivery` sends spooled events lane by lane, at least once, in order per request id, and
+  queues what sinks took for the writer to delete.
 
 After a crash or SIGKILL, `start` finds every committed event still in the spool and delivers it.
 """
@@ -108,18 +110,20 @@ class _Counters:
 
 # the future resolves to the event's outcome; None for `post`, whose callers never wait for one
 _Pending = tuple[PayloadEvent, "Future[LogOutcome] | None"]
+# what the writer's queue carries: an event to spool, delivered events to delete (a list), None to stop
+_Item = _Pending | list[SpooledEvent] | None
 
 
 class PayloadLogger:
     def __init__(self, settings: PayloadLoggerSettings, observer: LoggerObserver | None = None) -> None:
         self.settings = settings
         self._observer: LoggerObserver = observer or NullObserver()
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._counters = _Counters()
         self._running = False
         self._state_lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        self._delivery = Delivery(settings, self._finished, self._retried)
+        self._delivery = Delivery(settings, self._finished, self._retried, self._queue.put)
         self._last_refusal_log = 0.0
         self._window_over = threading.Event()  # set by callers once `_batch_ready`, and by `stop`
 
@@ -145,18 +149,23 @@ class PayloadLogger:
             self._writer.start()
 
     def stop(self, drain_seconds: float = 0.0) -> None:
-        """Stop accepting; wait up to `drain_seconds` for the spool to empty; stop delivering. Undelivered
-        events stay spooled for the next `start`."""
+        """Stop accepting; wait up to `drain_seconds` for what was accepted to be delivered; stop
+        delivering, then writing (events queued before the stop are still spooled, and the last
+        acknowledged deliveries deleted). Undelivered events stay spooled for the next `start`."""
         with self._state_lock:
             if not self._running:
                 return
             self._running = False
-        self._queue.put(None)
         self._window_over.set()  # a writer gathering a batch writes it now
+        deadline = time.monotonic() + drain_seconds
+        while self._undelivered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._delivery.stop()  # its last acknowledgements join the writer's queue, before the None
+        self._queue.put(None)
         if self._writer is not None:
             self._writer.join()
             self._writer = None
-        late = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
+        late, _ = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
         with self._counters.lock:
             self._counters.pending -= len(late)
             self._counters.waited -= sum(future is not None for _, future in late)
@@ -165,10 +174,12 @@ class PayloadLogger:
                 future.set_result(LogOutcome.REFUSED_STOPPED)
         if late:
             self._refuse(LogOutcome.REFUSED_STOPPED, len(late))
-        deadline = time.monotonic() + drain_seconds
-        while self.stats().spooled_events and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self._delivery.stop()
+
+    def _undelivered(self) -> int:
+        """Events spooled or on their way to the spool."""
+        c = self._counters
+        with c.lock:
+            return c.events + c.pending
 
     # -- accepting -------------------------------------------------------------------------------------
 
@@ -235,8 +246,11 @@ class PayloadLogger:
             while not stopping:
                 first = self._queue.get()
                 batch: list[_Pending] = []
+                delivered: list[SpooledEvent] = []
                 if first is None:
                     stopping = True
+                elif isinstance(first, list):
+                    delivered += first
                 else:
                     batch.append(first)
                 # group commit: what arrives within the window goes in one transaction (one fsync); the
@@ -250,11 +264,15 @@ class PayloadLogger:
                         break
                     if item is None:
                         stopping = True
-                        continue
-                    batch.append(item)
+                    elif isinstance(item, list):
+                        delivered += item
+                    else:
+                        batch.append(item)
                 if stopping:  # events queued before stop() are still written, not left waiting
-                    batch.extend(self._drain_queue())
-                self._write(spool, batch)
+                    late, acknowledged = self._drain_queue()
+                    batch += late
+                    delivered += acknowledged
+                self._write(spool, batch, delivered)
         finally:
             spool.close()
 
@@ -271,18 +289,23 @@ class PayloadLogger:
         if not self._batch_ready():  # a caller that filled the batch before the clear has set it already
             self._window_over.wait(window)
 
-    def _drain_queue(self) -> list[_Pending]:
+    def _drain_queue(self) -> tuple[list[_Pending], list[SpooledEvent]]:
+        """(events, delivered events) left in the queue."""
         items: list[_Pending] = []
+        delivered: list[SpooledEvent] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return items
-            if item is not None:
+                return items, delivered
+            if isinstance(item, list):
+                delivered += item
+            elif item is not None:
                 items.append(item)
 
-    def _write(self, spool: Spool, batch: list[_Pending]) -> None:
-        if not batch:
+    def _write(self, spool: Spool, batch: list[_Pending], delivered: list[SpooledEvent]) -> None:
+        """Spool `batch` (refusing what does not fit) and delete `delivered`, in one transaction."""
+        if not batch and not delivered:
             return
         with self._counters.lock:
             self._counters.pending -= len(batch)
@@ -311,15 +334,22 @@ class PayloadLogger:
                 futures.append(future)
         for outcome, count in refusals.items():
             self._refuse(outcome, count)
-        if not records:
-            return
         try:
-            first = spool.append(records)
+            first = spool.append(records, delete=[event.seq for event in delivered])
         except Exception:  # a disk error refuses the batch: never an accepted-but-lost event
-            log.exception("payload spool write failed; refusing %d events", len(records))
+            log.exception(
+                "payload spool write failed; refusing %d events (%d delivered ones stay spooled and go "
+                "again after a restart)",
+                len(records),
+                len(delivered),
+            )
             self._refuse(LogOutcome.REFUSED_SPOOL_ERROR, len(records))
             for future in futures:
                 future.set_result(LogOutcome.REFUSED_SPOOL_ERROR)
+            return
+        if delivered:
+            self._finished(delivered, True)  # once per batch: the metrics observer's locks, not per event
+        if not records:
             return
         with c.lock:
             c.events += len(records)

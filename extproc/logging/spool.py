@@ -10,15 +10,16 @@ events, per-lane ordered reads and recovery after SIGKILL for free; segment file
 ack offsets, compaction and torn-write detection. In CPU, at the ~100 events per commit group commit
 now gathers at 2,000 events/s, an insert cost ~6-7 us and its delete ~3-4 us per event (`process_time`,
 one thread, 250-byte bodies), against ~3-5 us for a segment append with a CRC per record; the writer,
-delivery and acknowledging threads then cost ~35 us per event together (per-thread CPU, paced
+delivery and (then separate) acknowledging threads cost ~35 us per event together (per-thread CPU, paced
 micro-benchmark), so segments would save about a sixth of that: not worth a rewrite of the guarantees.
 
 The writer connection commits with `synchronous=FULL` (fsync of the WAL per commit) under the GROUP
-policy; the delivery connection deletes with `synchronous=NORMAL`: a delete lost to a power cut only
-means a redelivery, which at-least-once allows.
+policy, deletes of delivered events included; the delivery connection (lane reads, dead letters) uses
+`synchronous=NORMAL`: a dead letter lost to a power cut only means a redelivery, which at-least-once
+allows.
 
-Each instance is used from one thread at a time: `logger` opens one for its writer, and the delivery
-loop one for reading lanes and one for acknowledging delivered events in batches.
+Each instance is used from one thread at a time: `logger` opens one for its writer, which also deletes
+what delivery acknowledged, and the delivery loop one for reading lanes and moving dead letters.
 
 A batch is inserted, and deleted, by a few multi-row statements rather than `executemany`: the sqlite3
 module releases the GIL around every step, one per row with `executemany`, and in extproc each release
@@ -119,18 +120,23 @@ class Spool:
     def close(self) -> None:
         self._db.close()
 
-    def append(self, records: list[NewRecord]) -> int:
-        """Commit `records` in one transaction: on return they are on disk per the fsync policy. Returns
-        the sequence number of the first; the others follow it one by one (one writer connection per spool,
-        AUTOINCREMENT: each new row takes the highest number ever used plus one)."""
+    def append(self, records: list[NewRecord], delete: list[int] | None = None) -> int:
+        """Commit `records` in one transaction, which also forgets the delivered events `delete` names: on
+        return they are on disk per the fsync policy. Returns the sequence number of the first record (0
+        for none); the others follow it one by one (one writer connection per spool, AUTOINCREMENT: each
+        new row takes the highest number ever used plus one)."""
         values: list[object] = []
         for r in records:
             values += (r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size)
+        last = 0
         with self._transaction():
+            if delete:
+                self._delete(delete)
             for start, count in _chunks(len(records)):
                 self._db.execute(_insert(count), values[start * 6 : (start + count) * 6])
-            last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        return last - len(records) + 1
+            if records:
+                last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return last - len(records) + 1 if records else 0
 
     def head(self, lane: LaneKey, limit: int, after: int = 0) -> list[SpooledEvent]:
         """The oldest `limit` events of `lane` with a sequence number above `after`."""
@@ -147,8 +153,11 @@ class Spool:
     def delete(self, seqs: list[int]) -> None:
         """Forget delivered events, in one transaction."""
         with self._transaction():
-            for start, count in _chunks(len(seqs)):
-                self._db.execute(_delete(count), seqs[start : start + count])
+            self._delete(seqs)
+
+    def _delete(self, seqs: list[int]) -> None:
+        for start, count in _chunks(len(seqs)):
+            self._db.execute(_delete(count), seqs[start : start + count])
 
     def dead_letter(self, event: SpooledEvent, reason: str) -> None:
         """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""

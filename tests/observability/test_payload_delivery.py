@@ -133,10 +133,10 @@ def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
     writing, disk_back = threading.Event(), threading.Event()
     append = Spool.append
 
-    def slow_append(self: Spool, records: list[NewRecord]) -> int:
+    def slow_append(self: Spool, records: list[NewRecord], delete: list[int] | None = None) -> int:
         writing.set()
         disk_back.wait(30)
-        return append(self, records)
+        return append(self, records, delete)
 
     monkeypatch.setattr(Spool, "append", slow_append)
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_pending_events=2))

@@ -56,7 +56,9 @@ def _now() -> str:
     return f"{_second(second)}.{int((now - second) * 1_000_000):06d}Z"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each of these 13 fields through object.__setattr__, which
+# made one event cost the event loop about 5 us against 3 (its id and time included); nothing mutates them.
+@dataclass(slots=True)
 class PayloadEvent:
     """One event. `destination` is the node's `logger.url`; None means the logger's default endpoint."""
 

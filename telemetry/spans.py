@@ -17,9 +17,9 @@ to the batch when it ends, with no `ReadableSpan` copy and no SDK span processor
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Mapping
+from time import time_ns
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -65,7 +65,7 @@ class LightSpan(trace.Span):
         self._events: list[Event] = []
         self._links: list[Link] = []
         self._status = _UNSET
-        self._start = time.time_ns()
+        self._start = time_ns()
         self._end: int | None = None
 
     def get_span_context(self) -> SpanContext:
@@ -84,7 +84,7 @@ class LightSpan(trace.Span):
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self._end is None:
-            self._events.append(Event(name, attributes, timestamp or time.time_ns()))
+            self._events.append(Event(name, attributes, timestamp or time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end is None and context.is_valid:
@@ -124,7 +124,7 @@ class LightSpan(trace.Span):
     def end(self, end_time: int | None = None) -> None:
         if self._end is not None:
             return
-        self._end = end_time or time.time_ns()
+        self._end = end_time or time_ns()
         origin = self._origin
         if origin.batch is not None:
             origin.batch.add(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from contextvars import Token
+from random import getrandbits
 from types import TracebackType
 from typing import TypeVar
 
@@ -37,6 +38,7 @@ from opentelemetry.trace import (
     Tracer,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from pydantic import BaseModel, ConfigDict, Field
 
 from telemetry.otlp import FastOTLPSpanExporter, SpanBatcher
@@ -70,6 +72,16 @@ _JAEGER_BAGGAGE = b"uberctx-"
 _TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _NO_TRACE = "0" * 32
 _NO_SPAN = "0" * 16
+# enum members read as class attributes cost a descriptor call each (Python 3.11)
+_SERVER, _CLIENT = SpanKind.SERVER, SpanKind.CLIENT
+
+
+def _valid_context(
+    trace_id: int, span_id: int, remote: bool, flags: TraceFlags, state: TraceState
+) -> SpanContext:
+    """`SpanContext(trace_id, span_id, remote, flags, state)` for ids known to be valid: the same tuple,
+    without the constructor's defaults and range checks (a Python call)."""
+    return tuple.__new__(SpanContext, (trace_id, span_id, remote, flags, state, True))
 
 
 class TracingSettings(BaseModel):
@@ -108,10 +120,15 @@ def settings_from_env(
 def carrier(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """The trace headers among lowercase raw (ASGI) headers: what `Tracing.extract` reads, without decoding
     every header of the request."""
+    headers = dict(raw_headers)  # the last of repeated names, as the comprehension below keeps
+    if _JAEGER_BAGGAGE in b"\n".join(headers):  # maybe baggage: each name looked at
+        return {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in headers.items()
+            if key in _CARRIER_KEYS or key.startswith(_JAEGER_BAGGAGE)
+        }
     return {
-        key.decode("latin-1"): value.decode("latin-1")
-        for key, value in raw_headers
-        if key in _CARRIER_KEYS or key.startswith(_JAEGER_BAGGAGE)
+        key.decode("latin-1"): headers[key].decode("latin-1") for key in _CARRIER_KEYS.intersection(headers)
     }
 
 
@@ -127,7 +144,8 @@ def _plain_traceparent(carrier: Mapping[str, str]) -> SpanContext | None:
     trace_id, span_id, flags = match.groups()
     if trace_id == _NO_TRACE or span_id == _NO_SPAN:
         return None
-    return SpanContext(int(trace_id, 16), int(span_id, 16), True, TraceFlags(int(flags, 16)))
+    sampled = _SAMPLED if flags == "01" else TraceFlags(int(flags, 16))
+    return _valid_context(int(trace_id, 16), int(span_id, 16), True, sampled, DEFAULT_TRACE_STATE)
 
 
 def extract_w3c(carrier: Mapping[str, str]) -> Context:
@@ -144,7 +162,14 @@ def extract_w3c(carrier: Mapping[str, str]) -> Context:
 def inject_w3c(headers: MutableMapping[str, str], context: Context | None = None) -> None:
     """`W3C.inject`: the `traceparent` (and a non-empty `tracestate`) of the current span, or of `context`'s;
     nothing for the invalid span. Formatted here, at about a quarter of the SDK's cost."""
-    span_context = trace.get_current_span(context).get_span_context()
+    span = trace.get_current_span(context)
+    if type(span) is LightSpan:  # sampled, with valid ids: no comparison with the invalid span's
+        trace_id, span_id, _, _, trace_state, _ = span._context
+        headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-01"
+        if trace_state is not DEFAULT_TRACE_STATE and trace_state:
+            headers["tracestate"] = trace_state.to_header()
+        return
+    span_context = span.get_span_context()
     if span_context == trace.INVALID_SPAN_CONTEXT:
         return
     headers["traceparent"] = (
@@ -193,6 +218,9 @@ class Tracing:
         )
 
     def extract(self, headers: Mapping[str, str]) -> Context:
+        names = "".join(headers)
+        if names == names.lower():  # gRPC metadata and HTTP/2 headers are: no lowercase copy
+            return self.extract_lowercase(headers)
         return self.extract_lowercase({k.lower(): v for k, v in headers.items()})
 
     def extract_lowercase(self, headers: Mapping[str, str]) -> Context:
@@ -233,12 +261,17 @@ class Tracing:
     ) -> tuple[Span, Token[Context]]:
         """`span` without the context manager, for a caller that has its own block (one generator and
         `use_span` less per request): the span, current until `close(span, token)`."""
-        kind = SpanKind.CLIENT if client else SpanKind.SERVER
+        kind = _CLIENT if client else _SERVER
         span: Span
-        above = trace.get_current_span(parent).get_span_context()
-        if above.is_valid and above.trace_flags.sampled:  # ParentBased keeps a sampled parent's trace
+        above_span = trace.get_current_span(parent)
+        if type(above_span) is LightSpan:  # ours: sampled, with valid ids
+            span = self._light_child(name, above_span._context, kind, attrs)
+            return span, context_api.attach(trace.set_span_in_context(span))
+        above = above_span.get_span_context()
+        _, _, _, flags, _, valid = above  # a SpanContext is a tuple (one property call less per field)
+        if valid and flags & TraceFlags.SAMPLED:  # ParentBased keeps a sampled parent's trace
             span = self._light_child(name, above, kind, attrs)
-        elif not above.is_valid and self.settings.sampling_ratio >= 1.0:  # a new trace, always kept
+        elif not valid and self.settings.sampling_ratio >= 1.0:  # a new trace, always kept
             ids = self._new_ids
             context = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, _SAMPLED)
             span = LightSpan(self._origin, name, context, None, kind, attrs)
@@ -253,8 +286,8 @@ class Tracing:
         lowercase `headers`; the common carrier (a sampled plain `traceparent` and no Jaeger or B3 header:
         what Envoy sends) becomes the span's parent directly, without a `Context`."""
         above = _plain_traceparent(headers) if _OTHER_FORMATS.isdisjoint(headers) else None
-        if above is not None and above.trace_flags.sampled:
-            span = self._light_child(name, above, SpanKind.SERVER, attrs)
+        if above is not None and above[3] & TraceFlags.SAMPLED:  # its trace flags
+            span = self._light_child(name, above, _SERVER, attrs)
             return span, context_api.attach(trace.set_span_in_context(span))
         return self.open(name, self.extract_lowercase(headers), attrs)
 
@@ -262,16 +295,17 @@ class Tracing:
         self, name: str, above: SpanContext, kind: SpanKind, attrs: Mapping[str, str]
     ) -> LightSpan:
         """A sampled span under `above` (ParentBased keeps a sampled parent's trace: no sampler to ask)."""
-        context = SpanContext(
-            above.trace_id, self._new_ids.generate_span_id(), False, _SAMPLED, above.trace_state
-        )
+        trace_id, _, _, _, trace_state, _ = above
+        # the provider's RandomIdGenerator draws a span id so, without a method call (0 is drawn again)
+        span_id = getrandbits(64) or self._new_ids.generate_span_id()
+        context = _valid_context(trace_id, span_id, False, _SAMPLED, trace_state)
         return LightSpan(self._origin, name, context, above, kind, attrs)
 
     def close(self, span: Span, token: Token[Context], error: BaseException | None = None) -> None:
         """As `use_span` ends a block: the context before `open` back, an `Exception` recorded with an
         error status, the span ended."""
         context_api.detach(token)
-        if isinstance(error, Exception) and span.is_recording():
+        if error is not None and isinstance(error, Exception) and span.is_recording():
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from telemetry.spans import LightSpan
-from telemetry.tracing import Tracing, TracingSettings, attributes
+from telemetry.tracing import Tracing, TracingSettings, attributes, carrier
 
 SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 UNSAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
@@ -153,3 +153,41 @@ def test_open_under_headers_gives_the_span_open_gives_under_their_extracted_cont
         assert (got is None) == (want is None), headers  # both exported, or both sampled out
         if got is not None and want is not None:
             assert got.parent == want.parent and got.kind == want.kind == SpanKind.SERVER, headers
+
+
+def test_the_carrier_of_raw_headers_is_what_a_look_at_each_name_gives() -> None:
+    def each_name(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+        names = {"traceparent", "tracestate", "uber-trace-id", "b3"} | {
+            f"x-b3-{n}" for n in ("traceid", "spanid")
+        }
+        names |= {"x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"}
+        return {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in raw
+            if k.decode("latin-1") in names or k.startswith(b"uberctx-")
+        }
+
+    raws = [
+        [(b"host", b"h"), (b"traceparent", SAMPLED.encode()), (b"x-seldon-mesh-caller", b"extproc")],
+        [(b"traceparent", b"first"), (b"tracestate", b"k=v"), (b"traceparent", SAMPLED.encode())],
+        [(b"uberctx-user", b"alice"), (b"uber-trace-id", b"1:2:0:1"), (b"x-b3-sampled", b"1")],
+        [(b"x-uberctx-not-baggage", b"x"), (b"b3", b"1-2-1"), (b"traceparent", b"\xe9")],
+        [(b"content-type", b"application/json")],
+        [],
+    ]
+    for raw in raws:
+        assert carrier(raw) == each_name(raw), raw
+
+
+def test_extract_reads_header_names_in_any_case() -> None:
+    tracing, _ = _tracing()
+    for headers in (
+        {"Traceparent": SAMPLED},
+        {"traceparent": UNSAMPLED, "TRACEPARENT": SAMPLED},
+        {"traceparent": SAMPLED, "X-B3-TraceId": "4bf92f3577b34da6a3ce929d0e0e4736"},
+        {"traceparent": SAMPLED, "user-agent": "curl"},
+    ):
+        lowered = {k.lower(): v for k, v in headers.items()}
+        ours = trace.get_current_span(tracing.extract(headers)).get_span_context()
+        assert ours == trace.get_current_span(tracing.extract_lowercase(lowered)).get_span_context()
+        assert ours.is_valid, headers

@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 from extproc.codecs import Payload
@@ -104,3 +106,28 @@ def test_each_node_call_is_a_client_span_under_the_request_span_and_carries_its_
         }
         # the runtime receives this node span as its parent
         assert nodes.sent[name]["traceparent"].split("-")[2] == f"{span.context.span_id:016x}"
+
+
+def test_a_failing_node_calls_span_records_the_error_and_the_request_span_is_current_again() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(TracingSettings(batch=False), exporter=exporter)
+    failing = FakeNodes(failing={"second": NodeError("second", 503, "UNAVAILABLE", "down")})
+    executor = GraphExecutor(TracedNodeClient(failing, tracing))
+
+    async def run() -> None:
+        with (
+            predictor_scope(LABELS),
+            tracing.span("extproc predictions", None, attributes("dep", "main")) as top,
+        ):
+            with pytest.raises(NodeError):
+                await executor.predict(
+                    predictor(GRAPH), Payload.seldon({"data": {"ndarray": [[1.0]]}}), "p-1"
+                )
+            assert trace.get_current_span() is top
+
+    asyncio.run(run())
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert spans["node first predict"].status.status_code is StatusCode.UNSET
+    failed = spans["node second predict"]
+    assert failed.status.status_code is StatusCode.ERROR and "down" in (failed.status.description or "")
+    assert [event.name for event in failed.events] == ["exception"]

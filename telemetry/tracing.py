@@ -72,6 +72,9 @@ _JAEGER_BAGGAGE = b"uberctx-"
 _TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _NO_TRACE = "0" * 32
 _NO_SPAN = "0" * 16
+# the key under which a Context holds its span (the API keeps it private): the one key `set_span_in_context`
+# writes into an empty Context
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 # enum members read as class attributes cost a descriptor call each (Python 3.11)
 _SERVER, _CLIENT = SpanKind.SERVER, SpanKind.CLIENT
 
@@ -82,6 +85,17 @@ def _valid_context(
     """`SpanContext(trace_id, span_id, remote, flags, state)` for ids known to be valid: the same tuple,
     without the constructor's defaults and range checks (a Python call)."""
     return tuple.__new__(SpanContext, (trace_id, span_id, remote, flags, state, True))
+
+
+def _current_span(context: Context | None = None) -> Span:
+    """`trace.get_current_span(context)`, a LightSpan found without the `isinstance` check of an ABC."""
+    span = (context_api.get_current() if context is None else context).get(_SPAN_KEY)
+    return span if type(span) is LightSpan else trace.get_current_span(context)
+
+
+def _current_with(span: Span) -> Token[Context]:
+    """`context_api.attach(trace.set_span_in_context(span))`: `span` current, the rest of the context kept."""
+    return context_api.attach(Context({**context_api.get_current(), _SPAN_KEY: span}))
 
 
 class TracingSettings(BaseModel):
@@ -162,7 +176,7 @@ def extract_w3c(carrier: Mapping[str, str]) -> Context:
 def inject_w3c(headers: MutableMapping[str, str], context: Context | None = None) -> None:
     """`W3C.inject`: the `traceparent` (and a non-empty `tracestate`) of the current span, or of `context`'s;
     nothing for the invalid span. Formatted here, at about a quarter of the SDK's cost."""
-    span = trace.get_current_span(context)
+    span = _current_span(context)
     if type(span) is LightSpan:  # sampled, with valid ids: no comparison with the invalid span's
         trace_id, span_id, _, _, trace_state, _ = span._context
         headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-01"
@@ -263,10 +277,10 @@ class Tracing:
         `use_span` less per request): the span, current until `close(span, token)`."""
         kind = _CLIENT if client else _SERVER
         span: Span
-        above_span = trace.get_current_span(parent)
+        above_span = _current_span(parent)
         if type(above_span) is LightSpan:  # ours: sampled, with valid ids
             span = self._light_child(name, above_span._context, kind, attrs)
-            return span, context_api.attach(trace.set_span_in_context(span))
+            return span, _current_with(span)
         above = above_span.get_span_context()
         _, _, _, flags, _, valid = above  # a SpanContext is a tuple (one property call less per field)
         if valid and flags & TraceFlags.SAMPLED:  # ParentBased keeps a sampled parent's trace
@@ -277,7 +291,7 @@ class Tracing:
             span = LightSpan(self._origin, name, context, None, kind, attrs)
         else:  # the sampler decides (an unsampled parent or a ratio below 1)
             span = self.tracer.start_span(name, parent, kind, attrs)
-        return span, context_api.attach(trace.set_span_in_context(span))
+        return span, _current_with(span)
 
     def open_under(
         self, name: str, headers: Mapping[str, str], attrs: Mapping[str, str]
@@ -288,7 +302,7 @@ class Tracing:
         above = _plain_traceparent(headers) if _OTHER_FORMATS.isdisjoint(headers) else None
         if above is not None and above[3] & TraceFlags.SAMPLED:  # its trace flags
             span = self._light_child(name, above, _SERVER, attrs)
-            return span, context_api.attach(trace.set_span_in_context(span))
+            return span, _current_with(span)
         return self.open(name, self.extract_lowercase(headers), attrs)
 
     def _light_child(

@@ -5,7 +5,7 @@ where its answer is not known in advance."""
 from __future__ import annotations
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -191,3 +191,18 @@ def test_extract_reads_header_names_in_any_case() -> None:
         ours = trace.get_current_span(tracing.extract(headers)).get_span_context()
         assert ours == trace.get_current_span(tracing.extract_lowercase(lowered)).get_span_context()
         assert ours.is_valid, headers
+
+
+def test_a_span_made_current_keeps_the_rest_of_the_current_context() -> None:
+    tracing, _ = _tracing()
+    token = context.attach(context.set_value("tenant", "acme"))
+    try:
+        span, opened = tracing.open("runtime predict", tracing.extract({"traceparent": SAMPLED}), {})
+        assert trace.get_current_span() is span and context.get_value("tenant") == "acme"
+        child, child_opened = tracing.open("node m", None, {}, client=True)
+        assert trace.get_current_span() is child and context.get_value("tenant") == "acme"
+        tracing.close(child, child_opened)
+        tracing.close(span, opened)
+        assert trace.get_current_span() is trace.INVALID_SPAN and context.get_value("tenant") == "acme"
+    finally:
+        context.detach(token)

@@ -30,7 +30,7 @@ from mesh.local.reflection import start_reflection_server
 from mesh.local.settings import LocalSettings
 from mesh.local.status import describe
 from mesh.local.store import StateStore
-from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port
+from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port, free_ports
 from mesh.local.xds import XdsPlane
 from mesh.spec import SeldonDeployment
 from xds_controller.bootstrap import tracer_runtime
@@ -166,15 +166,16 @@ class LocalMesh:
                 on_change=self._schedule_refresh,
             )
             stack.push_async_callback(supervisor.stop_all)
+            grpc_port, metrics_port, rest_port = free_ports(settings.host, 3)
             graphs = GraphExecutorProcess(
                 settings.host,
-                free_port(settings.host),
+                grpc_port,
                 settings.state_dir,
                 settings.log_dir,
                 settings.restart_backoff_initial_s,
                 settings.restart_backoff_max_s,
-                metrics_port=free_port(settings.host),
-                rest_port=free_port(settings.host) if settings.graph_edge != "ext_proc" else None,
+                metrics_port=metrics_port,
+                rest_port=rest_port if settings.graph_edge != "ext_proc" else None,
             )
             self._graphs = graphs
             graphs.start()

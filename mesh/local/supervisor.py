@@ -67,9 +67,20 @@ class ComponentStatus:
 
 
 def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(host, 1)[0]
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` distinct ports free now. The sockets stay bound until all are picked: one closed before
+    the next bind lets the kernel hand out the same port again (a runtime once got one port for REST
+    and gRPC, and never became ready)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,7 @@ class RuntimeProcess:
 
     def _pick_ports(self) -> None:
         host = self._settings.host
-        self._http_port, self._grpc_port, self._metrics_port = (free_port(host) for _ in range(3))
+        self._http_port, self._grpc_port, self._metrics_port = free_ports(host, 3)
 
     @property
     def endpoints(self) -> ComponentEndpoints:

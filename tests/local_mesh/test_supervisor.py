@@ -102,3 +102,14 @@ def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
 
     asyncio.run(scenario())
     assert seen.count(ComponentState.NOT_READY) == 1
+
+
+def test_a_runtime_gets_three_distinct_ports_each_free() -> None:
+    """Ports picked one socket at a time could repeat (the kernel may hand a closed socket's port out
+    again); a runtime that got one port for REST and gRPC never became ready."""
+    for _ in range(200):
+        ports = supervisor_module.free_ports("127.0.0.1", 3)
+        assert len(set(ports)) == 3
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

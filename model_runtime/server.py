@@ -34,6 +34,7 @@ from model_runtime.tracing import Tracing
 from telemetry.exposition import Exposition
 
 log = logging.getLogger(__name__)
+_BACKLOG = 2048  # pending REST connections
 
 
 class StartupError(Exception):
@@ -142,7 +143,7 @@ async def _serve_parts(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=max(1, int(server_settings.graceful_shutdown_seconds)),
-        backlog=2048,
+        backlog=_BACKLOG,
         server_header=False,
     )
     http_server = _Uvicorn(config)
@@ -215,6 +216,9 @@ def bind_http(settings: ServerSettings) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
+        # listening at once: two SO_REUSEADDR sockets may share a port while neither listens, and the
+        # gRPC server binding the same port then succeeded, leaving a runtime that never got ready
+        sock.listen(_BACKLOG)
     except OSError as exc:
         sock.close()
         raise StartupError(f"cannot serve REST on {settings.host}:{settings.http_port}: {exc}") from exc

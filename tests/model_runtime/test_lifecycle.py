@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import socket
 import subprocess
 import sys
 import tarfile
@@ -158,3 +159,17 @@ def test_port_in_use_is_a_startup_error(iris_dir: Path) -> None:
         )
         assert result.returncode == 1
         assert f"cannot serve REST on 127.0.0.1:{first.http_port}" in result.stderr
+
+
+def test_one_port_for_rest_and_grpc_is_a_startup_error(iris_dir: Path) -> None:
+    """The REST socket listens as soon as it is bound: before, the gRPC server could bind the same port
+    beside it (both SO_REUSEADDR, neither listening yet) and the runtime ran but never got ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--implementation", "SKLEARN_SERVER", "--model-uri", str(iris_dir)]
+    command = [sys.executable, "-m", "model_runtime", *args, "--http-port", str(port)]
+    command += ["--grpc-port", str(port)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"cannot serve gRPC on 127.0.0.1:{port}" in result.stderr

@@ -319,7 +319,7 @@ class Tracing:
         """As `use_span` ends a block: the context before `open` back, an `Exception` recorded with an
         error status, the span ended."""
         context_api.detach(token)
-        if error is not None and isinstance(error, Exception) and span.is_recording():
+        if isinstance(error, Exception) and span.is_recording():
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()

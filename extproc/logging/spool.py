@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ class Spool:
     def close(self) -> None:
         self._db.close()
 
-    def append(self, records: list[NewRecord], delete: list[int] | None = None) -> int:
+    def append(self, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
         """Commit `records` in one transaction, which also forgets the delivered events `delete` names: on
         return they are on disk per the fsync policy. Returns the sequence number of the first record (0
         for none); the others follow it one by one (one writer connection per spool, AUTOINCREMENT: each
@@ -130,8 +131,8 @@ class Spool:
             values += (r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size)
         last = 0
         with self._transaction():
-            if delete:
-                self._delete(delete)
+            for start, count in _chunks(len(delete)):
+                self._db.execute(_delete(count), delete[start : start + count])
             for start, count in _chunks(len(records)):
                 self._db.execute(_insert(count), values[start * 6 : (start + count) * 6])
             if records:
@@ -149,15 +150,6 @@ class Spool:
             SpooledEvent(seq, dest, ln, rid, orjson.loads(headers), bytes(body), size)
             for seq, dest, ln, rid, headers, body, size in cursor
         ]
-
-    def delete(self, seqs: list[int]) -> None:
-        """Forget delivered events, in one transaction."""
-        with self._transaction():
-            self._delete(seqs)
-
-    def _delete(self, seqs: list[int]) -> None:
-        for start, count in _chunks(len(seqs)):
-            self._db.execute(_delete(count), seqs[start : start + count])
 
     def dead_letter(self, event: SpooledEvent, reason: str) -> None:
         """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""

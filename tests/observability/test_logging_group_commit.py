@@ -4,6 +4,7 @@ transaction; callers that wait for the outcome end the window early, so they are
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def test_posted_events_share_a_commit_and_waiting_callers_end_the_window_early(
     commits: list[int] = []
     append = Spool.append
 
-    def counted(self: Spool, records: list[NewRecord], delete: list[int] | None = None) -> int:
+    def counted(self: Spool, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
         if records:  # not the transactions that only delete delivered events
             commits.append(len(records))
         return append(self, records, delete)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
     writing, disk_back = threading.Event(), threading.Event()
     append = Spool.append
 
-    def slow_append(self: Spool, records: list[NewRecord], delete: list[int] | None = None) -> int:
+    def slow_append(self: Spool, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
         writing.set()
         disk_back.wait(30)
         return append(self, records, delete)

@@ -1,0 +1,71 @@
+"""Labels, owner references and object metadata shared by every rendered object.
+
+Seldon's labels (`seldon-deployment-id`, `seldon-app`, `app`, `version`) are what users' selectors,
+dashboards and PodMonitors already rely on; `app.kubernetes.io/*` are the standard ones. Every object is
+owned by its SeldonDeployment, so Kubernetes collects it on delete, and carries `MANAGED_BY` and
+`DEPLOYMENT_LABEL` so the operator finds what it rendered before (to delete what the spec dropped).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesh.render.settings import RenderSettings
+from mesh.spec import API_VERSIONS, KIND, SeldonDeployment
+
+Manifest = dict[str, Any]
+
+MANAGED_BY = "seldon-mesh"
+DEPLOYMENT_LABEL = "seldon-deployment-id"
+APP_LABEL = "seldon-app"  # the Service selector label Seldon gives each pod
+PREDICTOR_LABEL = "seldon-predictor"  # seldon-mesh: which predictor (DestinationRule subsets select on it)
+CONTROLLER_LABEL = "seldon.io/controller-id"
+
+
+def common_labels(deployment: SeldonDeployment, settings: RenderSettings) -> dict[str, str]:
+    labels = {
+        DEPLOYMENT_LABEL: deployment.metadata.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": deployment.metadata.name,
+    }
+    if settings.controller_id:
+        labels[CONTROLLER_LABEL] = settings.controller_id
+    return labels
+
+
+def owner_references(deployment: SeldonDeployment) -> list[dict[str, Any]]:
+    """The SeldonDeployment as controller owner; none when it has no uid (offline `seldon-mesh render`,
+    where the objects are applied by the user and have no owner yet)."""
+    uid = deployment.metadata.uid
+    if not uid:
+        return []
+    return [
+        {
+            "apiVersion": API_VERSIONS[0],
+            "kind": KIND,
+            "name": deployment.metadata.name,
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def object_meta(
+    deployment: SeldonDeployment,
+    settings: RenderSettings,
+    name: str,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": deployment.metadata.namespace,
+        "labels": {**common_labels(deployment, settings), **(labels or {})},
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    owners = owner_references(deployment)
+    if owners:
+        meta["ownerReferences"] = owners
+    return meta

@@ -10,4 +10,12 @@ from mesh.render.compose import render
 from mesh.render.labels import DEPLOYMENT_LABEL, MANAGED_BY, Manifest
 from mesh.render.settings import Ingress, RenderSettings, ServerImages
 
-__all__ = ["DEPLOYMENT_LABEL", "MANAGED_BY", "Ingress", "Manifest", "RenderSettings", "ServerImages", "render"]
+__all__ = [
+    "DEPLOYMENT_LABEL",
+    "MANAGED_BY",
+    "Ingress",
+    "Manifest",
+    "RenderSettings",
+    "ServerImages",
+    "render",
+]

@@ -98,6 +98,32 @@ def _parser() -> argparse.ArgumentParser:
         "--data", required=True, help='request JSON, e.g. \'{"data":{"ndarray":[[1,2,3,4]]}}\''
     )
     predict.set_defaults(handler=_predict)
+
+    render_cmd = sub.add_parser(
+        "render",
+        help="print the Kubernetes objects of SeldonDeployments as one YAML stream for kubectl apply -f -",
+    )
+    render_cmd.add_argument(
+        "-f", "--filename", action="append", required=True, help="file, folder, or - for stdin"
+    )
+    render_cmd.add_argument(
+        "--ingress",
+        choices=["istio", "gateway-api", "seldon-mesh"],
+        default="istio",
+        help="istio: VirtualService + DestinationRule (default); gateway-api: HTTPRoute + GRPCRoute; "
+        "seldon-mesh: workloads only, the seldon-mesh gateway is programmed over xDS",
+    )
+    render_cmd.add_argument("--istio-gateway", default=None, help="namespace/name of the Istio Gateway")
+    render_cmd.add_argument(
+        "--settings", type=Path, help="YAML or JSON render settings (the chart's settings ConfigMap)"
+    )
+    render_cmd.set_defaults(handler=_render)
+
+    operator = sub.add_parser(
+        "operator", help="run the Kubernetes operator (in-cluster config, or KUBECONFIG)", add_help=False
+    )
+    operator.add_argument("operator_args", nargs=argparse.REMAINDER)
+    operator.set_defaults(handler=_operator)
     return parser
 
 
@@ -231,6 +257,18 @@ def _predict(args: argparse.Namespace) -> int:
         raise CliError(f"gateway {url}: {error}") from error
     print(json.dumps(response.json(), indent=2) if _is_json(response) else response.text)
     return 0 if response.is_success else 1
+
+
+def _render(args: argparse.Namespace) -> int:
+    from mesh.cli.render import render_command
+
+    return render_command(args.filename, args.ingress, args.istio_gateway, args.settings)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from mesh.operator.main import main as operator_main
+
+    return operator_main(list(args.operator_args))
 
 
 def _is_json(response: httpx.Response) -> bool:

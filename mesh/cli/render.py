@@ -1,0 +1,66 @@
+"""`seldon-mesh render`: SeldonDeployment files in, the cluster's objects out, as one YAML stream.
+
+What `kubectl apply -f -` takes, and what GitOps users commit. The same validation as `apply`: an invalid
+spec prints every field path on stderr and nothing on stdout (exit 1), so a pipe into kubectl applies
+nothing half-done.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mesh.cli.client import CliError
+from mesh.render import Ingress, Manifest, RenderSettings, render
+from mesh.spec import SeldonDeployment, SpecError, load_path, parse_documents
+
+
+def render_command(
+    filenames: Sequence[str], ingress: str, istio_gateway: str | None, settings_file: Path | None
+) -> int:
+    settings = _settings(settings_file, ingress, istio_gateway)
+    deployments: list[SeldonDeployment] = []
+    for name in filenames:
+        try:
+            if name == "-":
+                deployments += parse_documents(sys.stdin.read(), "<stdin>")
+            elif not Path(name).exists():
+                raise CliError(f"{name}: no such file or folder")
+            else:
+                deployments += load_path(Path(name))
+        except SpecError as error:
+            raise CliError(f"invalid SeldonDeployment, nothing was rendered:\n{error}") from error
+    if not deployments:
+        raise CliError("no SeldonDeployment found in " + ", ".join(filenames))
+    manifests = [manifest for deployment in deployments for manifest in render(deployment, settings)]
+    sys.stdout.write(to_yaml_stream(manifests))
+    return 0
+
+
+def to_yaml_stream(manifests: Sequence[Manifest]) -> str:
+    """`---`-separated YAML documents, keys in the order rendered (as kubectl prints them)."""
+    return "".join("---\n" + yaml.safe_dump(m, sort_keys=False, default_flow_style=False) for m in manifests)
+
+
+def _settings(path: Path | None, ingress: str, istio_gateway: str | None) -> RenderSettings:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise CliError(f"--settings {path}: {error}") from error
+        if not isinstance(loaded, dict):
+            raise CliError(f"--settings {path}: expected a mapping of settings")
+        raw = loaded
+    raw["ingress"] = Ingress(ingress)
+    if istio_gateway:
+        raw["istio_gateway"] = istio_gateway
+    try:
+        return RenderSettings.model_validate(raw)
+    except ValidationError as error:
+        raise CliError(f"invalid render settings: {error}") from error

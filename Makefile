@@ -8,7 +8,7 @@ PROTOS := $(shell find generated -name '*.proto')
 GENERATED_STAMP := generated/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: install generate run test lint typecheck contracts pytest bench clean iris
+.PHONY: install generate run test lint typecheck contracts pytest bench clean iris e2e-cluster
 
 install: $(STAMP) $(GENERATED_STAMP)
 
@@ -61,6 +61,11 @@ bench: install iris
 		apt-get update -qq && apt-get install -y -qq wrk hey nghttp2-client >/dev/null; \
 	fi
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Checks only a real cluster can make (server-side dry runs, a real rollout), against the current kube
+# context; never part of `make test` or CI. See e2e/cluster/test_cluster.py.
+e2e-cluster: install
+	$(VENV)/bin/pytest -p no:cacheprovider e2e/cluster $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(GENERATED_STAMP) .mypy_cache .ruff_cache .pytest_cache

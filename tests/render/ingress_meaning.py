@@ -235,6 +235,13 @@ def _set_header(filters: Sequence[Mapping[str, Any]]) -> str:
     return values[0] if values else ""
 
 
+def _assert_pins_take_precedence(rules: Sequence[Mapping[str, Any]]) -> None:
+    """Gateway API rules are not ordered: among equal paths and methods, the match with more header
+    matches wins. A pinned rule must have more than the split, so the pin comes first, as it does locally."""
+    counts = [len(rule["matches"][0].get("headers", [])) for rule in rules]
+    assert all(count > counts[-1] for count in counts[:-1]), counts
+
+
 def gateway_meaning(
     manifests: Sequence[Mapping[str, Any]], services: Mapping[str, str], parent: Mapping[str, str]
 ) -> Meaning:
@@ -243,6 +250,7 @@ def gateway_meaning(
     for kind, transport in (("GRPCRoute", "grpc"), ("HTTPRoute", "http")):
         (manifest,) = [m for m in manifests if m["kind"] == kind]
         assert manifest["spec"]["parentRefs"] == [parent]
+        _assert_pins_take_precedence(manifest["spec"]["rules"])
         for rule in manifest["spec"]["rules"]:
             (match,) = rule["matches"]
             headers = {h["name"]: h["value"] for h in match.get("headers", []) if h["type"] == "Exact"}

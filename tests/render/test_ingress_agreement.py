@@ -22,12 +22,12 @@ import yaml
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 
-from mesh.render import RenderSettings
+from mesh.render import RenderSettings, gateway_api, istio
 from mesh.render.gateway_api import parent_ref, render_gateway_api
 from mesh.render.istio import render_istio
 from mesh.render.names import predictor_service
 from mesh.render.routing import GRPC_PATH_REGEX, GRPC_SERVICE_PREFIXES
-from mesh.spec import SeldonDeployment, parse_deployment
+from mesh.spec import SeldonDeployment, load_path, parse_deployment
 from tests.helpers import xds
 from tests.helpers.k8s_schemas import validate_all
 from tests.render.ingress_meaning import (
@@ -41,6 +41,7 @@ from xds_controller.translate import GatewaySettings, translate
 from xds_controller.translate import routes as local_routes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "render" / "golden-ingress"
+SPECS = sorted((Path(__file__).resolve().parents[1] / "data" / "specs").glob("*.yaml"))
 SETTINGS = RenderSettings()
 
 
@@ -188,6 +189,29 @@ def test_gateway_api_routes_as_the_local_gateway_does_where_the_api_can(case: st
 def test_every_rendered_object_is_valid_for_its_crd(case: str) -> None:
     deployment = CORPUS[case]
     validate_all([*render_istio(deployment, SETTINGS), *render_gateway_api(deployment, SETTINGS)])
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_the_example_specs_render_valid_ingress(path: Path) -> None:
+    for deployment in load_path(path):
+        validate_all([*render_istio(deployment, SETTINGS), *render_gateway_api(deployment, SETTINGS)])
+
+
+def test_durations_are_written_as_each_api_reads_them() -> None:
+    assert [istio.duration(ms) for ms in (1, 700, 1500, 30000, 250000)] == [
+        "0.001s",
+        "0.7s",
+        "1.5s",
+        "30s",
+        "250s",
+    ]
+    assert [gateway_api.duration(ms) for ms in (1, 1500, 90250, 3_600_000, 10**13)] == [
+        "1ms",
+        "1s500ms",
+        "1m30s250ms",
+        "1h",
+        "99999h",
+    ]
 
 
 def test_the_corpus_exercises_what_it_claims() -> None:

@@ -3,17 +3,14 @@
 `seldon-mesh up` starts it once on a fixed port (so Envoy's extproc cluster never changes), restarts it
 with backoff if it dies, and writes the graph config file it watches every time the reconciler
 publishes (deployments plus the endpoints of their serving components). The file is the versioned,
-atomic contract of `extproc/config.py` (schema 1); this module writes JSON only and imports nothing of
-extproc. Which protocol a node speaks: the deployment's `protocol`, overridden per node by the
-annotation `protocol.seldon-mesh.io/<node>: v2|seldon` (an external MLServer in a Seldon graph); its
-transport: the node's `endpoint.type`, else the deployment's `transport`, else REST.
+atomic contract of `extproc/config.py` (schema 1), built by `mesh.spec.extproc_config` (which the
+Kubernetes renderer shares); this module writes JSON only and imports nothing of extproc.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -23,88 +20,32 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment, canonical_protocol
+from mesh.spec import PredictiveUnit, PredictorSpec, SeldonDeployment, extproc_config
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
 log = logging.getLogger(__name__)
 
-SCHEMA = 1
-NODE_PROTOCOL_ANNOTATION = "protocol.seldon-mesh.io/"
+SCHEMA = extproc_config.SCHEMA
+NODE_PROTOCOL_ANNOTATION = extproc_config.NODE_PROTOCOL_ANNOTATION
 
 
 def _address(upstreams: Sequence[Upstream]) -> str | None:
     return f"{upstreams[0].host}:{upstreams[0].port}" if upstreams else None
 
 
-def _image(node: PredictiveUnit, container: Container | None) -> str:
-    """What `meta.requestPath` shows for a node: its image, else its server, else its external address."""
-    if container is not None and container.image:
-        return container.image
-    if node.is_prepackaged or node.is_builtin:
-        return node.implementation
-    endpoint = node.endpoint
-    if endpoint is not None and endpoint.service_host:
-        return f"{endpoint.service_host}:{endpoint.http_port or endpoint.service_port or endpoint.grpc_port}"
-    return ""
-
-
-def _node(
-    node: PredictiveUnit,
-    key: ComponentKey,
-    predictor: PredictorSpec,
-    deployment: SeldonDeployment,
-    endpoints: Mapping[ComponentKey, ComponentEndpoints],
-) -> dict[str, Any]:
-    annotations = {**deployment.annotations, **predictor.annotations}
-    protocol = canonical_protocol(
-        annotations.get(NODE_PROTOCOL_ANNOTATION + node.name, deployment.spec.protocol)
-    )
-    endpoint_type = node.endpoint.type if node.endpoint is not None else None
-    transport = (endpoint_type or deployment.spec.transport or "rest").lower()
-    found = endpoints.get(key._replace(node=node.name), ComponentEndpoints())
-    container = predictor.container_for(node.name)
-    return {
-        "name": node.name,
-        "type": str(node.type or "UNKNOWN_TYPE"),
-        "implementation": node.implementation,
-        "methods": list(node.methods),
-        "parameters": node.typed_parameters(),
-        "protocol": "v2" if protocol == "v2" else "seldon",
-        "transport": transport,
-        "http": _address(found.http),
-        "grpc": _address(found.grpc),
-        "image": _image(node, container),
-        "logger": node.logger.model_dump(exclude_none=True) if node.logger is not None else None,
-        "children": [_node(c, key, predictor, deployment, endpoints) for c in node.children],
-    }
-
-
 def graph_config(
     deployments: Sequence[SeldonDeployment], endpoints: Mapping[ComponentKey, ComponentEndpoints]
 ) -> dict[str, Any]:
-    """The document extproc serves; `generation` is a hash of the rest, so equal inputs give equal files."""
-    body = []
-    for deployment in sorted(deployments, key=lambda d: d.key):
+    """The document extproc serves (`mesh.spec.extproc_config`), nodes at the endpoints reconciled here."""
+
+    def addresses(
+        deployment: SeldonDeployment, predictor: PredictorSpec, node: PredictiveUnit
+    ) -> extproc_config.NodeAddress:
         namespace, name = deployment.key
-        predictors = []
-        for predictor in deployment.spec.predictors:
-            key = ComponentKey(namespace, name, predictor.name, predictor.graph.name)
-            graph = _node(predictor.graph, key, predictor, deployment, endpoints)
-            predictors.append({"name": predictor.name, "annotations": predictor.annotations, "graph": graph})
-        body.append(
-            {
-                "namespace": namespace,
-                "name": name,
-                "annotations": deployment.annotations,
-                "predictors": predictors,
-            }
-        )
-    text = json.dumps(body, sort_keys=True)
-    return {
-        "schema": SCHEMA,
-        "generation": hashlib.sha256(text.encode()).hexdigest()[:16],
-        "deployments": body,
-    }
+        found = endpoints.get(ComponentKey(namespace, name, predictor.name, node.name), ComponentEndpoints())
+        return extproc_config.NodeAddress(_address(found.http), _address(found.grpc))
+
+    return extproc_config.graph_config(deployments, addresses)
 
 
 class GraphExecutorProcess:

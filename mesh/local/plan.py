@@ -25,15 +25,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
+from mesh.spec.wrapper import python_class as _python_class
+from mesh.spec.wrapper import service_type as _service_type
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Direct, Upstream, plan_predictor
-
-_SERVICE_TYPES = {
-    "MODEL": "MODEL",
-    "ROUTER": "ROUTER",
-    "TRANSFORMER": "TRANSFORMER",
-    "OUTPUT_TRANSFORMER": "OUTPUT_TRANSFORMER",
-    "COMBINER": "COMBINER",
-}
 
 
 @dataclass(frozen=True)
@@ -145,37 +139,6 @@ def _external_endpoint(node: PredictiveUnit) -> ComponentEndpoints | None:
     if not http and not grpc:
         return None
     return ComponentEndpoints(http=http, grpc=grpc)
-
-
-def _python_class(container: Container) -> str | None:
-    env = container.env_dict()
-    if env.get("MODEL_NAME"):
-        return env["MODEL_NAME"]
-    words = [*container.command, *container.args]
-    for i, word in enumerate(words[:-1]):
-        if Path(word).name == "seldon-core-microservice":
-            return words[i + 1]
-    return None
-
-
-def _service_type(node: PredictiveUnit, container: Container | None) -> str:
-    if container is not None:
-        declared = container.env_dict().get("SERVICE_TYPE", "")
-        if declared in _SERVICE_TYPES:
-            return declared
-    node_type = str(node.type or "MODEL")
-    if node_type in _SERVICE_TYPES:
-        return node_type
-    methods = set(node.methods)
-    if "ROUTE" in methods:
-        return "ROUTER"
-    if "AGGREGATE" in methods:
-        return "COMBINER"
-    if "TRANSFORM_INPUT" in methods:
-        return "TRANSFORMER"
-    if "TRANSFORM_OUTPUT" in methods:
-        return "OUTPUT_TRANSFORMER"
-    return "MODEL"
 
 
 def _code_dir(container: Container, base_dir: Path) -> Path:

@@ -65,8 +65,23 @@ class Frontend:
         self._refresh = refresh
 
     def _lookup(self, namespace: str, name: str, predictor: str | None) -> PredictorConfig | None:
-        deployment = self._config().deployment(namespace, name)
+        config = self._config()
+        deployment = config.deployment(namespace, name)
+        if deployment is None and not name and len(config.deployments) == 1:
+            # No `seldon` header: an extproc that serves one deployment (a Kubernetes predictor's own) is
+            # the one being asked, as Seldon's per-deployment executor is.
+            deployment = next(iter(config.deployments.values()))
         return deployment.predictor(predictor) if deployment is not None else None
+
+    def _split(self, path: str) -> tuple[str, str, str] | None:
+        """(namespace, name, rest of the path) of a REST request; a path outside `/seldon/<ns>/<name>/`
+        (the ingress rewrote the prefix away) is the whole rest, for the sole deployment if there is one."""
+        match = _PATH.match(path)
+        if match is not None:
+            return match["namespace"], match["name"], match["rest"] or "/"
+        if len(self._config().deployments) == 1:
+            return "", "", path.split("?", 1)[0] or "/"
+        return None
 
     def predictor(self, namespace: str, name: str, predictor: str | None) -> PredictorConfig:
         found = self._lookup(namespace, name, predictor)
@@ -81,8 +96,8 @@ class Frontend:
 
     def rest_body_bytes(self, path: str, predictor_name: str | None) -> int:
         """The largest REST body the predictor behind `path` takes (the default for an unknown one)."""
-        match = _PATH.match(path)
-        found = self._lookup(match["namespace"], match["name"], predictor_name) if match else None
+        split = self._split(path)
+        found = self._lookup(split[0], split[1], predictor_name) if split else None
         return found.rest_body_bytes if found is not None else DEFAULT_REST_BODY_BYTES
 
     # -- REST (from the ext_proc servicer and the REST edge) -----------------------------------------
@@ -97,15 +112,15 @@ class Frontend:
     ) -> Reply:
         """`trace_carriers`: where the caller's trace context may be before the headers (Envoy's gRPC
         metadata on the ext_proc stream)."""
-        match = _PATH.match(path)
-        if match is None:
+        split = self._split(path)
+        if split is None:
             return _json_reply(
                 404, GraphError(404, "NOT_FOUND", f"no SeldonDeployment serves {path}").seldon_json()
             )
-        rest = match["rest"] or "/"
+        namespace, name, rest = split
         v2 = rest.startswith("/v2/")
         try:
-            predictor = self.predictor(match["namespace"], match["name"], predictor_name)
+            predictor = self.predictor(namespace, name, predictor_name)
         except GraphError as error:
             return _error_reply(error, v2)
         carriers = (*trace_carriers, headers)

@@ -143,3 +143,40 @@ def test_an_executor_bug_is_a_seldon_500_not_a_dropped_connection() -> None:
 
     response = _serving(test, _frontend(Broken()))
     assert response.status_code == 500 and response.json()["status"]["reason"] == "INTERNAL_ERROR"
+
+
+def test_a_bare_path_is_for_the_sole_deployment() -> None:
+    """A Kubernetes predictor's extproc serves one deployment; the ingress rewrote `/seldon/<ns>/<name>`
+    away and may not say so in x-envoy-original-path."""
+
+    async def test(port: int) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            body = {"data": {"ndarray": [[1.0]]}}
+            return [
+                await client.post("/api/v1.0/predictions", json=body, headers=HEADERS),
+                await client.post("/api/v1.0/predictions?x=1", json=body),
+            ]
+
+    for response in _serving(test):
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["ndarray"] == [[20.0]]
+
+
+def test_a_bare_path_with_several_deployments_is_not_found() -> None:
+    graph = predictor(node("model"))
+    config = GraphConfig(
+        "g",
+        {
+            ("default", "a"): DeploymentConfig("default", "a", (graph,)),
+            ("default", "b"): DeploymentConfig("default", "b", (graph,)),
+        },
+    )
+    frontend = Frontend(lambda: config, GraphExecutor(FakeNodes(behaviours={"model": scale(2)})))
+
+    async def test(port: int) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            return await client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1.0]]}})
+
+    response = _serving(test, frontend)
+    assert response.status_code == 404
+    assert response.json()["status"]["status"] == "FAILURE"

@@ -42,9 +42,18 @@ def render_command(
     return 0
 
 
+class _Dumper(yaml.SafeDumper):
+    """No `&id001` anchors: every object is written out in full, as kubectl and reviewers expect."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml_stream(manifests: Sequence[Manifest]) -> str:
     """`---`-separated YAML documents, keys in the order rendered (as kubectl prints them)."""
-    return "".join("---\n" + yaml.safe_dump(m, sort_keys=False, default_flow_style=False) for m in manifests)
+    return "".join(
+        "---\n" + yaml.dump(m, Dumper=_Dumper, sort_keys=False, default_flow_style=False) for m in manifests
+    )
 
 
 def _settings(path: Path | None, ingress: str, istio_gateway: str | None) -> RenderSettings:

@@ -8,10 +8,11 @@ owned by its SeldonDeployment, so Kubernetes collects it on delete, and carries 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mesh.render.settings import RenderSettings
-from mesh.spec import API_VERSIONS, KIND, SeldonDeployment
+from mesh.spec import API_VERSIONS, KIND, PredictorSpec, SeldonDeployment
 
 Manifest = dict[str, Any]
 
@@ -20,6 +21,8 @@ DEPLOYMENT_LABEL = "seldon-deployment-id"
 APP_LABEL = "seldon-app"  # the Service selector label Seldon gives each pod
 PREDICTOR_LABEL = "seldon-predictor"  # seldon-mesh: which predictor (DestinationRule subsets select on it)
 CONTROLLER_LABEL = "seldon.io/controller-id"
+# seldon-mesh: the Deployment a pod belongs to (its own selector, and its PDB's and component Services').
+COMPONENT_LABEL = "seldon-mesh.io/component"
 
 
 def common_labels(deployment: SeldonDeployment, settings: RenderSettings) -> dict[str, str]:
@@ -69,3 +72,36 @@ def object_meta(
     if owners:
         meta["ownerReferences"] = owners
     return meta
+
+
+def predictor_version(predictor: PredictorSpec) -> str:
+    """Seldon's `version` pod label: the predictor's `version` label or annotation, else its name."""
+    return predictor.labels.get("version") or predictor.version or predictor.name
+
+
+def selector_labels(deployment: SeldonDeployment, workload: str) -> dict[str, str]:
+    """What a Deployment, its PDB and its pods' Services select on; never changes for a Deployment."""
+    return {DEPLOYMENT_LABEL: deployment.metadata.name, COMPONENT_LABEL: workload}
+
+
+def workload_labels(
+    deployment: SeldonDeployment,
+    settings: RenderSettings,
+    predictor: PredictorSpec,
+    workload: str,
+    service: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A workload's pod labels, as Seldon gives them: the predictor's and componentSpec's own labels
+    (`extra`), `app` (the Deployment), `version`, `seldon-app` (the Service that selects the pods), plus
+    the predictor (DestinationRule subsets select on it) and the selector labels, which nothing overrides."""
+    return {
+        "app": workload,
+        "version": predictor_version(predictor),
+        **predictor.labels,
+        **(extra or {}),
+        **common_labels(deployment, settings),
+        APP_LABEL: service,
+        PREDICTOR_LABEL: predictor.name,
+        **selector_labels(deployment, workload),
+    }

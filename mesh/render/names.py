@@ -47,6 +47,11 @@ def extproc_name(deployment: SeldonDeployment, predictor: PredictorSpec) -> str:
     return shorten(f"{deployment.metadata.name}-{predictor.name}-extproc")
 
 
+def graph_config(deployment: SeldonDeployment, predictor: PredictorSpec) -> str:
+    """The ConfigMap holding the graph config of a predictor's extproc."""
+    return shorten(f"{deployment.metadata.name}-{predictor.name}-graph")
+
+
 def ingress_name(deployment: SeldonDeployment) -> str:
     """VirtualService, DestinationRule, HTTPRoute and GRPCRoute of the deployment: its own name."""
     return shorten(deployment.metadata.name)

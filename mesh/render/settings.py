@@ -56,5 +56,7 @@ class RenderSettings(BaseModel):
     predictor_servers: dict[str, ServerImages] = Field(default_factory=_default_servers)
     # The field manager and the label that mark objects as ours (`controllerId` scopes one operator).
     controller_id: str = ""
+    # Where payload logs go for a logger with no `url` (Seldon's executor.requestLogger.defaultEndpoint).
+    request_logger_endpoint: str = "http://default-broker"
     # The cluster's DNS suffix, for the addresses extproc calls nodes at and status shows.
     cluster_domain: str = "cluster.local"

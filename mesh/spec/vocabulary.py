@@ -81,4 +81,5 @@ EXPLAINER_TYPES = (
 KAFKA_ENV = ("KAFKA_BROKER", "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC")
 
 # Schemes a modelUri may use; no scheme means a local path.
-MODEL_URI_SCHEMES = frozenset({"file", "http", "https", "gs", "s3"})
+# pvc://<claim>/<folder> is a PersistentVolumeClaim, mounted in a cluster (a local runtime cannot read it).
+MODEL_URI_SCHEMES = frozenset({"file", "http", "https", "gs", "s3", "pvc"})

@@ -1,7 +1,9 @@
 """`seldon-mesh up`: the embedded control plane and data plane of one machine, composed in one process.
 
 It wires the state store, the xDS server and cache, one Envoy, the runtime supervisor, the reconcile loop
-and the control API together, and tears them all down on SIGINT/SIGTERM so no child is left behind.
+and the control API together, and tears them all down on SIGINT/SIGTERM so no child is left behind. Should
+`up` die without tearing down (SIGKILL, an OOM kill), its children get SIGTERM from the kernel, and the
+next `up` on the state directory first stops whatever its pid records show still running (`children`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mesh.local.api import create_control_app
+from mesh.local.children import PidRecords, die_with_parent
 from mesh.local.envoy import EnvoyProcess
 from mesh.local.graphs import GraphExecutorProcess
 from mesh.local.reconcile import Change, Reconciler, Render, Translate
@@ -142,6 +145,8 @@ class LocalMesh:
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         _refuse_second_instance(settings)
+        records = PidRecords(settings.pid_dir)
+        records.stop_leftovers(settings.stop_grace_s)  # before binding anything they may hold
         _require_free_port(settings.host, settings.gateway_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,6 +167,7 @@ class LocalMesh:
                     backoff_initial_s=settings.restart_backoff_initial_s,
                     backoff_max_s=settings.restart_backoff_max_s,
                     stop_grace_s=settings.stop_grace_s,
+                    pid_dir=settings.pid_dir,
                 ),
                 on_change=self._schedule_refresh,
             )
@@ -176,6 +182,7 @@ class LocalMesh:
                 settings.restart_backoff_max_s,
                 metrics_port=metrics_port,
                 rest_port=rest_port if settings.graph_edge != "ext_proc" else None,
+                records=records,
             )
             self._graphs = graphs
             graphs.start()
@@ -210,6 +217,7 @@ class LocalMesh:
             self._reconciler = Reconciler(
                 self._store, supervisor, xds, render_and_feed, settings.runtime_workers
             )
+            stack.push_async_callback(self._reconciler.close)  # before the supervisor stops everything
             for deployments, base_dir in initial:
                 for deployment in deployments:
                     self._store.put(deployment, base_dir)
@@ -222,10 +230,16 @@ class LocalMesh:
                 ),
                 workdir=settings.state_dir / "envoy",
                 log_level=settings.envoy_log_level,
+                preexec_fn=die_with_parent(),
             )
-            await asyncio.to_thread(self.envoy.start)
-            stack.push_async_callback(asyncio.to_thread, self.envoy.stop)
-            (self.envoy.workdir / "envoy.pid").write_text(str(self.envoy.pid))
+            envoy = self.envoy
+            envoy.spawn()  # in the loop's thread, which lives as long as `up`: the death signal is tied to it
+            assert envoy.pid is not None
+            records.record(envoy.pid, "envoy", group=False)
+            stack.callback(records.forget, envoy.pid)
+            stack.push_async_callback(asyncio.to_thread, envoy.stop)
+            await asyncio.to_thread(envoy.wait_started)
+            (envoy.workdir / "envoy.pid").write_text(str(envoy.pid))
             server = await self._start_control_api(stack)
             log.info("gateway %s, control API %s", self.gateway_url, self.control_url)
             print(f"seldon-mesh is up: gateway {self.gateway_url}  (Ctrl-C stops it)", flush=True)

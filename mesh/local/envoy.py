@@ -59,11 +59,13 @@ class EnvoyProcess:
         binary: Path | None = None,
         stop_grace_s: float = 5.0,
         start_timeout_s: float = 30.0,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         """`concurrency` None lets Envoy use one worker per core; tests pass a small number.
 
         `stop_grace_s` is how long stop() waits after SIGTERM before SIGKILL; `start_timeout_s` bounds
         start() waiting for the admin endpoint (Envoy binds admin within a second on a healthy machine).
+        `preexec_fn` runs in the child before Envoy (`children.die_with_parent`).
         """
         self.bootstrap = dict(bootstrap)
         self.workdir = Path(workdir)
@@ -72,6 +74,7 @@ class EnvoyProcess:
         self.binary = binary
         self.stop_grace_s = stop_grace_s
         self.start_timeout_s = start_timeout_s
+        self.preexec_fn = preexec_fn
         self.bootstrap_path = self.workdir / "bootstrap.json"
         self.log_path = self.workdir / "envoy.log"
         self._admin_address_path = self.workdir / "admin-address"
@@ -81,6 +84,11 @@ class EnvoyProcess:
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Write the bootstrap, start Envoy and wait until its admin endpoint is bound."""
+        self.spawn()
+        self.wait_started()
+
+    def spawn(self) -> None:
+        """Write the bootstrap and start Envoy, without waiting (`wait_started` does)."""
         if self._process is not None:
             raise EnvoyError("Envoy is already started")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +109,16 @@ class EnvoyProcess:
         if self.concurrency is not None:
             command += ["--concurrency", str(self.concurrency)]
         with (self.workdir / "envoy.stderr").open("wb") as stderr:
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                preexec_fn=self.preexec_fn,  # noqa: PLW1509 (die_with_parent takes no lock)
+            )
+
+    def wait_started(self) -> None:
+        """Wait until the spawned Envoy's admin endpoint is bound (stop it if it does not)."""
         try:
             self._wait(self._admin_bound, self.start_timeout_s, "the admin endpoint")
         except BaseException:

@@ -1,10 +1,11 @@
 """The local graph executor: one supervised `python -m extproc` process, and the graph config it serves.
 
 `seldon-mesh up` starts it once on a fixed port (so Envoy's extproc cluster never changes), restarts it
-with backoff if it dies, and writes the graph config file it watches every time the reconciler
-publishes (deployments plus the endpoints of their serving components). The file is the versioned,
-atomic contract of `extproc/config.py` (schema 1), built by `mesh.spec.extproc_config` (which the
-Kubernetes renderer shares); this module writes JSON only and imports nothing of extproc.
+at once if it dies after serving (with backoff if it keeps dying at startup), and writes the graph
+config file it watches every time the reconciler publishes (deployments plus the endpoints of their
+serving components). The file is the versioned, atomic contract of `extproc/config.py` (schema 1), built
+by `mesh.spec.extproc_config` (which the Kubernetes renderer shares); this module writes JSON only and
+imports nothing of extproc.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mesh.local.children import PidRecords, die_with_parent
 from mesh.spec import PredictiveUnit, PredictorSpec, SeldonDeployment, extproc_config
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
 log = logging.getLogger(__name__)
 
 SCHEMA = extproc_config.SCHEMA
+# An extproc that ran this long had started serving: one that exits sooner is crash-looping.
+SERVED_S = 5.0
 NODE_PROTOCOL_ANNOTATION = extproc_config.NODE_PROTOCOL_ANNOTATION
 
 
@@ -61,6 +65,7 @@ class GraphExecutorProcess:
         backoff_max_s: float,
         metrics_port: int | None = None,
         rest_port: int | None = None,
+        records: PidRecords | None = None,
     ) -> None:
         self.upstream = Upstream(host, port)
         # extproc's REST edge (`up --graph-edge http`), fixed like the gRPC port; None: not started.
@@ -74,6 +79,7 @@ class GraphExecutorProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._generation = ""
+        self._records = records
 
     @property
     def metrics_url(self) -> str | None:
@@ -116,6 +122,8 @@ class GraphExecutorProcess:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+        if self._records is not None:
+            self._records.forget(process.pid)
 
     async def _keep_alive(self) -> None:
         backoff = self._backoff[0]
@@ -143,12 +151,19 @@ class GraphExecutorProcess:
                     # REQUEST_LOGGER_DEFAULT_ENDPOINT from `up`'s environment
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     start_new_session=True,
+                    preexec_fn=die_with_parent(),
                 )
-            (self._state_dir / "extproc.pid").write_text(str(self._process.pid))
+            pid = self._process.pid
+            (self._state_dir / "extproc.pid").write_text(str(pid))
+            if self._records is not None:
+                self._records.record(pid, "extproc", group=True)
             started = loop.time()
             code = await self._process.wait()
-            if loop.time() - started > 10:  # it served for a while: restart at once, as the first time
-                backoff = self._backoff[0]
-            log.warning("extproc exited with code %s; restarting in %.1fs", code, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._backoff[1])
+            if self._records is not None:
+                self._records.forget(pid)
+            if loop.time() - started > SERVED_S:  # it served (was killed): back at once, 503 until then
+                delay, backoff = 0.0, self._backoff[0]
+            else:
+                delay, backoff = backoff, min(backoff * 2, self._backoff[1])
+            log.warning("extproc exited with code %s; restarting in %.1fs", code, delay)
+            await asyncio.sleep(delay)

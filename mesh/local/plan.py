@@ -32,27 +32,34 @@ from xds_controller.translate import ComponentEndpoints, ComponentKey, Direct, U
 
 @dataclass(frozen=True)
 class RuntimeLaunch:
-    """Arguments for `python -m model_runtime` (ports are added by the supervisor) and the process env."""
+    """Arguments for `python -m model_runtime` (ports are added by the supervisor) and the process env.
+
+    `cwd` is the folder the process starts in, None where nothing it runs reads relative paths (a
+    prepackaged server gets its model as an absolute path), so the same spec applied from another
+    folder that resolves to the same files starts the same process."""
 
     args: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
-    cwd: Path = Path(".")
+    cwd: Path | None = None
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever the process would have to be restarted to pick up the spec."""
-        blob = json.dumps([list(self.args), sorted(self.env.items()), str(self.cwd)])
+        """Changes whenever the process would have to be restarted to pick up the spec: it covers all
+        the process is started with (arguments, environment, folder), and nothing else."""
+        blob = json.dumps([list(self.args), sorted(self.env.items()), str(self.cwd or "")])
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class ComponentPlan:
-    """One graph node of one predictor: exactly one of `launch`, `external` or `error` is set."""
+    """One graph node of one predictor: exactly one of `launch`, `external` or `error` is set.
+    `replicas` processes run a launch, all of them endpoints of the component's cluster."""
 
     key: ComponentKey
     launch: RuntimeLaunch | None = None
     external: ComponentEndpoints | None = None
     error: str | None = None
+    replicas: int = 1
 
 
 def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int = 1) -> list[ComponentPlan]:
@@ -93,7 +100,8 @@ def _plan_node(
     if node.is_prepackaged:
         uri = resolve_model_uri(node.model_uri or "", base_dir)
         args = ["--implementation", node.implementation, "--model-uri", uri, *common]
-        return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, base_dir))
+        launch = RuntimeLaunch(tuple(args), env, None)
+        return ComponentPlan(key, launch=launch, replicas=replicas(deployment, predictor, node.name))
     if container is None:
         return ComponentPlan(
             key, error=f"node {node.name!r} has no container and no prepackaged implementation"
@@ -109,7 +117,21 @@ def _plan_node(
     args = ["--class", class_name, "--code-dir", str(code_dir), *common]
     if node.model_uri:
         args += ["--model-uri", resolve_model_uri(node.model_uri, base_dir)]
-    return ComponentPlan(key, launch=RuntimeLaunch(tuple(args), env, code_dir))
+    launch = RuntimeLaunch(tuple(args), env, code_dir)
+    return ComponentPlan(key, launch=launch, replicas=replicas(deployment, predictor, node.name))
+
+
+def replicas(deployment: SeldonDeployment, predictor: PredictorSpec, node_name: str) -> int:
+    """Seldon's precedence: the replicas of the componentSpec holding the node's container, else the
+    predictor's, else the deployment's, else 1. Zero (scaled to nothing on a cluster) runs one here:
+    a local mesh has no autoscaler to bring it back."""
+    for component in predictor.component_specs:
+        if any(c.name == node_name for c in component.spec.containers) and component.replicas is not None:
+            return max(component.replicas, 1)
+    for count in (predictor.replicas, deployment.spec.replicas):
+        if count is not None:
+            return max(count, 1)
+    return 1
 
 
 def _gateway_facing(key: ComponentKey, deployment: SeldonDeployment, predictor: PredictorSpec) -> bool:

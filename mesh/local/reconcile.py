@@ -1,8 +1,10 @@
 """The reconcile loop: what the store says should run becomes processes, then an xDS snapshot for Envoy.
 
 Order matters for "make before break": new components are started, the new snapshot is published, and only
-then are components that the store no longer wants stopped. Status per deployment is derived here from the
-supervisor's component states and from whether Envoy accepted the config that carries the deployment.
+once Envoy has applied a config without them (and extproc had time to read its graph file) are the
+processes nothing routes to any more stopped; a runtime stopped with SIGTERM finishes what is in flight.
+Status per deployment is derived here from the supervisor's component states and from whether Envoy
+accepted the config that carries the deployment.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Protocol
 
 from mesh.local.plan import ComponentPlan, plan_deployment
 from mesh.local.store import StateStore, StoredDeployment
-from mesh.local.supervisor import ComponentState, ComponentStatus, Supervisor
+from mesh.local.supervisor import ComponentState, ComponentStatus, RuntimeProcess, Supervisor
 from mesh.spec import SeldonDeployment
 from xds_controller.snapshot import Snapshot
 from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Resources
@@ -44,6 +46,11 @@ Render = Callable[
     [Sequence[SeldonDeployment], Mapping[ComponentKey, ComponentEndpoints], Change | None], Snapshot
 ]
 HISTORY = 64  # published configs remembered to tell which one Envoy serves after a rejection
+# How long a retired process waits for Envoy to apply the config without it before it is stopped anyway
+# (Envoy not started yet, or gone), and then how long it keeps serving: extproc re-reads its graph file
+# every 0.2 s, and an Envoy worker may still hold a request it picked the old endpoint for.
+RETIRE_WAIT_S = 10.0
+DRAIN_S = 1.0
 
 
 class ConfigState(StrEnum):
@@ -94,6 +101,7 @@ class Reconciler:
         # recent published configs, oldest first, with the generation of each deployment they carry
         self._history: dict[str, dict[DeploymentKey, int]] = {}
         self._lock = asyncio.Lock()
+        self._retirements: set[asyncio.Task[None]] = set()
 
     async def reconcile(self) -> None:
         """Bring processes and Envoy config in line with the store."""
@@ -115,9 +123,8 @@ class Reconciler:
                 s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers)
                 for s in self._deployments
             }
-            obsolete = await self._supervisor.apply([p for plans in self._plans.values() for p in plans])
+            self._supervisor.apply([p for plans in self._plans.values() for p in plans])
             self._publish(change)
-            await asyncio.gather(*(process.stop() for process in obsolete))
 
     def refresh(self) -> None:
         """Component states changed: re-publish endpoints (a no-op for Envoy when nothing differs)."""
@@ -131,6 +138,34 @@ class Reconciler:
         self._history[self._config_id] = {s.deployment.key: s.generation for s in self._deployments}
         while len(self._history) > HISTORY:
             del self._history[next(iter(self._history))]
+        retiring = self._supervisor.take_retiring()
+        if retiring:
+            task = asyncio.get_running_loop().create_task(self._retire(retiring, self._config_id))
+            self._retirements.add(task)
+            task.add_done_callback(self._retirements.discard)
+
+    async def _retire(self, processes: Sequence[RuntimeProcess], config_id: str) -> None:
+        """Stop `processes` once Envoy applied `config_id` (or a later config: none routes to them)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETIRE_WAIT_S
+        # the publisher is asked, not told (its ACKs arrive on the xDS streams)
+        while not self._applied_since(config_id) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(DRAIN_S)
+        await self._supervisor.retire(processes)
+
+    def _applied_since(self, config_id: str) -> bool:
+        ids = list(self._history)
+        if config_id not in ids:
+            return True  # forgotten: many configs were published since
+        later = ids[ids.index(config_id) :]
+        return any(self._publisher.state(c)[0] is ConfigState.APPLIED for c in later)
+
+    async def close(self) -> None:
+        """Stop waiting to retire processes (the supervisor stops them with everything else)."""
+        for task in list(self._retirements):
+            task.cancel()
+        await asyncio.gather(*self._retirements, return_exceptions=True)
 
     def _serving_generation(self, key: DeploymentKey) -> int | None:
         """The generation of `key` in the newest config Envoy applied: what it serves now."""

@@ -103,3 +103,8 @@ class LocalSettings(BaseModel):
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def pid_dir(self) -> Path:
+        """A record per running child, so an `up` after a killed one can stop what it left."""
+        return self.state_dir / "pids"

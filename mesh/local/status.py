@@ -37,6 +37,15 @@ def describe(
                     "http": [f"{u.host}:{u.port}" for u in component.endpoints.http],
                     "grpc": [f"{u.host}:{u.port}" for u in component.endpoints.grpc],
                     "metrics": component.metrics_url,
+                    "replicas": [
+                        {
+                            "state": replica.state.value,
+                            "restarts": replica.restarts,
+                            "pid": replica.pid,
+                            "http": [f"{u.host}:{u.port}" for u in replica.endpoints.http],
+                        }
+                        for replica in component.replicas
+                    ],
                 }
                 for key, component in status.components.items()
             ],

@@ -1,7 +1,13 @@
-"""The process supervisor: one runtime process per component, restarted with backoff, watched for readiness.
+"""The process supervisor: `replicas` runtime processes per component, restarted, watched for readiness.
 
 It owns processes and nothing else: it does not know about Envoy or specs beyond `ComponentPlan`. Whenever a
 component's observable state changes it calls `on_change`, and the reconciler decides what to push.
+
+Make before break: a component whose launch changed (a new model, new parameters) keeps its running
+replicas serving while the new ones start; once every new replica is ready, the new ones become the
+component's endpoints and the old ones are handed to the reconciler (`take_retiring`), which stops them
+only after Envoy applied the config without them. A new version that never gets ready leaves the old one
+serving, and the component's status says Failed with the reason.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
 import httpx
 
+from mesh.local.children import PidRecords, die_with_parent
 from mesh.local.plan import ComponentPlan, RuntimeLaunch
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
@@ -32,6 +39,7 @@ HEALTH_POLL_S = 1.0
 # failureThreshold default. One probe lost to a busy machine (the 2 s probe timeout) must not pull a
 # healthy runtime's endpoints from Envoy and extproc; a runtime that exits is noticed at once anyway.
 READY_FAILURE_THRESHOLD = 3
+# Runs in a row that exit before getting ready, after which the component is Failed (it keeps retrying).
 CRASH_LOOP_RESTARTS = 3
 NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
@@ -60,6 +68,7 @@ class ComponentStatus:
     endpoints: ComponentEndpoints = NO_ENDPOINTS
     pid: int | None = None
     metrics_url: str | None = None  # the runtime's Prometheus scrape; None for external components
+    replicas: tuple[ComponentStatus, ...] = ()  # each replica's own status (for a component)
 
     @property
     def serving(self) -> bool:
@@ -91,10 +100,12 @@ class SupervisorSettings:
     backoff_initial_s: float
     backoff_max_s: float
     stop_grace_s: float
+    pid_dir: Path | None = None  # where each runtime's pid is recorded while it runs (`PidRecords`)
 
 
 class RuntimeProcess:
-    """Keeps one runtime process alive: start, wait until ready, watch, restart with exponential backoff."""
+    """Keeps one runtime process alive: start, wait until ready, watch, restart. A run that got ready is
+    restarted at once (it was killed, or died serving); one that never did, with exponential backoff."""
 
     def __init__(
         self,
@@ -102,14 +113,18 @@ class RuntimeProcess:
         launch: RuntimeLaunch,
         settings: SupervisorSettings,
         on_change: Callable[[], None],
+        replica: int = 0,
     ) -> None:
         self.key = key
         self.launch = launch
+        self.replica = replica
         self._settings = settings
         self._on_change = on_change
+        self._records = PidRecords(settings.pid_dir) if settings.pid_dir is not None else None
         self._pick_ports()
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reached_ready = False
         self.status = ComponentStatus(
             ComponentState.STARTING, endpoints=self.endpoints, metrics_url=self.metrics_url
         )
@@ -131,7 +146,8 @@ class RuntimeProcess:
 
     @property
     def log_path(self) -> Path:
-        return self._settings.log_dir / f"{'.'.join(self.key)}.log"
+        suffix = f".{self.replica}" if self.replica else ""
+        return self._settings.log_dir / f"{'.'.join(self.key)}{suffix}.log"
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep_alive(), name=f"runtime {'/'.join(self.key)}")
@@ -159,29 +175,34 @@ class RuntimeProcess:
             restarts=current.restarts if restarts is None else restarts,
             pid=current.pid if isinstance(pid, _Keep) else pid,
         )
+        if new.state is ComponentState.READY:
+            self._reached_ready = True
         if new != current:
             self.status = new
             self._on_change()
 
     async def _keep_alive(self) -> None:
         restarts = 0
+        crashes = 0  # runs in a row that exited before getting ready
         backoff = self._settings.backoff_initial_s
         while True:
-            started = time.monotonic()
+            self._reached_ready = False
             exit_reason = await self._run_once(restarts)
             restarts += 1
-            if time.monotonic() - started > 60:  # it served for a while: forget earlier crashes
-                backoff = self._settings.backoff_initial_s
-            state = ComponentState.FAILED if restarts >= CRASH_LOOP_RESTARTS else ComponentState.CRASHED
+            if self._reached_ready:  # it served: back at once, the client sees 503 only until it is ready
+                crashes, delay, backoff = 0, 0.0, self._settings.backoff_initial_s
+            else:
+                crashes, delay = crashes + 1, backoff
+                backoff = min(backoff * 2, self._settings.backoff_max_s)
+            state = ComponentState.FAILED if crashes >= CRASH_LOOP_RESTARTS else ComponentState.CRASHED
             self._set(
                 state=state,
-                reason=f"{exit_reason}; restarting in {backoff:.1f}s",
+                reason=f"{exit_reason}; restarting in {delay:.1f}s",
                 restarts=restarts,
                 pid=None,
             )
             log.warning("component %s: %s", "/".join(self.key), self.status.reason)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._settings.backoff_max_s)
+            await asyncio.sleep(delay)
             # Fresh ports for the next run: a port picked free may since have been taken (another
             # process, or an outgoing connection's ephemeral port), and retrying it would fail forever.
             self._pick_ports()
@@ -206,9 +227,12 @@ class RuntimeProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
-                start_new_session=True,
+                start_new_session=True,  # its own group: stopping it stops any workers it started
+                preexec_fn=die_with_parent(),
             )
         process = self._process
+        if self._records is not None:
+            self._records.record(process.pid, f"runtime {'/'.join(self.key)}", group=True)
         if self.status.state not in (ComponentState.CRASHED, ComponentState.FAILED):
             self._set(state=ComponentState.STARTING, reason="loading", restarts=restarts, pid=process.pid)
         else:
@@ -220,7 +244,12 @@ class RuntimeProcess:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        self._forget(process)
         return f"exited with code {code}{self._log_tail()}"
+
+    def _forget(self, process: asyncio.subprocess.Process) -> None:
+        if self._records is not None:
+            self._records.forget(process.pid)
 
     async def _watch_health(self, process: asyncio.subprocess.Process) -> None:
         """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
@@ -261,6 +290,7 @@ class RuntimeProcess:
         # the group may still hold worker processes whose leader has exited
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        self._forget(process)
 
     def _log_tail(self, lines: int = 3) -> str:
         try:
@@ -294,33 +324,146 @@ async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
     return Probe(ready=False, info=info, load_failed="FAIL" in reason.upper())
 
 
+def _aggregate(replicas: Sequence[RuntimeProcess]) -> ComponentStatus:
+    """One status for a component's replicas: the first that is not Ready speaks for all, restarts add up,
+    and the endpoints are where each replica listens."""
+    states = [r.status for r in replicas]
+    worst = next((s for s in states if s.state is not ComponentState.READY), states[0])
+    return replace(
+        worst,
+        restarts=sum(s.restarts for s in states),
+        endpoints=ComponentEndpoints(
+            http=tuple(u for s in states for u in s.endpoints.http),
+            grpc=tuple(u for s in states for u in s.endpoints.grpc),
+        ),
+        pid=states[0].pid,
+        metrics_url=states[0].metrics_url,
+        replicas=tuple(states),
+    )
+
+
+def _serving(replicas: Sequence[RuntimeProcess]) -> ComponentEndpoints:
+    ready = [r.endpoints for r in replicas if r.status.serving]
+    return ComponentEndpoints(
+        http=tuple(u for e in ready for u in e.http), grpc=tuple(u for e in ready for u in e.grpc)
+    )
+
+
+class Component:
+    """A component's replicas (`current`), and during a rollout the new version's (`pending`), which
+    take over once all of them are ready."""
+
+    def __init__(
+        self,
+        key: ComponentKey,
+        launch: RuntimeLaunch,
+        count: int,
+        settings: SupervisorSettings,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.key = key
+        self._settings = settings
+        self._on_change = on_change
+        self.launch = launch
+        self.current: list[RuntimeProcess] = []
+        self.pending_launch: RuntimeLaunch | None = None
+        self.pending: list[RuntimeProcess] = []
+        self._scale(self.current, launch, count)
+
+    def _spawn(self, launch: RuntimeLaunch, replica: int) -> RuntimeProcess:
+        process = RuntimeProcess(self.key, launch, self._settings, self._on_change, replica)
+        process.start()
+        return process
+
+    def _scale(
+        self, replicas: list[RuntimeProcess], launch: RuntimeLaunch, count: int
+    ) -> list[RuntimeProcess]:
+        """Start or remove replicas of `launch` until there are `count`; returns those removed."""
+        while len(replicas) < count:
+            replicas.append(self._spawn(launch, len(replicas)))
+        removed = replicas[count:]
+        del replicas[count:]
+        return removed
+
+    def update(self, launch: RuntimeLaunch, count: int) -> list[RuntimeProcess]:
+        """Take a new plan; returns the processes no longer wanted (to stop once Envoy moved off them)."""
+        fingerprint = launch.fingerprint
+        if fingerprint == self.launch.fingerprint:  # back to (or still) what runs: drop any rollout
+            retired, self.pending, self.pending_launch = self.pending, [], None
+            return retired + self._scale(self.current, self.launch, count)
+        if self.pending_launch is not None and fingerprint == self.pending_launch.fingerprint:
+            return self._scale(self.pending, self.pending_launch, count)
+        retired = self.pending  # a rollout overtaken by another: its replicas never served
+        self.pending_launch, self.pending = launch, []
+        self._scale(self.pending, launch, count)
+        return retired
+
+    def promote(self) -> list[RuntimeProcess]:
+        """Once every new replica is ready, they serve and the old ones are returned, to be retired."""
+        if not self.pending or not all(p.status.state is ComponentState.READY for p in self.pending):
+            return []
+        assert self.pending_launch is not None
+        retired, self.current, self.launch = self.current, self.pending, self.pending_launch
+        self.pending, self.pending_launch = [], None
+        log.info("component %s: new version ready, the previous one is retired", "/".join(self.key))
+        return retired
+
+    def processes(self) -> list[RuntimeProcess]:
+        return [*self.current, *self.pending]
+
+    def endpoints(self) -> ComponentEndpoints:
+        """The ready replicas of what serves; the new version's only while none of the old is ready."""
+        serving = _serving(self.current)
+        if not serving.http and not serving.grpc and self.pending:
+            return _serving(self.pending)
+        return serving
+
+    @property
+    def status(self) -> ComponentStatus:
+        current = _aggregate(self.current)
+        if not self.pending:
+            return current
+        new = _aggregate(self.pending)
+        if new.state is ComponentState.FAILED:
+            if any(r.status.serving for r in self.current):
+                reason = f"the new version failed, the previous one keeps serving: {new.reason}"
+            else:
+                reason = new.reason
+            return replace(current, state=ComponentState.FAILED, reason=reason)
+        detail = f" ({new.reason})" if new.reason else ""
+        return replace(current, state=ComponentState.STARTING, reason=f"new version {new.state}{detail}")
+
+
 class Supervisor:
     """All runtime processes of the local mesh, keyed by component."""
 
     def __init__(self, settings: SupervisorSettings, on_change: Callable[[], None]) -> None:
         self._settings = settings
         self._on_change = on_change
-        self._processes: dict[ComponentKey, RuntimeProcess] = {}
+        self._components: dict[ComponentKey, Component] = {}
         self._static: dict[ComponentKey, ComponentStatus] = {}
+        self._retiring: list[RuntimeProcess] = []
+        self._draining: set[RuntimeProcess] = set()
 
     def status(self, key: ComponentKey) -> ComponentStatus | None:
-        if key in self._processes:
-            return self._processes[key].status
+        if key in self._components:
+            return self._components[key].status
         return self._static.get(key)
 
     def endpoints(self) -> dict[ComponentKey, ComponentEndpoints]:
         """Endpoints of every component that can take traffic now; the others get none (Envoy answers 503)."""
         result: dict[ComponentKey, ComponentEndpoints] = {}
-        for key, process in self._processes.items():
-            if process.status.serving:
-                result[key] = process.endpoints
+        for key, component in self._components.items():
+            endpoints = component.endpoints()
+            if endpoints.http or endpoints.grpc:
+                result[key] = endpoints
         for key, status in self._static.items():
             if status.serving:
                 result[key] = status.endpoints
         return result
 
-    async def apply(self, plans: list[ComponentPlan]) -> list[RuntimeProcess]:
-        """Start what is new or changed; return the processes `plans` no longer need (to stop later)."""
+    def apply(self, plans: list[ComponentPlan]) -> None:
+        """Start what is new or changed; what `plans` no longer need is left for `take_retiring`."""
         wanted = {plan.key: plan for plan in plans}
         self._static = {}
         for key, plan in wanted.items():
@@ -328,19 +471,44 @@ class Supervisor:
                 self._static[key] = ComponentStatus(ComponentState.EXTERNAL, endpoints=plan.external)
             elif plan.error is not None:
                 self._static[key] = ComponentStatus(ComponentState.FAILED, reason=plan.error)
-        obsolete: list[RuntimeProcess] = []
-        for key, process in list(self._processes.items()):
-            launch = wanted[key].launch if key in wanted else None
-            if launch is None or launch.fingerprint != process.launch.fingerprint:
-                obsolete.append(self._processes.pop(key))
+        for key, component in list(self._components.items()):
+            if key not in wanted or wanted[key].launch is None:
+                self._retiring += component.processes()
+                del self._components[key]
         for key, wanted_plan in wanted.items():
-            if wanted_plan.launch is not None and key not in self._processes:
-                process = RuntimeProcess(key, wanted_plan.launch, self._settings, self._on_change)
-                self._processes[key] = process
-                process.start()
-        return obsolete
+            if wanted_plan.launch is None:
+                continue
+            if key in self._components:
+                self._retiring += self._components[key].update(wanted_plan.launch, wanted_plan.replicas)
+            else:
+                on_change = self._changed_callback(key)
+                self._components[key] = Component(
+                    key, wanted_plan.launch, wanted_plan.replicas, self._settings, on_change
+                )
+
+    def _changed_callback(self, key: ComponentKey) -> Callable[[], None]:
+        def changed() -> None:
+            component = self._components.get(key)
+            if component is not None:
+                self._retiring += component.promote()
+            self._on_change()
+
+        return changed
+
+    def take_retiring(self) -> list[RuntimeProcess]:
+        """The processes no longer in any endpoints: the caller stops them (`retire`) once Envoy has
+        the config without them."""
+        retiring, self._retiring = self._retiring, []
+        self._draining.update(retiring)
+        return retiring
+
+    async def retire(self, processes: Sequence[RuntimeProcess]) -> None:
+        await asyncio.gather(*(p.stop() for p in processes))
+        self._draining.difference_update(processes)
 
     async def stop_all(self) -> None:
-        processes = list(self._processes.values())
-        self._processes.clear()
+        processes = [p for c in self._components.values() for p in c.processes()]
+        processes += [*self._retiring, *self._draining]
+        self._components.clear()
+        self._retiring, self._draining = [], set()
         await asyncio.gather(*(p.stop() for p in processes))

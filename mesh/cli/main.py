@@ -16,7 +16,7 @@ import httpx
 
 from mesh.cli.client import CliError, ControlClient
 from mesh.cli.output import render
-from mesh.spec import SeldonDeployment, SpecError, load_path
+from mesh.spec import SeldonDeployment, SpecError, read_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,9 +154,12 @@ def _load(path: Path) -> list[SeldonDeployment]:
     if not path.exists():
         raise CliError(f"{path}: no such file or folder")
     try:
-        return load_path(path)
+        loaded = read_path(path)
     except SpecError as error:
         raise CliError(f"invalid SeldonDeployment, nothing was applied:\n{error}") from error
+    for skipped in loaded.skipped:
+        print(f"note: {skipped}", file=sys.stderr)
+    return loaded.deployments
 
 
 def _base_dir(path: Path) -> Path:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from mesh.cli.client import CliError
 from mesh.render import Ingress, Manifest, RenderSettings, render
-from mesh.spec import SeldonDeployment, SpecError, load_path, parse_documents
+from mesh.spec import Loaded, SeldonDeployment, SpecError, read_documents, read_path
 
 
 def render_command(
@@ -28,11 +28,14 @@ def render_command(
     for name in filenames:
         try:
             if name == "-":
-                deployments += parse_documents(sys.stdin.read(), "<stdin>")
+                loaded: Loaded = read_documents(sys.stdin.read(), "<stdin>")
             elif not Path(name).exists():
                 raise CliError(f"{name}: no such file or folder")
             else:
-                deployments += load_path(Path(name))
+                loaded = read_path(Path(name))
+            deployments += loaded.deployments
+            for skipped in loaded.skipped:  # kubectl applies those; we render SeldonDeployments only
+                print(f"note: {skipped}", file=sys.stderr)
         except SpecError as error:
             raise CliError(f"invalid SeldonDeployment, nothing was rendered:\n{error}") from error
     if not deployments:

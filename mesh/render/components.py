@@ -65,13 +65,14 @@ def components(deployment: SeldonDeployment, predictor: PredictorSpec) -> list[C
     ]
     empty = next((i for i, c in enumerate(predictor.component_specs) if not c.spec.containers), None)
     out: list[Component] = []
+    placed: set[str] = set()  # a node runs in the first componentSpec naming it (as container_for says)
     for index, spec in enumerate(predictor.component_specs):
-        nodes = [
-            NodeContainer(graph[c.name], c, ports[c.name]) for c in spec.spec.containers if c.name in graph
-        ]
+        mine = [c for c in spec.spec.containers if c.name in graph and c.name not in placed]
+        placed |= {c.name for c in mine}
+        nodes = [NodeContainer(graph[c.name], c, ports[c.name]) for c in mine]
         if index == empty:
             nodes += [NodeContainer(node, None, ports[node.name]) for node in orphans]
-        sidecars = tuple(c for c in spec.spec.containers if c.name not in graph)
+        sidecars = tuple(c for c in spec.spec.containers if not any(c is m for m in mine))
         if nodes or sidecars:
             out.append(_component(deployment, predictor, index, spec, tuple(nodes), sidecars))
     if empty is None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.render.labels import PREDICTOR_LABEL, Manifest, object_meta
+from mesh.render.labels import PREDICTOR_LABEL, Manifest, label_value, object_meta
 from mesh.render.names import ingress_name, predictor_service, subset
 from mesh.render.routing import (
     GRPC_PATH_REGEX,
@@ -194,7 +194,9 @@ def destination_rules(deployment: SeldonDeployment, settings: RenderSettings) ->
             "spec": {
                 "host": service_host(deployment, predictors[0], settings),
                 "trafficPolicy": _traffic_policy(sticky),
-                "subsets": [{"name": subset(p), "labels": {PREDICTOR_LABEL: p.name}} for p in predictors],
+                "subsets": [
+                    {"name": subset(p), "labels": {PREDICTOR_LABEL: label_value(p.name)}} for p in predictors
+                ],
             },
         }
         for service, predictors in by_service.items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mesh.render.names import shorten
 from mesh.render.settings import RenderSettings
 from mesh.spec import API_VERSIONS, KIND, PredictorSpec, SeldonDeployment
 
@@ -25,11 +26,16 @@ CONTROLLER_LABEL = "seldon.io/controller-id"
 COMPONENT_LABEL = "seldon-mesh.io/component"
 
 
+def label_value(name: str) -> str:
+    """A name as a label value: itself, or shortened as object names are when it is over 63 characters."""
+    return shorten(name)
+
+
 def common_labels(deployment: SeldonDeployment, settings: RenderSettings) -> dict[str, str]:
     labels = {
-        DEPLOYMENT_LABEL: deployment.metadata.name,
+        DEPLOYMENT_LABEL: label_value(deployment.metadata.name),
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/part-of": deployment.metadata.name,
+        "app.kubernetes.io/part-of": label_value(deployment.metadata.name),
     }
     if settings.controller_id:
         labels[CONTROLLER_LABEL] = settings.controller_id
@@ -76,12 +82,12 @@ def object_meta(
 
 def predictor_version(predictor: PredictorSpec) -> str:
     """Seldon's `version` pod label: the predictor's `version` label or annotation, else its name."""
-    return predictor.labels.get("version") or predictor.version or predictor.name
+    return predictor.labels.get("version") or predictor.version or label_value(predictor.name)
 
 
 def selector_labels(deployment: SeldonDeployment, workload: str) -> dict[str, str]:
     """What a Deployment, its PDB and its pods' Services select on; never changes for a Deployment."""
-    return {DEPLOYMENT_LABEL: deployment.metadata.name, COMPONENT_LABEL: workload}
+    return {DEPLOYMENT_LABEL: label_value(deployment.metadata.name), COMPONENT_LABEL: workload}
 
 
 def workload_labels(
@@ -102,6 +108,6 @@ def workload_labels(
         **(extra or {}),
         **common_labels(deployment, settings),
         APP_LABEL: service,
-        PREDICTOR_LABEL: predictor.name,
+        PREDICTOR_LABEL: label_value(predictor.name),
         **selector_labels(deployment, workload),
     }

@@ -58,5 +58,5 @@ def ingress_name(deployment: SeldonDeployment) -> str:
 
 
 def subset(predictor: PredictorSpec) -> str:
-    """The DestinationRule subset of a predictor: its name (predictor names are DNS labels)."""
-    return predictor.name
+    """The DestinationRule subset of a predictor: its name, shortened (Istio wants a DNS label)."""
+    return shorten(predictor.name)

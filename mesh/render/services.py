@@ -13,7 +13,7 @@ from typing import Any
 
 from mesh.render import names
 from mesh.render.components import Component, entry_component
-from mesh.render.labels import PREDICTOR_LABEL, Manifest, object_meta, selector_labels
+from mesh.render.labels import PREDICTOR_LABEL, Manifest, label_value, object_meta, selector_labels
 from mesh.render.settings import RenderSettings
 from mesh.spec import PredictorSpec, SeldonDeployment, annotation_is_set
 from mesh.spec import annotations as annotation_names
@@ -80,7 +80,9 @@ def _service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(deployment, settings, name, labels={PREDICTOR_LABEL: predictor.name}),
+        "metadata": object_meta(
+            deployment, settings, name, labels={PREDICTOR_LABEL: label_value(predictor.name)}
+        ),
         "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
     }
 
@@ -94,6 +96,8 @@ def _external(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(deployment, settings, name, labels={PREDICTOR_LABEL: predictor.name}),
+        "metadata": object_meta(
+            deployment, settings, name, labels={PREDICTOR_LABEL: label_value(predictor.name)}
+        ),
         "spec": {"type": "ExternalName", "externalName": host},
     }

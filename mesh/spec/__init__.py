@@ -10,7 +10,7 @@ from mesh.spec.annotations import is_set as annotation_is_set
 from mesh.spec.deployment import DeploymentSpec, Metadata, SeldonDeployment
 from mesh.spec.errors import FieldError, SpecError
 from mesh.spec.graph import Endpoint, Logger, Parameter, ParameterValue, PredictiveUnit, parse_bool
-from mesh.spec.loading import load_path, parse_documents
+from mesh.spec.loading import Loaded, Skipped, load_path, parse_documents, read_documents, read_path
 from mesh.spec.parsing import parse_deployment
 from mesh.spec.pod import ComponentSpec, Container, ContainerPort, EnvVar, PodSpec
 from mesh.spec.ports import ContainerPorts
@@ -40,6 +40,7 @@ __all__ = [
     "EnvVar",
     "FieldError",
     "Implementation",
+    "Loaded",
     "Logger",
     "Metadata",
     "Parameter",
@@ -50,6 +51,7 @@ __all__ = [
     "ProtocolName",
     "SeldonDeployment",
     "ServerInfo",
+    "Skipped",
     "SpecError",
     "TransportName",
     "UnitType",
@@ -59,4 +61,6 @@ __all__ = [
     "parse_bool",
     "parse_deployment",
     "parse_documents",
+    "read_documents",
+    "read_path",
 ]

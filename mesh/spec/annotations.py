@@ -63,7 +63,9 @@ POSITIVE_INTEGERS = frozenset(
     }
 )
 NON_NEGATIVE_INTEGERS = frozenset({RETRIES})
-FLAGS = frozenset({ENGINE_SEPARATE_POD, NO_ENGINE, HEADLESS_SVC, NO_STORAGE_INITIALIZER})
+FLAGS = frozenset({ENGINE_SEPARATE_POD, HEADLESS_SVC, NO_STORAGE_INITIALIZER})
+# Flags Seldon reads by presence alone: any value, even "false", turns them on.
+PRESENCE_FLAGS = frozenset({NO_ENGINE})
 # Envoy caps retries per route at this many; more would only queue behind a failing runtime.
 MAX_RETRIES = 10
 # HTTP/2 flow-control windows are at most 2^31-1 bytes, so no message can be larger than that.
@@ -73,7 +75,10 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def is_set(annotations: Mapping[str, str], name: str) -> bool:
-    """A flag annotation is on when its value is true-ish ("true", "yes", "1", ...)."""
+    """A flag annotation is on when its value is true-ish ("true", "yes", "1", ...); a presence flag
+    (`seldon.io/no-engine`) whenever it is there."""
+    if name in PRESENCE_FLAGS:
+        return name in annotations
     try:
         return parse_bool(annotations.get(name, "false"))
     except ValueError:

@@ -39,6 +39,8 @@ def default_unit(unit: PredictiveUnit) -> PredictiveUnit:
 
 def _default_traffic(predictors: tuple[PredictorSpec, ...]) -> tuple[PredictorSpec, ...]:
     main = [p for p in predictors if not p.shadow]
-    if len(main) != 1 or main[0].traffic != 0:
+    # The one non-shadow predictor takes all traffic: when it says 0, or when shadows stand beside it
+    # (Seldon accepts any value there); a lone predictor's 1..99 is left for validation to refuse.
+    if len(main) != 1 or main[0].traffic == 100 or (main[0].traffic != 0 and len(predictors) == 1):
         return predictors
     return tuple(p.model_copy(update={"traffic": 100}) if p is main[0] else p for p in predictors)

@@ -27,13 +27,23 @@ RATIO_A = "ratioA"
 N_BRANCHES = "n_branches"
 
 
+# Prepackaged servers that can run with no modelUri (Hugging Face loads `pretrained_model` from the hub).
+MODEL_URI_OPTIONAL = frozenset({"HUGGINGFACE_SERVER"})
+
+
 def check_graph(
-    predictor: PredictorSpec, path: str, protocol: str | None, transport: str | None
+    predictor: PredictorSpec,
+    path: str,
+    protocol: str | None,
+    transport: str | None,
+    endpoint_types: dict[str, str] | None = None,
 ) -> Iterator[FieldError]:
-    """`protocol`/`transport` are None when unknown (their own field is already in error)."""
+    """`protocol`/`transport` are None when unknown (their own field is already in error).
+    `endpoint_types` carries the first endpoint type seen across the deployment's predictors (Seldon
+    allows one per deployment), under the key "first"."""
     graph_path = f"{path}.graph"
     seen: set[str] = set()
-    first_type: str | None = None
+    types = endpoint_types if endpoint_types is not None else {}
     for node, sub in predictor.graph.walk():
         node_path = graph_path + sub
         if node.name and node.name in seen:
@@ -48,12 +58,12 @@ def check_graph(
                 f"{node_path}.endpoint.type",
                 f"endpoint type {endpoint_type} contradicts spec.transport {transport!r}",
             )
-        elif first_type is not None and endpoint_type != first_type:
+        elif types.get("first", endpoint_type) != endpoint_type:
             yield FieldError(
                 f"{node_path}.endpoint.type",
-                f"a graph must use one endpoint type: {endpoint_type} here, {first_type} before",
+                f"a deployment must use one endpoint type: {endpoint_type} here, {types['first']} before",
             )
-        first_type = first_type or endpoint_type
+        types.setdefault("first", endpoint_type)
 
 
 def check_node(
@@ -90,10 +100,10 @@ def _check_implementation(
             yield FieldError(f"{path}.type", "no known type or methods: set type, or list the methods")
     elif implementation in BUILTIN_IMPLEMENTATIONS:
         implied = IMPLIED_TYPES[implementation]
-        if node.type is not None and node.type != implied:
+        if node.type not in (None, UnitType.UNKNOWN_TYPE, implied):
             yield FieldError(f"{path}.type", f"{implementation} is a {implied}, not a {node.type}")
     elif node.is_prepackaged:
-        if not node.model_uri:
+        if not node.model_uri and implementation not in MODEL_URI_OPTIONAL:
             yield FieldError(f"{path}.modelUri", f"{implementation} needs a modelUri")
         server = PREPACKAGED_SERVERS[implementation]
         container = predictor.container_for(node.name)

@@ -2,12 +2,16 @@
 
 YAML streams (`---`) and JSON (one object, or a `List` with `items`) are accepted. Errors carry the
 source and the document (`iris.yaml#2`) and are collected across every document and file before one
-`SpecError` is raised, so a folder is applied whole or not at all.
+`SpecError` is raised, so a folder is applied whole or not at all. Objects of other Kubernetes kinds
+(the Namespace, Secret or ConfigMap many Seldon examples put beside their SeldonDeployments) are skipped
+and listed in `Loaded.skipped`; an object of Seldon's API group with another kind, or with no kind, is
+still an error (most likely a misspelt SeldonDeployment).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +23,59 @@ from mesh.spec.parsing import parse_deployment
 from mesh.spec.vocabulary import KIND
 
 SUFFIXES = (".yaml", ".yml", ".json")
+SELDON_GROUP = "machinelearning.seldon.io"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An object that is not a SeldonDeployment, left for `kubectl apply` (or, locally, ignored)."""
+
+    kind: str
+    name: str
+    source: str
+    document: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.source}: skipped {self.kind} {self.name!r} (not a SeldonDeployment)"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    deployments: list[SeldonDeployment]
+    skipped: list[Skipped]
 
 
 def parse_documents(
-    text: str, source: str = "<input>", *, skip_other_kinds: bool = False
+    text: str, source: str = "<input>", *, skip_other_kinds: bool = True
 ) -> list[SeldonDeployment]:
-    """Every SeldonDeployment in `text`; empty documents are ignored. With `skip_other_kinds`, objects of
-    another kind (a ConfigMap next to the model) are skipped instead of reported."""
-    deployments, errors = _parse(text, source, skip_other_kinds)
-    errors += _duplicates(deployments)
+    """Every SeldonDeployment in `text`; empty documents and other Kubernetes kinds are left out.
+    `skip_other_kinds=False` makes any other kind an error."""
+    return read_documents(text, source, skip_other_kinds=skip_other_kinds).deployments
+
+
+def read_documents(text: str, source: str = "<input>", *, skip_other_kinds: bool = True) -> Loaded:
+    """`parse_documents`, with what was skipped."""
+    found: list[tuple[SeldonDeployment, str]] = []
+    skipped: list[Skipped] = []
+    errors = _parse(text, source, skip_other_kinds, found, skipped)
+    errors += _duplicates(found)
     if errors:
         raise SpecError(errors)
-    return [deployment for deployment, _ in deployments]
+    return Loaded([deployment for deployment, _ in found], skipped)
 
 
 def load_path(path: Path) -> list[SeldonDeployment]:
-    """A manifest file, or every `*.yaml`, `*.yml` and `*.json` directly in a folder (sorted by name).
-    In a folder, documents that are not SeldonDeployments are skipped; in a named file they are errors."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
-        skip = True
-    else:
-        files, skip = [path], False
+    """A manifest file, or every `*.yaml`, `*.yml` and `*.json` directly in a folder (sorted by name)."""
+    return read_path(path).deployments
+
+
+def read_path(path: Path) -> Loaded:
+    """`load_path`, with the objects of other kinds that were skipped."""
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()) if path.is_dir() else [path]
+    )
     found: list[tuple[SeldonDeployment, str]] = []
+    skipped: list[Skipped] = []
     errors: list[FieldError] = []
     for file in files:
         try:
@@ -49,24 +83,35 @@ def load_path(path: Path) -> list[SeldonDeployment]:
         except (OSError, UnicodeDecodeError) as error:
             errors.append(FieldError("", f"cannot read: {error}", source=str(file)))
             continue
-        deployments, file_errors = _parse(text, str(file), skip)
-        found += deployments
-        errors += file_errors
+        errors += _parse(text, str(file), True, found, skipped)
     errors += _duplicates(found)
     if errors:
         raise SpecError(errors)
-    return [deployment for deployment, _ in found]
+    return Loaded([deployment for deployment, _ in found], skipped)
+
+
+def _other_kind(obj: Any) -> bool:
+    """A Kubernetes object of another kind: it says its apiVersion and kind, outside Seldon's group."""
+    if not isinstance(obj, dict):
+        return False
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind or kind == KIND:
+        return False
+    return api_version.split("/")[0] != SELDON_GROUP
 
 
 def _parse(
-    text: str, source: str, skip_other_kinds: bool
-) -> tuple[list[tuple[SeldonDeployment, str]], list[FieldError]]:
+    text: str,
+    source: str,
+    skip_other_kinds: bool,
+    found: list[tuple[SeldonDeployment, str]],
+    skipped: list[Skipped],
+) -> list[FieldError]:
     try:
         documents = _documents(text)
     except ValueError as error:
-        return [], [FieldError("", str(error), source=source)]
+        return [FieldError("", str(error), source=source)]
     numbered = len(documents) > 1
-    found: list[tuple[SeldonDeployment, str]] = []
     errors: list[FieldError] = []
     for number, document in enumerate(documents, start=1):
         label = f"{source}#{number}" if numbered else source
@@ -76,13 +121,19 @@ def _parse(
             errors.append(FieldError("items", str(error), source=label))
             continue
         for prefix, obj in objects:
-            if skip_other_kinds and not (isinstance(obj, dict) and obj.get("kind") == KIND):
+            if skip_other_kinds and _other_kind(obj):
+                name = (
+                    str((obj.get("metadata") or {}).get("name", ""))
+                    if isinstance(obj.get("metadata"), dict)
+                    else ""
+                )
+                skipped.append(Skipped(obj["kind"], name, label, obj))
                 continue
             try:
                 found.append((parse_deployment(obj), label))
             except SpecError as error:
                 errors += [e.under(prefix).with_source(label) for e in error.errors]
-    return found, errors
+    return errors
 
 
 def _documents(text: str) -> list[Any]:

@@ -15,7 +15,7 @@ from mesh.spec.annotations import NO_ENGINE, SVC_NAME, check_annotations, is_set
 from mesh.spec.deployment import SeldonDeployment
 from mesh.spec.errors import FieldError, map_key
 from mesh.spec.graph_rules import check_graph
-from mesh.spec.names import label_problem
+from mesh.spec.names import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, label_problem
 from mesh.spec.predictor import PredictorSpec
 from mesh.spec.vocabulary import API_VERSIONS, EXPLAINER_TYPES, KAFKA_ENV, KIND
 
@@ -32,8 +32,11 @@ def _deployment_errors(deployment: SeldonDeployment, broken: Set[str]) -> Iterat
     if deployment.kind != KIND:
         yield FieldError("kind", f"must be {KIND}, got {deployment.kind!r}")
     metadata = deployment.metadata
-    for field, value in (("name", metadata.name), ("namespace", metadata.namespace)):
-        problem = label_problem(value)
+    for field, value, longest in (
+        ("name", metadata.name, MAX_NAME_LENGTH),
+        ("namespace", metadata.namespace, MAX_LABEL_LENGTH),
+    ):
+        problem = label_problem(value, longest)
         if problem:
             yield FieldError(f"metadata.{field}", problem)
     yield from check_annotations(metadata.annotations, "metadata.annotations")
@@ -46,10 +49,11 @@ def _deployment_errors(deployment: SeldonDeployment, broken: Set[str]) -> Iterat
     transport = None if "spec.transport" in broken else spec.transport
     names: set[str] = set()
     services: set[str] = set()
+    endpoint_types: dict[str, str] = {}
     for index, predictor in enumerate(spec.predictors):
         path = f"spec.predictors[{index}]"
         yield from _predictor_identity(predictor, path, names, services)
-        yield from check_graph(predictor, path, protocol, transport)
+        yield from check_graph(predictor, path, protocol, transport, endpoint_types)
         yield from _containers(predictor, path)
         yield from _explainer(predictor, path)
         if spec.server_type == "kafka" and "spec.serverType" not in broken:
@@ -60,7 +64,7 @@ def _deployment_errors(deployment: SeldonDeployment, broken: Set[str]) -> Iterat
 def _predictor_identity(
     predictor: PredictorSpec, path: str, names: set[str], services: set[str]
 ) -> Iterator[FieldError]:
-    problem = label_problem(predictor.name)
+    problem = label_problem(predictor.name, MAX_NAME_LENGTH)
     if problem:
         yield FieldError(f"{path}.name", problem)
     elif predictor.name in names:
@@ -82,9 +86,10 @@ def _predictor_identity(
 
 
 def _containers(predictor: PredictorSpec, path: str) -> Iterator[FieldError]:
-    """Container names are unique across the predictor: a graph node finds its container by name."""
-    seen: dict[str, str] = {}
+    """Container names are unique within a componentSpec (Kubernetes: within a pod). The same name in
+    two componentSpecs is allowed, as Seldon allows it: a graph node runs in the first."""
     for c_index, component in enumerate(predictor.component_specs):
+        seen: dict[str, str] = {}
         for k_index, container in enumerate(component.spec.containers):
             where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}]"
             problem = label_problem(container.name)
@@ -119,7 +124,8 @@ def _traffic(predictors: tuple[PredictorSpec, ...]) -> Iterator[FieldError]:
         yield FieldError(where, "a shadow needs a predictor that is not a shadow")
     elif len(main) == 1:
         index, predictor = main[0]
-        if predictor.traffic != 100:
+        # Seldon refuses 1..99 only on a lone predictor; next to shadows the main one takes all traffic.
+        if len(predictors) == 1 and predictor.traffic not in (0, 100):
             yield FieldError(
                 f"spec.predictors[{index}].traffic",
                 f"the only predictor takes all traffic: use 100 or leave it out, not {predictor.traffic}",

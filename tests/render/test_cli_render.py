@@ -75,3 +75,15 @@ def test_a_missing_file_is_an_error() -> None:
     result = run("-f", "no-such-file.yaml")
     assert result.returncode == 1
     assert "no such file" in result.stderr
+
+
+def test_other_kinds_beside_a_deployment_are_skipped_with_a_note(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: seldon}\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {KEY: v}\n---\n" + IRIS.read_text()
+    )
+    result = run("-f", str(mixed))
+    assert result.returncode == 0, result.stderr
+    assert "skipped Namespace 'seldon'" in result.stderr and "skipped Secret 'creds'" in result.stderr
+    assert "Secret" not in kinds(result.stdout) and "Deployment" in kinds(result.stdout)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mesh.spec import SpecError, load_path, parse_documents
+from mesh.spec import SpecError, load_path, parse_documents, read_documents, read_path
 
 from .manifests import SPECS, iris, sample
 
@@ -82,10 +82,16 @@ def test_syntax_errors_and_non_objects(text: str, fragment: str) -> None:
     assert fragment in error.message
 
 
-def test_other_kinds_are_errors_unless_skipped() -> None:
+def test_other_kinds_are_skipped_with_a_note_unless_asked_not_to() -> None:
     text = CONFIGMAP + "---\n" + yaml.safe_dump(_named("one"))
-    assert _errors(text, "mixed.yaml") == [("mixed.yaml#1", "kind")]
-    assert [d.metadata.name for d in parse_documents(text, skip_other_kinds=True)] == ["one"]
+    assert [d.metadata.name for d in parse_documents(text)] == ["one"]
+    loaded = read_documents(text, "mixed.yaml")
+    assert [str(s) for s in loaded.skipped] == [
+        f"mixed.yaml#1: skipped ConfigMap {loaded.skipped[0].name!r} (not a SeldonDeployment)"
+    ]
+    with pytest.raises(SpecError) as caught:
+        parse_documents(text, "mixed.yaml", skip_other_kinds=False)
+    assert [(e.source, e.path) for e in caught.value.errors] == [("mixed.yaml#1", "kind")]
 
 
 def test_the_same_deployment_twice_is_an_error() -> None:
@@ -120,11 +126,17 @@ def test_load_a_folder_reports_errors_from_every_file(tmp_path: Path) -> None:
     ]
 
 
-def test_explicit_file_with_another_kind_is_an_error(tmp_path: Path) -> None:
+def test_a_file_of_another_kind_holds_no_deployment(tmp_path: Path) -> None:
     path = tmp_path / "configmap.yaml"
     path.write_text(CONFIGMAP)
+    assert load_path(path) == []
+    assert [s.kind for s in read_path(path).skipped] == ["ConfigMap"]
+
+
+def test_an_object_of_seldons_group_with_another_kind_is_an_error() -> None:
+    text = yaml.safe_dump({**_named("one"), "kind": "SeldonDeploymnet"})
     with pytest.raises(SpecError) as caught:
-        load_path(path)
+        parse_documents(text, "typo.yaml")
     assert [e.path for e in caught.value.errors] == ["kind"]
 
 

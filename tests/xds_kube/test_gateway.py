@@ -1,0 +1,152 @@
+"""End to end in "cluster" shape: SeldonDeployments and EndpointSlices in a Kubernetes API emulator,
+`python -m xds_controller.kube` watching it, a real Envoy it programs, real iris runtimes behind it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import kmock
+import pytest
+
+from tests.helpers.runtime import RunningRuntime
+from tests.xds_controller.harness import HttpUpstream
+from tests.xds_kube.cluster import (
+    Gateway,
+    curl,
+    endpoint,
+    endpoint_slice,
+    grpcurl,
+    running_gateway,
+    sdep,
+    wait_for,
+)
+
+NS = "seldon"
+PREDICT = f"/seldon/{NS}/iris/api/v1.0/predictions"
+ROW = '{"data":{"ndarray":[[5.1,3.5,1.4,0.2]]}}'
+
+
+def runtime_slice(name: str, service: str, runtime: RunningRuntime, ready: bool = True) -> dict[str, object]:
+    return endpoint_slice(
+        name, NS, service, [endpoint("127.0.0.1", ready)], runtime.http_port, runtime.grpc_port
+    )
+
+
+async def predict(gateway: Gateway) -> tuple[int, str, dict[str, str]]:
+    code, out, err = await curl(
+        "-i", "-X", "POST", "-H", "content-type: application/json", "-d", ROW, gateway.url + PREDICT
+    )
+    if code != 0:  # not listening yet: the listener arrives over xDS
+        return 0, err, {}
+    head, _, body = out.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, body, headers
+
+
+async def split(gateway: Gateway, requests: int) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for _ in range(requests):
+        status, body, headers = await predict(gateway)
+        assert status == 200, body
+        seen[headers["seldon-predictor"]] += 1
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_rest_and_grpc_predictions_answer_and_traffic_moves_the_split(
+    kmock: kmock.KubernetesEmulator, runtimes: tuple[RunningRuntime, RunningRuntime], tmp_path: Path
+) -> None:
+    main, canary = runtimes
+    async with running_gateway(kmock, tmp_path) as gateway:
+        await gateway.create(sdep("iris", NS, [("main", 100), ("canary", 0)]))
+        await gateway.create(runtime_slice("iris-main-a", "iris-main", main))
+        await gateway.create(runtime_slice("iris-canary-a", "iris-canary", canary))
+
+        async def answers() -> bool:
+            return (await predict(gateway))[0] == 200
+
+        await wait_for(answers, 30, "the prediction to answer through Envoy")
+        status, body, headers = await predict(gateway)
+        assert status == 200
+        assert json.loads(body)["data"]["names"] == ["t:0", "t:1", "t:2"]
+        assert headers["seldon-predictor"] == "main"
+
+        code, out, err = await grpcurl(
+            "-H", "seldon: iris", "-H", f"namespace: {NS}", "-d", ROW,
+            f"127.0.0.1:{gateway.port}", "seldon.protos.Seldon/Predict",
+        )  # fmt: skip
+        assert code == 0, err + gateway.log()
+        assert json.loads(out)["data"]["names"] == ["t:0", "t:1", "t:2"]
+
+        # all traffic to the canary: the split seen at Envoy follows the emulator's spec
+        await gateway.patch(sdep("iris", NS, [("main", 0), ("canary", 100)]))
+
+        async def moved() -> bool:
+            return (await predict(gateway))[2].get("seldon-predictor") == "canary"
+
+        await wait_for(moved, 30, "the traffic change to reach Envoy")
+        assert await split(gateway, 10) == Counter({"canary": 10})
+        await gateway.patch(sdep("iris", NS, [("main", 50), ("canary", 50)]))
+
+        async def both() -> bool:
+            return len(await split(gateway, 10)) == 2
+
+        await wait_for(both, 30, "a 50/50 split to reach both predictors")
+
+
+@pytest.mark.asyncio
+async def test_a_not_ready_endpoint_gets_no_traffic_and_an_invalid_spec_changes_nothing(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path
+) -> None:
+    first, second = HttpUpstream("first").start(), HttpUpstream("second").start()
+    try:
+        async with running_gateway(kmock, tmp_path) as gateway:
+            await gateway.create(sdep("iris", NS, [("main", 100)]))
+            for name, upstream in (("a", first), ("b", second)):
+                await gateway.create(
+                    endpoint_slice(
+                        f"iris-main-{name}", NS, "iris-main", [endpoint("127.0.0.1")], upstream.port
+                    )
+                )
+
+            async def both_serve() -> bool:
+                await predict(gateway)
+                return first.count() > 0 and second.count() > 0
+
+            await wait_for(both_serve, 30, "both ready endpoints to get traffic")
+
+            # the second pod fails its readiness probe
+            await gateway.patch(
+                endpoint_slice(
+                    "iris-main-b", NS, "iris-main", [endpoint("127.0.0.1", ready=False)], second.port
+                )
+            )
+
+            async def only_first() -> bool:
+                before = second.count()
+                for _ in range(10):
+                    await predict(gateway)
+                return second.count() == before
+
+            await wait_for(only_first, 30, "the not-ready endpoint to leave the load balancer")
+            before_first, before_second = first.count(), second.count()
+            for _ in range(20):
+                status, _, _ = await predict(gateway)
+                assert status == 200
+            assert second.count() == before_second
+            assert first.count() == before_first + 20
+
+            # an update mesh.spec rejects is skipped (logged): the deployment keeps being served
+            broken = sdep("iris", NS, [("main", 100)])
+            broken["spec"]["predictors"][0]["traffic"] = 101
+            await gateway.patch(broken)
+            await wait_for(lambda: "skipped" in gateway.log(), 30, "the controller to log the invalid spec")
+            assert (await predict(gateway))[0] == 200
+            assert gateway.controller.poll() is None
+    finally:
+        first.stop()
+        second.stop()

@@ -112,3 +112,60 @@ def test_a_misspelt_seldon_kind_is_still_an_error() -> None:
     with pytest.raises(Exception) as error:
         parse_documents(__import__("yaml").safe_dump(manifest), "typo.yaml")
     assert "kind" in str(error.value)
+
+
+def _mab(image: str) -> dict[str, Any]:
+    manifest = iris()
+    manifest["spec"]["predictors"] = [
+        {
+            "name": "default",
+            "componentSpecs": [
+                {
+                    "spec": {
+                        "containers": [
+                            {"name": "eg-router", "image": image},
+                            {"name": "model-a", "image": "seldonio/mock_classifier:1.0"},
+                            {"name": "model-b", "image": "seldonio/mock_classifier:1.0"},
+                        ]
+                    }
+                }
+            ],
+            "graph": {
+                "name": "eg-router",
+                "type": "ROUTER",
+                "parameters": [
+                    {"name": "n_branches", "value": "2", "type": "INT"},
+                    {"name": "epsilon", "value": "0.2", "type": "FLOAT"},
+                    {"name": "verbose", "value": "1", "type": "BOOL"},
+                    {"name": "branch_names", "value": "a:b", "type": "STRING"},
+                    {"name": "seed", "value": "1", "type": "INT"},
+                ],
+                "children": [{"name": "model-a", "type": "MODEL"}, {"name": "model-b", "type": "MODEL"}],
+            },
+        }
+    ]
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("image", "implementation"),
+    [
+        ("seldonio/mab_epsilon_greedy:1.18.0", "EPSILON_GREEDY"),
+        ("docker.io/seldonio/mab_thompson_sampling:1.17.1", "THOMPSON_SAMPLING"),
+        ("seldonio/mab_epsilon_greedy@sha256:abc", "EPSILON_GREEDY"),
+    ],
+)
+def test_seldons_mab_router_images_run_as_the_built_in_routers(image: str, implementation: str) -> None:
+    deployment = parse_deployment(_mab(image))
+    predictor = deployment.spec.predictors[0]
+    assert predictor.graph.implementation == implementation
+    assert predictor.graph.typed_parameters()["epsilon"] == 0.2
+    assert [c.name for c in predictor.component_specs[0].spec.containers] == ["model-a", "model-b"]
+    rendered = render(deployment)
+    validate_all(rendered)
+    assert any(m["metadata"]["name"].endswith("-extproc") for m in rendered)
+
+
+def test_another_image_named_like_a_router_is_left_alone() -> None:
+    deployment = parse_deployment(_mab("example.com/mab_epsilon_greedy:1"))
+    assert deployment.spec.predictors[0].graph.implementation == "UNKNOWN_IMPLEMENTATION"

@@ -8,7 +8,7 @@ PROTOS := $(shell find generated -name '*.proto')
 GENERATED_STAMP := generated/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: install generate run test lint typecheck contracts pytest bench clean iris e2e-cluster
+.PHONY: install generate run test lint typecheck contracts pytest bench clean iris e2e-cluster crd
 
 install: $(STAMP) $(GENERATED_STAMP)
 
@@ -29,6 +29,10 @@ generate: $(STAMP)
 
 $(GENERATED_STAMP): $(STAMP) $(PROTOS)
 	$(MAKE) --no-print-directory generate
+
+# The SeldonDeployment CRD, generated from the spec model (tests/render/test_crd.py fails when it is stale).
+crd: install
+	$(PY) -m mesh.render.crd > charts/seldon-mesh/crds/seldondeployments.yaml
 
 iris: install
 	@test -f examples/iris/model/model.joblib || $(PY) examples/iris/train.py

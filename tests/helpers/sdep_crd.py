@@ -1,0 +1,30 @@
+"""Our own SeldonDeployment CRD as JSON schemas, so any test can validate SeldonDeployments against it.
+
+The CRD is the checked-in chart file (what `kubectl apply` installs), made strict as the API server's
+pruning would (see `tests.helpers.k8s_schemas.crd_schemas`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.helpers.k8s_schemas import crd_schemas
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "charts" / "seldon-mesh" / "crds" / "seldondeployments.yaml"
+GROUP = "machinelearning.seldon.io"
+
+
+@cache
+def sdep_crds() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> strict schema for every version our CRD serves; `validate(..., extra_crds=)`."""
+    return crd_schemas([yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))])
+
+
+def sdep_schema(version: str) -> dict[str, Any]:
+    """The strict JSON schema of a SeldonDeployment at `version` ("v1", "v1alpha2" or "v1alpha3")."""
+    return sdep_crds()[(f"{GROUP}/{version}", "SeldonDeployment")]

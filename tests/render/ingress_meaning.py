@@ -126,7 +126,8 @@ def envoy_meaning(config: route_pb2.RouteConfiguration, deployment: SeldonDeploy
                 weights=_weights(weights),
                 mirrors=tuple(sorted(mirrors)),
                 predictor_header=tuple(sorted((p, v or "") for p, v in named)),
-                timeout_ms=_millis(action.timeout) if action.HasField("timeout") else None,
+                # 0 s is Envoy's "no timeout", what Istio and Gateway API mean by leaving it out.
+                timeout_ms=(_millis(action.timeout) or None) if action.HasField("timeout") else None,
                 retries=_retries(retry.num_retries.value, retry.retry_on, per_try),
             )
         )

@@ -81,7 +81,8 @@ def test_other_kinds_beside_a_deployment_are_skipped_with_a_note(tmp_path: Path)
     mixed = tmp_path / "mixed.yaml"
     mixed.write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: seldon}\n---\n"
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {KEY: v}\n---\n" + IRIS.read_text()
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {KEY: v}\n---\n"
+        + IRIS.read_text()
     )
     result = run("-f", str(mixed))
     assert result.returncode == 0, result.stderr

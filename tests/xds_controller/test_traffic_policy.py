@@ -102,7 +102,8 @@ def test_timeouts_and_body_buffer_follow_the_annotations() -> None:
     assert (rest.route.timeout.seconds, rest.route.timeout.nanos) == (2, 500_000_000)
     assert rest.request_body_buffer_limit.value == 64 * 2**20
     default = _routes(translate([_canary()], {}, GATEWAY))[9]
-    assert not default.route.HasField("timeout")  # Envoy's 15 s
+    # No annotation: no overall timeout (0 s turns off Envoy's default of 15 s), as in Seldon and Istio.
+    assert default.route.HasField("timeout") and default.route.timeout.ToMilliseconds() == 0
     assert default.request_body_buffer_limit.value == DEFAULT_BUFFER_BYTES
 
 

@@ -20,9 +20,11 @@ ones to extproc as an ordinary upstream: its REST edge, `EXTPROC_REST_CLUSTER`, 
 `MESSAGE_TIMEOUT_S` for the graph, whose node calls extproc bounds with the deployment's timeouts (so
 the error names the node that timed out).
 
-Where a direct (single-model) predictor has a payload `logger`, its routes and weighted clusters turn on
-the observability-mode ext_proc filter (`OBSERVE_FILTER`) naming the predictor. With gateway tracing,
-every deployment route tags Envoy's span with the deployment and the predictor it names.
+A direct (single-model) predictor with a payload `logger` is logged by its runtime, in process; where
+its deployment asks for the stream instead (`seldon.io/payload-log-stream: "true"`), its routes and
+weighted clusters turn on the observability-mode ext_proc filter (`OBSERVE_FILTER`) naming the predictor.
+With gateway tracing, every deployment route tags Envoy's span with the deployment and the predictor it
+names.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from xds_controller.translate.plan import (
     PredictorPlan,
     Transport,
     cluster_name,
+    logs_over_stream,
     plan_predictor,
 )
 from xds_controller.translate.policy import TrafficPolicy, policy_of
@@ -172,8 +175,9 @@ def _action(
     if _retries_differ(policy):
         action.retry_policy.CopyFrom(_retry_policy(policy))
     timeout = policy.grpc_timeout_ms if transport is Transport.GRPC else policy.rest_timeout_ms
-    if timeout is not None:
-        action.timeout.CopyFrom(_duration(timeout))
+    # No annotation, no overall timeout, as in Seldon and Istio (0 turns off Envoy's default of 15 s):
+    # a model that takes a minute answers in a minute.
+    action.timeout.CopyFrom(_duration(timeout) if timeout is not None else duration_pb2.Duration(seconds=0))
     if transport is Transport.HTTP:
         action.prefix_rewrite = "/"
     return action
@@ -248,7 +252,10 @@ def _forward(
 
 
 def _logged(deployment: DeploymentView, predictor: PredictorView) -> bool:
-    """A direct predictor whose node has a payload logger: the observe filter logs it."""
+    """A direct predictor whose node has a payload logger, in a deployment that asks for the observe
+    stream (`logs_over_stream`): the observe filter logs it. By default its runtime logs it in process."""
+    if not logs_over_stream(deployment):
+        return False
     plan = plan_predictor(deployment, predictor)
     return isinstance(plan, Direct) and any(getattr(n, "logger", None) is not None for n in predictor.nodes())
 

@@ -25,6 +25,7 @@ from tests.xds_controller import builders as b
 from tests.xds_controller.harness import ControlPlane, Gateway, HttpUpstream, wait_until
 from xds_controller.builder import SnapshotBuilder
 from xds_controller.translate import (
+    PAYLOAD_LOG_STREAM_ANNOTATION,
     ComponentEndpoints,
     ComponentKey,
     GatewaySettings,
@@ -50,11 +51,12 @@ from xds_controller.translate.tracing import (
 EXTPROC = GatewaySettings(listen_port=8123, extproc=Upstream("127.0.0.1", 7100))
 TRACED = dataclasses.replace(EXTPROC, tracing=GatewayTracingSettings("127.0.0.1", 4317, 50.0))
 LOGGER = {"mode": "all", "url": "http://sink"}
+STREAM = {PAYLOAD_LOG_STREAM_ANNOTATION: "true"}  # the observe stream logs single models, not the runtime
 _MODE = processing_mode_pb2.ProcessingMode
 
 
 def logged(name: str = "iris") -> b.Deployment:
-    return b.deployment(name, b.Predictor("default", b.Unit("model", logger=LOGGER), traffic=100))
+    return b.deployment(name, b.Predictor("default", b.Unit("model", logger=LOGGER), traffic=100), **STREAM)
 
 
 def logged_canary(name: str = "split") -> b.Deployment:
@@ -62,6 +64,7 @@ def logged_canary(name: str = "split") -> b.Deployment:
         name,
         b.Predictor("main", b.Unit("model"), traffic=75),
         b.Predictor("canary", b.Unit("model", logger=LOGGER), traffic=25),
+        **STREAM,
     )
 
 
@@ -124,6 +127,13 @@ def test_a_logged_single_model_enables_observe_on_both_transports_naming_its_pre
         assert enabling
         assert _metadata(config) == {PREDICTOR_KEY: "default", OBSERVE_KEY: "1"}
         assert EXTPROC_FILTER not in route.typed_per_filter_config
+
+
+def test_a_logged_single_model_is_logged_by_its_runtime_unless_its_deployment_asks_for_the_stream() -> None:
+    in_runtime = b.deployment("iris", b.Predictor("default", b.Unit("model", logger=LOGGER), traffic=100))
+    for route in _routes(translate([in_runtime], {}, EXTPROC)).values():
+        assert OBSERVE_FILTER not in route.typed_per_filter_config, route.name
+        assert EXTPROC_FILTER not in route.typed_per_filter_config, route.name
 
 
 def test_routes_without_a_logger_and_graph_routes_never_touch_observe() -> None:

@@ -8,10 +8,19 @@ from xds_controller.translate.model import (
     Resources,
     Upstream,
 )
-from xds_controller.translate.plan import Direct, Graph, PredictorPlan, cluster_name, plan_predictor
+from xds_controller.translate.plan import (
+    PAYLOAD_LOG_STREAM_ANNOTATION,
+    Direct,
+    Graph,
+    PredictorPlan,
+    cluster_name,
+    logs_over_stream,
+    plan_predictor,
+)
 from xds_controller.translate.translate import translate
 
 __all__ = [
+    "PAYLOAD_LOG_STREAM_ANNOTATION",
     "ComponentEndpoints",
     "ComponentKey",
     "DeploymentView",
@@ -22,6 +31,7 @@ __all__ = [
     "Resources",
     "Upstream",
     "cluster_name",
+    "logs_over_stream",
     "plan_predictor",
     "translate",
 ]

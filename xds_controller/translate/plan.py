@@ -56,3 +56,15 @@ def plan_predictor(deployment: DeploymentView, predictor: PredictorView) -> Pred
         f"predictor {predictor.name!r} of SeldonDeployment {meta.namespace}/{meta.name} has a "
         f"{len(nodes)}-node graph, and graph execution is not available in this gateway yet",
     )
+
+
+# A deployment annotation: "true" logs its single-model predictors' payloads through the gateway's ext_proc
+# observability stream (extproc logs them) instead of in their runtimes, the default. Each logged request
+# then costs an ext_proc stream (in `make bench`, more CPU than the model's whole request).
+PAYLOAD_LOG_STREAM_ANNOTATION = "seldon.io/payload-log-stream"
+
+
+def logs_over_stream(deployment: DeploymentView) -> bool:
+    """Does the deployment ask for the observability stream to log its single models?"""
+    value = deployment.annotations.get(PAYLOAD_LOG_STREAM_ANNOTATION, "")
+    return value.strip().lower() in ("true", "1", "yes")

@@ -40,7 +40,7 @@ from bench.runtime import run_wrk
 
 if TYPE_CHECKING:
     from tests.helpers.mesh import Mesh
-from extproc.logging import EventType, PayloadEvent
+from payload_log import EventType, PayloadEvent
 
 EVENT_BODY = b'{"data":{"names":["a","b","c","d"],"ndarray":[[1.0,2.0,3.0,4.0]]},"meta":{}}' + b" " * 180
 TARGET = 2000.0  # events/s, the issue's load
@@ -59,8 +59,8 @@ def _segment_rate(directory: Path, batch: int) -> float:
 
 
 def _sqlite_rate(directory: Path, batch: int) -> float:
-    from extproc.logging.settings import FsyncPolicy
-    from extproc.logging.spool import NewRecord, Spool
+    from payload_log.settings import FsyncPolicy
+    from payload_log.spool import NewRecord, Spool
 
     spool = Spool(directory / f"sqlite-{batch}", FsyncPolicy.GROUP, writer=True)
     headers = {"Ce-Id": "0" * 36, "Ce-Type": "io.seldon.serving.inference.request", "Ce-Requestid": "r" * 20}
@@ -130,7 +130,7 @@ def _logger_rates(directory: Path) -> tuple[float, float]:
     delivered events/s to a local HTTP sink, timed from the first event to an empty spool)."""
     import socket
 
-    from extproc.logging import LogOutcome, PayloadLogger, PayloadLoggerSettings
+    from payload_log import LogOutcome, PayloadLogger, PayloadLoggerSettings
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -290,9 +290,9 @@ def _executor_rates(directory: Path) -> dict[str, float]:
     from extproc.config import NodeConfig, PredictorConfig, Timeouts
     from extproc.graph import GraphExecutor
     from extproc.graph.executor import Json
-    from extproc.logging import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
     from extproc.metrics import ExecutorMetrics, InstrumentedNodeClient, PredictorLabels, predictor_scope
     from extproc.tracing import TracedNodeClient, Tracing, TracingSettings, attributes
+    from payload_log import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
 
     class InstantNodes:
         async def call(

@@ -14,9 +14,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from extproc.logging import settings_from_env as logger_settings_from_env
 from extproc.server import ExtprocSettings, serve
 from extproc.tracing import settings_from_env as tracing_settings_from_env
+from payload_log import settings_from_env as logger_settings_from_env
 
 
 def main(argv: list[str] | None = None) -> None:

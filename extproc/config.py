@@ -125,6 +125,11 @@ class PredictorConfig:
         return max(_int(self.annotations.get(GRPC_MAX_MESSAGE_SIZE)) or 0, DEFAULT_REST_BODY_BYTES)
 
     @cached_property
+    def logged(self) -> bool:
+        """Some node of the graph has a payload `logger`."""
+        return any(node.logger_mode is not None for node in self.graph.walk())
+
+    @cached_property
     def timeouts(self) -> Timeouts:
         return Timeouts(
             rest_s=_millis(self.annotations.get(REST_TIMEOUT)) or DEFAULT_TIMEOUT_S,

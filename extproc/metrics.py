@@ -1,5 +1,5 @@
 """Prometheus metrics of the ext_proc process: Seldon's executor request histograms (reference 5.2) and
-the payload logger's spool counters (an `extproc.logging.LoggerObserver`).
+(the payload logger's counters are `payload_log.metrics.PayloadLogMetrics`).
 
 Hooks for the servicer: `ExecutorMetrics.observe_server(...)` once per request it answers, inside
 `with predictor_scope(PredictorLabels(...)):` around the executor call; node calls are timed by wrapping
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
-    Gauge,
     Histogram,
     Summary,
 )
@@ -35,7 +33,6 @@ from extproc.codecs import Payload
 from extproc.config import NodeConfig, Timeouts
 from extproc.graph.errors import GraphError
 from extproc.graph.executor import Json, NodeClient
-from extproc.logging import LogOutcome
 
 SELDON_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -217,48 +214,3 @@ class InstrumentedNodeClient:
             self._metrics.observe_client(
                 CURRENT_PREDICTOR.get(), node_labels(node), service, method, code, seconds
             )
-
-
-class PayloadLogMetrics:
-    """The payload logger's observer: pass it as `PayloadLogger(settings, observer=...)`."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        prefix = "seldon_mesh_payload_log_"
-        self.accepted = Counter(prefix + "accepted", "Events written to the spool", registry=registry)
-        self.refused = Counter(
-            prefix + "refused", "Events refused (spool full, logger stopped, no destination)", ["reason"],
-            registry=registry,
-        )  # fmt: skip
-        self.delivered = Counter(prefix + "delivered", "Events a sink took", registry=registry)
-        self.retried = Counter(prefix + "retried", "Failed delivery attempts that will be retried",
-                               registry=registry)  # fmt: skip
-        self.dead_lettered = Counter(
-            prefix + "dead_lettered", "Events a sink rejected for good, kept in the dead-letter table",
-            registry=registry,
-        )  # fmt: skip
-        self.spool_events = Gauge(prefix + "spool_events", "Events spooled, not yet delivered",
-                                  registry=registry, multiprocess_mode="livesum")  # fmt: skip
-        self.spool_bytes = Gauge(prefix + "spool_bytes", "Bytes spooled, not yet delivered",
-                                 registry=registry, multiprocess_mode="livesum")  # fmt: skip
-        for reason in LogOutcome:
-            if reason.value.startswith("refused"):  # present at 0 from the start, so rate() and alerts work
-                self.refused.labels(reason.value)
-
-    def on_accepted(self, count: int) -> None:
-        self.accepted.inc(count)
-
-    def on_refused(self, reason: LogOutcome, count: int) -> None:
-        self.refused.labels(reason.value).inc(count)
-
-    def on_delivered(self, count: int) -> None:
-        self.delivered.inc(count)
-
-    def on_retried(self, count: int) -> None:
-        self.retried.inc(count)
-
-    def on_dead_lettered(self, count: int) -> None:
-        self.dead_lettered.inc(count)
-
-    def on_spool_usage(self, events: int, size_bytes: int) -> None:
-        self.spool_events.set(events)
-        self.spool_bytes.set(size_bytes)

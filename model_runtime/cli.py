@@ -4,7 +4,8 @@ This is the only module (with `microservice`) that reads the environment:
 `PREDICTIVE_UNIT_PARAMETERS` (when `--parameters` is absent), `PREDICTIVE_UNIT_ID`,
 `PREDICTIVE_UNIT_IMAGE`, `INCLUDE_METRICS_IN_CLIENT_RESPONSE`, the metric labels Seldon gives a
 component (`SELDON_DEPLOYMENT_ID`, `PREDICTOR_ID`, `PREDICTOR_VERSION`) and the tracing variables
-(`OTEL_EXPORTER_OTLP_ENDPOINT`, `SELDON_MESH_TRACE_SAMPLING_RATIO`).
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, `SELDON_MESH_TRACE_SAMPLING_RATIO`), and with `--logger-mode` the payload
+log's `REQUEST_LOGGER_DEFAULT_ENDPOINT`, `SELDON_NAMESPACE` and `SELDON_MESH_SPOOL_DIR` (the spool root).
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from model_runtime import tracing
 from model_runtime.errors import BadParameter
 from model_runtime.metrics import identity_from_env
 from model_runtime.parameters import parse_parameters
-from model_runtime.settings import GIB, GRPC_MAX_MESSAGE, RuntimeSettings, ServiceType
+from model_runtime.settings import GIB, GRPC_MAX_MESSAGE, LoggerMode, RuntimeSettings, ServiceType
 from model_runtime.workers import configure_logging, run
+from payload_log import DEFAULT_ENDPOINT_ENV, FsyncPolicy
+
+# the root of the runtimes' spools when --logger-spool-dir is not given (`seldon-mesh up` may set it)
+SPOOL_DIR_ENV = "SELDON_MESH_SPOOL_DIR"
 
 
 class UsageError(Exception):
@@ -92,6 +97,25 @@ def add_server_flags(
         action="store_true",
         help="the gateway routes this predictor straight here: record the executor's request histogram",
     )
+    logged = parser.add_argument_group("payload logging (a single model's logger, logged here)")
+    logged.add_argument(
+        "--logger-mode",
+        choices=[m.value for m in LoggerMode],
+        help="log predictions and feedback (default: off)",
+    )
+    logged.add_argument("--logger-url", help="the sink (default: $REQUEST_LOGGER_DEFAULT_ENDPOINT)")
+    logged.add_argument(
+        "--logger-spool-dir",
+        type=Path,
+        help=f"spool root, kept across restarts (default: ${SPOOL_DIR_ENV}/<ns>/<deployment>/<predictor>/"
+        "<node>, else the same under ~/.local/state/seldon-mesh/spool)",
+    )
+    logged.add_argument(
+        "--logger-fsync",
+        choices=[p.value for p in FsyncPolicy],
+        default=FsyncPolicy.GROUP.value,
+        help="group: fsync every commit (survives power loss); os: survives any process kill (default group)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> RuntimeSettings:
@@ -136,13 +160,47 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "identity": identity_from_env(environ, gateway_facing=args.gateway_facing),
         "tracing": tracing.settings_from_env(environ),
     }
+    document: dict[str, Any] = {
+        "component": component,
+        "server": server,
+        "telemetry": telemetry,
+        "log_level": args.log_level,
+    }
+    if getattr(args, "logger_mode", None):
+        document["payload_log"] = _payload_log(args, environ, telemetry["identity"], name)
     try:
-        return RuntimeSettings.model_validate(
-            {"component": component, "server": server, "telemetry": telemetry, "log_level": args.log_level}
-        )
+        return RuntimeSettings.model_validate(document)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UsageError(problems) from exc
+
+
+def _payload_log(
+    args: argparse.Namespace, environ: Mapping[str, str], identity: Any, node: str
+) -> dict[str, Any]:
+    namespace = environ.get("SELDON_NAMESPACE") or "default"
+    spool_dir = args.logger_spool_dir
+    if spool_dir is None:
+        root = environ.get(SPOOL_DIR_ENV)
+        base = Path(root) if root else _state_home(environ) / "seldon-mesh" / "spool"
+        spool_dir = (
+            base / namespace / (identity.deployment_name or "-") / (identity.predictor_name or "-") / node
+        )
+    return {
+        "mode": args.logger_mode,
+        "url": args.logger_url or None,
+        "namespace": namespace,
+        "spool": {
+            "spool_dir": spool_dir,
+            "default_endpoint": environ.get(DEFAULT_ENDPOINT_ENV) or None,
+            "fsync": args.logger_fsync,
+        },
+    }
+
+
+def _state_home(environ: Mapping[str, str]) -> Path:
+    state = environ.get("XDG_STATE_HOME")
+    return Path(state) if state else Path(environ.get("HOME") or "~").expanduser() / ".local" / "state"
 
 
 def _first(*values: Any) -> Any:

@@ -27,10 +27,13 @@ from model_runtime.inference import InferenceCore
 from model_runtime.loader import load_component
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.observe import RequestObserver
+from model_runtime.payloads import PayloadLog
 from model_runtime.rest import RestApp
 from model_runtime.rpc import create_server, mark_serving
 from model_runtime.settings import RuntimeSettings, ServerSettings, TelemetrySettings
 from model_runtime.tracing import Tracing
+from payload_log.metrics import PayloadLogMetrics
+from payload_log.slots import claim
 from telemetry.exposition import Exposition
 
 log = logging.getLogger(__name__)
@@ -81,11 +84,16 @@ async def serve(
     core = DataPlane(settings.component, load_component, metrics)
     inference = InferenceCore(core)
     infer = make_infer(inference, server_settings, blocking_runner(executor))
+    payloads = _payload_log(settings, metrics)
     loading = asyncio.create_task(_load_in_thread(core))
-    parts = _Parts(core, inference, infer, executor, observer, metrics, loading)
+    parts = _Parts(core, inference, infer, executor, observer, metrics, loading, payloads)
     try:
         await _serve_parts(settings, parts, stop, stop_task, load_before_binding)
     finally:
+        if payloads is not None:  # what is not delivered stays spooled for the next start
+            await asyncio.to_thread(payloads.logger.stop, 1.0)
+            if payloads.slot is not None:
+                payloads.slot.release()
         if tracing is not None:
             await asyncio.to_thread(tracing.shutdown)  # flush what is batched
 
@@ -101,6 +109,23 @@ class _Parts:
     observer: RequestObserver
     metrics: RuntimeMetrics
     loading: asyncio.Task[bool]
+    payloads: PayloadLog | None = None
+
+
+def _payload_log(settings: RuntimeSettings, metrics: RuntimeMetrics) -> PayloadLog | None:
+    """The node's payload logger in a spool slot of its own (`payload_log.slots`: workers and replicas
+    each claim one; a restarted process takes over a killed one's), started: it delivers what is left."""
+    if settings.payload_log is None:
+        return None
+    server = settings.server
+    source = f"http://{server.host}:{server.http_port}/"
+    observer = PayloadLogMetrics(metrics.registry)
+    slot = claim(settings.payload_log.spool.spool_dir)
+    payloads = PayloadLog(
+        settings.payload_log, metrics.identity, settings.component.name, source, observer, slot
+    )
+    payloads.logger.start()
+    return payloads
 
 
 async def _serve_parts(
@@ -119,7 +144,7 @@ async def _serve_parts(
     http_socket = bind_http(server_settings)
     try:
         grpc_server, health_servicer, grpc_port = create_server(
-            server_settings, core, executor, parts.inference, parts.infer, parts.observer
+            server_settings, core, executor, parts.inference, parts.infer, parts.observer, parts.payloads
         )
     except RuntimeError as exc:
         http_socket.close()
@@ -136,7 +161,9 @@ async def _serve_parts(
     await grpc_server.start()
 
     config = uvicorn.Config(
-        RestApp(core, server_settings, executor, parts.inference, parts.infer, parts.observer),
+        RestApp(
+            core, server_settings, executor, parts.inference, parts.infer, parts.observer, parts.payloads
+        ),
         http="httptools",
         lifespan="off",
         ws="none",

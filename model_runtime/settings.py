@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from model_runtime.metrics import ModelIdentity
 from model_runtime.parameters import ParamValue
 from model_runtime.tracing import TracingSettings
+from payload_log import PayloadLoggerSettings
 
 GIB = 1 << 30
 GRPC_MAX_MESSAGE = (1 << 31) - 1  # grpcio caps message sizes at int32 max
@@ -125,6 +126,31 @@ class TelemetrySettings(BaseModel):
     )
 
 
+class LoggerMode(StrEnum):
+    ALL = "all"
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+class PayloadLogSettings(BaseModel):
+    """The node's Seldon `logger`, for a runtime the gateway routes its single-model predictor to: the
+    runtime logs its external predictions and feedback itself, in process (`model_runtime.payloads`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: LoggerMode = Field(LoggerMode.ALL, description="What to log: Seldon's logger.mode.")
+    url: str | None = Field(
+        None, description="The sink (logger.url); None: the spool's default endpoint, else refused."
+    )
+    namespace: str = Field("default", description="`Ce-Namespace` (SELDON_NAMESPACE).")
+    source: str = Field("", description="`Ce-Source`: this runtime's URL; empty: its REST address.")
+    spool: PayloadLoggerSettings = Field(
+        description="The durable spool; `spool_dir` is the component's spool root, which must outlive the "
+        "process (a volume on Kubernetes), so what a killed runtime accepted is delivered by the next "
+        "one. Each process (worker, replica) claims a slot of its own under it (`payload_log.slots`)."
+    )
+
+
 class RuntimeSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -132,3 +158,6 @@ class RuntimeSettings(BaseModel):
     server: ServerSettings
     telemetry: TelemetrySettings = Field(default_factory=lambda: TelemetrySettings.model_validate({}))
     log_level: str = Field("INFO", description="Python logging level name.")
+    payload_log: PayloadLogSettings | None = Field(
+        None, description="Payload logging of this runtime's external requests; None: none."
+    )

@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from extproc.codecs import CodecError, Payload
 from extproc.config import NodeConfig, PredictorConfig, Timeouts
-from extproc.events import NodeEvents, NoEvents
+from extproc.events import NO_REQUEST_EVENTS, NodeEvents, NoEvents, RequestEvents
 from extproc.graph.builtins import SIMPLE_MODEL_OUTPUT, BuiltinRouter, average, make_router
 from extproc.graph.errors import GraphError, NodeError
 from extproc.graph.state import MemoryState, StateStore
 
 Json = dict[str, Any]
-_NO_EVENTS = NoEvents()
+_LOGS_REQUEST = frozenset({"all", "request"})
+_LOGS_RESPONSE = frozenset({"all", "response"})
 ROUTE_ALL = -1
 ROUTE_NONE = -2
 
@@ -51,7 +54,7 @@ class _Call:
     routing: dict[str, int] = field(default_factory=dict)
     request_path: dict[str, str] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
-    events: NodeEvents = field(default_factory=NoEvents)
+    events: RequestEvents = NO_REQUEST_EVENTS
 
     def node_meta(self) -> Json:
         meta: Json = {"puid": self.puid}
@@ -99,9 +102,15 @@ class GraphExecutor:
         tags: Json | None = None,
         skip_logging: bool = False,
     ) -> Result:
-        """`skip_logging`: the request asked not to be payload-logged (`Seldon-Skip-Logging`)."""
-        call = _Call(predictor, puid, dict(tags or {}), events=_NO_EVENTS if skip_logging else self._events)
-        output = await self._run(call, predictor.graph, payload)
+        """`skip_logging`: the request asked not to be payload-logged (`Seldon-Skip-Logging`). Returns
+        once the events of the nodes with a `logger` are in the payload log's spool."""
+        events = self._events.open(predictor, puid) if predictor.logged and not skip_logging else None
+        call = _Call(predictor, puid, dict(tags or {}), events=events or NO_REQUEST_EVENTS)
+        try:
+            output = await self._run(call, predictor.graph, payload)
+        finally:
+            if events is not None:  # a failed graph still has its request events spooled before the error
+                await events.written()
         meta: Json = {"puid": puid, "tags": call.tags, "requestPath": call.request_path}
         if predictor.routing_injection:
             meta["routing"] = call.routing
@@ -110,6 +119,18 @@ class GraphExecutor:
         return Result(output, meta)
 
     async def _run(self, call: _Call, node: NodeConfig, payload: Payload) -> Payload:
+        """The node's whole piece of the graph; a node with a `logger` is logged around it, as Seldon's
+        executor does: its input before its input transform, its output after its children, aggregation
+        and output transform (built-in nodes included)."""
+        mode = node.logger_mode
+        if mode is not None and mode.lower() in _LOGS_REQUEST:
+            call.events.request(node, payload)
+        output = await self._subtree(call, node, payload)
+        if mode is not None and mode.lower() in _LOGS_RESPONSE:
+            call.events.response(node, output)
+        return output
+
+    async def _subtree(self, call: _Call, node: NodeConfig, payload: Payload) -> Payload:
         methods = node.methods
         if node.type == "MODEL":
             payload = await self._call(call, node, "predict", [payload])
@@ -141,16 +162,10 @@ class GraphExecutor:
         if node.implementation == "SIMPLE_MODEL":
             call.request_path.setdefault(node.name, node.implementation)
             return Payload.seldon(SIMPLE_MODEL_OUTPUT, payloads[0].hint)
-        logged = node.logger_mode is not None
-        if logged and node.logger_mode in ("all", "request"):
-            for payload in payloads:
-                call.events.request(call.predictor, node, call.puid, payload)
         output, meta = await self._client.call(
             node, method, payloads, call.node_meta(), call.predictor.timeouts
         )
         call.merge(node, meta)
-        if logged and node.logger_mode in ("all", "response"):
-            call.events.response(call.predictor, node, call.puid, output)
         return output.with_hint(payloads[0].hint) if output.hint is None else output
 
     async def _route(self, call: _Call, node: NodeConfig, payload: Payload) -> int:
@@ -181,7 +196,9 @@ class GraphExecutor:
         return router
 
     # -- feedback ------------------------------------------------------------------------------------
-    async def feedback(self, predictor: PredictorConfig, feedback: Json, puid: str) -> Json:
+    async def feedback(
+        self, predictor: PredictorConfig, feedback: Json, puid: str, skip_logging: bool = False
+    ) -> Json:
         """Send feedback down the path in `response.meta.routing` (all children where it is absent)."""
         response = _object(feedback.get("response"))
         routing = _object(_object(response.get("meta")).get("routing"))
@@ -189,12 +206,30 @@ class GraphExecutor:
             reward = float(feedback.get("reward", 0.0))
         except (TypeError, ValueError):
             raise GraphError(400, "BAD_REQUEST", "feedback reward must be a number") from None
-        await self._feedback(predictor, predictor.graph, feedback, routing, reward)
+        events = self._events.open(predictor, puid) if predictor.logged and not skip_logging else None
+        try:
+            await self._feedback(
+                predictor, predictor.graph, feedback, routing, reward, events or NO_REQUEST_EVENTS
+            )
+        finally:
+            if events is not None:
+                await events.written()
         return {"meta": {"puid": puid, "routing": routing}, "data": {"names": [], "ndarray": []}}
 
     async def _feedback(
-        self, predictor: PredictorConfig, node: NodeConfig, feedback: Json, routing: Json, reward: float
+        self,
+        predictor: PredictorConfig,
+        node: NodeConfig,
+        feedback: Json,
+        routing: Json,
+        reward: float,
+        events: RequestEvents,
     ) -> None:
+        """Feedback down the path; every node on it whose logger mode is all or response logs a
+        feedback event (Seldon's `io.seldon.serving.feedback`) with the feedback message."""
+        mode = node.logger_mode
+        if mode is not None and mode.lower() in _LOGS_RESPONSE:
+            events.feedback(node, orjson.dumps(feedback, option=orjson.OPT_SERIALIZE_NUMPY))
         work = []
         branch = routing.get(node.name)
         if node.builtin:
@@ -208,7 +243,7 @@ class GraphExecutor:
             children = ()
         else:
             children = node.children
-        work.extend(self._feedback(predictor, child, feedback, routing, reward) for child in children)
+        work.extend(self._feedback(predictor, child, feedback, routing, reward, events) for child in children)
         await asyncio.gather(*work)
 
     # -- metadata ------------------------------------------------------------------------------------

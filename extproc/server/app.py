@@ -26,8 +26,7 @@ from prometheus_client import CollectorRegistry
 from extproc.config import DEFAULT_MAX_MESSAGE_BYTES, ConfigWatcher
 from extproc.graph import GraphExecutor, MemoryState, SqliteState, StateStore
 from extproc.graph.executor import NodeClient
-from extproc.logging import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
-from extproc.metrics import ExecutorMetrics, InstrumentedNodeClient, PayloadLogMetrics
+from extproc.metrics import ExecutorMetrics, InstrumentedNodeClient
 from extproc.nodes import NodeClients
 from extproc.server.frontend import Frontend
 from extproc.server.observe import RequestObserver
@@ -39,6 +38,8 @@ from generated.inference import dataplane_pb2 as v2_pb
 from generated.inference import dataplane_pb2_grpc as v2_grpc
 from generated.seldon import prediction_pb2 as v1_pb
 from generated.seldon import prediction_pb2_grpc as v1_grpc
+from payload_log import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
+from payload_log.metrics import PayloadLogMetrics
 from telemetry.exposition import Exposition
 
 log = logging.getLogger(__name__)

@@ -140,7 +140,7 @@ class Frontend:
         if rest in ("/api/v1.0/predictions", "/api/v0.1/predictions") and method == "POST":
             return _json_reply(200, await self.predict_seldon(predictor, _object(body), puid, skip))
         if rest in ("/api/v1.0/feedback", "/api/v0.1/feedback") and method == "POST":
-            return _json_reply(200, await self.feedback(predictor, _object(body), puid))
+            return _json_reply(200, await self.feedback(predictor, _object(body), puid, skip))
         if rest.rstrip("/") == "/api/v1.0/metadata" and method == "GET":
             return _json_reply(200, await self.executor.metadata(predictor))
         if rest.startswith("/api/v1.0/metadata/") and method == "GET":
@@ -207,8 +207,10 @@ class Frontend:
             outputs[0]["name"] = "output-0"
         return {"model_name": model, "id": puid, "outputs": outputs}
 
-    async def feedback(self, predictor: PredictorConfig, feedback: Json, puid: str) -> Json:
-        return await self.executor.feedback(predictor, feedback, puid)
+    async def feedback(
+        self, predictor: PredictorConfig, feedback: Json, puid: str, skip_logging: bool = False
+    ) -> Json:
+        return await self.executor.feedback(predictor, feedback, puid, skip_logging)
 
     async def v2_metadata(self, predictor: PredictorConfig, model: str) -> Json:
         metadata = await self.executor.metadata(predictor)

@@ -84,7 +84,9 @@ class SeldonEdge(_Edge):
     async def SendFeedback(self, request: v1_pb.Feedback, context: Context) -> Any:
         try:
             predictor, puid = self._predictor(context)
-            answer = await self._frontend.feedback(predictor, decode_seldon_proto(request), puid)
+            answer = await self._frontend.feedback(
+                predictor, decode_seldon_proto(request), puid, self._skip_logging(context)
+            )
             return encode_seldon_message(answer)
         except GraphError as error:
             return await self._fail(context, error)

@@ -33,6 +33,7 @@ from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, 
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
 from model_runtime.observe import RAW_CALLER, Observed, RequestObserver
+from model_runtime.payloads import PayloadLog, rest_kind
 from model_runtime.rest.errors import http_status
 from model_runtime.rest.openapi import openapi_document, swagger_ui_html
 from model_runtime.rest.v2 import Infer, V2Routes
@@ -77,6 +78,7 @@ class RestApp:
         inference: InferenceCore | None = None,
         infer: Infer | None = None,
         observer: RequestObserver | None = None,
+        payloads: PayloadLog | None = None,
     ) -> None:
         self.core = core
         self.limit = settings.max_request_bytes
@@ -116,6 +118,11 @@ class RestApp:
             }
         )
         self.routes.update(self.v2.routes)
+        if payloads is not None:  # inside the observer: the histogram includes the wait for the spool
+            for path, handler in list(self.routes.items()):
+                logged = rest_kind(path)
+                if logged is not None:
+                    self.routes[path] = payloads.rest(handler, *logged)
         if observer is not None:
             self._observe(observer)
 

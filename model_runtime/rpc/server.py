@@ -33,6 +33,7 @@ from model_runtime.errors import NotFound, RuntimeFailure, UserCodeError
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
 from model_runtime.observe import RequestObserver
+from model_runtime.payloads import PayloadInterceptor, PayloadLog
 from model_runtime.rpc.errors import grpc_status
 from model_runtime.rpc.observe import ObservingInterceptor
 from model_runtime.rpc.v2 import SERVICE as V2_SERVICE
@@ -154,12 +155,16 @@ def create_server(
     inference: InferenceCore | None = None,
     infer: Infer | None = None,
     observer: RequestObserver | None = None,
+    payloads: PayloadLog | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, int]:
     """The server (not started), its health servicer (NOT_SERVING until `mark_serving`) and its port."""
     limit = settings.grpc_max_message_bytes
     interceptor = ObservingInterceptor(observer) if observer is not None else None
+    interceptors: list[Any] = [interceptor] if interceptor is not None and interceptor.active else []
+    if payloads is not None:  # after the observer: its span and histogram include the wait for the spool
+        interceptors.append(PayloadInterceptor(payloads))
     server = grpc.aio.server(
-        interceptors=[interceptor] if interceptor is not None and interceptor.active else None,
+        interceptors=interceptors or None,
         options=[
             ("grpc.max_send_message_length", limit),
             ("grpc.max_receive_message_length", limit),

@@ -177,12 +177,37 @@ def test_metadata_names_every_node_and_the_graph_ends() -> None:
 class _Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
+        self.written: list[str] = []
 
-    def request(self, predictor: PredictorConfig, node: NodeConfig, puid: str, payload: Payload) -> None:
+    def open(self, predictor: PredictorConfig, puid: str) -> _RequestRecorder:
+        return _RequestRecorder(self, puid)
+
+    def request_bytes(
+        self, predictor: PredictorConfig, node: NodeConfig, puid: str, body: bytes, protocol: str
+    ) -> None:
         self.seen.append(("request", node.name, puid))
 
-    def response(self, predictor: PredictorConfig, node: NodeConfig, puid: str, payload: Payload) -> None:
+    def response_bytes(
+        self, predictor: PredictorConfig, node: NodeConfig, puid: str, body: bytes, protocol: str
+    ) -> None:
         self.seen.append(("response", node.name, puid))
+
+
+class _RequestRecorder:
+    def __init__(self, recorder: _Recorder, puid: str) -> None:
+        self._recorder, self._puid = recorder, puid
+
+    def request(self, node: NodeConfig, payload: Payload) -> None:
+        self._recorder.seen.append(("request", node.name, self._puid))
+
+    def response(self, node: NodeConfig, payload: Payload) -> None:
+        self._recorder.seen.append(("response", node.name, self._puid))
+
+    def feedback(self, node: NodeConfig, body: bytes) -> None:
+        self._recorder.seen.append(("feedback", node.name, self._puid))
+
+    async def written(self) -> None:
+        self._recorder.written.append(self._puid)
 
 
 def test_payload_events_for_logged_nodes_unless_the_request_opts_out() -> None:
@@ -190,6 +215,8 @@ def test_payload_events_for_logged_nodes_unless_the_request_opts_out() -> None:
     events = _Recorder()
     executor = GraphExecutor(FakeNodes(), events=events)
     asyncio.run(executor.predict(graph, Payload.seldon(INPUT), "p1"))
-    assert events.seen == [("request", "pre", "p1"), ("response", "pre", "p1"), ("response", "model", "p1")]
+    # Seldon's semantics: a node is logged around its whole subtree (its input, then its final output)
+    assert events.seen == [("request", "pre", "p1"), ("response", "model", "p1"), ("response", "pre", "p1")]
+    assert events.written == ["p1"]  # the answer waited for its events
     asyncio.run(executor.predict(graph, Payload.seldon(INPUT), "p2", skip_logging=True))
     assert all(puid == "p1" for _, _, puid in events.seen)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from extproc.logging import PayloadLoggerSettings
+from payload_log import PayloadLoggerSettings
 from tests.observability.sink import RecordingSink
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from extproc.logging import EventType, PayloadEvent
+from payload_log import EventType, PayloadEvent
 
 REQUEST_BODY = {"data": {"ndarray": [[1.0, 2.0, 3.0, 4.0]]}}
 RESPONSE_BODY = {"data": {"names": ["t:0", "t:1"], "ndarray": [[0.1, 0.9]]}, "meta": {"puid": "p"}}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from extproc.logging import PayloadLogger
+from payload_log import PayloadLogger
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 

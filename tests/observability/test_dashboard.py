@@ -10,9 +10,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from extproc.logging import LogOutcome
-from extproc.metrics import ExecutorMetrics, NodeLabels, PayloadLogMetrics, PredictorLabels
+from extproc.metrics import ExecutorMetrics, NodeLabels, PredictorLabels
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics
+from payload_log import LogOutcome
+from payload_log.metrics import PayloadLogMetrics
 from telemetry.exposition import Exposition
 from xds_controller.metrics import XdsMetrics
 from xds_controller.resource_types import CLUSTER

@@ -17,7 +17,6 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.config import NodeConfig, PredictorConfig
 from extproc.graph import GraphError
-from extproc.logging import PayloadLogger, SpoolingNodeEvents
 from extproc.server.exchanges import (
     OBSERVED_REQUEST_HEADERS,
     OBSERVED_RESPONSE_HEADERS,
@@ -25,6 +24,7 @@ from extproc.server.exchanges import (
     is_observe_stream,
 )
 from generated.seldon import prediction_pb2 as v1_pb
+from payload_log import PayloadLogger, SpoolingNodeEvents
 from tests.observability.conftest import fast_settings
 from tests.observability.sink import Received, RecordingSink, wait_for
 from xds_controller.translate.extproc import OBSERVED_HEADERS, observe_filter

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from extproc.logging.http1 import Http1Poster
-from extproc.logging.sinks import HttpSink, PermanentSinkError, RetryableSinkError
-from extproc.logging.spool import SpooledEvent
+from payload_log.http1 import Http1Poster
+from payload_log.sinks import HttpSink, PermanentSinkError, RetryableSinkError
+from payload_log.spool import SpooledEvent
 
 Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: say nothing)
 

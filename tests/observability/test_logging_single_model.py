@@ -1,11 +1,13 @@
 """Payload logging of a single-model predictor through a real `seldon-mesh up`: Envoy serves it straight
-from the gateway to the runtime and copies each exchange to extproc in ext_proc observability mode; the
-node's `logger` delivers Seldon's request and response CloudEvents to an HTTP sink, and the client gets
-the same answer as from an unlogged twin."""
+from the gateway to the runtime, which logs the exchange itself (or, for a deployment annotated
+`seldon.io/payload-log-stream: "true"`, Envoy copies each exchange to extproc in ext_proc observability
+mode); the node's `logger` delivers Seldon's request and response CloudEvents to an HTTP sink, and the
+client gets the same answer as from an unlogged twin."""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ apiVersion: machinelearning.seldon.io/v1
 kind: SeldonDeployment
 metadata:
   name: {name}
+  annotations: {annotations}
 spec:
   predictors:
     - name: main
@@ -68,16 +71,26 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
     sink = RecordingSink()
     sink.start()
     spec = folder / "models.yaml"
+    logger = f'logger: {{mode: all, url: "{sink.url}"}}'
+    stream = '{"seldon.io/payload-log-stream": "true"}'
     spec.write_text(
-        MANIFEST.format(
-            name="logged-model", graphs=GRAPHS, logger=f'logger: {{mode: all, url: "{sink.url}"}}'
-        )
+        MANIFEST.format(name="logged-model", graphs=GRAPHS, logger=logger, annotations="{}")
         + "---"
-        + MANIFEST.format(name="plain-model", graphs=GRAPHS, logger="")
+        + MANIFEST.format(name="stream-model", graphs=GRAPHS, logger=logger, annotations=stream)
+        + "---"
+        + MANIFEST.format(name="plain-model", graphs=GRAPHS, logger="", annotations="{}")
     )
-    mesh = Mesh(folder / "state", free_port()).start(spec)
+    previous = os.environ.get("SELDON_MESH_SPOOL_DIR")
+    os.environ["SELDON_MESH_SPOOL_DIR"] = str(folder / "runtime-spools")  # for the runtimes `up` starts
     try:
-        for name in ("logged-model", "plain-model"):
+        mesh = Mesh(folder / "state", free_port()).start(spec)
+    finally:
+        if previous is None:
+            del os.environ["SELDON_MESH_SPOOL_DIR"]
+        else:
+            os.environ["SELDON_MESH_SPOOL_DIR"] = previous
+    try:
+        for name in ("logged-model", "stream-model", "plain-model"):
             mesh.wait_state(name, "Available", timeout=120)
             mesh.wait_serving(_path(name), BODY)
         yield Logged(mesh, sink)
@@ -86,11 +99,12 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Logged]:
         sink.stop()
 
 
-def test_a_single_models_logger_delivers_seldons_request_and_response_events(logged: Logged) -> None:
+@pytest.mark.parametrize("name", ["logged-model", "stream-model"])
+def test_a_single_models_logger_delivers_seldons_request_and_response_events(
+    logged: Logged, name: str
+) -> None:
     puid = "single-" + secrets.token_hex(4)
-    response = httpx.post(
-        logged.mesh.gateway + _path("logged-model"), json=BODY, headers={"Seldon-Puid": puid}
-    )
+    response = httpx.post(logged.mesh.gateway + _path(name), json=BODY, headers={"Seldon-Puid": puid})
     assert response.status_code == 200, response.text
     assert response.headers["seldon-puid"] == puid
     events = logged.wait_events(puid, 2)
@@ -101,7 +115,7 @@ def test_a_single_models_logger_delivers_seldons_request_and_response_events(log
         headers = event.headers
         assert headers["Ce-Specversion"] == "1.0"
         assert headers["Ce-Modelid"] == "model"
-        assert headers["Ce-Inferenceservicename"] == "logged-model"
+        assert headers["Ce-Inferenceservicename"] == name
         assert headers["Ce-Namespace"] == "default"
         assert headers["Ce-Endpoint"] == "main"
         assert headers["Ce-Protocol"] == "seldon"
@@ -126,12 +140,13 @@ def test_the_client_gets_the_same_answer_as_from_an_unlogged_twin(logged: Logged
     assert with_logger.headers["content-type"] == without.headers["content-type"]
 
 
-def test_grpc_predictions_are_logged_in_json_form(logged: Logged) -> None:
+@pytest.mark.parametrize("name", ["logged-model", "stream-model"])
+def test_grpc_predictions_are_logged_in_json_form(logged: Logged, name: str) -> None:
     puid = "grpc-" + secrets.token_hex(4)
     with grpc.insecure_channel(f"127.0.0.1:{logged.mesh.port}") as channel:
         stub = prediction_pb2_grpc.SeldonStub(channel)
         request = json_format.ParseDict(BODY, prediction_pb2.SeldonMessage())
-        metadata = (("seldon", "logged-model"), ("namespace", "default"), ("seldon-puid", puid))
+        metadata = (("seldon", name), ("namespace", "default"), ("seldon-puid", puid))
         reply = stub.Predict(request, metadata=metadata, timeout=30)
     events = logged.wait_events(puid, 2)
     assert json.loads(events[REQUEST].body) == BODY

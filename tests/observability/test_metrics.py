@@ -14,15 +14,15 @@ from envoy.service.discovery.v3 import discovery_pb2
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from extproc.logging import PayloadLogger
 from extproc.metrics import (
     SELDON_BUCKETS,
     ExecutorMetrics,
     NodeLabels,
-    PayloadLogMetrics,
     PredictorLabels,
 )
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics, identity_from_env
+from payload_log import PayloadLogger
+from payload_log.metrics import PayloadLogMetrics
 from tests.helpers.runtime import start_runtime
 from tests.model_runtime.conftest import python_class
 from tests.observability.conftest import fast_settings

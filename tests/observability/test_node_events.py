@@ -1,14 +1,16 @@
-"""The executor's NodeEvents hook logs a node's request and response as the node's `logger` asks."""
+"""The executor's NodeEvents hook logs a node's request and response as the node's `logger` asks, and a
+request's `written()` returns only once its events are committed to the spool."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from extproc.codecs import Payload
 from extproc.config import NodeConfig, PredictorConfig
 from extproc.events import NodeEvents
-from extproc.logging import PayloadLogger, SpoolingNodeEvents
+from payload_log import PayloadLogger, SpoolingNodeEvents
 from tests.observability.conftest import fast_settings
 from tests.observability.sink import RecordingSink, wait_for
 
@@ -22,17 +24,23 @@ def test_nodes_log_what_their_logger_mode_asks_to_their_url_or_the_default(
     own_url.start()
     both = NodeConfig(name="transformer", logger_mode="all")
     requests_only = NodeConfig(name="classifier", logger_mode="request", logger_url=own_url.url)
-    silent = NodeConfig(name="combiner")
     predictor = PredictorConfig(namespace="seldon", deployment="iris", name="default", graph=both)
     logger = PayloadLogger(fast_settings(tmp_path, sink.url))
     events: NodeEvents = SpoolingNodeEvents(logger, SOURCE)
     seldon = Payload.seldon({"data": {"ndarray": [[1.0, 2.0]]}, "meta": {"puid": "p-1"}})
     v2 = Payload.v2([{"name": "input-0", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}])
     logger.start()
+
+    async def one_request() -> int:
+        request = events.open(predictor, "p-1")
+        request.request(both, seldon)
+        request.request(requests_only, seldon)
+        request.response(both, v2)
+        await request.written()
+        return logger.stats().accepted  # read before anything else could run: written means on disk
+
     try:
-        for node in (both, requests_only, silent):
-            events.request(predictor, node, "p-1", seldon)
-            events.response(predictor, node, "p-1", v2)
+        assert asyncio.run(one_request()) == 3
         wait_for(lambda: len(sink.snapshot()) == 2 and len(own_url.snapshot()) == 1, 10, "three events")
     finally:
         logger.stop()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from extproc.logging import LogOutcome, PayloadLogger
-from extproc.logging.spool import NewRecord, Spool
+from payload_log import LogOutcome, PayloadLogger
+from payload_log.spool import NewRecord, Spool
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import Received, RecordingSink, wait_for

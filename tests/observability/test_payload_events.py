@@ -8,7 +8,7 @@ import re
 import uuid
 from pathlib import Path
 
-from extproc.logging import (
+from payload_log import (
     EventType,
     LogOutcome,
     PayloadEvent,
@@ -16,7 +16,7 @@ from extproc.logging import (
     decode_body,
     skip_logging_requested,
 )
-from extproc.logging.spool import Spool
+from payload_log.spool import Spool
 from tests.observability.conftest import fast_settings
 from tests.observability.events import REQUEST_BODY, RESPONSE_BODY, pair
 from tests.observability.sink import RecordingSink, wait_for

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import orjson
 
-from extproc.logging.settings import FsyncPolicy
+from payload_log.settings import FsyncPolicy
 
 SPOOL_FILE = "spool.sqlite3"
 

@@ -1,12 +1,12 @@
 """Payload logging: CloudEvents 1.0 events, spooled durably on disk, delivered at least once.
 
-Pure of Envoy and of the executor: the graph executor reaches it through `SpoolingNodeEvents` (its
-`NodeEvents` hook), anything else builds `PayloadEvent`s and calls `PayloadLogger.alog`/`submit`; nothing
-here imports them. Neighbours: `extproc.metrics.PayloadLogMetrics` observes the logger; the entrypoint
-builds the settings (`settings_from_env` reads `REQUEST_LOGGER_DEFAULT_ENDPOINT`).
+Shared by extproc (graphs) and the model runtimes (single models, logged in process); it imports neither,
+nor Envoy. The graph executor reaches it through `SpoolingNodeEvents` (its `NodeEvents` hook); anything
+else builds `PayloadEvent`s and calls `PayloadLogger.alog`/`submit`. `metrics.PayloadLogMetrics` observes
+the logger; the entrypoints build the settings (`settings_from_env` reads `REQUEST_LOGGER_DEFAULT_ENDPOINT`).
 """
 
-from extproc.logging.events import (
+from payload_log.events import (
     SKIP_LOGGING_HEADER,
     EventType,
     PayloadEvent,
@@ -14,16 +14,16 @@ from extproc.logging.events import (
     decode_body,
     skip_logging_requested,
 )
-from extproc.logging.logger import LoggerObserver, LoggerStats, LogOutcome, NullObserver, PayloadLogger
-from extproc.logging.node_events import SpoolingNodeEvents
-from extproc.logging.settings import (
+from payload_log.logger import LoggerObserver, LoggerStats, LogOutcome, NullObserver, PayloadLogger
+from payload_log.node_events import SpoolingNodeEvents
+from payload_log.settings import (
     DEFAULT_ENDPOINT_ENV,
     FsyncPolicy,
     FullPolicy,
     PayloadLoggerSettings,
     settings_from_env,
 )
-from extproc.logging.sinks import structured_event
+from payload_log.sinks import structured_event
 
 __all__ = [
     "DEFAULT_ENDPOINT_ENV",

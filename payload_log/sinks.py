@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 import aiohttp
 import orjson
 
-from extproc.logging.http1 import Http1Poster
-from extproc.logging.spool import SpooledEvent
+from payload_log.http1 import Http1Poster
+from payload_log.spool import SpooledEvent
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 

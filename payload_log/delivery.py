@@ -31,9 +31,9 @@ import random
 import threading
 from collections.abc import Callable
 
-from extproc.logging.settings import PayloadLoggerSettings
-from extproc.logging.sinks import PermanentSinkError, RetryableSinkError, SinkError, SinkFactory
-from extproc.logging.spool import LaneKey, Spool, SpooledEvent
+from payload_log.settings import PayloadLoggerSettings
+from payload_log.sinks import PermanentSinkError, RetryableSinkError, SinkError, SinkFactory
+from payload_log.spool import LaneKey, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ After a crash or SIGKILL, `start` finds every committed event still in the spool
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from extproc.logging.delivery import Delivery
-from extproc.logging.events import PayloadEvent
-from extproc.logging.settings import PayloadLoggerSettings
-from extproc.logging.sinks import check_destination
-from extproc.logging.spool import NewRecord, Spool, SpooledEvent
+from payload_log.delivery import Delivery
+from payload_log.events import PayloadEvent
+from payload_log.receipt import Receipt, settle_all
+from payload_log.settings import PayloadLoggerSettings
+from payload_log.sinks import check_destination
+from payload_log.spool import NewRecord, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +108,14 @@ class _Counters:
         self.dead_lettered = 0
         self.pending = 0  # submitted, not yet written or refused by the writer
         self.waited = 0  # of those, events whose caller waits for the outcome (submit, alog, log)
+        self.open = 0  # receipts with events not yet committed (requests whose events are on the way)
+        self.waiting = 0  # of those, receipts awaited: answers held until their events are in
+        self.first_wait = 0.0  # monotonic time the oldest of those began to wait
 
 
-# the future resolves to the event's outcome; None for `post`, whose callers never wait for one
-_Pending = tuple[PayloadEvent, "Future[LogOutcome] | None"]
+# the future resolves to the event's outcome; a receipt is settled per batch; None for `post`
+_Sink = Future[LogOutcome] | Receipt | None
+_Pending = tuple[PayloadEvent, _Sink]
 # what the writer's queue carries: an event to spool, delivered events to delete (a list), None to stop
 _Item = _Pending | list[SpooledEvent] | None
 
@@ -168,10 +174,8 @@ class PayloadLogger:
         late, _ = self._drain_queue()  # submitted while stopping, after the writer left: refuse, never hang
         with self._counters.lock:
             self._counters.pending -= len(late)
-            self._counters.waited -= sum(future is not None for _, future in late)
-        for _, future in late:
-            if future is not None:
-                future.set_result(LogOutcome.REFUSED_STOPPED)
+            self._counters.waited -= sum(isinstance(sink, Future) for _, sink in late)
+        _resolve(late, LogOutcome.REFUSED_STOPPED)
         if late:
             self._refuse(LogOutcome.REFUSED_STOPPED, len(late))
 
@@ -200,7 +204,30 @@ class PayloadLogger:
         event loop's and the writer's time per event). A refusal is counted and logged all the same."""
         self._enqueue(event, None)
 
-    def _enqueue(self, event: PayloadEvent, future: Future[LogOutcome] | None) -> LogOutcome | None:
+    def receipt(self) -> Receipt:
+        """A fresh receipt for one request's events, bound to the running event loop (see `receipt`)."""
+        return Receipt(self, asyncio.get_running_loop())
+
+    def _receipts_open(self, count: int) -> None:
+        with self._counters.lock:
+            self._counters.open += count
+
+    def _receipt_waits(self) -> None:
+        c = self._counters
+        with c.lock:
+            c.waiting += 1
+            if c.waiting == 1:
+                c.first_wait = time.monotonic()
+        # the writer re-reads its deadline (the first waiter shortens it) or writes at once
+        self._window_over.set()
+
+    def _receipt_closed(self, waited: bool) -> None:
+        c = self._counters
+        with c.lock:
+            c.open -= 1
+            c.waiting -= waited
+
+    def _enqueue(self, event: PayloadEvent, future: _Sink) -> LogOutcome | None:
         """Queue the event, or count and return why it is refused."""
         if not self._running:
             self._refuse(LogOutcome.REFUSED_STOPPED, 1)
@@ -210,7 +237,7 @@ class PayloadLogger:
             backlog = c.pending >= self.settings.max_pending_events
             if not backlog:
                 c.pending += 1
-                c.waited += future is not None
+                c.waited += isinstance(future, Future)
         if backlog:
             self._refuse(LogOutcome.REFUSED_BACKLOG, 1)
             return LogOutcome.REFUSED_BACKLOG
@@ -220,9 +247,13 @@ class PayloadLogger:
         return None
 
     def _batch_ready(self) -> bool:
-        """Enough is queued to end the group-commit window early (see `_gather`), or the logger stops."""
+        """Enough is queued to end the group-commit window early (see `_gather`), or the logger stops:
+        `group_commit_events` callers wait, or every request with events on the way waits for them (none
+        will add to the batch soon), or the queue holds `max_batch_events`."""
         c = self._counters
         if c.waited >= self.settings.group_commit_events or c.pending >= self.settings.max_batch_events:
+            return True
+        if c.waiting and (c.waiting >= c.open or c.waiting >= self.settings.group_commit_events):
             return True
         return not self._running
 
@@ -283,11 +314,18 @@ class PayloadLogger:
         `max_batch_events`, so its commit, delivery wake-up and POSTs are shared by more events. One
         wake-up per window: the caller that makes the batch ready (or `stop`) sets `_window_over`
         (polling every 5 ms woke this thread, and made it take the GIL, ten times per batch)."""
-        if self._batch_ready():
-            return
-        self._window_over.clear()
-        if not self._batch_ready():  # a caller that filled the batch before the clear has set it already
-            self._window_over.wait(window)
+        deadline = time.monotonic() + window
+        while not self._batch_ready():
+            self._window_over.clear()
+            if self._batch_ready():  # a caller that filled the batch before the clear has set it already
+                return
+            c = self._counters
+            with c.lock:
+                held = c.first_wait + self.settings.commit_delay_seconds if c.waiting else deadline
+            remaining = min(deadline, held) - time.monotonic()
+            if remaining <= 0:
+                return
+            self._window_over.wait(remaining)
 
     def _drain_queue(self) -> tuple[list[_Pending], list[SpooledEvent]]:
         """(events, delivered events) left in the queue."""
@@ -304,34 +342,35 @@ class PayloadLogger:
                 items.append(item)
 
     def _write(self, spool: Spool, batch: list[_Pending], delivered: list[SpooledEvent]) -> None:
-        """Spool `batch` (refusing what does not fit) and delete `delivered`, in one transaction."""
+        """Spool `batch` (refusing what does not fit) and delete `delivered`, in one transaction; then
+        settle the batch's futures and receipts."""
         if not batch and not delivered:
             return
         with self._counters.lock:
             self._counters.pending -= len(batch)
-            self._counters.waited -= sum(future is not None for _, future in batch)
+            self._counters.waited -= sum(isinstance(sink, Future) for _, sink in batch)
         records: list[NewRecord] = []
-        futures: list[Future[LogOutcome]] = []
+        accepted: list[_Sink] = []  # the sink of each record
+        refused: list[tuple[_Sink, LogOutcome]] = []
         refusals: dict[LogOutcome, int] = {}
         c = self._counters
         with c.lock:
             room = self.settings.max_spool_bytes - c.bytes
         added = 0
-        for event, future in batch:
+        for event, sink in batch:
             outcome, record = self._admit(event)
             size = 0 if record is None else record.size
             if record is not None and size > room:
                 outcome, record = LogOutcome.REFUSED_FULL, None
             if record is None:
                 refusals[outcome] = refusals.get(outcome, 0) + 1
-                if future is not None:
-                    future.set_result(outcome)
+                if sink is not None:
+                    refused.append((sink, outcome))
                 continue
             room -= size
             added += size
             records.append(record)
-            if future is not None:
-                futures.append(future)
+            accepted.append(sink)
         for outcome, count in refusals.items():
             self._refuse(outcome, count)
         try:
@@ -344,23 +383,20 @@ class PayloadLogger:
                 len(delivered),
             )
             self._refuse(LogOutcome.REFUSED_SPOOL_ERROR, len(records))
-            for future in futures:
-                future.set_result(LogOutcome.REFUSED_SPOOL_ERROR)
+            _settle(refused + [(sink, LogOutcome.REFUSED_SPOOL_ERROR) for sink in accepted if sink])
             return
         if delivered:
             self._finished(delivered, True)  # once per batch: the metrics observer's locks, not per event
-        if not records:
-            return
-        with c.lock:
-            c.events += len(records)
-            c.bytes += added
-            c.accepted += len(records)
-            events, size = c.events, c.bytes
-        self._observer.on_accepted(len(records))
-        self._observer.on_spool_usage(events, size)
-        self._delivery.handoff([record.spooled(seq) for seq, record in enumerate(records, first)])
-        for future in futures:
-            future.set_result(LogOutcome.ACCEPTED)
+        if records:
+            with c.lock:
+                c.events += len(records)
+                c.bytes += added
+                c.accepted += len(records)
+                events, size = c.events, c.bytes
+            self._observer.on_accepted(len(records))
+            self._observer.on_spool_usage(events, size)
+            self._delivery.handoff([record.spooled(seq) for seq, record in enumerate(records, first)])
+        _settle(refused + [(sink, LogOutcome.ACCEPTED) for sink in accepted if sink is not None])
 
     def _admit(self, event: PayloadEvent) -> tuple[LogOutcome, NewRecord | None]:
         destination = event.destination or self.settings.default_endpoint
@@ -409,3 +445,25 @@ class PayloadLogger:
         with self._counters.lock:
             self._counters.retried += 1
         self._observer.on_retried(1)
+
+
+def _resolve(items: list[_Pending], outcome: LogOutcome) -> None:
+    _settle([(sink, outcome) for _, sink in items if sink is not None])
+
+
+def _settle(outcomes: list[tuple[_Sink, LogOutcome]]) -> None:
+    """Resolve futures; settle receipts with one callback per event loop for the whole batch."""
+    by_receipt: dict[Receipt, list[int]] = {}
+    for sink, outcome in outcomes:
+        if isinstance(sink, Receipt):
+            counts = by_receipt.setdefault(sink, [0, 0])
+            counts[0] += 1
+            counts[1] += not outcome.accepted
+        elif sink is not None:
+            sink.set_result(outcome)
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Receipt, int, int]]] = {}
+    for receipt, (count, refused) in by_receipt.items():
+        by_loop.setdefault(receipt.loop, []).append((receipt, count, refused))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits for these any more
+            loop.call_soon_threadsafe(settle_all, settled)

@@ -27,7 +27,14 @@ from urllib.parse import urlparse
 from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
 from mesh.spec.wrapper import python_class as _python_class
 from mesh.spec.wrapper import service_type as _service_type
-from xds_controller.translate import ComponentEndpoints, ComponentKey, Direct, Upstream, plan_predictor
+from xds_controller.translate import (
+    ComponentEndpoints,
+    ComponentKey,
+    Direct,
+    Upstream,
+    logs_over_stream,
+    plan_predictor,
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,9 @@ def _plan_node(
     ]  # fmt: skip
     if _gateway_facing(key, deployment, predictor):
         common.append("--gateway-facing")
+        if node.logger is not None and not logs_over_stream(deployment):  # the runtime logs it itself
+            common += ["--logger-mode", str(node.logger.mode)]
+            common += ["--logger-url", node.logger.url] if node.logger.url else []
     if node.parameters:
         params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
         common += ["--parameters", json.dumps(params)]

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
 from mesh.cli.client import CliError, ControlClient
 from mesh.cli.output import render
-from mesh.spec import SeldonDeployment, SpecError, read_path
+from mesh.local import limits
+from mesh.spec import Loaded, SeldonDeployment, SpecError, read_documents, read_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,12 +155,19 @@ def _up(args: argparse.Namespace) -> int:
 def _load(path: Path) -> list[SeldonDeployment]:
     if not path.exists():
         raise CliError(f"{path}: no such file or folder")
+    return _reported(functools.partial(read_path, path))
+
+
+def _reported(read: Callable[[], Loaded]) -> list[SeldonDeployment]:
+    """The deployments `read` finds; what it skipped and the unknown fields it ignored go to stderr."""
     try:
-        loaded = read_path(path)
+        loaded = read()
     except SpecError as error:
         raise CliError(f"invalid SeldonDeployment, nothing was applied:\n{error}") from error
     for skipped in loaded.skipped:
         print(f"note: {skipped}", file=sys.stderr)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return loaded.deployments
 
 
@@ -166,15 +175,31 @@ def _base_dir(path: Path) -> Path:
     return (path if path.is_dir() else path.parent).resolve()
 
 
+def _check_local(deployments: list[SeldonDeployment], base_dir: Path, name: str) -> None:
+    """Refuse what one machine cannot serve, by field path, before anything is sent; warn about what only
+    a cluster acts on; an input with no SeldonDeployment is an error, never a silent success."""
+    if not deployments:
+        raise CliError(f"{name}: no SeldonDeployment in it, nothing was applied")
+    errors = [e.with_source(name) for d in deployments for e in limits.problems(d, base_dir)]
+    if errors:
+        raise CliError(f"cannot serve this here, nothing was applied:\n{SpecError(errors)}")
+    for deployment in deployments:
+        for note in limits.warnings(deployment):
+            print(f"warning: {name}: {deployment.metadata.name}: {note}", file=sys.stderr)
+
+
 def _apply(args: argparse.Namespace) -> int:
     client = ControlClient(args.state_dir)
     documents: list[tuple[str, str, Path]] = []
     for name in args.filename:
         if name == "-":
-            documents.append((sys.stdin.read(), "<stdin>", Path.cwd()))
+            text = sys.stdin.read()
+            _check_local(_reported(functools.partial(read_documents, text, "<stdin>")), Path.cwd(), "<stdin>")
+            documents.append((text, "<stdin>", Path.cwd()))
             continue
         path = Path(name)
-        _load(path)  # validate locally first: every error at once, and nothing is sent on failure
+        # Validate locally first: every error at once, and nothing is sent on failure.
+        _check_local(_load(path), _base_dir(path), name)
         files = (
             sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
             if path.is_dir()

@@ -36,6 +36,8 @@ def render_command(
             deployments += loaded.deployments
             for skipped in loaded.skipped:  # kubectl applies those; we render SeldonDeployments only
                 print(f"note: {skipped}", file=sys.stderr)
+            for warning in loaded.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         except SpecError as error:
             raise CliError(f"invalid SeldonDeployment, nothing was rendered:\n{error}") from error
     if not deployments:

@@ -20,6 +20,7 @@ import yaml
 from mesh.spec.deployment import SeldonDeployment
 from mesh.spec.errors import FieldError, SpecError
 from mesh.spec.parsing import parse_deployment
+from mesh.spec.unknown import unknown_fields
 from mesh.spec.vocabulary import KIND
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -43,6 +44,8 @@ class Skipped:
 class Loaded:
     deployments: list[SeldonDeployment]
     skipped: list[Skipped]
+    # Unknown fields, by path: ignored, as `kubectl apply` warns and the API server prunes them.
+    warnings: list[FieldError] = field(default_factory=list)
 
 
 def parse_documents(
@@ -56,12 +59,13 @@ def parse_documents(
 def read_documents(text: str, source: str = "<input>", *, skip_other_kinds: bool = True) -> Loaded:
     """`parse_documents`, with what was skipped."""
     found: list[tuple[SeldonDeployment, str]] = []
-    skipped: list[Skipped] = []
-    errors = _parse(text, source, skip_other_kinds, found, skipped)
+    loaded = Loaded([], [])
+    errors = _parse(text, source, skip_other_kinds, found, loaded)
     errors += _duplicates(found)
     if errors:
         raise SpecError(errors)
-    return Loaded([deployment for deployment, _ in found], skipped)
+    loaded.deployments.extend(deployment for deployment, _ in found)
+    return loaded
 
 
 def load_path(path: Path) -> list[SeldonDeployment]:
@@ -75,7 +79,7 @@ def read_path(path: Path) -> Loaded:
         sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()) if path.is_dir() else [path]
     )
     found: list[tuple[SeldonDeployment, str]] = []
-    skipped: list[Skipped] = []
+    loaded = Loaded([], [])
     errors: list[FieldError] = []
     for file in files:
         try:
@@ -83,11 +87,12 @@ def read_path(path: Path) -> Loaded:
         except (OSError, UnicodeDecodeError) as error:
             errors.append(FieldError("", f"cannot read: {error}", source=str(file)))
             continue
-        errors += _parse(text, str(file), True, found, skipped)
+        errors += _parse(text, str(file), True, found, loaded)
     errors += _duplicates(found)
     if errors:
         raise SpecError(errors)
-    return Loaded([deployment for deployment, _ in found], skipped)
+    loaded.deployments.extend(deployment for deployment, _ in found)
+    return loaded
 
 
 def _other_kind(obj: Any) -> bool:
@@ -105,7 +110,7 @@ def _parse(
     source: str,
     skip_other_kinds: bool,
     found: list[tuple[SeldonDeployment, str]],
-    skipped: list[Skipped],
+    loaded: Loaded,
 ) -> list[FieldError]:
     try:
         documents = _documents(text)
@@ -127,10 +132,11 @@ def _parse(
                     if isinstance(obj.get("metadata"), dict)
                     else ""
                 )
-                skipped.append(Skipped(obj["kind"], name, label, obj))
+                loaded.skipped.append(Skipped(obj["kind"], name, label, obj))
                 continue
             try:
                 found.append((parse_deployment(obj), label))
+                loaded.warnings.extend(e.under(prefix).with_source(label) for e in unknown_fields(obj))
             except SpecError as error:
                 errors += [e.under(prefix).with_source(label) for e in error.errors]
     return errors

@@ -148,3 +148,19 @@ def test_missing_file_is_a_spec_error(tmp_path: Path) -> None:
 def test_every_sample_manifest_loads() -> None:
     names = {d.metadata.name for d in load_path(SPECS)}
     assert names == {sample(p.name)["metadata"]["name"] for p in SPECS.glob("*.yaml")}
+
+
+def test_unknown_fields_are_warnings_by_path_and_change_nothing() -> None:
+    manifest = _named("one")
+    manifest["spec"]["predictors"][0]["grahp"] = {"name": "typo"}
+    manifest["spec"]["replica"] = 2
+    manifest["metadata"]["finalizers"] = ["kept"]  # ObjectMeta: all of it is legal
+    manifest["spec"]["predictors"][0]["componentSpecs"] = [
+        {"spec": {"containers": [{"name": "m", "tty": True}]}}
+    ]
+    loaded = read_documents(yaml.safe_dump(manifest), "typo.yaml")
+    assert sorted(str(w) for w in loaded.warnings) == [
+        "typo.yaml: spec.predictors[0].grahp: unknown field, ignored",
+        "typo.yaml: spec.replica: unknown field, ignored",
+    ]
+    assert [d.metadata.name for d in loaded.deployments] == ["one"]

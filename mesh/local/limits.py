@@ -1,0 +1,73 @@
+"""What a spec asks that one machine cannot do: refused at apply with its field path, or warned about.
+
+`problems` are mistakes that would only show later as a runtime that never gets ready (a local modelUri
+or workingDir that does not exist, a PersistentVolumeClaim): `seldon-mesh apply` refuses them before
+anything is sent. `warnings` are fields only a cluster acts on (autoscalers, disruption budgets, Kafka
+serving, explainers): applied without them, and named, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mesh.local.plan import resolve_model_uri
+from mesh.spec import FieldError, SeldonDeployment
+
+
+def problems(deployment: SeldonDeployment, base_dir: Path) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for p_index, predictor in enumerate(deployment.spec.predictors):
+        path = f"spec.predictors[{p_index}]"
+        for node, sub in predictor.graph.walk():
+            uri = node.model_uri
+            if not uri:
+                continue
+            where = f"{path}.graph{sub}.modelUri"
+            scheme = urlparse(uri).scheme
+            if scheme == "pvc":
+                errors.append(
+                    FieldError(where, f"{uri}: a PersistentVolumeClaim needs a cluster; locally give a path")
+                )
+            elif scheme in ("", "file") or len(scheme) == 1:
+                local = Path(resolve_model_uri(uri, base_dir))
+                if not local.exists():
+                    errors.append(FieldError(where, f"{uri}: no such file or folder ({local})"))
+        for c_index, component in enumerate(predictor.component_specs):
+            for k_index, container in enumerate(component.spec.containers):
+                if not container.working_dir:
+                    continue
+                folder = Path(container.working_dir).expanduser()
+                folder = folder if folder.is_absolute() else base_dir / folder
+                if not folder.is_dir():
+                    where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}].workingDir"
+                    errors.append(FieldError(where, f"{container.working_dir}: no such folder ({folder})"))
+    return errors
+
+
+def warnings(deployment: SeldonDeployment) -> list[FieldError]:
+    notes: list[FieldError] = []
+    if deployment.spec.server_type == "kafka":
+        notes.append(
+            FieldError("spec.serverType", "kafka serving needs a cluster; served over REST and gRPC here")
+        )
+    for p_index, predictor in enumerate(deployment.spec.predictors):
+        path = f"spec.predictors[{p_index}]"
+        if predictor.explainer:
+            notes.append(
+                FieldError(f"{path}.explainer", "explainers are not served by the local mesh; ignored")
+            )
+        for c_index, component in enumerate(predictor.component_specs):
+            where = f"{path}.componentSpecs[{c_index}]"
+            for field, value in (
+                ("hpaSpec", component.hpa_spec),
+                ("kedaSpec", component.keda_spec),
+                ("pdbSpec", component.pdb_spec),
+            ):
+                if value:
+                    notes.append(
+                        FieldError(
+                            f"{where}.{field}", "acted on in a cluster only; the local mesh runs replicas"
+                        )
+                    )
+    return notes

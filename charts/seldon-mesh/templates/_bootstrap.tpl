@@ -1,0 +1,68 @@
+{{/* The gateway Envoy's bootstrap: what xds_controller.bootstrap.render_bootstrap makes for node
+seldon-mesh-gateway (cluster seldon-mesh-gateway), delta ADS to <fullname>-xds.<namespace>.svc, admin on
+127.0.0.1:9901, except the xDS cluster's type: STRICT_DNS, since its address is a Service's DNS name and a
+STATIC cluster takes IP addresses only. tests/charts checks the two agree. */}}
+{{- define "seldon-mesh.gatewayBootstrap" -}}
+{{- $xds := printf "%s-xds.%s.svc" (include "seldon-mesh.fullname" .) .Release.Namespace -}}
+{
+  "node": {"id": "seldon-mesh-gateway", "cluster": "seldon-mesh-gateway"},
+  "static_resources": {
+    "clusters": [
+      {
+        "name": "seldon-mesh.xds",
+        "type": "STRICT_DNS",
+        "connect_timeout": "1s",
+        "circuit_breakers": {
+          "thresholds": [
+            {
+              "max_connections": 1024,
+              "max_pending_requests": 1024,
+              "max_requests": 1024,
+              "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 8}
+            }
+          ]
+        },
+        "load_assignment": {
+          "cluster_name": "seldon-mesh.xds",
+          "endpoints": [
+            {
+              "lb_endpoints": [
+                {
+                  "endpoint": {
+                    "address": {
+                      "socket_address": {"address": {{ $xds | quote }}, "port_value": {{ .Values.gateway.controller.xdsPort }}}
+                    }
+                  }
+                }
+              ]
+            }
+          ]
+        },
+        "typed_extension_protocol_options": {
+          "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {
+              "http2_protocol_options": {
+                "initial_stream_window_size": 268435456,
+                "initial_connection_window_size": 268435456
+              }
+            }
+          }
+        }
+      }
+    ]
+  },
+  "dynamic_resources": {
+    "lds_config": {"ads": {}, "resource_api_version": "V3"},
+    "cds_config": {"ads": {}, "resource_api_version": "V3"},
+    "ads_config": {
+      "api_type": "DELTA_GRPC",
+      "grpc_services": [{"envoy_grpc": {"cluster_name": "seldon-mesh.xds"}}],
+      "set_node_on_first_message_only": true,
+      "transport_api_version": "V3"
+    }
+  },
+  "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9901}}},
+  "deferred_stat_options": {"enable_deferred_creation_stats": true}
+}
+{{- end -}}

@@ -47,7 +47,12 @@ from xds_controller.translate.clusters import (
     load_assignment_bytes,
     load_assignments_bytes,
 )
-from xds_controller.translate.routes import ROUTE_CONFIG_NAME, deployment_route_config, deployment_routes
+from xds_controller.translate.routes import (
+    CONTROL_ROUTES,
+    ROUTE_CONFIG_NAME,
+    deployment_route_config,
+    deployment_routes,
+)
 from xds_controller.translate.scopes import scope, scope_key
 
 _COMPONENT_TYPES = (resource_types.CLUSTER, resource_types.ENDPOINT)
@@ -183,7 +188,17 @@ class SnapshotBuilder:
         assert isinstance(config, route_pb2.RouteConfiguration)
         self._tail_clusters = Links.of([config]).route_clusters.get(ROUTE_CONFIG_NAME, frozenset())
         (host,) = config.virtual_hosts
-        self._tail = b"".join(_field(_ROUTES, r.SerializeToString(deterministic=True)) for r in host.routes)
+        # The control routes (the repository 404s) come before every deployment's, the rest after.
+        self._head_routes = b"".join(
+            _field(_ROUTES, r.SerializeToString(deterministic=True))
+            for r in host.routes
+            if r.name in CONTROL_ROUTES
+        )
+        self._tail = b"".join(
+            _field(_ROUTES, r.SerializeToString(deterministic=True))
+            for r in host.routes
+            if r.name not in CONTROL_ROUTES
+        )
         head_host = route_components_pb2.VirtualHost()
         head_host.CopyFrom(host)
         del head_host.routes[:]
@@ -192,7 +207,7 @@ class SnapshotBuilder:
         head.CopyFrom(config)
         del head.virtual_hosts[:]
         self._config_head = head.SerializeToString(deterministic=True)
-        self._frame_hash = _keyed("", self._config_head + self._host_head + self._tail)
+        self._frame_hash = _keyed("", self._config_head + self._host_head + self._head_routes + self._tail)
 
     def _render(
         self,
@@ -437,7 +452,8 @@ class SnapshotBuilder:
 
     def _splice_routes(self, fragments: Mapping[tuple[str, str], _Fragment]) -> None:
         """Unscoped: the one route configuration, from the frame and each deployment's route bytes."""
-        host = self._host_head + b"".join(f.route_bytes for f in fragments.values()) + self._tail
+        routes = b"".join(f.route_bytes for f in fragments.values())
+        host = self._host_head + self._head_routes + routes + self._tail
         route = self._config_head + _field(_VIRTUAL_HOSTS, host)
         # The route configuration's version without hashing its megabytes: the frame's digest combined
         # with each deployment's share (deployments are sorted, so the set decides the order).

@@ -10,6 +10,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from tests.xds_controller import builders as b
 from xds_controller.translate import GatewaySettings, Resources, translate
 from xds_controller.translate.policy import DEFAULT_BUFFER_BYTES, policy_of
+from xds_controller.translate.routes import CONTROL_ROUTES
 
 GATEWAY = GatewaySettings(listen_port=8123)
 
@@ -21,7 +22,8 @@ def _config(resources: Resources) -> route_pb2.RouteConfiguration:
 
 
 def _routes(resources: Resources) -> list[route_components_pb2.Route]:
-    return list(_config(resources).virtual_hosts[0].routes)
+    """The deployment routes and the tail, without the repository 404s every configuration starts with."""
+    return [r for r in _config(resources).virtual_hosts[0].routes if r.name not in CONTROL_ROUTES]
 
 
 def _canary(**annotations: str) -> b.Deployment:

@@ -68,6 +68,8 @@ def test_route_order_ends_with_reflection_then_not_found() -> None:
     resources = translate([b.single("b"), b.single("a")], {}, GATEWAY)
     names = list(_routes(resources))
     assert names == [
+        "repository.rest",
+        "repository.grpc",
         "default.a.grpc",
         "default.a.http",
         "default.b.grpc",

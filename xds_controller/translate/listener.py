@@ -286,10 +286,13 @@ def http_connection_manager(
         generate_request_id=wrappers_pb2.BoolValue(value=True),
         preserve_external_request_id=True,
         # HTTP/1.1 clients see `Seldon-Puid`, as Seldon's executor wrote it, not `seldon-puid`.
+        # HTTP/1.0 clients (ab, old proxies) are served, not refused with a plain-text 426.
         http_protocol_options=protocol_pb2.Http1ProtocolOptions(
             header_key_format=protocol_pb2.Http1ProtocolOptions.HeaderKeyFormat(
                 proper_case_words=protocol_pb2.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords()
-            )
+            ),
+            accept_http_10=True,
+            default_host_for_http_10="seldon-mesh",
         ),
         local_reply_config=local_reply_config(),
     )

@@ -455,6 +455,26 @@ def deployment_routes(
     return routes
 
 
+# The V2 repository extension (load, unload, index) administers a runtime: the gateway serves inference,
+# metadata, health, feedback and documentation only, so it answers these 404 (gRPC: UNIMPLEMENTED).
+REPOSITORY_REST = r"/seldon/[^/]+/[^/]+/v2/repository(/.*)?"
+REPOSITORY_GRPC_PREFIX = "/inference.GRPCInferenceService/Repository"
+CONTROL_ROUTES = frozenset({"repository.rest", "repository.grpc"})  # ahead of every deployment's routes
+
+
+def _control_routes() -> list[route_components_pb2.Route]:
+    """First in every route configuration: administration never reaches a runtime."""
+    not_found = route_components_pb2.DirectResponseAction(
+        status=404, body=base_pb2.DataSource(inline_string=NOT_FOUND_BODY)
+    )
+    rest = route_components_pb2.RouteMatch(safe_regex=regex_pb2.RegexMatcher(regex=REPOSITORY_REST))
+    grpc = route_components_pb2.RouteMatch(prefix=REPOSITORY_GRPC_PREFIX)
+    return [
+        route_components_pb2.Route(name="repository.rest", match=rest, direct_response=not_found),
+        route_components_pb2.Route(name="repository.grpc", match=grpc, direct_response=not_found),
+    ]
+
+
 def _tail_routes(gateway: GatewaySettings) -> list[route_components_pb2.Route]:
     """Reflection naming no deployment, then a 404 for everything else."""
     routes: list[route_components_pb2.Route] = []
@@ -531,7 +551,9 @@ def gateway_routes(
                 extproc_http=gateway.extproc_http,
             )
         )
-    return _route_configuration(ROUTE_CONFIG_NAME, [*routes, *_tail_routes(gateway)], gateway)
+    return _route_configuration(
+        ROUTE_CONFIG_NAME, [*_control_routes(), *routes, *_tail_routes(gateway)], gateway
+    )
 
 
 def deployment_route_config(
@@ -547,7 +569,9 @@ def deployment_route_config(
         extproc_http=gateway.extproc_http,
     )
     routes.append(_not_found())
-    return _route_configuration(route_config_name(meta.namespace, meta.name), routes, gateway)
+    return _route_configuration(
+        route_config_name(meta.namespace, meta.name), [*_control_routes(), *routes], gateway
+    )
 
 
 def default_route_config(gateway: GatewaySettings) -> route_pb2.RouteConfiguration:

@@ -1,9 +1,10 @@
 """`python -m model_runtime.storage_init SRC DEST`: the storage initializer of a Kubernetes model pod.
 
 An init container runs it before the model container starts: it fetches `SRC` (a modelUri: http(s),
-gs://, s3://, a path) with `storage.fetch`, the same code a runtime uses when it downloads for itself, and
-leaves the files directly in `DEST` (the pod's `/mnt/models` emptyDir), which the model container then
-loads as its `--model-uri`. Credentials come from the environment (the node's `envSecretRefName` Secret).
+gs://, s3://, Azure blob, an rclone remote, a path) with `storage.fetch`, the same code a runtime uses when
+it downloads for itself, and leaves the files directly in `DEST` (the pod's `/mnt/models` emptyDir),
+which the model container then loads as its `--model-uri`. Credentials come from the environment (the
+node's `envSecretRefName` Secret).
 Exit status 1 with the reason on stderr when the model cannot be fetched, so the pod shows Init:Error.
 """
 
@@ -38,7 +39,9 @@ def download(source: str, dest: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_runtime.storage_init", description=__doc__)
-    parser.add_argument("source", help="model URI: path, file://, http(s)://, gs://, s3://")
+    parser.add_argument(
+        "source", help="model URI: path, file://, http(s)://, s3://, gs://, az://, pvc://, rclone remote:path"
+    )
     parser.add_argument("dest", type=Path, help="folder the model's files are written to")
     args = parser.parse_args(argv)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from pathlib import Path
 
@@ -29,17 +28,6 @@ def test_bad_uris(uri: str, message: str) -> None:
     with pytest.raises(LoadError) as error:
         fetch(uri)
     assert message in error.value.info
-
-
-@pytest.mark.parametrize("uri", ["gs://bucket/model", "s3://bucket/model"])
-def test_cloud_uris_without_fsspec_name_the_extra(
-    uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setitem(sys.modules, "fsspec", None)  # import fails as when the extra is not installed
-    with pytest.raises(LoadError) as error:
-        fetch(uri, tmp_path)
-    assert "seldon-mesh[cloud]" in error.value.info
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_zip_members_may_not_escape(tmp_path: Path) -> None:

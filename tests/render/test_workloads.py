@@ -26,6 +26,7 @@ CORPUS_DIR = ROOT / "tests" / "data" / "render" / "corpus"
 GOLDEN = ROOT / "tests" / "data" / "render" / "golden-workloads"
 SOURCES = [
     ROOT / "examples" / "iris" / "iris.yaml",
+    ROOT / "examples" / "iris" / "kubernetes" / "iris.yaml",
     *sorted((ROOT / "tests" / "data" / "specs").glob("*.yaml")),
     *sorted(CORPUS_DIR.glob("*.yaml")),
 ]

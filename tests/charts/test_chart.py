@@ -149,13 +149,18 @@ def test_the_ingress_follows_what_is_enabled(values: Json, ingress: Ingress) -> 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"ingress": "nginx"}, "ingress must be istio, gateway-api or seldon-mesh"),
-        ({"ingress": "gateway-api"}, "needs gatewayApi.enabled"),
-        ({"istio": {"enabled": False}, "ingress": "istio"}, "needs istio.enabled"),
+        # values.schema.json
+        ({"ingress": "nginx"}, "at '/ingress': value must be one of"),
+        ({"singlenamespace": True}, "additional properties 'singlenamespace' not allowed"),
+        ({"gateway": {"service": {"type": "Ingress"}}}, "at '/gateway/service/type'"),
+        ({"istio": {"gateway": "seldon-gateway"}}, "at '/istio/gateway'"),
         (
             {"predictor_servers": {"X": {"protocols": {"grpc": {"image": "x"}}}}},
-            "is not seldon, v2 or tensorflow",
+            "additional properties 'grpc' not allowed",
         ),
+        # the templates' own checks
+        ({"ingress": "gateway-api"}, "needs gatewayApi.enabled"),
+        ({"istio": {"enabled": False}, "ingress": "istio"}, "needs istio.enabled"),
     ],
 )
 def test_bad_values_fail_with_a_reason(values: Json, message: str) -> None:
@@ -396,3 +401,21 @@ def test_values_file_is_documented() -> None:
     for index, line in enumerate(lines):
         if line and not line.startswith((" ", "#")) and line.split(":")[0] in values:
             assert lines[index - 1].startswith("#"), line
+
+
+@pytest.mark.parametrize("case", ["defaults", "everything"])
+def test_every_pod_meets_the_restricted_pod_security_standard(case: str) -> None:
+    for deployment in render(CASES[case]).of_kind("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        name = deployment["metadata"]["name"]
+        assert not any(pod.get(key) for key in ("hostNetwork", "hostPID", "hostIPC")), name
+        assert not any("hostPath" in volume for volume in pod.get("volumes", [])), name
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for each in pod["containers"]:
+            context = each["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert "privileged" not in context and not any("hostPort" in p for p in each.get("ports", []))
+            assert each["resources"]["requests"], name

@@ -178,7 +178,6 @@ def test_the_operator_pod_keeps_its_contract() -> None:
         "--settings=/etc/seldon-mesh/settings.yaml",
         "--webhook-port=9443",
         f"--webhook-service={full('webhook')}",
-        f"--cert-dir={CERT_DIR}",
         "--health-port=8080",
         f"--webhook-secret={full('webhook-cert')}",
         f"--webhook-config={full('validating')}",
@@ -200,7 +199,7 @@ def test_the_operator_pod_keeps_its_contract() -> None:
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes[mounts["/etc/seldon-mesh"]]["configMap"]["name"] == full("settings")  # settings.yaml in it
-    assert "emptyDir" in volumes[mounts["/tmp"]]  # the cert dir is under the one writable mount
+    assert "emptyDir" in volumes[mounts["/tmp"]]  # the one writable path (the root filesystem is read-only)
     assert pod["serviceAccountName"] == full("operator")
     assert rendered.has("ServiceAccount", full("operator"))
 

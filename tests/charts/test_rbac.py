@@ -93,7 +93,6 @@ def test_the_operator_gets_nothing_more() -> None:
         ("machinelearning.seldon.io", "seldondeployments/status"),
         ("machinelearning.seldon.io", "seldondeployments/finalizers"),
         ("", "events"),
-        ("events.k8s.io", "events"),
     }
     assert granted[("machinelearning.seldon.io", "seldondeployments")] == {"get", "list", "watch", "patch"}
     assert granted[("machinelearning.seldon.io", "seldondeployments/finalizers")] == {"update"}

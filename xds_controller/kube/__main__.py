@@ -58,7 +58,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     server, port = await create_server(
         ServerSettings(host=args.xds_host, port=args.xds_port), controller.cache
     )
-    health = await start_health_server(args.health_host, args.health_port, controller.synced.is_set)
+    health = await start_health_server(
+        args.health_host, args.health_port, controller.synced.is_set, controller.status
+    )
     log.info(
         "ADS on %s:%d, health on %s:%d, watching %s",
         args.xds_host, port, args.health_host, args.health_port, args.namespace or "all namespaces",

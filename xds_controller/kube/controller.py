@@ -26,6 +26,7 @@ from xds_controller.builder import SnapshotBuilder
 from xds_controller.cache import SnapshotCache
 from xds_controller.kube.source import Kind, Raw, Source
 from xds_controller.kube.state import ClusterState
+from xds_controller.resource_types import PUSH_ORDER
 from xds_controller.translate import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,23 @@ class GatewayController:
             self.stats.last_build_s,
         )
         return {Kind.DEPLOYMENTS: deployments_version, Kind.SLICES: slices_version}
+
+    def status(self) -> dict[str, Any]:
+        """For `/statusz`: the sync state, and whether Envoy ACKed every type of the current snapshot
+        (`in_sync`; false while a push is being applied, or after a NACK, whose message is given)."""
+        node = self.cache.status(self.settings.node_id)
+        snapshot = self.cache.snapshot(self.settings.node_id)
+        wanted = {url: snapshot.version(url) for url in PUSH_ORDER if snapshot.get(url)} if snapshot else {}
+        return {
+            "synced": self.synced.is_set(),
+            "connected": node.connected,
+            "in_sync": bool(wanted) and all(node.acked.get(url) == v for url, v in wanted.items()),
+            "deployments": len(self.state.deployments),
+            "builds": self.stats.builds,
+            "last_build_s": self.stats.last_build_s,
+            "events": dict(self.stats.events),
+            "last_nack": node.last_nack.message if node.last_nack else None,
+        }
 
     def _publish(self, snapshot: Any, build_s: float) -> None:
         self.cache.set_snapshot(self.settings.node_id, snapshot)

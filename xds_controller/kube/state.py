@@ -52,6 +52,9 @@ class ClusterState:
         self._service_slices: dict[Key, set[Key]] = defaultdict(set)
         self._service_users: dict[Key, set[ComponentKey]] = defaultdict(set)
         self._rejected: dict[Key, str] = {}  # the resourceVersion logged as invalid
+        # the last raw object read per deployment: a watch replaying what a list returned (or a
+        # resync) costs a dict comparison, not a parse
+        self._raws: dict[Key, Mapping[str, Any]] = {}
         self._changed: set[Key] = set()
         self._removed: set[Key] = set()
 
@@ -59,6 +62,9 @@ class ClusterState:
     def put_deployment(self, raw: Mapping[str, Any]) -> bool:
         """Add or update one SeldonDeployment from its raw object; False when it is invalid (logged)."""
         key = _key(raw)
+        if self._raws.get(key) == raw:
+            return key not in self._rejected
+        self._raws[key] = raw
         try:
             view = service_view(parse_deployment(raw))
         except SpecError as error:
@@ -83,6 +89,7 @@ class ClusterState:
 
     def delete_deployment(self, key: Key) -> None:
         self._rejected.pop(key, None)
+        self._raws.pop(key, None)
         old = self.deployments.pop(key, None)
         if old is None:
             return

@@ -20,9 +20,17 @@ GROUP = "machinelearning.seldon.io"
 
 
 @cache
+def checked_in_crd() -> dict[str, Any]:
+    """The CRD file as `kubectl apply` reads it (parsed once: it is ~160 KB of YAML)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd: dict[str, Any] = yaml.load(CRD_FILE.read_text(encoding="utf-8"), Loader=loader)
+    return crd
+
+
+@cache
 def sdep_crds() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> strict schema for every version our CRD serves; `validate(..., extra_crds=)`."""
-    return crd_schemas([yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))])
+    return crd_schemas([checked_in_crd()])
 
 
 def sdep_schema(version: str) -> dict[str, Any]:

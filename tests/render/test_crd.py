@@ -17,7 +17,7 @@ import yaml
 from mesh.render.crd import CRD_NAME, GRAPH_DEPTH, VERSIONS, custom_resource_definition, to_yaml
 from mesh.spec import SpecError, parse_deployment
 from tests.helpers.k8s_schemas import validate
-from tests.helpers.sdep_crd import CRD_FILE, sdep_schema
+from tests.helpers.sdep_crd import CRD_FILE, checked_in_crd, sdep_schema
 from tests.spec.test_seldon_parity import ACCEPTED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +100,7 @@ def test_checked_in_crd_is_what_the_generator_makes() -> None:
 
 
 def test_crd_is_a_valid_custom_resource_definition() -> None:
-    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    crd = copy.deepcopy(checked_in_crd())
     validate(crd)  # apiextensions.k8s.io/v1 at every Kubernetes version we check, strictly
     spec = crd["spec"]
     assert crd["metadata"]["name"] == CRD_NAME == f"{spec['names']['plural']}.{spec['group']}"
@@ -131,7 +131,7 @@ def test_crd_is_a_valid_custom_resource_definition() -> None:
 
 
 def test_crd_fits_a_last_applied_annotation() -> None:
-    crd = yaml.safe_load(CRD_FILE.read_text(encoding="utf-8"))
+    crd = checked_in_crd()
     # what `kubectl apply` stores: the object as compact JSON (plus the annotation itself, absent here)
     applied = len(json.dumps(crd, separators=(",", ":")).encode())
     assert applied < ANNOTATION_LIMIT, f"{applied} bytes as JSON"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 
 from mesh.spec import KIND
 
@@ -43,6 +43,15 @@ def resource(api_version: str, kind: str) -> Any:
         group, _, version = api_version.rpartition("/")
         plural = PLURALS.get(key, kind.lower() + "s")
         _resources[key] = create_namespaced_resource(group, version, kind, plural)
+    return _resources[key]
+
+
+def cluster_resource(api_version: str, kind: str) -> Any:
+    """The (cached) generic resource of one cluster-scoped kind (webhook configurations)."""
+    key = (api_version, kind)
+    if key not in _resources:
+        group, _, version = api_version.rpartition("/")
+        _resources[key] = create_global_resource(group, version, kind, kind.lower() + "s")
     return _resources[key]
 
 

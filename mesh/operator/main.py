@@ -61,6 +61,10 @@ async def run(config: OperatorConfig, stop: asyncio.Event | None = None) -> None
         for task in tasks:
             task.cancel()
 
+    if config.webhook_enabled:
+        from mesh.operator.webhook import serve_webhook
+
+        tasks.append(asyncio.create_task(serve_webhook(config, api)))
     namespaces = [config.namespace] if config.namespace else []
     operator = kopf.operator(
         registry=registry,

@@ -113,8 +113,15 @@ def add_server_flags(
     logged.add_argument(
         "--logger-fsync",
         choices=[p.value for p in FsyncPolicy],
-        default=FsyncPolicy.GROUP.value,
-        help="group: fsync every commit (survives power loss); os: survives any process kill (default group)",
+        default=FsyncPolicy.OS.value,
+        help="os: an answer waits until its events survive any process kill (default); group: also "
+        "fsync each commit (survives power loss, costs more CPU per event)",
+    )
+    logged.add_argument(
+        "--logger-max-spool-bytes",
+        type=int,
+        default=None,
+        help="spool bound; a full spool refuses new events, counted in metrics (default 1 GiB)",
     )
 
 
@@ -194,6 +201,7 @@ def _payload_log(
             "spool_dir": spool_dir,
             "default_endpoint": environ.get(DEFAULT_ENDPOINT_ENV) or None,
             "fsync": args.logger_fsync,
+            **({"max_spool_bytes": args.logger_max_spool_bytes} if args.logger_max_spool_bytes else {}),
         },
     }
 

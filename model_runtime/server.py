@@ -124,7 +124,7 @@ def _payload_log(settings: RuntimeSettings, metrics: RuntimeMetrics) -> PayloadL
     payloads = PayloadLog(
         settings.payload_log, metrics.identity, settings.component.name, source, observer, slot
     )
-    payloads.logger.start()
+    payloads.logger.start(asyncio.get_running_loop())  # writes and delivers on the serving loop
     return payloads
 
 

@@ -69,6 +69,8 @@ class Delivery:
         self._held = 0  # events in `_memory`
         self._cursors: dict[LaneKey, int] = {}
         self._delivered: list[SpooledEvent] = []
+        self._on_loop = False  # `start_on`: delivery runs as tasks on the logger's loop
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start delivering, beginning with whatever the spool already holds."""
@@ -77,10 +79,28 @@ class Delivery:
         self._thread.start()
         self._ready.wait()
 
+    def start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start delivering as tasks on `loop` (called on its thread), with no thread of its own."""
+        self._on_loop = True
+        self._open(loop)
+        self._task = loop.create_task(self._serve())
+
+    async def astop(self) -> None:
+        """`stop` for `start_on`, on the loop."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
     def handoff(self, events: list[SpooledEvent]) -> None:
         """Thread-safe: these events are committed to the spool; deliver them."""
         loop = self._loop
-        if loop is not None:
+        if loop is None:
+            return
+        if self._on_loop:  # the writer runs on this loop too
+            self._take(events)
+        else:
             loop.call_soon_threadsafe(self._take, events)
 
     def stop(self) -> None:
@@ -96,21 +116,28 @@ class Delivery:
             runner.run(self._run())
 
     async def _run(self) -> None:
+        self._open(asyncio.get_running_loop())
+        self._ready.set()
+        await self._serve()
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stop = asyncio.Event()
         self._cursors.clear()
         self._memory.clear()
         self._held = 0
-        spool = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
-        sinks = SinkFactory(
+        self._spool = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
+        self._sinks = SinkFactory(
             self._settings.http_timeout_seconds, max_connections=self._settings.lanes_per_destination * 4
         )
-        self._spool, self._sinks = spool, sinks
-        self._loop = asyncio.get_running_loop()
-        self._behind = set(spool.lanes())
+        self._loop = loop
+        self._behind = set(self._spool.lanes())
         for lane in self._behind:
             self._start_lane(lane)
+
+    async def _serve(self) -> None:
+        assert self._stop is not None
+        spool, sinks = self._spool, self._sinks
         acker = asyncio.create_task(self._flush_periodically())
-        self._ready.set()
         try:
             await self._stop.wait()
         finally:
@@ -152,6 +179,7 @@ class Delivery:
             self._lanes[lane] = asyncio.create_task(self._run_lane(lane))
 
     async def _run_lane(self, lane: LaneKey) -> None:
+        gathered = False  # waited `send_delay_seconds` for more events since the last send
         try:
             while True:
                 cursor = self._cursors.get(lane, 0)
@@ -165,6 +193,12 @@ class Delivery:
                     if not queue:
                         self._memory.pop(lane, None)
                         return  # no await between this check and leaving `_lanes`: no handoff is lost
+                    delay = self._settings.send_delay_seconds
+                    if not gathered and delay > 0 and len(queue) < self._settings.pipeline_events:
+                        gathered = True  # the events are spooled: let more join this write
+                        await asyncio.sleep(delay)
+                        continue
+                    gathered = False
                     events = []
                     while queue and len(events) < self._settings.pipeline_events:
                         events.append(queue.popleft())

@@ -108,7 +108,7 @@ async def serve(settings: ExtprocSettings) -> None:
     registry = CollectorRegistry()
     metrics = ExecutorMetrics(registry)
     logger = PayloadLogger(_logger_settings(settings), observer=PayloadLogMetrics(registry))
-    logger.start()
+    logger.start(asyncio.get_running_loop())  # writes and delivers on this loop: no thread hand-offs
     tracing = Tracing(settings.tracing) if settings.tracing.otlp_endpoint else None
     clients = NodeClients()
     nodes: NodeClient = InstrumentedNodeClient(clients, metrics)

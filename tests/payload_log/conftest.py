@@ -127,6 +127,14 @@ class LoggedMesh:
         )
 
 
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    recording = RecordingSink()
+    recording.start()
+    yield recording
+    recording.stop()
+
+
 @pytest.fixture(scope="package")
 def logged_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedMesh]:
     folder = tmp_path_factory.mktemp("payload-log-mesh")

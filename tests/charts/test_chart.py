@@ -315,6 +315,11 @@ def test_the_gateway_keeps_its_contract() -> None:
     assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"http": 8080}
     typed = render({"gateway": {"enabled": True, "service": {"type": "LoadBalancer"}}})
     assert typed.named("Service", full("gateway"))["spec"]["type"] == "LoadBalancer"
+    budget = rendered.named("PodDisruptionBudget", full("gateway"))
+    assert budget["spec"]["selector"]["matchLabels"] == envoy_deployment["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    single = render({"gateway": {"enabled": True, "envoy": {"replicas": 1}}})
+    assert not single.has("PodDisruptionBudget", full("gateway"))  # it would block every drain
     assert not render().has("Deployment", full("gateway"))
 
 

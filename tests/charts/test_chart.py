@@ -181,8 +181,8 @@ def test_the_operator_pod_keeps_its_contract() -> None:
     assert main["args"] == [
         "--settings=/etc/seldon-mesh/settings.yaml",
         "--webhook-port=9443",
-        f"--webhook-service={full('webhook')}",
         "--health-port=8080",
+        f"--webhook-service={full('webhook')}",
         f"--webhook-secret={full('webhook-cert')}",
         f"--webhook-config={full('validating')}",
         f"--webhook-config={full('mutating')}",
@@ -273,7 +273,9 @@ def test_cert_manager_issues_the_webhook_certificate() -> None:
         }
     operator = rendered.named("Deployment", full("operator"))
     main = container(operator)
-    assert not any(a.startswith(("--webhook-secret", "--webhook-config")) for a in main["args"])
+    assert not any(
+        a.startswith(("--webhook-service", "--webhook-secret", "--webhook-config")) for a in main["args"]
+    )
     assert f"--cert-dir={CERT_DIR}" in main["args"]
     mount = next(m for m in main["volumeMounts"] if m["mountPath"] == CERT_DIR)
     volume = next(v for v in operator["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mesh.local.api import create_control_app
-from mesh.local.children import PidRecords, die_with_parent
+from mesh.local.children import PidRecords, guard_prefix
 from mesh.local.envoy import EnvoyProcess
 from mesh.local.graphs import GraphExecutorProcess
 from mesh.local.reconcile import Change, Reconciler, Render, Translate
@@ -145,6 +145,7 @@ class LocalMesh:
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         _refuse_second_instance(settings)
+        settings.control_file.unlink(missing_ok=True)  # a killed owner's: the CLI must not call it
         records = PidRecords(settings.pid_dir)
         records.stop_leftovers(settings.stop_grace_s)  # before binding anything they may hold
         _require_free_port(settings.host, settings.gateway_port)
@@ -230,10 +231,10 @@ class LocalMesh:
                 ),
                 workdir=settings.state_dir / "envoy",
                 log_level=settings.envoy_log_level,
-                preexec_fn=die_with_parent(),
+                launcher=guard_prefix(),
             )
             envoy = self.envoy
-            envoy.spawn()  # in the loop's thread, which lives as long as `up`: the death signal is tied to it
+            envoy.spawn()  # in the loop thread, which lives as long as `up` (the death signal is tied to it)
             assert envoy.pid is not None
             records.record(envoy.pid, "envoy", group=False)
             stack.callback(records.forget, envoy.pid)

@@ -1,54 +1,47 @@
 """Children that die with `seldon-mesh up`, and pid records so the next `up` stops what a killed one left.
 
-Every process `up` starts (Envoy, extproc, runtimes) is started with `die_with_parent` as its
-`preexec_fn`: on Linux the kernel sends it SIGTERM when `up` dies, however `up` dies (SIGKILL or an OOM
-kill included), so a runtime stops its own workers as on any SIGTERM. Elsewhere, or should a child
-outlive `up` anyway, its record in `<state-dir>/pids/` (pid, start time, whether it leads its own
-process group) lets the next `up` on that state directory stop it before binding anything: two extprocs
-sharing one payload spool, or a runtime holding a port, are what such a leftover would otherwise cause.
+Every process `up` starts (Envoy, extproc, runtimes) is started through `guard_prefix`: on Linux a tiny
+launcher arms the parent-death signal and execs the real command, so the kernel sends the child SIGTERM
+when `up` dies, however it dies (SIGKILL or an OOM kill included), and a runtime stops its own workers
+as on any SIGTERM. (A `preexec_fn` would do the same without the launcher, but it makes subprocess
+fork() instead of vfork(), and gRPC's fork handlers then abort the child of a process serving gRPC.)
+Elsewhere, or should a child outlive `up` anyway, its record in `<state-dir>/pids/` (pid, start time,
+whether it leads its own process group) lets the next `up` on that state directory stop it before
+binding anything: two extprocs sharing one payload spool, or a runtime holding a port, are what such a
+leftover would otherwise cause.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-_prctl: Callable[..., int] | None = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError, AttributeError):
-        _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+# argv: parent pid, then the command. prctl(PR_SET_PDEATHSIG=1, SIGTERM); if the parent died before the
+# signal was armed, there is no one to serve; else become the command (the signal survives exec).
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` that has the child sent SIGTERM when this process dies (None off Linux).
-
-    The kernel ties the signal to the thread that forks: call it, and start the child, from a thread
-    that lives as long as `up` (the event loop's). Between fork and exec it makes one system call and
-    takes no lock, so it is safe in a process with threads (the hazard `preexec_fn`'s documentation
-    warns of is a lock another thread held at the fork)."""
-    prctl = _prctl
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
+def guard_prefix() -> list[str]:
+    """Arguments to put before a child's command so it gets SIGTERM when this process dies (Linux;
+    elsewhere none). The kernel ties the signal to the thread that starts the child: start it from a
+    thread that lives as long as `up` (the event loop's)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    return [sys.executable, "-S", "-c", _LAUNCHER, str(os.getpid())]
 
 
 def _start_time(pid: int) -> str | None:

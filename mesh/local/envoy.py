@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -59,13 +59,13 @@ class EnvoyProcess:
         binary: Path | None = None,
         stop_grace_s: float = 5.0,
         start_timeout_s: float = 30.0,
-        preexec_fn: Callable[[], None] | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         """`concurrency` None lets Envoy use one worker per core; tests pass a small number.
 
         `stop_grace_s` is how long stop() waits after SIGTERM before SIGKILL; `start_timeout_s` bounds
         start() waiting for the admin endpoint (Envoy binds admin within a second on a healthy machine).
-        `preexec_fn` runs in the child before Envoy (`children.die_with_parent`).
+        `launcher` goes before Envoy's command (`children.guard_prefix`).
         """
         self.bootstrap = dict(bootstrap)
         self.workdir = Path(workdir)
@@ -74,7 +74,7 @@ class EnvoyProcess:
         self.binary = binary
         self.stop_grace_s = stop_grace_s
         self.start_timeout_s = start_timeout_s
-        self.preexec_fn = preexec_fn
+        self.launcher = tuple(launcher)
         self.bootstrap_path = self.workdir / "bootstrap.json"
         self.log_path = self.workdir / "envoy.log"
         self._admin_address_path = self.workdir / "admin-address"
@@ -95,6 +95,7 @@ class EnvoyProcess:
         self.bootstrap_path.write_text(json.dumps(self.bootstrap, indent=2))
         self._admin_address_path.unlink(missing_ok=True)
         command = [
+            *self.launcher,
             str(self.binary or find_envoy_binary()),
             "--config-path",
             str(self.bootstrap_path),
@@ -109,13 +110,7 @@ class EnvoyProcess:
         if self.concurrency is not None:
             command += ["--concurrency", str(self.concurrency)]
         with (self.workdir / "envoy.stderr").open("wb") as stderr:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                preexec_fn=self.preexec_fn,  # noqa: PLW1509 (die_with_parent takes no lock)
-            )
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
 
     def wait_started(self) -> None:
         """Wait until the spawned Envoy's admin endpoint is bound (stop it if it does not)."""

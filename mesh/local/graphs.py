@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mesh.local.children import PidRecords, die_with_parent
+from mesh.local.children import PidRecords, guard_prefix
 from mesh.spec import PredictiveUnit, PredictorSpec, SeldonDeployment, extproc_config
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
@@ -131,7 +131,7 @@ class GraphExecutorProcess:
         while True:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             args = [
-                sys.executable, "-m", "extproc",
+                *guard_prefix(), sys.executable, "-m", "extproc",
                 "--host", self.upstream.host,
                 "--port", str(self.upstream.port),
                 "--config", str(self.config_path),
@@ -151,7 +151,6 @@ class GraphExecutorProcess:
                     # REQUEST_LOGGER_DEFAULT_ENDPOINT from `up`'s environment
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     start_new_session=True,
-                    preexec_fn=die_with_parent(),
                 )
             pid = self._process.pid
             (self._state_dir / "extproc.pid").write_text(str(pid))

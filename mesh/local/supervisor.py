@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from mesh.local.children import PidRecords, die_with_parent
+from mesh.local.children import PidRecords, guard_prefix
 from mesh.local.plan import ComponentPlan, RuntimeLaunch
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
@@ -212,7 +212,7 @@ class RuntimeProcess:
         """Run the process until it exits; returns why it exited."""
         self._settings.log_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            sys.executable, "-m", "model_runtime", *self.launch.args,
+            *guard_prefix(), sys.executable, "-m", "model_runtime", *self.launch.args,
             "--host", self._settings.host,
             "--http-port", str(self._http_port),
             "--grpc-port", str(self._grpc_port),
@@ -228,7 +228,6 @@ class RuntimeProcess:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,  # its own group: stopping it stops any workers it started
-                preexec_fn=die_with_parent(),
             )
         process = self._process
         if self._records is not None:

@@ -16,7 +16,10 @@ GOOD = {"data": {"ndarray": [[1, 2, 3, 4]]}}
 
 
 def _iris(iris_dir: Path) -> dict[str, object]:
+    """The iris manifest, its model at an absolute path: variants are written outside iris_dir, which
+    other modules' `up` load whole (a second iris-model there is a duplicate)."""
     loaded: dict[str, object] = yaml.safe_load((iris_dir / "iris.yaml").read_text())
+    loaded["spec"]["predictors"][0]["graph"]["modelUri"] = str(iris_dir / "model")  # type: ignore[index]
     return loaded
 
 
@@ -35,12 +38,14 @@ def test_an_empty_file_is_an_error(mesh: Mesh, tmp_path: Path) -> None:
     assert _generation(mesh) == before
 
 
-def test_a_model_uri_that_is_not_there_is_refused_with_its_path(mesh: Mesh, iris_dir: Path) -> None:
+def test_a_model_uri_that_is_not_there_is_refused_with_its_path(
+    mesh: Mesh, iris_dir: Path, tmp_path: Path
+) -> None:
     mesh.wait_serving(PREDICT, GOOD)
     before = _generation(mesh)
     manifest = _iris(iris_dir)
     manifest["spec"]["predictors"][0]["graph"]["modelUri"] = "./no-such-model"  # type: ignore[index]
-    bad = iris_dir / "missing-model.yaml"
+    bad = tmp_path / "missing-model.yaml"
     bad.write_text(yaml.safe_dump(manifest))
     result = mesh.cli("apply", "-f", str(bad))
     assert result.returncode == 1, result.stdout
@@ -49,12 +54,12 @@ def test_a_model_uri_that_is_not_there_is_refused_with_its_path(mesh: Mesh, iris
     assert httpx.post(mesh.gateway + PREDICT, json=GOOD).status_code == 200
 
 
-def test_unknown_fields_and_cluster_only_fields_are_named(mesh: Mesh, iris_dir: Path) -> None:
+def test_unknown_fields_and_cluster_only_fields_are_named(mesh: Mesh, iris_dir: Path, tmp_path: Path) -> None:
     manifest = _iris(iris_dir)
     predictor = manifest["spec"]["predictors"][0]  # type: ignore[index]
     predictor["grahp"] = {"name": "typo"}
     predictor["componentSpecs"] = [{"hpaSpec": {"maxReplicas": 3}, "spec": {"containers": []}}]
-    noted = iris_dir / "noted.yaml"
+    noted = tmp_path / "noted.yaml"
     noted.write_text(yaml.safe_dump(manifest))
     result = mesh.cli("apply", "-f", str(noted))
     assert result.returncode == 0, result.stderr

@@ -25,7 +25,7 @@ class Reason(StrEnum):
 class RuntimeFailure(Exception):
     """Base class: a message for the caller and a Seldon reason."""
 
-    reason: Reason = Reason.INTERNAL_ERROR
+    reason: str = Reason.INTERNAL_ERROR
 
     def __init__(self, info: str) -> None:
         super().__init__(info)
@@ -78,3 +78,23 @@ class LoadError(RuntimeFailure):
     """The model or user class could not be loaded; the text is shown by `/ready` (HTTP 503, UNAVAILABLE)."""
 
     reason = Reason.LOAD_FAILED
+
+
+class UserStatusError(RuntimeFailure):
+    """User code raised an exception carrying its own HTTP `status_code` and `reason`, as Seldon's
+    `SeldonMicroserviceException` does (400 and MICROSERVICE_BAD_DATA unless given). `body`, when set, is
+    the whole response a user's `model_error_handler` made, sent as it is with `content_type`."""
+
+    def __init__(
+        self,
+        info: str,
+        status_code: int,
+        reason: str = Reason.BAD_DATA,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        super().__init__(info)
+        self.status_code = status_code
+        self.reason = reason
+        self.body = body
+        self.content_type = content_type

@@ -1,19 +1,24 @@
 """Building the component a runtime serves: import the user class (or pick a prepackaged runtime),
 construct it with the graph parameters and call its `load()`. Every failure becomes a `LoadError` whose
-text `/ready` shows.
+text `/ready` shows. A class with `custom_service()` gets it started after `load()` in a daemon thread of
+its own (once per worker process), as Seldon runs it beside the model's server.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
+import threading
 from typing import Any
 
-from model_runtime.component import Component
+from model_runtime.component import UNIMPLEMENTED_MARK, Component
 from model_runtime.errors import LoadError, RuntimeFailure
 from model_runtime.runtimes import IMPLEMENTATIONS
 from model_runtime.settings import ComponentSettings
+
+log = logging.getLogger(__name__)
 
 
 def load_component(settings: ComponentSettings) -> Component:
@@ -36,7 +41,23 @@ def load_component(settings: ComponentSettings) -> Component:
             component.load()
         except RuntimeFailure as exc:
             raise LoadError(exc.info) from exc
+    _start_custom_service(user)
     return component
+
+
+def _start_custom_service(user: object) -> None:
+    service = getattr(user, "custom_service", None)
+    if not callable(service) or getattr(service, UNIMPLEMENTED_MARK, False):
+        return
+
+    def run() -> None:
+        try:
+            service()
+        except Exception:
+            log.exception("custom_service() raised; the model keeps serving")
+
+    threading.Thread(target=run, name="custom_service", daemon=True).start()
+    log.info("custom_service() started in a thread")
 
 
 def _resolve_class(settings: ComponentSettings) -> type:

@@ -29,7 +29,14 @@ from model_runtime.codecs import (
     loads,
 )
 from model_runtime.dataplane import DataPlane
-from model_runtime.errors import BadRequest, NotFound, PayloadTooLarge, Reason, RuntimeFailure
+from model_runtime.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Reason,
+    RuntimeFailure,
+    UserStatusError,
+)
 from model_runtime.inference import InferenceCore
 from model_runtime.message import Reply, Request
 from model_runtime.observe import RAW_CALLER, Observed, RequestObserver
@@ -150,6 +157,8 @@ class RestApp:
             status, body, headers = await handler(scope, receive)
         except RuntimeFailure as exc:
             status, body, headers = _error(scope, http_status(exc), exc.info, exc.reason)
+            if isinstance(exc, UserStatusError) and exc.body is not None:  # a model_error_handler's reply
+                body, headers[0] = exc.body, (b"content-type", exc.content_type.encode("latin-1"))
         except Exception as exc:
             log.exception("unexpected error serving %s", path)
             status, body, headers = _error(scope, 500, f"{type(exc).__name__}: {exc}", Reason.INTERNAL_ERROR)

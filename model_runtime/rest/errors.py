@@ -12,6 +12,7 @@ from model_runtime.errors import (
     PayloadTooLarge,
     RuntimeFailure,
     UserCodeError,
+    UserStatusError,
 )
 
 _HTTP_STATUS: dict[type[RuntimeFailure], int] = {
@@ -27,6 +28,8 @@ _HTTP_STATUS: dict[type[RuntimeFailure], int] = {
 
 
 def http_status(error: RuntimeFailure) -> int:
+    if isinstance(error, UserStatusError):
+        return error.status_code
     for cls in type(error).__mro__:
         if cls in _HTTP_STATUS:
             return _HTTP_STATUS[cls]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import kmock
 import pytest
 
@@ -47,6 +49,16 @@ async def predict(gateway: Gateway) -> tuple[int, str, dict[str, str]]:
     return status, body, headers
 
 
+def _call_unknown_service(port: int) -> grpc.StatusCode:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary("/mystery.Service/Method")
+        try:
+            call(b"", metadata=(("seldon", "iris"), ("namespace", NS)), timeout=10)
+        except grpc.RpcError as error:
+            return error.code()  # type: ignore[no-any-return]
+    return grpc.StatusCode.OK
+
+
 async def split(gateway: Gateway, requests: int) -> Counter[str]:
     seen: Counter[str] = Counter()
     for _ in range(requests):
@@ -81,6 +93,14 @@ async def test_rest_and_grpc_predictions_answer_and_traffic_moves_the_split(
         )  # fmt: skip
         assert code == 0, err + gateway.log()
         assert json.loads(out)["data"]["names"] == ["t:0", "t:1", "t:2"]
+        # a service no deployment answers: refused by the gateway, as before it was scoped
+        code, out, err = await grpcurl(
+            "-H", "seldon: iris", "-H", f"namespace: {NS}", "-d", "{}",
+            f"127.0.0.1:{gateway.port}", "grpc.health.v1.Health/Check",
+        )  # fmt: skip
+        assert code == 0, err
+        unknown = await asyncio.to_thread(_call_unknown_service, gateway.port)
+        assert unknown == grpc.StatusCode.UNIMPLEMENTED
 
         # all traffic to the canary: the split seen at Envoy follows the emulator's spec
         await gateway.patch(sdep("iris", NS, [("main", 0), ("canary", 100)]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -106,6 +107,8 @@ class GatewayController:
         self._publish(snapshot, time.perf_counter() - started)
         self.stats.synced_at = time.monotonic()
         self.synced.set()
+        # what the sync built lives as long as the process: keep the collector from rescanning it
+        gc.freeze()
         log.info(
             "synced %d SeldonDeployments, %d EndpointSlices in %.2fs",
             len(self.state.deployments),

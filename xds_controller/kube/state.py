@@ -12,9 +12,11 @@ Not thread-safe: the controller's event loop owns it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,17 +162,19 @@ class ClusterState:
     def replace_deployments(self, raws: Sequence[Mapping[str, Any]]) -> None:
         """The whole set after a list: objects not in it are gone."""
         seen = set()
-        for raw in raws:
-            self.put_deployment(raw)
-            seen.add(_key(raw))
+        with _collector_paused():
+            for raw in raws:
+                self.put_deployment(raw)
+                seen.add(_key(raw))
         for key in [k for k in self.deployments if k not in seen]:
             self.delete_deployment(key)
 
     def replace_slices(self, raws: Sequence[Mapping[str, Any]]) -> None:
         seen = set()
-        for raw in raws:
-            self.put_slice(raw)
-            seen.add(_key(raw))
+        with _collector_paused():
+            for raw in raws:
+                self.put_slice(raw)
+                seen.add(_key(raw))
         for key in [k for k in self._slices if k not in seen]:
             self.delete_slice(key)
 
@@ -182,3 +186,17 @@ class ClusterState:
         self._changed.clear()
         self._removed.clear()
         return changes
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A relist reads tens of thousands of objects and keeps most of them: the cyclic collector would
+    rescan the growing heap again and again meanwhile (as in `SnapshotBuilder.build`)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -55,7 +55,6 @@ class ServicePredictor:
     name: str
     traffic: int
     shadow: bool
-    service: str
     graph: ServiceUnit = _UNIT
 
     def nodes(self) -> Iterator[ServiceUnit]:
@@ -75,11 +74,15 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class ServiceDeployment:
-    """A SeldonDeployment as the in-cluster gateway routes it (a `translate.DeploymentView`)."""
+    """A SeldonDeployment as the in-cluster gateway routes it (a `translate.DeploymentView`).
+
+    The Services are kept beside the spec, not in it: the builder renders one deployment per spec
+    shape and fills in the others' names (`templates`), so the spec must not hold the name."""
 
     metadata: ServiceMeta
     spec: ServiceSpec
     annotations: Mapping[str, str] = field(default_factory=dict)
+    service_names: tuple[str, ...] = ()  # each predictor's, in order
 
     @property
     def key(self) -> tuple[str, str]:
@@ -88,16 +91,17 @@ class ServiceDeployment:
     def services(self) -> Iterator[tuple[ComponentKey, str]]:
         """Each predictor's component key and the Service (in the deployment's namespace) behind it."""
         meta = self.metadata
-        for predictor in self.spec.predictors:
-            yield ComponentKey(meta.namespace, meta.name, predictor.name, SERVICE_NODE), predictor.service
+        for predictor, service in zip(self.spec.predictors, self.service_names, strict=True):
+            yield ComponentKey(meta.namespace, meta.name, predictor.name, SERVICE_NODE), service
 
 
 def service_view(deployment: SeldonDeployment) -> ServiceDeployment:
-    predictors = tuple(
-        ServicePredictor(p.name, p.traffic, p.shadow, predictor_service(deployment, p))
-        for p in deployment.spec.predictors
-    )
+    predictors = tuple(ServicePredictor(p.name, p.traffic, p.shadow) for p in deployment.spec.predictors)
+    services = tuple(predictor_service(deployment, p) for p in deployment.spec.predictors)
     meta = deployment.metadata
     return ServiceDeployment(
-        ServiceMeta(meta.name, meta.namespace), ServiceSpec(predictors), dict(deployment.annotations)
+        ServiceMeta(meta.name, meta.namespace),
+        ServiceSpec(predictors),
+        dict(deployment.annotations),
+        services,
     )

@@ -8,6 +8,7 @@ What `Cluster` adds to the emulator (each is what a real API server does; none i
 - server-side apply of an object that does not exist yet creates it (the emulator answers 404);
 - a PATCH of the `status` subresource changes only `status`;
 - the garbage collector: an object whose ownerReferences name no live uid is deleted (after each write);
+- writes of a kind not declared (a CRD not installed) are 404, as lists of it already are;
 - errors as `application/json` (the emulator adds `; charset=utf-8`, which lightkube does not parse).
 Label selectors are not applied by the emulator (lists return every object); the operator checks labels
 on what it lists, so this is left as is.
@@ -36,6 +37,7 @@ import httpx
 import kmock
 import yaml
 from kmock._internal import dicts, enums, rendering
+from kmock._internal.k8s import KubernetesResourceNotFoundError
 
 from tests.helpers.ports import free_port
 
@@ -100,6 +102,10 @@ class Cluster(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or not isinstance(request.data, dict):
             return await super()._handle(request)
+        if request.action in (enums.action.CREATE, enums.action.UPDATE) and request.resource not in set(
+            self._resources
+        ):
+            raise KubernetesResourceNotFoundError()  # a kind the cluster does not serve (CRD absent)
         data: dict[str, Any] = request.data
         meta = (
             data.setdefault("metadata", {})

@@ -100,7 +100,10 @@ def parser() -> argparse.ArgumentParser:
 
 def from_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> OperatorConfig:
     env = os.environ if env is None else env
-    args = parser().parse_args(list(argv))
+    argv = list(argv)
+    if argv[:1] == ["--"]:  # `seldon-mesh operator -- --flag ...`
+        argv = argv[1:]
+    args = parser().parse_args(argv)
     settings_path: Path | None = args.settings
     if settings_path is None and DEFAULT_SETTINGS.exists():
         settings_path = DEFAULT_SETTINGS

@@ -41,6 +41,7 @@ log = logging.getLogger("seldon-mesh.operator.webhook")
 REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
 # Fields the mutating webhook may overwrite when present: the ones mesh.spec defaults from a value.
 REPLACEABLE = frozenset({"traffic", "type", "implementation"})
+FILES_EVERY = 60.0  # seconds between looks at cert-manager's mounted files
 
 
 def review(body: Mapping[str, Any], mutate: bool) -> dict[str, Any]:
@@ -186,7 +187,7 @@ async def serve_webhook(config: OperatorConfig, api: AsyncClient) -> None:
     )
     try:
         while True:
-            await asyncio.sleep(60.0 if config.cert_dir is not None else certs.CHECK_EVERY)
+            await asyncio.sleep(FILES_EVERY if config.cert_dir is not None else certs.CHECK_EVERY)
             try:
                 await keeper.refresh()
             except Exception:  # keep serving the current certificate; the next check retries

@@ -4,10 +4,13 @@ webhook configurations."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import copy
 import datetime
 import json
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import aiohttp
 import jsonpatch
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lightkube import AsyncClient
 
 from mesh.operator import certs, kube
@@ -194,3 +198,53 @@ async def test_the_operator_serves_admission_reviews_over_https_with_its_own_ca(
         assert mutated is not None and mutated["response"]["allowed"] is True
         ops = json.loads(base64.b64decode(mutated["response"]["patch"]))
         assert jsonpatch.apply_patch(sdep(), ops)["spec"]["predictors"][0]["graph"]["type"] == "MODEL"
+
+
+def write_serving(folder: Path, ca: tuple[bytes, bytes], names: list[str], when: datetime.datetime) -> bytes:
+    crt, key = certs.make_serving(ca[0], ca[1], names, when)
+    (folder / "tls.key").write_bytes(key)
+    (folder / "tls.crt").write_bytes(crt)
+    return crt
+
+
+@pytest.mark.asyncio
+async def test_cert_manager_files_are_served_and_reloaded_when_renewed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh.operator import webhook
+    from mesh.operator.config import from_args
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca = certs.make_ca(now)
+    names = certs.service_names(SERVICE, NAMESPACE)
+    first = write_serving(tmp_path, ca, names, now)
+    port = free_port()
+    config = from_args(
+        ["--cert-dir", str(tmp_path), "--webhook-host", "127.0.0.1", "--webhook-port", str(port)], env={}
+    )
+    monkeypatch.setattr(webhook, "FILES_EVERY", 0.05)
+    trust = ssl.create_default_context(cadata=ca[0].decode())
+
+    async def served() -> bytes | None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=trust, server_hostname=names[0])
+        except OSError:
+            return None
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+    task = asyncio.create_task(webhook.serve_webhook(config, api=None))  # type: ignore[arg-type]
+    try:
+        assert await wait_for(served, 30, "the webhook to listen") == first
+        renewed = write_serving(tmp_path, ca, names, now - datetime.timedelta(hours=1))
+        os.utime(tmp_path / "tls.crt", (now.timestamp() + 10, now.timestamp() + 10))
+        await wait_for(lambda: _is(served(), renewed), 30, "the renewed certificate to be served")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _is(value: Any, expected: bytes) -> bool:
+    return bool(await value == expected)

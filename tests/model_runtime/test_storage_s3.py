@@ -3,21 +3,28 @@ authentication on), set up the way MinIO users of Seldon set their variables."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import httpx
+import joblib
 import pytest
 from moto.server import ThreadedMotoServer
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from model_runtime.errors import LoadError
 from model_runtime.storage import fetch
 from tests.helpers.ports import free_port
+from tests.helpers.runtime import start_runtime
+from tests.model_runtime.conftest import IRIS_ROW
 
 BUCKET = "models"
 FILES = {"iris/model.joblib": b"weights", "iris/meta/settings.json": b"{}", "single.bin": b"one"}
@@ -63,6 +70,9 @@ def s3() -> Iterator[S3]:
         client.create_bucket(Bucket=BUCKET)
         for name, body in FILES.items():
             client.put_object(Bucket=BUCKET, Key=name, Body=body)
+        model = io.BytesIO()
+        joblib.dump(LogisticRegression(max_iter=1000).fit(*load_iris(return_X_y=True)), model)
+        client.put_object(Bucket=BUCKET, Key="sklearn/iris/model.joblib", Body=model.getvalue())
         # from here on every request must carry a valid signature of an IAM user
         httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
         yield S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
@@ -160,3 +170,25 @@ def test_the_storage_initializer_exits_1_with_the_reason(s3: S3, tmp_path: Path)
     result = _storage_init(f"s3://{BUCKET}/gone", tmp_path / "dest", s3.env())
     assert result.returncode == 1
     assert f"model URI s3://{BUCKET}/gone: no object" in result.stderr
+
+
+def test_a_runtime_serves_a_model_from_s3(s3: S3) -> None:
+    args = ["--implementation", "SKLEARN_SERVER", "--model-uri", f"s3://{BUCKET}/sklearn/iris"]
+    with start_runtime(args, env=s3.env()) as runtime:
+        out = httpx.post(runtime.http_url + "/predict", json={"data": {"ndarray": [IRIS_ROW]}}).json()
+        assert len(out["data"]["ndarray"][0]) == 3
+
+
+def test_a_runtime_that_cannot_fetch_is_not_ready_with_the_reason(s3: S3) -> None:
+    uri = f"s3://{BUCKET}/sklearn/iris"
+    args = ["--implementation", "SKLEARN_SERVER", "--model-uri", uri]
+    with start_runtime(args, env=s3.env(AWS_ACCESS_KEY_ID="AKIAWRONG"), wait_ready=False) as runtime:
+        deadline = time.monotonic() + 60
+        status: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            status = httpx.get(runtime.http_url + "/ready").json()["status"]
+            if status["reason"] == "MICROSERVICE_LOAD_FAILED":
+                break
+            time.sleep(0.05)
+        assert status["reason"] == "MICROSERVICE_LOAD_FAILED"
+        assert status["info"].startswith(f"model URI {uri}: access denied")

@@ -88,6 +88,33 @@ SCALE: Schema = {
 }
 
 
+# What `kubectl explain sdep.spec...` says for the fields users look up most (model.field -> text).
+DESCRIPTIONS: dict[str, str] = {
+    "DeploymentSpec.predictors": "Inference graphs that split (canary, A/B) or mirror (shadow) the traffic.",
+    "DeploymentSpec.protocol": "Wire protocol of every predictor: seldon, v2 (kfserving) or tensorflow.",
+    "DeploymentSpec.replicas": "Replicas of each component that sets none itself (the scale subresource).",
+    "DeploymentSpec.annotations": "seldon.io/* settings for the whole deployment (timeouts, retries, ...).",
+    "PredictorSpec.graph": "The root node of this predictor's inference graph.",
+    "PredictorSpec.componentSpecs": "Pods holding the graph's containers, with their autoscaling and budget.",
+    "PredictorSpec.traffic": "Percentage of requests routed to this predictor.",
+    "PredictorSpec.shadow": "Mirror requests to this predictor and drop its answers.",
+    "PredictorSpec.replicas": "Replicas of this predictor's components (unless autoscaled).",
+    "PredictiveUnit.name": "Node name; a container of the same name in componentSpecs serves it.",
+    "PredictiveUnit.type": "What the node does: MODEL, ROUTER, COMBINER, TRANSFORMER, OUTPUT_TRANSFORMER.",
+    "PredictiveUnit.implementation": (
+        "A prepackaged server (SKLEARN_SERVER, ...) or a built-in (RANDOM_ABTEST, ...)."
+    ),
+    "PredictiveUnit.modelUri": "Model files (gs://, s3://, https://, pvc://), fetched into /mnt/models.",
+    "PredictiveUnit.children": "Nodes this node sends its output to (typed to a fixed depth, kept below).",
+    "PredictiveUnit.parameters": "Typed parameters handed to the node's model or server.",
+    "PredictiveUnit.logger": "Log this node's requests and/or responses as CloudEvents to url.",
+    "ComponentSpec.spec": "A Kubernetes PodSpec: containers are checked here, every other field is kept.",
+    "ComponentSpec.hpaSpec": "A HorizontalPodAutoscaler for this component's Deployment.",
+    "ComponentSpec.kedaSpec": "A KEDA ScaledObject for this component's Deployment.",
+    "ComponentSpec.pdbSpec": "A PodDisruptionBudget for this component's pods.",
+}
+
+
 def open_object() -> Schema:
     return {"type": "object", _PRESERVE: True}
 
@@ -116,7 +143,13 @@ class _Converter:
             properties = node.get("properties")
             extra = node.get("additionalProperties")
             if properties:
-                out["properties"] = {name: self.convert(child, depth) for name, child in properties.items()}
+                owner = node.get("title", "")
+                out["properties"] = {}
+                for name, child in properties.items():
+                    converted = self.convert(child, depth)
+                    if f"{owner}.{name}" in DESCRIPTIONS:
+                        converted = {"description": DESCRIPTIONS[f"{owner}.{name}"], **converted}
+                    out["properties"][name] = converted
                 if extra:  # a model that keeps unknown keys (`OpenSpecModel`)
                     out[_PRESERVE] = True
             elif extra is True or extra is None:

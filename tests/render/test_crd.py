@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from mesh.render.crd import CRD_NAME, GRAPH_DEPTH, VERSIONS, custom_resource_definition, to_yaml
+from mesh.render.crd import CRD_NAME, DESCRIPTIONS, GRAPH_DEPTH, VERSIONS, custom_resource_definition, to_yaml
 from mesh.spec import SpecError, parse_deployment
 from tests.helpers.k8s_schemas import validate
 from tests.helpers.sdep_crd import CRD_FILE, checked_in_crd, sdep_schema
@@ -232,3 +232,13 @@ def test_pod_fields_beside_the_containers_are_kept() -> None:
     ]
     parse_deployment(doc)
     assert list(jsonschema.Draft7Validator(sdep_schema("v1")).iter_errors(doc)) == []
+
+
+def test_every_description_lands_on_its_field() -> None:
+    text = json.dumps(sdep_schema("v1"))
+    missing = [key for key, description in DESCRIPTIONS.items() if json.dumps(description) not in text]
+    assert missing == [], "DESCRIPTIONS names a model field that does not exist (renamed?)"
+    graph = sdep_schema("v1")["properties"]["spec"]["properties"]["predictors"]["items"]["properties"][
+        "graph"
+    ]
+    assert graph["properties"]["modelUri"]["description"] == DESCRIPTIONS["PredictiveUnit.modelUri"]

@@ -197,3 +197,25 @@ def test_the_console_script_is_installed() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "--service-type" in result.stdout
+
+
+def test_storage_download_as_custom_servers_call_it(tmp_path: Path) -> None:
+    from seldon_core.storage import Storage
+
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "model.joblib").write_bytes(b"w")
+    out = tmp_path / "out"
+    assert Storage.download(str(source), str(out)) == str(out)
+    assert (out / "model.joblib").read_bytes() == b"w"
+    assert Storage.download(str(source)) == str(source)
+
+
+def test_the_protos_are_the_runtimes() -> None:
+    import seldon_core.proto.prediction_pb2_grpc as shim_grpc  # the module form imports too
+
+    from generated.seldon import prediction_pb2_grpc
+    from seldon_core.proto import prediction_pb2 as shim_pb2
+
+    assert shim_pb2.SeldonMessage is pb.SeldonMessage
+    assert shim_grpc.ModelStub is prediction_pb2_grpc.ModelStub

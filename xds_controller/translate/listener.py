@@ -44,7 +44,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
-from google.protobuf import any_pb2, struct_pb2, wrappers_pb2
+from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from xds_controller.translate.extproc import (
@@ -295,6 +295,8 @@ def http_connection_manager(
             default_host_for_http_10="seldon-mesh",
         ),
         local_reply_config=local_reply_config(),
+        request_headers_timeout=_seconds(gateway.request_headers_timeout_s),
+        request_timeout=_seconds(gateway.request_timeout_s),
     )
     if gateway.scoped:
         manager.scoped_routes.CopyFrom(path_scoped_routes() if http1 else header_scoped_routes())
@@ -310,6 +312,12 @@ def http_connection_manager(
     if gateway.tracing is not None:
         manager.tracing.CopyFrom(hcm_tracing(gateway.tracing))
     return manager
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromMilliseconds(round(value * 1000))
+    return duration
 
 
 def _chain(manager: hcm_pb2.HttpConnectionManager) -> listener_components_pb2.FilterChain:

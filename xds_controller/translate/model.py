@@ -111,6 +111,10 @@ class GatewaySettings:
     # One RouteConfiguration per deployment, chosen by scope (SRDS; see `translate.scopes`), so a change
     # makes Envoy parse only that deployment's routes; False: one RouteConfiguration for all.
     scoped: bool = False
+    # A client must send its request headers within this, and its whole request within
+    # `request_timeout_s`, or get a 408: a slow client (a byte every few seconds) cannot hold a stream.
+    request_headers_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,11 @@ def _prepare(cluster: Cluster, workdir: Path, settings: dict[str, Any] | None) -
 
 @contextlib.asynccontextmanager
 async def running_operator(
-    cluster: Cluster, workdir: Path, args: Sequence[str] = (), settings: dict[str, Any] | None = None
+    cluster: Cluster,
+    workdir: Path,
+    args: Sequence[str] = (),
+    settings: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Operator]:
     """`seldon-mesh operator` against the emulator, until its liveness endpoint answers."""
     config, settings_path = _prepare(cluster, workdir, settings)
@@ -236,6 +240,7 @@ async def running_operator(
         "WATCH_NAMESPACE": "",
         "POD_NAMESPACE": "seldon-system",
         "LOG_LEVEL": os.environ.get("OPERATOR_LOG_LEVEL", "INFO"),
+        **(extra_env or {}),
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
     log_path = workdir / "operator.log"

@@ -358,3 +358,25 @@ async def test_a_missing_secret_or_crd_is_temporary_shown_in_status_and_retried(
         await wait_for(
             lambda: condition(cluster, "IngressReady").get("status") == "True", 30, "IngressReady", operator
         )
+
+
+@pytest.mark.asyncio
+async def test_a_controller_id_scopes_the_operator_to_its_labelled_deployments(
+    cluster: Cluster, api: AsyncClient, tmp_path: Path
+) -> None:
+    async with running_operator(cluster, tmp_path, extra_env={"CONTROLLER_ID": "team-a"}) as operator:
+        mine = sdep("mine")
+        mine["metadata"]["labels"] = {"seldon.io/controller-id": "team-a"}
+        theirs = sdep("theirs")
+        theirs["metadata"]["labels"] = {"seldon.io/controller-id": "team-b"}
+        await create(api, theirs)
+        await create(api, sdep("unlabelled"))
+        await create(api, mine)
+        await wait_for(
+            lambda: ("VirtualService", "mine") in children(cluster, "mine"), 30, "mine rendered", operator
+        )
+        vs = children(cluster, "mine")[("VirtualService", "mine")]
+        assert vs["metadata"]["labels"]["seldon.io/controller-id"] == "team-a"
+        await wait_for(lambda: status(cluster, "mine").get("state"), 30, "mine's status", operator)
+        assert not children(cluster, "theirs") and not status(cluster, "theirs")
+        assert not children(cluster, "unlabelled") and not status(cluster, "unlabelled")

@@ -219,3 +219,22 @@ def test_the_protos_are_the_runtimes() -> None:
 
     assert shim_pb2.SeldonMessage is pb.SeldonMessage
     assert shim_grpc.ModelStub is prediction_pb2_grpc.ModelStub
+
+
+def test_utils_convert_messages_as_predict_raw_code_expects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seldon_core.utils import (
+        get_data_from_proto,
+        getenv_as_bool,
+        json_to_seldon_message,
+        seldon_message_to_json,
+    )
+
+    message = json_to_seldon_message({"data": {"tensor": {"shape": [1, 2], "values": [1.0, 2.0]}}})
+    assert get_data_from_proto(message).tolist() == [[1.0, 2.0]]
+    assert seldon_message_to_json(message)["data"]["tensor"]["shape"] == [1, 2]
+    ndarray = json_to_seldon_message({"data": {"ndarray": [[1, 2], [3, 4]]}})
+    assert get_data_from_proto(ndarray).shape == (2, 2)
+    assert get_data_from_proto(json_to_seldon_message({"strData": "hi"})) == "hi"
+    monkeypatch.setenv("MY_FLAG", "true")
+    assert getenv_as_bool("MY_FLAG") is True
+    assert getenv_as_bool("MY_UNSET_FLAG", default=True) is True

@@ -16,6 +16,7 @@ import yaml
 from mesh.local.envoy import find_envoy_binary
 from mesh.render import Ingress, RenderSettings, ServerImages
 from mesh.render.crd import custom_resource_definition
+from mesh.render.labels import CONTROLLER_LABEL
 from tests.charts.helm import CHART, NAMESPACE, RELEASE, Rendered, crds, render, settings_of
 from tests.helpers.k8s_schemas import validate_all
 from xds_controller.bootstrap import render_bootstrap
@@ -253,6 +254,23 @@ def test_the_webhooks_reach_the_operator() -> None:
         ]
         assert hook["admissionReviewVersions"] == ["v1"] and hook["sideEffects"] == "None"
         assert "namespaceSelector" not in hook
+        assert hook["objectSelector"] == {
+            "matchExpressions": [{"key": CONTROLLER_LABEL, "operator": "DoesNotExist"}]
+        }
+        assert hook["timeoutSeconds"] == 5 and hook["failurePolicy"] == "Fail"
+
+
+def test_a_controller_id_scopes_the_webhooks_to_its_seldon_deployments() -> None:
+    rendered = render({"controllerId": "team-a"})
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        (configuration,) = rendered.of_kind(kind)
+        (hook,) = configuration["webhooks"]
+        assert hook["objectSelector"] == {"matchLabels": {CONTROLLER_LABEL: "team-a"}}
+    env = {
+        e["name"]: e.get("value") for e in container(rendered.named("Deployment", full("operator")))["env"]
+    }
+    assert env["CONTROLLER_ID"] == "team-a"
+    assert RenderSettings.model_validate(settings_of(rendered)).controller_id == "team-a"
 
 
 def test_cert_manager_issues_the_webhook_certificate() -> None:

@@ -1,7 +1,8 @@
 """Building the component a runtime serves: import the user class (or pick a prepackaged runtime),
 construct it with the graph parameters and call its `load()`. Every failure becomes a `LoadError` whose
-text `/ready` shows. A class with `custom_service()` gets it started after `load()` in a daemon thread of
-its own (once per worker process), as Seldon runs it beside the model's server.
+text `/ready` shows. A class with `custom_service()` gets it started after `load()` in a daemon thread, as
+Seldon runs it beside the model's server: once per runtime, in the only process or in worker 0 (the
+workers are the processes `workers.py` names `worker-<n>`), so a service that binds a port binds it once.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import multiprocessing
 import sys
 import threading
 from typing import Any
@@ -48,6 +50,9 @@ def load_component(settings: ComponentSettings) -> Component:
 def _start_custom_service(user: object) -> None:
     service = getattr(user, "custom_service", None)
     if not callable(service) or getattr(service, UNIMPLEMENTED_MARK, False):
+        return
+    process = multiprocessing.current_process().name
+    if process.startswith("worker-") and process != "worker-0":
         return
 
     def run() -> None:

@@ -30,7 +30,7 @@ from model_runtime.storage_rclone import Remote, remote_for
 
 PVC_ROOT_ENV = "SELDON_MESH_PVC_ROOT"
 
-_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
+_ARCHIVES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
 _HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)  # seconds; large models stream slowly
 _AZURE_HOST = ".blob.core.windows.net"
 
@@ -91,7 +91,7 @@ def _fetch_http(uri: str, env: Mapping[str, str], target: Path) -> None:
 
 
 def download_http(uri: str, target: Path, headers: Mapping[str, str] | None = None) -> None:
-    """GET `uri` into `target`; an archive (.tar.gz, .tgz, .tar, .zip) is extracted there."""
+    """GET `uri` into `target`; an archive (.tar.gz, .tgz, .tar, .tar.bz2, .tar.xz, .zip) is extracted."""
     name = Path(unquote(urlparse(uri).path)).name or "model"
     download = target / name
     try:

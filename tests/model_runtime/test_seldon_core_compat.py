@@ -238,3 +238,13 @@ def test_utils_convert_messages_as_predict_raw_code_expects(monkeypatch: pytest.
     monkeypatch.setenv("MY_FLAG", "true")
     assert getenv_as_bool("MY_FLAG") is True
     assert getenv_as_bool("MY_UNSET_FLAG", default=True) is True
+
+
+def test_custom_service_starts_once_with_several_workers() -> None:
+    custom_port = free_port()
+    args = _class("IrisClassifier", "--workers", "2")
+    with start_runtime(args, env=_env(CUSTOM_SERVICE_PORT=str(custom_port))) as runtime:
+        assert httpx.get(f"http://127.0.0.1:{custom_port}/").status_code == 200
+        log = runtime.log()
+    assert log.count("custom_service() started") == 1, log
+    assert "custom_service() raised" not in log

@@ -89,3 +89,13 @@ def test_az_without_an_account_says_what_to_set(tmp_path: Path) -> None:
         "model URI az://models/iris: no Azure storage account "
         "(set AZURE_STORAGE_ACCOUNT_NAME or use an https URL)"
     )
+
+
+def test_an_http_tar_xz_archive_is_extracted(served: tuple[str, Path], tmp_path: Path) -> None:
+    import tarfile
+
+    url, root = served
+    with tarfile.open(root / "model.tar.xz", "w:xz") as tar:
+        tar.add(root / "models" / "iris" / "model.bin", arcname="model.bin")
+    folder = fetch(f"{url}/model.tar.xz", tmp_path, env={})
+    assert [p.name for p in folder.iterdir()] == ["model.bin"]

@@ -192,3 +192,16 @@ def test_a_runtime_that_cannot_fetch_is_not_ready_with_the_reason(s3: S3) -> Non
             time.sleep(0.05)
         assert status["reason"] == "MICROSERVICE_LOAD_FAILED"
         assert status["info"].startswith(f"model URI {uri}: access denied")
+
+
+def test_an_rclone_remote_with_env_auth_takes_the_aws_keys(s3: S3, tmp_path: Path) -> None:
+    env = {
+        "RCLONE_CONFIG_MINIO_TYPE": "s3",
+        "RCLONE_CONFIG_MINIO_PROVIDER": "Minio",
+        "RCLONE_CONFIG_MINIO_ENV_AUTH": "true",
+        "RCLONE_CONFIG_MINIO_ENDPOINT": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": s3.key_id,
+        "AWS_SECRET_ACCESS_KEY": s3.secret,
+    }
+    folder = fetch(f"minio:{BUCKET}/single.bin", tmp_path, env=env)
+    assert (folder / "single.bin").read_bytes() == b"one"

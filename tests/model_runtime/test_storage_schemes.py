@@ -99,3 +99,18 @@ def test_an_http_tar_xz_archive_is_extracted(served: tuple[str, Path], tmp_path:
         tar.add(root / "models" / "iris" / "model.bin", arcname="model.bin")
     folder = fetch(f"{url}/model.tar.xz", tmp_path, env={})
     assert [p.name for p in folder.iterdir()] == ["model.bin"]
+
+
+def test_s3_settings_read_as_seldons_and_kserves_initializers_read_them() -> None:
+    from model_runtime.storage_s3 import config_from_env
+
+    minio = config_from_env({"S3_ENDPOINT": "minio.minio-system:9000", "S3_USE_HTTPS": "0"})
+    assert minio.endpoint_url == "http://minio.minio-system:9000"
+    assert config_from_env({"S3_ENDPOINT": "s3.example.com"}).endpoint_url == "https://s3.example.com"
+    both = config_from_env({"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"})
+    assert both.endpoint_url == "http://a:1"
+    assert config_from_env({"AWS_ANON": "true"}).anonymous
+    assert not config_from_env({"S3_VERIFY_SSL": "0"}).verify
+    aws = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "eu-west-1"}
+    keys = config_from_env(aws)
+    assert (keys.access_key_id, keys.secret_access_key, keys.region) == ("k", "s", "eu-west-1")

@@ -50,14 +50,38 @@ DEFAULT_SCOPE = "-"  # not a valid namespace or name, so no deployment's key
 DEFAULT_ROUTE_CONFIG = "seldon-gateway.default"
 LUA_FILTER = "envoy.filters.http.lua"
 
-# REST: the path names the deployment; gRPC: the `namespace` and `seldon` headers do (as the routes match).
+# The gRPC services a deployment answers (v1 constants.go plus reflection and health): a service's full
+# name starts with one of them and a dot.
+GRPC_SERVICE_PREFIXES = ("seldon.protos", "tensorflow.serving", "inference", "grpc.reflection", "grpc.health")
+_LUA_PREFIXES = ", ".join(f'"{prefix}."' for prefix in GRPC_SERVICE_PREFIXES)
+
+# REST: the path names the deployment; gRPC: the `namespace` and `seldon` headers do (as the routes match),
+# for a call of a service a deployment answers (`/<service>/<method>`, the service under one of the
+# prefixes): any other gRPC call gets the default scope, whose catch-all answers it as a deployment's
+# would, so a deployment's gRPC routes need not match the path again (`routes.deployment_routes`).
 SCOPE_SCRIPT = f"""
+local grpc_prefixes = {{{_LUA_PREFIXES}}}
+
+local function answered(path)
+  local service = string.match(path, "^/([^/]+)/[^/]+$")
+  if service == nil then
+    return false
+  end
+  for _, prefix in ipairs(grpc_prefixes) do
+    if #service > #prefix and string.sub(service, 1, #prefix) == prefix then
+      return true
+    end
+  end
+  return false
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
-  local namespace, name = string.match(headers:get(":path") or "", "^/seldon/([^/]+)/([^/?]+)/")
+  local path = headers:get(":path") or ""
+  local namespace, name = string.match(path, "^/seldon/([^/]+)/([^/?]+)/")
   if namespace == nil then
     local content_type = headers:get("content-type") or ""
-    if string.sub(content_type, 1, 16) == "application/grpc" then
+    if string.sub(content_type, 1, 16) == "application/grpc" and answered(path) then
       namespace, name = headers:get("namespace"), headers:get("seldon")
     end
   end

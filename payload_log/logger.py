@@ -253,7 +253,11 @@ class PayloadLogger:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            delay = self.settings.loop_commit_seconds
+            if delay > 0:
+                self._loop.call_later(delay, self._flush)
+            else:
+                self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """On the loop, a turn after the first event or acknowledgement of a batch: commit them all."""

@@ -20,7 +20,9 @@ What Istio cannot express, and what is rendered instead:
   predictor, the seldon-mesh gateway ingress does it.
 - The request body buffer Envoy keeps for retries and shadows (`request_body_buffer_limit`): Istio has no
   per-route field; the gateway's per-connection buffer applies.
-- A route timeout when none is annotated: Istio's default is none, where the local Envoy's is 15 s.
+
+As at the local gateway, the V2 repository extension (load, unload, index) is administration, not
+inference: the VirtualService answers it 404 first (`directResponse`), so no client unloads a model.
 """
 
 from __future__ import annotations
@@ -143,7 +145,32 @@ def _http_route(deployment: SeldonDeployment, rule: Rule, settings: RenderSettin
     return route
 
 
+REPOSITORY_GRPC_PREFIX = "/inference.GRPCInferenceService/Repository"
+NOT_FOUND_BODY = (
+    '{"status":{"code":404,"info":"not served through the gateway","reason":"NOT_FOUND","status":"FAILURE"}}'
+)
+
+
+def repository_routes(deployment: SeldonDeployment) -> list[dict[str, Any]]:
+    """The repository extension over REST and gRPC, answered 404 before any route reaches a runtime."""
+    meta = deployment.metadata
+    grpc_headers = {"seldon": {"exact": meta.name}, "namespace": {"exact": meta.namespace}}
+    return [
+        {
+            "name": f"{meta.namespace}.{meta.name}.repository.rest",
+            "match": [{"uri": {"prefix": rest_prefix(deployment) + "v2/repository"}}],
+            "directResponse": {"status": 404, "body": {"string": NOT_FOUND_BODY}},
+        },
+        {
+            "name": f"{meta.namespace}.{meta.name}.repository.grpc",
+            "match": [{"uri": {"prefix": REPOSITORY_GRPC_PREFIX}, "headers": grpc_headers}],
+            "directResponse": {"status": 404},
+        },
+    ]
+
+
 def virtual_service(deployment: SeldonDeployment, settings: RenderSettings) -> Manifest:
+    routes = [_http_route(deployment, rule, settings) for rule in rules(deployment)]
     return {
         "apiVersion": API_VERSION,
         "kind": "VirtualService",
@@ -151,7 +178,7 @@ def virtual_service(deployment: SeldonDeployment, settings: RenderSettings) -> M
         "spec": {
             "hosts": ["*"],
             "gateways": [settings.istio_gateway],
-            "http": [_http_route(deployment, rule, settings) for rule in rules(deployment)],
+            "http": [*repository_routes(deployment), *routes],
         },
     }
 

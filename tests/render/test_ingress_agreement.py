@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +301,24 @@ def test_golden_renderings(case: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.read_text() == text, f"{path} differs: UPDATE_GOLDENS=1 rewrites it, then review the diff"
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_istio_refuses_the_repository_extension_as_the_local_gateway_does(case: str) -> None:
+    from mesh.render.istio import REPOSITORY_GRPC_PREFIX
+    from xds_controller.translate.routes import REPOSITORY_GRPC_PREFIX as LOCAL_GRPC_PREFIX
+    from xds_controller.translate.routes import REPOSITORY_REST
+
+    deployment = CORPUS[case]
+    (service,) = [m for m in render_istio(deployment, SETTINGS) if m["kind"] == "VirtualService"]
+    rest, grpc, *others = service["spec"]["http"]
+    assert rest["directResponse"]["status"] == grpc["directResponse"]["status"] == 404
+    assert not any("directResponse" in r for r in others)
+    prefix = rest["match"][0]["uri"]["prefix"]
+    assert re.fullmatch(REPOSITORY_REST, prefix + "/models/m/unload")
+    assert grpc["match"][0]["uri"]["prefix"] == REPOSITORY_GRPC_PREFIX == LOCAL_GRPC_PREFIX
+    meta = deployment.metadata
+    assert grpc["match"][0]["headers"] == {
+        "seldon": {"exact": meta.name},
+        "namespace": {"exact": meta.namespace},
+    }

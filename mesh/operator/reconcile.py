@@ -22,6 +22,7 @@ import datetime
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -47,6 +48,21 @@ def backoff(retry: int) -> float:
     return float(min(300, 5 * 2 ** min(retry, 6)))
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """One watch event of a child."""
+
+    body: dict[str, Any]
+    deleted: bool
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.body.get("metadata") or {}
+
+    def key(self, namespace: str) -> tuple[str, str, str]:
+        return namespace, str(self.body.get("kind", "")), str(self.meta.get("name", ""))
+
+
 class Reconciler:
     def __init__(self, api: AsyncClient, settings: RenderSettings, field_manager: str) -> None:
         self.api = api
@@ -55,8 +71,13 @@ class Reconciler:
         # resourceVersions our own writes returned, per child: their watch events are echoes
         self._ours: dict[tuple[str, str, str], str] = {}
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._triggers: dict[tuple[str, str], list[tuple[str, str, str, bool]]] = {}
+        self._triggers: dict[tuple[str, str], list[Trigger]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # per child, what our last apply rendered and the generation it got back: a Deployment event
+        # with that generation and those labels and annotations is a status move only
+        self._applied: dict[tuple[str, str, str], tuple[int | None, dict[str, Any]]] = {}
+        # per SeldonDeployment, what its last reconcile observed (status-only refreshes start from it)
+        self._observed: dict[tuple[str, str], status.Observed] = {}
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -117,6 +138,7 @@ class Reconciler:
                 body = kube.as_dict(await self.api.get(kube.seldon_deployment(), name, namespace=namespace))
             except ApiError as error:
                 if kube.is_not_found(error):
+                    self._observed.pop((namespace, name), None)
                     return
                 raise
             try:
@@ -127,38 +149,78 @@ class Reconciler:
     def child_changed(self, child: Mapping[str, Any], deleted: bool) -> None:
         """A watch event of one of our children: schedule its owner's reconcile (debounced). Events
         whose resourceVersion our own apply returned are echoes, dropped when the debounce ends (the
-        event may arrive before the apply's response does)."""
+        event may arrive before the apply's response does); a Deployment's status move only refreshes
+        status (no apply); anything else (deleted, edited) is a full reconcile, which puts it back."""
         meta = child.get("metadata") or {}
         owner = owner_name(child)
         if not owner:
             return
         namespace = str(meta.get("namespace", ""))
-        trigger = (
-            str(child.get("kind", "")),
-            str(meta.get("name", "")),
-            str(meta.get("resourceVersion") or ""),
-        )
         key = (namespace, owner)
-        self._triggers.setdefault(key, []).append((*trigger, deleted))
+        self._triggers.setdefault(key, []).append(Trigger(copy.deepcopy(dict(child)), deleted))
         if key not in self._pending or self._pending[key].done():
             self._pending[key] = asyncio.create_task(self._later(namespace, owner))
 
-    def _echoes(self, namespace: str, triggers: Sequence[tuple[str, str, str, bool]]) -> bool:
-        return all(
-            not deleted and version and self._ours.get((namespace, kind, name)) == version
-            for kind, name, version, deleted in triggers
+    def _echo(self, namespace: str, trigger: Trigger) -> bool:
+        version = trigger.meta.get("resourceVersion")
+        return (
+            not trigger.deleted and bool(version) and self._ours.get(trigger.key(namespace)) == str(version)
         )
+
+    def _status_only(self, namespace: str, trigger: Trigger) -> bool:
+        if trigger.deleted or trigger.body.get("kind") != "Deployment":
+            return False
+        applied = self._applied.get(trigger.key(namespace))
+        if applied is None or applied[0] is None or trigger.meta.get("generation") != applied[0]:
+            return False
+        rendered = applied[1]
+        for field in ("labels", "annotations"):
+            live = trigger.meta.get(field) or {}
+            if any(live.get(k) != v for k, v in (rendered.get(field) or {}).items()):
+                return False
+        return True
 
     async def _later(self, namespace: str, name: str) -> None:
         await asyncio.sleep(DEBOUNCE)
         self._pending.pop((namespace, name), None)
-        triggers = self._triggers.pop((namespace, name), [])
-        if self._echoes(namespace, triggers):
+        triggers = [t for t in self._triggers.pop((namespace, name), []) if not self._echo(namespace, t)]
+        if not triggers:
             return
         try:
-            await self.reconcile(namespace, name, prune=False)
+            if (namespace, name) in self._observed and all(self._status_only(namespace, t) for t in triggers):
+                log.debug(
+                    "SeldonDeployment %s/%s: status refresh after Deployment status moves", namespace, name
+                )
+                await self.refresh_status(namespace, name, triggers)
+            else:
+                await self.reconcile(namespace, name, prune=False)
         except Exception:  # a failed drift repair is retried by the next event or watch re-list
             log.exception("reconciling SeldonDeployment %s/%s after a child event", namespace, name)
+
+    async def refresh_status(self, namespace: str, name: str, triggers: Sequence[Trigger]) -> None:
+        """Status from the last reconcile's observations updated with these children's new states."""
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()):
+            try:
+                body = kube.as_dict(await self.api.get(kube.seldon_deployment(), name, namespace=namespace))
+            except ApiError as error:
+                if kube.is_not_found(error):
+                    self._observed.pop((namespace, name), None)
+                    return
+                raise
+            previous = self._observed.get((namespace, name))
+            if previous is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                return
+            try:
+                deployment = parse_deployment(body)
+            except SpecError:
+                return  # its status already says Failed
+            observed = status.Observed(dict(previous.live), list(previous.problems))
+            for trigger in triggers:
+                observed.live[(str(trigger.body["kind"]), str(trigger.meta.get("name")))] = trigger.body
+            self._observed[(namespace, name)] = observed
+            manifests = render(deployment, self.settings)
+            generation = (body.get("metadata") or {}).get("generation")
+            await self._finish(body, deployment, generation, manifests, observed, body.get("status"))
 
     async def close(self) -> None:
         for task in list(self._pending.values()):
@@ -194,9 +256,13 @@ class Reconciler:
                     )
                 continue
             observed.live[(kind, name)] = live
-            version = (live.get("metadata") or {}).get("resourceVersion")
-            if version:
-                self._ours[(namespace, kind, name)] = str(version)
+            live_meta = live.get("metadata") or {}
+            if live_meta.get("resourceVersion"):
+                self._ours[(namespace, kind, name)] = str(live_meta["resourceVersion"])
+            self._applied[(namespace, kind, name)] = (
+                live_meta.get("generation"),
+                manifest.get("metadata") or {},
+            )
         return unserved
 
     async def _observe(
@@ -269,6 +335,8 @@ class Reconciler:
         observed: status.Observed,
         old_status: Mapping[str, Any] | None,
     ) -> str:
+        meta = raw.get("metadata") or {}
+        self._observed[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = observed
         new = status.compute(deployment, generation, manifests, observed, self.settings.cluster_domain)
         await self._write_status(raw, old_status, new)
         return str(new["state"])

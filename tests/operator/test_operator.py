@@ -159,9 +159,9 @@ async def test_create_renders_children_and_ready_deployments_make_it_available(
 def weights(virtual_service: dict[str, Any]) -> set[tuple[tuple[str, int], ...]]:
     """The traffic splits of a VirtualService's weighted routes: ((subset, weight), ...) per route."""
     return {
-        tuple(sorted((r["destination"]["subset"], r["weight"]) for r in http["route"]))
+        tuple(sorted((r["destination"]["subset"], r["weight"]) for r in http.get("route", [])))
         for http in virtual_service["spec"]["http"]
-        if any("weight" in r for r in http["route"])
+        if any("weight" in r for r in http.get("route", []))
     }
 
 

@@ -8,6 +8,7 @@ it has endpoints, with an empty assignment, so a route to a component that is st
 from __future__ import annotations
 
 import functools
+import ipaddress
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -212,10 +213,20 @@ def _locality_bytes(upstreams: tuple[Upstream, ...]) -> bytes:
 
 
 def static_cluster(name: str, transport: Transport, upstream: Upstream) -> cluster_pb2.Cluster:
+    """A cluster of one fixed upstream: STATIC for an IP address, STRICT_DNS for a name (a Kubernetes
+    Service such as the in-cluster xDS server), which a STATIC cluster refuses as a malformed address."""
     cluster = _base_cluster(name, transport)
-    cluster.type = cluster_pb2.Cluster.STATIC
+    cluster.type = cluster_pb2.Cluster.STATIC if _is_ip(upstream.host) else cluster_pb2.Cluster.STRICT_DNS
     cluster.load_assignment.CopyFrom(load_assignment(name, (upstream,)))
     return cluster
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def deployment_component_keys(deployment: DeploymentView) -> tuple[ComponentKey, ...]:

@@ -61,6 +61,8 @@ class Stats:
     """What the controller did, for logs, the health endpoint and the bench."""
 
     synced_at: float | None = None  # monotonic time of the first full snapshot
+    # seconds the first sync spent listing, reading (validating, linking endpoints) and building
+    sync_phases: dict[str, float] = field(default_factory=dict)
     builds: int = 0
     last_build_s: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
@@ -89,6 +91,7 @@ class GatewayController:
 
     async def _sync(self) -> dict[Kind, str | None]:
         backoff = self.settings.backoff_s
+        started = time.perf_counter()
         while True:
             try:
                 deployments, deployments_version = await self.source.list(Kind.DEPLOYMENTS)
@@ -98,13 +101,20 @@ class GatewayController:
                 log.warning("listing the cluster failed (%s); retrying in %.1fs", error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.max_backoff_s)
+        listed = time.perf_counter()
         # Slices first: each deployment then finds its endpoints when it is linked.
         self.state.replace_slices(slices)
         self.state.replace_deployments(deployments)
         self.state.take_changes()
-        started = time.perf_counter()
+        read = time.perf_counter()
         snapshot = self.builder.build(list(self.state.deployments.values()), self.state.endpoints)
-        self._publish(snapshot, time.perf_counter() - started)
+        built = time.perf_counter()
+        self._publish(snapshot, built - read)
+        self.stats.sync_phases = {
+            "list_s": listed - started,
+            "read_s": read - listed,
+            "build_s": built - read,
+        }
         self.stats.synced_at = time.monotonic()
         self.synced.set()
         # what the sync built lives as long as the process: keep the collector from rescanning it
@@ -130,6 +140,7 @@ class GatewayController:
             "deployments": len(self.state.deployments),
             "builds": self.stats.builds,
             "last_build_s": self.stats.last_build_s,
+            "sync_phases": self.stats.sync_phases,
             "events": dict(self.stats.events),
             "last_nack": node.last_nack.message if node.last_nack else None,
         }

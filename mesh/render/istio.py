@@ -45,6 +45,7 @@ from mesh.render.routing import (
 )
 from mesh.render.settings import RenderSettings
 from mesh.spec import PredictorSpec, SeldonDeployment
+from mesh.spec import annotations as annotation_names
 
 API_VERSION = "networking.istio.io/v1"
 # The local gateway's cluster resilience (xds_controller.translate.clusters; the agreement test compares
@@ -177,7 +178,10 @@ def virtual_service(deployment: SeldonDeployment, settings: RenderSettings) -> M
         "metadata": object_meta(deployment, settings, ingress_name(deployment)),
         "spec": {
             "hosts": ["*"],
-            "gateways": [settings.istio_gateway],
+            # Seldon's per-deployment `seldon.io/istio-gateway`, else the cluster's setting.
+            "gateways": [
+                deployment.annotations.get(annotation_names.ISTIO_GATEWAY) or settings.istio_gateway
+            ],
             "http": [*repository_routes(deployment), *routes],
         },
     }

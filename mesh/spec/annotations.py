@@ -28,6 +28,22 @@ NO_STORAGE_INITIALIZER = "seldon.io/no-storage-initializer"
 LOGGER_QUEUE_SIZE = "seldon.io/executor-logger-queue-size"
 LOGGER_WRITE_TIMEOUT_MS = "seldon.io/executor-logger-write-timeout-ms"
 
+ISTIO_GATEWAY = "seldon.io/istio-gateway"  # `namespace/name` of the Istio Gateway for this deployment
+PAYLOAD_LOG_STREAM = "seldon.io/payload-log-stream"  # log a single model over ext_proc, not in process
+ROUTING_INJECTION = "seldon.io/routing-injection"
+CONTROLLER_ID = "seldon.io/controller-id"  # a label: which operator owns the deployment
+
+# Seldon annotations accepted and not acted on, with the reason apply gives.
+NO_EFFECT = {
+    ENGINE_SEPARATE_POD: "seldon-mesh runs no engine pod: Envoy routes, extproc runs graphs",
+    LOGGER_QUEUE_SIZE: "payload logs are written to a disk spool, not queued in memory",
+    LOGGER_WRITE_TIMEOUT_MS: "payload logs are written to a disk spool and delivered with retries",
+    "seldon.io/engine-java-opts": "seldon-mesh runs no Java engine",
+    "seldon.io/rest-read-timeout": "use seldon.io/rest-timeout",
+    "seldon.io/rest-connection-timeout": "use seldon.io/rest-timeout",
+    "seldon.io/grpc-read-timeout": "use seldon.io/grpc-timeout",
+}
+
 # What a 503 from an overloaded runtime, a refused connection or a reset stream is retried on when
 # `seldon.io/retry-on` is not given: failures where the model never saw the request, or said it was busy.
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,5xx"
@@ -127,3 +143,37 @@ def _is_int(value: str, minimum: int) -> bool:
         return False
     text = value.strip()
     return re.fullmatch(r"[0-9]+", text) is not None and int(text) >= minimum
+
+
+def annotation_warnings(annotations: Mapping[str, str], path: str) -> Iterator[FieldError]:
+    """`seldon.io/*` annotations that change nothing here (named, with the reason), and ones no version
+    of Seldon or seldon-mesh reads (a misspelling, most likely)."""
+    for name in annotations:
+        if not name.startswith("seldon.io/"):
+            continue
+        where = path + map_key(name)
+        if name in NO_EFFECT:
+            yield FieldError(where, f"has no effect: {NO_EFFECT[name]}")
+        elif name not in READ:
+            yield FieldError(where, "not an annotation seldon-mesh reads, ignored")
+
+
+READ = frozenset(
+    {
+        REST_TIMEOUT,
+        GRPC_TIMEOUT,
+        GRPC_MAX_MESSAGE_SIZE,
+        RETRIES,
+        RETRY_ON,
+        PER_TRY_TIMEOUT,
+        STICKY_HEADER,
+        NO_ENGINE,
+        HEADLESS_SVC,
+        SVC_NAME,
+        NO_STORAGE_INITIALIZER,
+        ISTIO_GATEWAY,
+        PAYLOAD_LOG_STREAM,
+        ROUTING_INJECTION,
+        CONTROLLER_ID,
+    }
+)

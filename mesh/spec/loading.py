@@ -20,7 +20,7 @@ import yaml
 from mesh.spec.deployment import SeldonDeployment
 from mesh.spec.errors import FieldError, SpecError
 from mesh.spec.parsing import parse_deployment
-from mesh.spec.unknown import unknown_fields
+from mesh.spec.unknown import deployment_warnings, unknown_fields
 from mesh.spec.vocabulary import KIND
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -135,8 +135,10 @@ def _parse(
                 loaded.skipped.append(Skipped(obj["kind"], name, label, obj))
                 continue
             try:
-                found.append((parse_deployment(obj), label))
-                loaded.warnings.extend(e.under(prefix).with_source(label) for e in unknown_fields(obj))
+                deployment = parse_deployment(obj)
+                found.append((deployment, label))
+                noted = [*unknown_fields(obj), *deployment_warnings(deployment)]
+                loaded.warnings.extend(e.under(prefix).with_source(label) for e in noted)
             except SpecError as error:
                 errors += [e.under(prefix).with_source(label) for e in error.errors]
     return errors

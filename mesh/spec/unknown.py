@@ -14,6 +14,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from mesh.spec.annotations import annotation_warnings
 from mesh.spec.base import OpenSpecModel
 from mesh.spec.deployment import SeldonDeployment
 from mesh.spec.errors import FieldError, join_path
@@ -25,6 +26,18 @@ _OPEN_PATHS = frozenset({"metadata"})
 def unknown_fields(manifest: Mapping[str, Any]) -> list[FieldError]:
     """Every unknown field of a SeldonDeployment manifest, with its path."""
     return list(_walk(SeldonDeployment, manifest, ""))
+
+
+def deployment_warnings(deployment: SeldonDeployment) -> list[FieldError]:
+    """What a parsed deployment asks that changes nothing: `seldon.io/*` annotations with no effect here,
+    or that nothing reads."""
+    found = [
+        *annotation_warnings(deployment.metadata.annotations, "metadata.annotations"),
+        *annotation_warnings(deployment.spec.annotations, "spec.annotations"),
+    ]
+    for index, predictor in enumerate(deployment.spec.predictors):
+        found += annotation_warnings(predictor.annotations, f"spec.predictors[{index}].annotations")
+    return found
 
 
 def _walk(model: type[BaseModel], raw: Mapping[str, Any], path: str) -> Iterator[FieldError]:

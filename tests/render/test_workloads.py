@@ -376,3 +376,10 @@ def test_golden_renderings(case: str) -> None:
         path.write_text(text)
     assert path.read_text() == text, f"{path} differs: UPDATE_GOLDENS=1 rewrites it, then review the diff"
     assert [d for d in yaml.safe_load_all(text) if d]
+
+
+def test_seldons_istio_gateway_annotation_picks_the_gateway() -> None:
+    manifest = one("iris/iris").to_manifest()
+    manifest["metadata"]["annotations"] = {"seldon.io/istio-gateway": "team/edge"}
+    (service,) = of_kind(render(parse_deployment(manifest)), "VirtualService")
+    assert service["spec"]["gateways"] == ["team/edge"]

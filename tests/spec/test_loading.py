@@ -164,3 +164,19 @@ def test_unknown_fields_are_warnings_by_path_and_change_nothing() -> None:
         "typo.yaml: spec.replica: unknown field, ignored",
     ]
     assert [d.metadata.name for d in loaded.deployments] == ["one"]
+
+
+def test_seldon_annotations_with_no_effect_or_misspelt_are_named() -> None:
+    manifest = _named("one")
+    manifest["metadata"]["annotations"] = {
+        "seldon.io/engine-separate-pod": "true",
+        "seldon.io/rest-timout": "100",
+        "seldon.io/rest-timeout": "100",
+        "prometheus.io/scrape": "true",
+    }
+    loaded = read_documents(yaml.safe_dump(manifest), "a.yaml")
+    assert sorted(str(w) for w in loaded.warnings) == [
+        'a.yaml: metadata.annotations["seldon.io/engine-separate-pod"]: has no effect: seldon-mesh runs no '
+        "engine pod: Envoy routes, extproc runs graphs",
+        'a.yaml: metadata.annotations["seldon.io/rest-timout"]: not an annotation seldon-mesh reads, ignored',
+    ]

@@ -1,8 +1,9 @@
-"""The kopf registry: SeldonDeployment handlers, child watches and the resync timer.
+"""The kopf registry: SeldonDeployment handlers and the child watches.
 
-create/update/resume reconcile with pruning (the spec may have dropped objects); every watch event of a
-child (our labels) schedules its owner's reconcile, which puts back what was edited or deleted by hand and
-refreshes status; the watches' periodic re-list resyncs what events were missed.
+create/update reconcile with pruning (the spec may have dropped objects); resume (start-up) prunes only
+where the spec moved since the last status. Every watch event of a child (our labels) schedules its
+owner's reconcile, which puts back what was edited or deleted by hand and refreshes status; the watches'
+periodic re-list resyncs what events were missed.
 No finalizer: a SeldonDeployment deleted while the operator is down goes at once, its children with it.
 kopf keeps its own bookkeeping in annotations (`seldon-mesh.io/*`), so `status` holds only our fields.
 """
@@ -30,11 +31,18 @@ def build_registry(reconciler: Reconciler, controller_id: str) -> kopf.OperatorR
     ours = {CONTROLLER_LABEL: controller_id} if controller_id else {CONTROLLER_LABEL: kopf.ABSENT}
     sdep: dict[str, Any] = {"group": GROUP, "plural": PLURAL, "labels": ours, "registry": registry}
 
-    @kopf.on.resume(**sdep)
     @kopf.on.create(**sdep)
     @kopf.on.update(**sdep)
     async def reconcile(body: kopf.Body, retry: int, **_: Any) -> None:
         await reconciler.reconcile_body(body, prune=True, retry=retry)
+
+    @kopf.on.resume(**sdep)
+    async def resume(body: kopf.Body, retry: int, **_: Any) -> None:
+        # At start-up every SeldonDeployment resumes: prune (a list per kind) only those whose spec
+        # moved since their status was written, so a restart with thousands costs one apply pass.
+        generation = (body.get("metadata") or {}).get("generation")
+        observed = (body.get("status") or {}).get("observedGeneration")
+        await reconciler.reconcile_body(body, prune=generation != observed, retry=retry)
 
     children: dict[str, Any] = {DEPLOYMENT_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY}
     if controller_id:

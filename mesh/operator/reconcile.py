@@ -73,6 +73,7 @@ class Reconciler:
         self._pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._triggers: dict[tuple[str, str], list[Trigger]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._running: set[asyncio.Task[None]] = set()  # every scheduled reconcile, until it ends
         # per child, what our last apply rendered and the generation it got back: a Deployment event
         # with that generation and those labels and annotations is a status move only
         self._applied: dict[tuple[str, str, str], tuple[int | None, dict[str, Any]]] = {}
@@ -159,7 +160,10 @@ class Reconciler:
         key = (namespace, owner)
         self._triggers.setdefault(key, []).append(Trigger(copy.deepcopy(dict(child)), deleted))
         if key not in self._pending or self._pending[key].done():
-            self._pending[key] = asyncio.create_task(self._later(namespace, owner))
+            task = asyncio.create_task(self._later(namespace, owner))
+            self._pending[key] = task
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     def _echo(self, namespace: str, trigger: Trigger) -> bool:
         version = trigger.meta.get("resourceVersion")
@@ -223,9 +227,12 @@ class Reconciler:
             await self._finish(body, deployment, generation, manifests, observed, body.get("status"))
 
     async def close(self) -> None:
-        for task in list(self._pending.values()):
-            task.cancel()
+        """Cancel the scheduled reconciles and wait for them (before the API client closes)."""
+        tasks = list(self._running)
         self._pending.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- steps -----------------------------------------------------------------------------------
 

@@ -380,3 +380,24 @@ async def test_a_controller_id_scopes_the_operator_to_its_labelled_deployments(
         await wait_for(lambda: status(cluster, "mine").get("state"), 30, "mine's status", operator)
         assert not children(cluster, "theirs") and not status(cluster, "theirs")
         assert not children(cluster, "unlabelled") and not status(cluster, "unlabelled")
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_operator_resumes_and_repairs_what_changed_while_it_was_down(
+    cluster: Cluster, api: AsyncClient, tmp_path: Path
+) -> None:
+    async with running_operator(cluster, tmp_path / "first") as operator:
+        await create(api, sdep())
+        await wait_for(
+            lambda: ("VirtualService", "iris") in children(cluster), 30, "the VirtualService", operator
+        )
+        await wait_for(lambda: status(cluster).get("state") == "Creating", 30, "Creating", operator)
+    vs = children(cluster)[("VirtualService", "iris")]
+    await api.delete(kube.resource(vs["apiVersion"], "VirtualService"), "iris", namespace=NS)
+    assert ("VirtualService", "iris") not in children(cluster)
+    async with running_operator(cluster, tmp_path / "second") as operator:
+        await wait_for(
+            lambda: ("VirtualService", "iris") in children(cluster), 30, "the VirtualService back", operator
+        )
+        assert status(cluster)["state"] == "Creating"
+        assert operator.process.poll() is None

@@ -97,6 +97,9 @@ class Reconciler:
         self._deployments: list[StoredDeployment] = []
         self._by_key: dict[DeploymentKey, StoredDeployment] = {}
         self._plans: dict[DeploymentKey, list[ComponentPlan]] = {}
+        # the generation Envoy is told to route per deployment, and its plans (see `_advance`)
+        self._serving: dict[DeploymentKey, StoredDeployment] = {}
+        self._serving_plans: dict[DeploymentKey, list[ComponentPlan]] = {}
         self._config_id = ""
         # recent published configs, oldest first, with the generation of each deployment they carry
         self._history: dict[str, dict[DeploymentKey, int]] = {}
@@ -106,36 +109,68 @@ class Reconciler:
     async def reconcile(self) -> None:
         """Bring processes and Envoy config in line with the store."""
         async with self._lock:
-            previous = self._by_key
             self._deployments = self._store.list()
             self._by_key = {s.deployment.key: s for s in self._deployments}
-            change = Change(
-                changed=[
-                    s.deployment
-                    for key, s in self._by_key.items()
-                    if key not in previous
-                    or previous[key].generation != s.generation
-                    or previous[key].deployment != s.deployment  # deleted and applied again
-                ],
-                removed=[key for key in previous if key not in self._by_key],
-            )
             self._plans = {
                 s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers)
                 for s in self._deployments
             }
-            self._supervisor.apply([p for plans in self._plans.values() for p in plans])
-            self._publish(change)
+            previous = self._advance()
+            self._supervisor.apply(self._wanted_plans())
+            self._publish(
+                Change(
+                    changed=[
+                        s.deployment
+                        for key, s in self._serving.items()
+                        if key not in previous or not _same(previous[key], s)
+                    ],
+                    removed=[key for key in previous if key not in self._serving],
+                )
+            )
 
     def refresh(self) -> None:
-        """Component states changed: re-publish endpoints (a no-op for Envoy when nothing differs)."""
+        """Component states changed: re-publish endpoints (a no-op for Envoy when nothing differs), and
+        route a held-back generation once what it adds is ready."""
+        previous = self._advance()
+        if any(not _same(previous.get(key), s) for key, s in self._serving.items()):
+            self._supervisor.apply(self._wanted_plans())  # the old generation's leftovers retire
         self._publish(None)
 
+    def _advance(self) -> dict[DeploymentKey, StoredDeployment]:
+        """Pick the generation Envoy routes for each deployment: the newest, once every component it
+        adds (a new predictor, a new graph node) has endpoints; until then the one before keeps its
+        routes, so no request is sent to a cluster with nothing behind it. Returns the previous pick."""
+        previous, self._serving = self._serving, {}
+        endpoints = self._supervisor.endpoints()
+        for key, stored in self._by_key.items():
+            before = previous.get(key)
+            if before is not None and before is not stored and before.deployment != stored.deployment:
+                routed = {plan.key for plan in self._serving_plans.get(key, [])}
+                added = [p.key for p in self._plans[key] if p.key not in routed]
+                if not all(k in endpoints for k in added):
+                    self._serving[key] = before
+                    continue
+            self._serving[key] = stored
+            self._serving_plans[key] = self._plans[key]
+        for key in [k for k in self._serving_plans if k not in self._serving]:
+            del self._serving_plans[key]
+        return previous
+
+    def _wanted_plans(self) -> list[ComponentPlan]:
+        """Every component of the newest generations, and of the generations still routed the
+        components the newest ones dropped (they serve until the routes move)."""
+        plans = {plan.key: plan for key in self._by_key for plan in self._plans[key]}
+        for routed in self._serving_plans.values():
+            for plan in routed:
+                plans.setdefault(plan.key, plan)
+        return list(plans.values())
+
     def _publish(self, change: Change | None) -> None:
-        deployments = [s.deployment for s in self._deployments]
+        deployments = [s.deployment for s in self._serving.values()]
         snapshot = self._render(deployments, self._supervisor.endpoints(), change)
         self._config_id = self._publisher.publish(snapshot)
         self._history.pop(self._config_id, None)
-        self._history[self._config_id] = {s.deployment.key: s.generation for s in self._deployments}
+        self._history[self._config_id] = {key: s.generation for key, s in self._serving.items()}
         while len(self._history) > HISTORY:
             del self._history[next(iter(self._history))]
         retiring = self._supervisor.take_retiring()
@@ -191,6 +226,11 @@ class Reconciler:
     @property
     def deployments(self) -> list[StoredDeployment]:
         return list(self._deployments)
+
+
+def _same(a: StoredDeployment | None, b: StoredDeployment) -> bool:
+    """The same generation of the same spec (a deployment deleted and applied again is not)."""
+    return a is not None and a.generation == b.generation and a.deployment == b.deployment
 
 
 def _summarise(

@@ -6,6 +6,7 @@ hide the change, 503 (never a hang) where it cannot.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,9 +28,19 @@ PREDICT = "/seldon/seldon/zd/api/v1.0/predictions"
 BODY = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
 
 
-def _spec(main_traffic: int = 80, canary_uri: str = "../model", main_method: str | None = None) -> str:
+def _spec(
+    main_traffic: int = 80, canary_uri: str = "../model", main_method: str | None = None, third: int = 0
+) -> str:
     parameters = (
         f"\n        parameters: [{{name: method, value: {main_method}, type: STRING}}]" if main_method else ""
+    )
+    third_predictor = (
+        f"""
+    - name: third
+      traffic: {third}
+      graph: {{name: classifier, implementation: SKLEARN_SERVER, modelUri: ../model}}"""
+        if third
+        else ""
     )
     return f"""\
 apiVersion: machinelearning.seldon.io/v1
@@ -45,11 +56,11 @@ spec:
         implementation: SKLEARN_SERVER
         modelUri: ../model{parameters}
     - name: canary
-      traffic: {100 - main_traffic}
+      traffic: {100 - main_traffic - third}
       graph:
         name: classifier
         implementation: SKLEARN_SERVER
-        modelUri: {canary_uri}
+        modelUri: {canary_uri}{third_predictor}
 """
 
 
@@ -121,8 +132,25 @@ class Site:
         result = self.mesh.cli("apply", "-f", str(path))
         assert result.returncode == 0, result.stderr
 
+    def status(self) -> dict[str, Any]:
+        """What `seldon-mesh get zd` shows, from the control API the CLI calls (polling through the CLI
+        would start a Python process per poll on a machine that is busy starting runtimes)."""
+        url = json.loads((self.mesh.state_dir / "control.json").read_text())["url"]
+        response = httpx.get(f"{url}/v1/deployments/seldon/zd", timeout=10)
+        response.raise_for_status()
+        return dict(response.json()["status"])
+
+    def wait_state(self, state: str, timeout: float = 90) -> dict[str, Any]:
+        return dict(
+            wait_for(
+                lambda: (s := self.status())["state"] == state and s,
+                timeout,
+                f"zd to be {state} (log:\n{self.mesh.log()[-3000:]})",
+            )
+        )
+
     def components(self) -> dict[str, dict[str, Any]]:
-        return {c["predictor"]: c for c in self.mesh.state("zd")["components"]}
+        return {c["predictor"]: c for c in self.status()["components"]}
 
     def pids(self, predictor: str) -> list[int]:
         return [r["pid"] for r in self.components()[predictor]["replicas"]]
@@ -134,7 +162,7 @@ class Site:
         """Wait until the predictor is served by processes none of which is in `old`, and is Available."""
 
         def replaced() -> list[int] | None:
-            status = self.mesh.state("zd")
+            status = self.status()
             pids = [r["pid"] for r in self.components()[predictor]["replicas"]]
             fresh = status["state"] == "Available" and not set(pids) & set(old)
             return pids if fresh else None
@@ -171,7 +199,7 @@ def test_weight_shifts_and_the_same_spec_from_another_folder_restart_nothing(sit
         site.apply(_spec(main_traffic=20))
         site.apply(_spec(main_traffic=99))
         site.apply(_spec(main_traffic=99), subfolder="b")  # ../model: the same files from folder b
-        site.mesh.wait_state("zd", "Available")
+        site.wait_state("Available")
         load.settle()
     assert load.failures() == {}, (load.failures(), load.errors)
     assert {p: site.pids(p) for p in ("main", "canary")} == before
@@ -198,16 +226,32 @@ def test_a_parameter_change_under_load_drops_nothing(site: Site) -> None:
     assert len(new) == 2
 
 
+def test_adding_and_removing_a_predictor_under_load_drops_nothing(site: Site) -> None:
+    """The new predictor's routes wait until its runtime is ready; a removed one serves until its routes
+    are gone."""
+    with site.load() as load:
+        site.apply(_spec(main_traffic=60, canary_uri="../model2", main_method="predict_proba", third=20))
+        wait_for(lambda: "third" in site.components(), 30, "the third predictor")
+        site.wait_state("Available")
+        load.settle()
+        third = site.pids("third")
+        site.apply(_spec(canary_uri="../model2", main_method="predict_proba"))
+        wait_for(lambda: "third" not in site.components(), 30, "the third predictor to go")
+        wait_for(lambda: not any(pid_alive(p) for p in third), 30, "its runtime to stop")
+        load.settle()
+    assert load.failures() == {}, (load.failures(), load.errors)
+
+
 def test_a_new_version_that_cannot_load_leaves_the_old_one_serving(site: Site) -> None:
     serving = site.pids("canary")
     with site.load() as load:
         site.apply(_spec(canary_uri="../broken", main_method="predict_proba"))
-        status = site.mesh.wait_state("zd", "Failed", timeout=90)
+        status = site.wait_state("Failed", timeout=90)
         load.settle()
         assert "previous one keeps serving" in status["description"], status
         assert site.pids("canary") == serving
         site.apply(_spec(canary_uri="../model2", main_method="predict_proba"))  # back to what runs
-        site.mesh.wait_state("zd", "Available")
+        site.wait_state("Available")
         load.settle()
     assert load.failures() == {}, (load.failures(), load.errors)
     assert site.pids("canary") == serving
@@ -220,8 +264,7 @@ def test_killing_one_of_two_replicas_costs_no_request(site: Site) -> None:
         os.kill(victim, signal.SIGKILL)
         wait_for(
             lambda: (
-                site.components()["main"]["restarts"] > restarts
-                and site.mesh.state("zd")["state"] == "Available"
+                site.components()["main"]["restarts"] > restarts and site.status()["state"] == "Available"
             ),
             90,
             "the killed replica to be back",
@@ -236,7 +279,7 @@ def test_killing_the_only_replica_answers_503_until_it_is_back(site: Site) -> No
     with site.load(**{"Seldon-Predictor": "canary"}) as load:  # pinned: nothing else can answer
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: 503 in load.statuses, 30, "a 503 while the only replica is down")
-        site.mesh.wait_state("zd", "Available")
+        site.wait_state("Available")
         load.settle()
     # 503s, and no hang: at most the requests in flight at the kill lose their answer (no other error)
     assert load.cut_responses() <= load.threads
@@ -260,8 +303,7 @@ def test_sigkill_of_up_leaves_no_process_and_a_second_up_serves_the_same(site: S
 
     mesh.start()  # the same state dir, no paths: it brings zd back
     # control.json may still be the killed owner's until the new `up` replaces it
-    wait_for(lambda: mesh.cli("get", "zd").returncode == 0, 60, "the new up's control API")
-    mesh.wait_state("zd", "Available", timeout=120)
+    site.wait_state("Available", timeout=120)
     assert mesh.wait_serving(PREDICT, BODY).json()["data"]["names"] == ["t:0", "t:1", "t:2"]
 
 

@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-SUITES = ("runtime", "graph", "xds", "observability")
+SUITES = ("runtime", "graph", "xds", "observability", "xds_kube")
 
 
 def main(argv: list[str]) -> int:

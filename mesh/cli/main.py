@@ -22,8 +22,13 @@ from mesh.spec import Loaded, SeldonDeployment, SpecError, read_documents, read_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["operator"]:
+        # The operator's own parser reads every flag after the word: argparse's REMAINDER would refuse
+        # a first argument starting with `--` (`seldon-mesh operator --settings ...`).
+        return _operator(argparse.Namespace(operator_args=words[1:]))
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.operator.kube import INGRESS_KINDS
+from mesh.render.labels import DEPLOYMENT_LABEL, label_value
 from mesh.render.names import predictor_service
 from mesh.spec import SeldonDeployment
 
@@ -21,8 +22,8 @@ CREATING, AVAILABLE, FAILED = "Creating", "Available", "Failed"
 CONDITIONS = ("DeploymentsReady", "ServicesReady", "IngressReady", "Ready")
 # The status fields this operator writes (anything else under status is someone else's).
 OWNED = (
-    "state", "description", "deploymentStatus", "serviceStatus", "replicas", "address", "conditions",
-    "observedGeneration",
+    "state", "description", "deploymentStatus", "serviceStatus", "replicas", "selector", "address",
+    "conditions", "observedGeneration",
 )  # fmt: skip
 Key = tuple[str, str]  # (kind, name)
 
@@ -140,6 +141,9 @@ def compute(
         "deploymentStatus": tally.deployments,
         "serviceStatus": tally.services,
         "replicas": tally.replicas,
+        # The scale subresource's label selector: every pod of the deployment (`kubectl get sdep -o wide`,
+        # an HPA or KEDA aimed at the SeldonDeployment itself).
+        "selector": f"{DEPLOYMENT_LABEL}={label_value(deployment.metadata.name)}",
         "address": {"url": address_url(deployment, cluster_domain)},
         "conditions": [conditions[name] for name in CONDITIONS],
     }

@@ -1,4 +1,5 @@
-"""The delivery side of the payload logger: a thread running its own asyncio loop, one task per busy lane.
+"""The delivery side of the payload logger: one task per busy lane, on the logger's event loop
+(`start_on`) or on a thread running its own asyncio loop (`start`).
 
 A lane is (destination, crc32(request id) mod lanes); it is delivered strictly in spool order, so events of
 one request id reach a sink in the order they were logged, while other lanes proceed in parallel. A lane

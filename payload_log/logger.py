@@ -1,14 +1,19 @@
 """`PayloadLogger`: accept events into the durable spool, deliver them in the background.
 
-Threads, so the ext_proc event loop never waits on a disk:
-- the writer takes queued events in batches (what arrives within `group_commit_seconds`, or sooner
-  once `group_commit_events` callers wait for theirs or `max_batch_events` are queued), refuses those
-  that do not fit, commits the rest in one transaction (group commit: one fsync, about 0.2 ms of CPU
-  on the CI machine, shared by the batch) and only then resolves the futures of callers that wait
-  (`submit`, `alog`, `log`; node events `post` without one) and hands the committed events to delivery;
-  the same transaction deletes the events delivery has acknowledged since the last one;
-- `delivery.Delivery` sends spooled events lane by lane, at least once, in order per request id, and
-  queues what sinks took for the writer to delete.
+Two ways to run, chosen by `start`:
+- on an event loop (`start(loop)`, what extproc and the runtimes do, with `fsync=os`): no thread of its
+  own. Events posted during a turn of the loop (through a request's `Receipt`, or `post`/`submit`) are
+  committed in one transaction a turn later (or `loop_commit_seconds` after the first), which also
+  deletes what delivery acknowledged; then the receipts are settled, so the answers waiting for them
+  go, and the committed events are handed to delivery, whose lanes run as tasks on the same loop;
+- threads (`start()`, and always with `fsync=group`, so no loop waits for an fsync): the writer takes
+  queued events in batches (what arrives within `group_commit_seconds`, or sooner once
+  `group_commit_events` callers wait for theirs, every request with events on the way waits, or
+  `max_batch_events` are queued), refuses those that do not fit, commits the rest in one transaction and
+  only then resolves the futures and receipts of callers that wait (`submit`, `alog`, `log`, `Receipt`;
+  `post` has none) and hands the committed events to `delivery.Delivery`, a thread with its own loop.
+Either way delivery sends spooled events lane by lane, at least once, in order per request id, and
+reports what sinks took for the next transaction to delete.
 
 After a crash or SIGKILL, `start` finds every committed event still in the spool and delivers it.
 """

@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-SUITES = ("runtime", "graph", "xds", "observability", "xds_kube")
+SUITES = ("runtime", "graph", "xds", "observability", "xds_kube", "changes")
 
 
 def main(argv: list[str]) -> int:

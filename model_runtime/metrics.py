@@ -6,7 +6,9 @@ Hooks for the dataplane (exact calls):
 - `RuntimeMetrics.record_custom(metrics)` with the list a user's `metrics()` or `SeldonResponse.metrics`
   produced (already checked by `component.check_metrics`): COUNTER adds, GAUGE sets, TIMER (milliseconds)
   is observed in seconds into a histogram with Seldon's buckets;
-- `RuntimeMetrics.record_feedback(reward)` once per `send-feedback`;
+- `RuntimeMetrics.record_feedback(reward)` once per `send-feedback`: a reward >= 0 is added to Seldon's
+  `seldon_api_model_feedback_reward` counter, the size of a negative one to
+  `seldon_mesh_model_feedback_negative_reward` (a counter cannot go down; net reward = first - second);
 - `RuntimeMetrics.observe_request(service, method, code, seconds)` per external request, only when
   `ModelIdentity.gateway_facing` (otherwise ext_proc records it and the runtime would count it twice);
 - `Exposition.render()` answers `/prometheus` on the metrics port.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,6 +63,7 @@ SELDON_BUCKETS: tuple[float, ...] = (
 )
 FEEDBACK = "seldon_api_model_feedback"
 FEEDBACK_REWARD = "seldon_api_model_feedback_reward"
+FEEDBACK_NEGATIVE_REWARD = "seldon_mesh_model_feedback_negative_reward"
 SERVER_REQUESTS = "seldon_api_executor_server_requests_seconds"
 DEFAULT_LABELS = (
     "deployment_name",
@@ -126,7 +130,15 @@ class RuntimeMetrics:
         self._lock = threading.Lock()
         labels = list(DEFAULT_LABELS)
         self.feedback = Counter(FEEDBACK, "Feedback requests", labels, registry=registry)
-        self.feedback_reward = Counter(FEEDBACK_REWARD, "Sum of feedback rewards", labels, registry=registry)
+        self.feedback_reward = Counter(
+            FEEDBACK_REWARD, "Sum of non-negative feedback rewards", labels, registry=registry
+        )
+        self.feedback_negative_reward = Counter(
+            FEEDBACK_NEGATIVE_REWARD,
+            "Sum of the sizes of negative feedback rewards",
+            labels,
+            registry=registry,
+        )
         self.errors = Counter(
             "seldon_mesh_custom_metric_errors",
             "Custom metrics not recorded (type or tag names differ from the first of that key)",
@@ -145,8 +157,15 @@ class RuntimeMetrics:
             )
 
     def record_feedback(self, reward: float) -> None:
+        """A negative reward is legal (Seldon's feedback allows any number) but a counter cannot go down:
+        its size is added to FEEDBACK_NEGATIVE_REWARD instead, so the net reward is the difference."""
         self.feedback.labels(**self._defaults).inc()
-        self.feedback_reward.labels(**self._defaults).inc(reward)
+        if not math.isfinite(reward):
+            return
+        if reward >= 0:
+            self.feedback_reward.labels(**self._defaults).inc(reward)
+        else:
+            self.feedback_negative_reward.labels(**self._defaults).inc(-reward)
 
     def observe_request(self, service: str, method: str, code: str, seconds: float) -> None:
         if self.server is None or self.server_summary is None:

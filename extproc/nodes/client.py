@@ -143,7 +143,7 @@ class NodeClients:
             path = f"/seldon.protos.{service}/SendFeedback"
             await self._grpc(node, path, encode_feedback(feedback), v1_pb.SeldonMessage.FromString, limits)
         else:
-            await self._post(node, "/send-feedback", orjson.dumps(feedback), limits)
+            await self._post(node, "/send-feedback", _encode(node.name, feedback), limits)
 
     async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
         if node.protocol == "v2":
@@ -169,7 +169,7 @@ class NodeClients:
             body: Json = {"seldonMessages": [_with_meta(p.as_seldon(), meta) for p in payloads]}
         else:
             body = _with_meta(payloads[0].as_seldon(), meta)
-        answer = await self._post(node, SELDON_PATHS[method], orjson.dumps(body), limits)
+        answer = await self._post(node, SELDON_PATHS[method], _encode(node.name, body), limits)
         return _split(answer, node.name)
 
     async def _seldon_grpc(
@@ -198,7 +198,7 @@ class NodeClients:
             response = decode_infer_response(answer)
         else:
             response = _dict(
-                await self._post(node, f"/v2/models/{node.name}/infer", orjson.dumps(request), limits),
+                await self._post(node, f"/v2/models/{node.name}/infer", _encode(node.name, request), limits),
                 node.name,
             )
         outputs = response.get("outputs")
@@ -274,6 +274,16 @@ class NodeClients:
 # On every node call (telemetry.hops): a runtime the gateway also routes to leaves it to our metrics.
 _HEADERS = {CALLER: CALLER_VALUE}
 _JSON_HEADERS = {"content-type": "application/json", CALLER: CALLER_VALUE}
+
+
+def _encode(node: str, body: Any) -> bytes:
+    """orjson reads JSON nested up to 1,024 levels but writes at most 254: a request nested deeper than a
+    node call can carry is the client's error (400), not the executor's."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as error:
+        detail = f"cannot pass the request on: {error} (JSON nested deeper than about 250 levels)"
+        raise NodeError(node, 400, "BAD_DATA", detail) from None
 
 
 @functools.lru_cache(maxsize=4096)

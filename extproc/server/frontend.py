@@ -18,6 +18,7 @@ from extproc.codecs import CodecError, Payload, v2_datatype_hint
 from extproc.config import DEFAULT_REST_BODY_BYTES, GraphConfig, PredictorConfig
 from extproc.graph import GraphError, GraphExecutor, bad_request
 from extproc.server.observe import RequestObserver, rest_service
+from extproc.server.puid import check_feedback_puids, checked_puid
 
 Json = dict[str, Any]
 _PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]*)?")
@@ -179,7 +180,7 @@ class Frontend:
         self, predictor: PredictorConfig, message: Json, puid: str, skip_logging: bool = False
     ) -> Json:
         meta = message["meta"] if isinstance(message.get("meta"), dict) else {}
-        puid = str(meta.get("puid") or puid)
+        puid = (checked_puid(meta["puid"], "meta.puid") if meta.get("puid") else "") or puid
         tags = meta["tags"] if isinstance(meta.get("tags"), dict) else None
         result = await self.executor.predict(predictor, Payload.seldon(message), puid, tags, skip_logging)
         try:
@@ -196,7 +197,7 @@ class Frontend:
         inputs = request.get("inputs")
         if not isinstance(inputs, list) or not inputs or not all(isinstance(t, dict) for t in inputs):
             raise bad_request("a V2 inference request needs a non-empty inputs list")
-        puid = str(request.get("id") or puid)
+        puid = (checked_puid(request["id"], "id") if request.get("id") else "") or puid
         payload = Payload.v2(inputs, v2_datatype_hint(request))
         result = await self.executor.predict(predictor, payload, puid, skip_logging=skip_logging)
         try:
@@ -210,6 +211,7 @@ class Frontend:
     async def feedback(
         self, predictor: PredictorConfig, feedback: Json, puid: str, skip_logging: bool = False
     ) -> Json:
+        check_feedback_puids(feedback)
         return await self.executor.feedback(predictor, feedback, puid, skip_logging)
 
     async def v2_metadata(self, predictor: PredictorConfig, model: str) -> Json:

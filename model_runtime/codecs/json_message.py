@@ -97,12 +97,24 @@ def decode_json_meta(value: Any) -> Meta:
         return Meta(
             puid=str(value.get("puid", "")),
             tags=dict(value.get("tags") or {}),
-            routing={str(k): int(v) for k, v in (value.get("routing") or {}).items()},
+            routing={str(k): _route(k, v) for k, v in (value.get("routing") or {}).items()},
             request_path={str(k): str(v) for k, v in (value.get("requestPath") or {}).items()},
             metrics=list(value.get("metrics") or []),
         )
     except (AttributeError, TypeError, ValueError) as exc:
         raise BadRequest(f"meta is invalid: {exc}") from exc
+
+
+_INT32 = range(-(2**31), 2**31)
+
+
+def _route(node: Any, value: Any) -> int:
+    """A routing entry is the branch a router took: an int32 in Seldon's proto, so a larger number is the
+    client's error (it used to reach the answer and fail orjson's 64-bit limit there, a 500)."""
+    route = int(value)
+    if route not in _INT32:
+        raise BadRequest(f"meta.routing[{str(node)!r}] must be a 32-bit integer, got {value!r}")
+    return route
 
 
 def encode_json_meta(meta: Meta) -> dict[str, Any]:

@@ -25,6 +25,25 @@ import yaml
 from tests.helpers.mesh import Mesh, free_port, pid_alive, wait_for
 
 PREDICT = "/seldon/seldon/zd/api/v1.0/predictions"
+CHAIN_PREDICT = "/seldon/default/chain/api/v1.0/predictions"
+CLASSES = Path(__file__).resolve().parents[1] / "data" / "graphs"
+CHAIN = f"""\
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {{name: chain}}
+spec:
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:
+              - {{name: pre, workingDir: {CLASSES}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+              - {{name: model, workingDir: {CLASSES}, env: [{{name: MODEL_NAME, value: Affine}}]}}
+      graph:
+        name: pre
+        type: TRANSFORMER
+        children: [{{name: model, type: MODEL}}]
+"""
 BODY = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
 
 
@@ -289,6 +308,23 @@ def test_killing_the_only_replica_answers_503_until_it_is_back(site: Site) -> No
     canary = next(c for c in shown["status"]["components"] if c["predictor"] == "canary")
     assert canary["restarts"] == 1
     assert canary["pid"] != victim
+
+
+def test_killing_extproc_answers_503_until_it_is_back(site: Site) -> None:
+    (site.folder / "chain.yaml").write_text(CHAIN)
+    assert site.mesh.cli("apply", "-f", str(site.folder / "chain.yaml")).returncode == 0
+    try:
+        site.mesh.wait_serving(CHAIN_PREDICT, BODY, timeout=90)
+        pid_file = site.folder / "state" / "extproc.pid"
+        victim = int(pid_file.read_text())
+        with Load(site.mesh.gateway + CHAIN_PREDICT) as load:
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: int(pid_file.read_text()) != victim, 30, "extproc to be restarted")
+            wait_for(lambda: load.statuses[-20:] == [200] * 20, 60, "the graph to answer again")
+        assert load.cut_responses() <= load.threads
+        assert set(load.failures()) - {0} <= {503}, load.failures()  # no hang, no other error
+    finally:
+        site.mesh.cli("delete", "chain")
 
 
 def test_sigkill_of_up_leaves_no_process_and_a_second_up_serves_the_same(site: Site) -> None:

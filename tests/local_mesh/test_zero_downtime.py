@@ -211,13 +211,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, iris_dir: Path) -> Iterator[S
         mesh.stop()
 
 
-def test_weight_shifts_and_the_same_spec_from_another_folder_restart_nothing(site: Site) -> None:
+def test_weight_shifts_another_folder_and_unread_fields_restart_nothing(site: Site) -> None:
     before = {p: site.pids(p) for p in ("main", "canary")}
     assert len(before["main"]) == 2  # replicas: 2, both endpoints of one cluster
     with site.load() as load:
         site.apply(_spec(main_traffic=20))
         site.apply(_spec(main_traffic=99))
         site.apply(_spec(main_traffic=99), subfolder="b")  # ../model: the same files from folder b
+        unread = _spec(main_traffic=99).replace("spec:\n", "spec:\n  annotations: {team: ml}\n", 1)
+        site.apply(unread, subfolder="b")  # a field no runtime is started with
         site.wait_state("Available")
         load.settle()
     assert load.failures() == {}, (load.failures(), load.errors)

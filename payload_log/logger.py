@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -514,9 +515,7 @@ class PayloadLogger:
         destination = event.destination or self.settings.default_endpoint
         if not destination:
             return LogOutcome.REFUSED_NO_DESTINATION, None
-        try:
-            check_destination(destination)
-        except ValueError:
+        if not _servable(destination):
             return LogOutcome.REFUSED_NO_DESTINATION, None
         lane = zlib.crc32(event.request_id.encode()) % self.settings.lanes_per_destination
         record = NewRecord.of(destination, lane, event.request_id, event.headers(), event.body)
@@ -557,6 +556,16 @@ class PayloadLogger:
         with self._counters.lock:
             self._counters.retried += 1
         self._observer.on_retried(1)
+
+
+@functools.lru_cache(maxsize=256)
+def _servable(destination: str) -> bool:
+    """A sink serves it (`check_destination`, a URL parse: once per destination, not per event)."""
+    try:
+        check_destination(destination)
+    except ValueError:
+        return False
+    return True
 
 
 def _resolve(items: list[_Pending], outcome: LogOutcome) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.mesh import Mesh, free_port
+from tests.helpers.mesh import Mesh, free_port, wait_for
 
 MODELS = Path(__file__).resolve().parents[1] / "model_runtime" / "seldon_core_models"
 
@@ -102,7 +102,18 @@ def test_the_exception_status_and_reason_reach_the_gateway_client(mesh: Mesh) ->
 
 def test_a_graph_runs_the_raw_transformer_then_the_model(mesh: Mesh) -> None:
     path = "/seldon/default/raw-graph/api/v1.0/predictions"
-    out = mesh.wait_serving(path, {"data": {"ndarray": [[0.25, 1.0]]}}).json()
+    replies: list[httpx.Response] = []
+
+    def answered() -> bool:
+        replies.append(httpx.post(mesh.gateway + path, json={"data": {"ndarray": [[0.25, 1.0]]}}, timeout=30))
+        return replies[-1].status_code == 200
+
+    try:
+        wait_for(answered, 120, "the graph to answer 200")
+    except AssertionError as error:
+        last = (replies[-1].status_code, replies[-1].text) if replies else None
+        raise AssertionError(f"{error}; last reply {last}\n{mesh.log()[-3000:]}") from None
+    out = replies[-1].json()
     assert out["data"]["names"] == ["setosa", "versicolor"]
     assert out["data"]["ndarray"] == [[0.5, 0.5]]  # doubled by the transformer, multiplier 1
     response = httpx.post(mesh.gateway + path, json={"data": {"ndarray": [[-1.0, 2.0]]}}, timeout=10)

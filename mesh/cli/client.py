@@ -17,12 +17,16 @@ class ControlClient:
     def __init__(self, state_dir: Path, timeout: float = 300.0) -> None:
         control_file = state_dir / "control.json"
         try:
-            self.url = str(json.loads(control_file.read_text())["url"])
+            record = json.loads(control_file.read_text())
+            self.url = str(record["url"])
+        except PermissionError as error:
+            raise CliError(f"the seldon-mesh with state dir {state_dir} belongs to another user") from error
         except (OSError, ValueError, KeyError) as error:
             raise CliError(
                 f"no seldon-mesh is running with state dir {state_dir} (start one with `seldon-mesh up`)"
             ) from error
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {record['token']}"} if record.get("token") else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -138,6 +138,8 @@ def _up(args: argparse.Namespace) -> int:
     from mesh.local.app import LocalMesh, MeshError
     from mesh.local.settings import LocalSettings, gateway_tracing_from_env
 
+    # Everything `up` and its children write (store, spool, logs) is the owner's alone.
+    os.umask(0o077)
     initial: list[tuple[list[SeldonDeployment], Path]] = []
     for path in args.paths:
         initial.append((_load(path), _base_dir(path)))

@@ -1,15 +1,19 @@
 """The control API of a running `seldon-mesh up`: the CLI talks to it as kubectl talks to an API server.
 
-Bound to loopback on a free port; the address is written to `<state-dir>/control.json`. Applying is all or
-nothing: every document is validated first, and an invalid one leaves everything that runs untouched.
+Bound to loopback on a free port; the address and a token are written to `<state-dir>/control.json`,
+which only the owner can read (mode 0600, in a 0700 state dir), and every /v1 call must carry the token.
+Applying is all or nothing: every document is validated first, and an invalid one leaves everything
+that runs untouched.
 """
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -38,8 +42,25 @@ class ApplyRequest(BaseModel):
     base_dir: str
 
 
-def create_control_app(mesh: MeshControl) -> FastAPI:
+TOKEN_HEADER = "authorization"
+
+
+def create_control_app(mesh: MeshControl, token: str | None = None) -> FastAPI:
+    """With `token`, every /v1 call must say `Authorization: Bearer <token>` (the token is in the owner's
+    0600 control file): another local user can neither apply (run code as the owner) nor read specs
+    (env values, secrets). The Prometheus scrape (/metrics, /prometheus) stays open, read-only."""
     app = FastAPI(title="seldon-mesh control API", docs_url=None, redoc_url=None)
+    expected = f"Bearer {token}".encode() if token else None
+
+    @app.middleware("http")
+    async def owner_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if expected is not None and request.url.path.startswith("/v1/"):
+            given = request.headers.get(TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    {"detail": "the control API is its owner's: no valid token"}, status_code=401
+                )
+        return await call_next(request)
 
     @app.post("/v1/apply")
     async def apply(request: ApplyRequest) -> JSONResponse:

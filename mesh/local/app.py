@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -61,6 +62,7 @@ class LocalMesh:
         self._refresh_scheduled = False
         self._started = time.time()
         self.control_url = ""
+        self.control_token = secrets.token_urlsafe(32)  # in the 0600 control file; /v1 calls must carry it
         self.envoy: EnvoyProcess | None = None
         self._store: StateStore | None = None
         self._reconciler: Reconciler | None = None
@@ -144,6 +146,7 @@ class LocalMesh:
         """Start everything, apply `initial`, serve until stopped, then stop every child."""
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.state_dir.chmod(0o700)  # the store, spool, logs and control file are the owner's alone
         _refuse_second_instance(settings)
         settings.control_file.unlink(missing_ok=True)  # a killed owner's: the CLI must not call it
         records = PidRecords(settings.pid_dir)
@@ -252,7 +255,11 @@ class LocalMesh:
         settings = self.settings
         port = settings.control_port or free_port(settings.host)
         config = uvicorn.Config(
-            create_control_app(self), host=settings.host, port=port, log_level="warning", lifespan="off"
+            create_control_app(self, self.control_token),
+            host=settings.host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
         )
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
@@ -268,7 +275,8 @@ class LocalMesh:
                 task.result()
             await asyncio.sleep(0.02)
         self.control_url = f"http://{settings.host}:{port}"
-        settings.control_file.write_text(json.dumps({"url": self.control_url, "pid": os.getpid()}))
+        record = {"url": self.control_url, "pid": os.getpid(), "token": self.control_token}
+        _write_private(settings.control_file, json.dumps(record))
         return server
 
     def _schedule_refresh(self) -> None:
@@ -316,6 +324,16 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner can read, created so (never world-readable for a moment)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 def _refuse_second_instance(settings: LocalSettings) -> None:

@@ -8,11 +8,14 @@ serving, explainers): applied without them, and named, so nothing is dropped sil
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh.local.plan import resolve_model_uri
 from mesh.spec import FieldError, SeldonDeployment
+
+PVC_ROOT_ENV = "SELDON_MESH_PVC_ROOT"  # the folder of claims a local runtime reads pvc:// models from
 
 
 def problems(deployment: SeldonDeployment, base_dir: Path) -> list[FieldError]:
@@ -43,6 +46,20 @@ def problems(deployment: SeldonDeployment, base_dir: Path) -> list[FieldError]:
                     where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}].workingDir"
                     errors.append(FieldError(where, f"{container.working_dir}: no such folder ({folder})"))
     return errors
+
+
+def _pvc_problems(uri: str, where: str) -> list[FieldError]:
+    """Locally a claim is a folder under `SELDON_MESH_PVC_ROOT` (the runtime reads it from there)."""
+    root = os.environ.get(PVC_ROOT_ENV)
+    if not root:
+        return [
+            FieldError(
+                where, f"{uri}: a PersistentVolumeClaim; locally set {PVC_ROOT_ENV} to a folder of claims"
+            )
+        ]
+    parsed = urlparse(uri)
+    folder = Path(root) / parsed.netloc / parsed.path.lstrip("/")
+    return [] if folder.exists() else [FieldError(where, f"{uri}: no such file or folder ({folder})")]
 
 
 def warnings(deployment: SeldonDeployment) -> list[FieldError]:

@@ -103,10 +103,10 @@ def _plan_node(
         if node.logger is not None and not logs_over_stream(deployment):  # the runtime logs it itself
             common += ["--logger-mode", str(node.logger.mode)]
             common += ["--logger-url", node.logger.url] if node.logger.url else []
-    if node.parameters:
-        params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
-        common += ["--parameters", json.dumps(params)]
     env = _runtime_env(deployment, predictor, node, container)
+    if node.parameters:  # in the environment, as Seldon passes them: a command line is every user's to read
+        params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
+        env["PREDICTIVE_UNIT_PARAMETERS"] = json.dumps(params)
     if node.is_prepackaged:
         uri = resolve_model_uri(node.model_uri or "", base_dir)
         args = ["--implementation", node.implementation, "--model-uri", uri, *common]

@@ -83,6 +83,11 @@ class Mesh:
             raise AssertionError(f"seldon-mesh up exited with {self.process.returncode}:\n{self.log()}")
         return (self.state_dir / "control.json").exists()
 
+    def control(self) -> tuple[str, dict[str, str]]:
+        """The control API's URL and the headers that let its owner in (the token of control.json)."""
+        record = json.loads((self.state_dir / "control.json").read_text())
+        return str(record["url"]), {"Authorization": f"Bearer {record['token']}"}
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -65,6 +65,7 @@ async def _scenario(mesh: LocalMesh, iris_dir: Path, broken_manifest: str) -> No
             assert mesh.control_url
             applied = await client.post(
                 f"{mesh.control_url}/v1/apply",
+                headers={"Authorization": f"Bearer {mesh.control_token}"},
                 json={"documents": broken_manifest, "source": "broken.yaml", "base_dir": str(iris_dir)},
             )
             assert applied.status_code == 200, applied.text

@@ -6,7 +6,6 @@ hide the change, 503 (never a hang) where it cannot.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -154,8 +153,8 @@ class Site:
     def status(self) -> dict[str, Any]:
         """What `seldon-mesh get zd` shows, from the control API the CLI calls (polling through the CLI
         would start a Python process per poll on a machine that is busy starting runtimes)."""
-        url = json.loads((self.mesh.state_dir / "control.json").read_text())["url"]
-        response = httpx.get(f"{url}/v1/deployments/seldon/zd", timeout=10)
+        url, headers = self.mesh.control()
+        response = httpx.get(f"{url}/v1/deployments/seldon/zd", headers=headers, timeout=10)
         response.raise_for_status()
         return dict(response.json()["status"])
 

@@ -19,7 +19,7 @@ from mesh.render.crd import custom_resource_definition
 from mesh.render.labels import CONTROLLER_LABEL
 from tests.charts.helm import CHART, NAMESPACE, RELEASE, Rendered, crds, render, settings_of
 from tests.helpers.k8s_schemas import validate_all
-from xds_controller.bootstrap import render_bootstrap
+from xds_controller.bootstrap import GATEWAY_STATS_PREFIXES, render_bootstrap
 from xds_controller.translate import Upstream
 
 Json = dict[str, Any]
@@ -376,6 +376,7 @@ def test_the_gateway_bootstrap_is_render_bootstraps(namespace: str) -> None:
         Upstream(f"{full('xds')}.{namespace}.svc", 18000),
         admin_port=9901,
         cluster="seldon-mesh-gateway",
+        stats_prefixes=GATEWAY_STATS_PREFIXES,
     )
     # The xDS server's address is a Service name: a STRICT_DNS cluster (a STATIC one refuses a name).
     (xds_cluster,) = chart_bootstrap["static_resources"]["clusters"]

@@ -1,7 +1,8 @@
 {{/* The gateway Envoy's bootstrap: what xds_controller.bootstrap.render_bootstrap makes for node
 seldon-mesh-gateway (cluster seldon-mesh-gateway), delta ADS to <fullname>-xds.<namespace>.svc, admin on
-127.0.0.1:9901, except the xDS cluster's type: STRICT_DNS, since its address is a Service's DNS name and a
-STATIC cluster takes IP addresses only. tests/charts checks the two agree. */}}
+127.0.0.1:9901, the xDS cluster STRICT_DNS (its address is a Service's DNS name), and only the stats of
+GATEWAY_STATS_PREFIXES (no per-cluster stats: at 10,000 deployments they were ~880 MB of Envoy's memory).
+tests/charts checks the two agree. */}}
 {{- define "seldon-mesh.gatewayBootstrap" -}}
 {{- $xds := printf "%s-xds.%s.svc" (include "seldon-mesh.fullname" .) .Release.Namespace -}}
 {
@@ -63,6 +64,17 @@ STATIC cluster takes IP addresses only. tests/charts checks the two agree. */}}
     }
   },
   "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9901}}},
+  "stats_config": {
+    "stats_matcher": {
+      "inclusion_list": {
+        "patterns": [
+          {"prefix": "server."}, {"prefix": "listener."}, {"prefix": "listener_manager."}, {"prefix": "http."},
+          {"prefix": "cluster_manager."}, {"prefix": "control_plane."}, {"prefix": "runtime."},
+          {"prefix": "cluster.seldon-mesh."}
+        ]
+      }
+    }
+  },
   "deferred_stat_options": {"enable_deferred_creation_stats": true}
 }
 {{- end -}}

@@ -15,6 +15,7 @@ Flags: --rate=N requests per second (default 100), --steady=S seconds per steady
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,6 +132,7 @@ class _Up:
         self.gateway = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         self.control = ""
+        self._headers: dict[str, str] = {}
 
     def start(self) -> None:
         with (self.folder / "up.log").open("ab") as log:
@@ -140,15 +142,21 @@ class _Up:
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         control = self.state / "control.json"
-        self.control = _wait(lambda: json.loads(control.read_text())["url"], 60, "the control API")
+        record = _wait(lambda: json.loads(control.read_text()), 60, "the control API")
+        self.control = record["url"]
+        if record.get("token"):  # the control API wants its owner's token on every /v1 call
+            self._headers["Authorization"] = f"Bearer {record['token']}"
 
     def apply(self, text: str) -> None:
         (self.folder / "changes.yaml").write_text(text)
         body = {"documents": text, "source": "changes.yaml", "base_dir": str(self.folder)}
-        httpx.post(f"{self.control}/v1/apply", json=body, timeout=60).raise_for_status()
+        response = httpx.post(f"{self.control}/v1/apply", json=body, headers=self._headers, timeout=60)
+        response.raise_for_status()
 
     def status(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.control}/v1/deployments/seldon/changes", timeout=10)
+        response = httpx.get(
+            f"{self.control}/v1/deployments/seldon/changes", headers=self._headers, timeout=10
+        )
         response.raise_for_status()
         return dict(response.json()["status"])
 
@@ -232,7 +240,15 @@ def run(flags: list[str]) -> None:
         up = _Up(folder)
         up.start()
         try:
-            _wait(lambda: up.status()["state"] == "Available", 120, "the deployment to be Available")
+            try:
+                _wait(lambda: up.status()["state"] == "Available", 120, "the deployment to be Available")
+            except RuntimeError:
+                with contextlib.suppress(httpx.HTTPError):
+                    print(json.dumps(up.status())[:2000], file=sys.stderr)
+                print((folder / "up.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+                for log in sorted((up.state / "logs").glob("*.log")):
+                    print(f"-- {log.name}", log.read_text(errors="replace")[-1500:], file=sys.stderr)
+                raise
             _wait(lambda: httpx.post(up.gateway + PREDICT, json=BODY).status_code == 200, 60, "a 200")
             load = _Load(up.gateway + PREDICT, rate)
             load.start()

@@ -153,6 +153,8 @@ def stack_inputs(inputs: list[Tensor]) -> tuple[Array, list[str]]:
     if len(rows) != 1:
         raise BadRequest(f"inputs have different first dimensions {sorted(rows)}; cannot stack them")
     n = rows.pop()
+    if n == 0 or any(t.data.size == 0 for t in inputs):  # reshape(0, -1) has no answer: the client's error
+        raise BadRequest("inputs with no elements cannot be stacked as columns")
     columns = [t.data.reshape(n, -1) for t in inputs]
     names = [t.name for t in inputs] if all(c.shape[1] == 1 for c in columns) else []
     return np.hstack(columns), names

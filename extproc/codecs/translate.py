@@ -60,10 +60,10 @@ def _tftensor(tf: Json) -> tuple[np.ndarray, str]:
     if datatype == "BYTES":
         decoded = [base64.b64decode(v).decode("utf-8", "replace") for v in values]
         return np.asarray(decoded, dtype=object).reshape(shape), datatype
-    array = np.asarray([float(v) if datatype.startswith("FP") else int(v) for v in values])
     try:
+        array = np.asarray([float(v) if datatype.startswith("FP") else int(v) for v in values])
         return array.astype(V2_TO_NUMPY[datatype]).reshape(shape), datatype
-    except ValueError as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise CodecError(f"tftensor values do not fill its shape: {error}") from None
 
 
@@ -94,7 +94,10 @@ def seldon_to_v2_inputs(message: Json, datatype: str | None = None) -> list[Json
         text = orjson.dumps(message["jsonData"]).decode()
         return [{"name": DEFAULT_INPUT, "shape": [1], "datatype": "BYTES", "data": [text]}]
     if "binData" in message:
-        raw = base64.b64decode(message["binData"]).decode("utf-8", "replace")
+        try:
+            raw = base64.b64decode(message["binData"]).decode("utf-8", "replace")
+        except (ValueError, TypeError) as error:
+            raise CodecError(f"binData is not base64: {error}") from None
         return [{"name": DEFAULT_INPUT, "shape": [1], "datatype": "BYTES", "data": [raw]}]
     raise CodecError("the message has no data, strData, jsonData or binData")
 
@@ -137,7 +140,7 @@ def decode_v2_tensor(tensor: Json) -> np.ndarray:
         if dtype is None:
             raise CodecError(f"unknown datatype {datatype!r}")
         return np.asarray(data, dtype=dtype).reshape(shape)
-    except ValueError as error:
+    except (ValueError, TypeError, OverflowError) as error:  # ragged, wrong type, out of the dtype's range
         raise CodecError(f"tensor {tensor.get('name', '?')!r}: {error}") from None
 
 

@@ -77,7 +77,12 @@ def _tensor_from_proto(tensor: Any, raw: bytes | None) -> Json:
                 data.append(raw[offset + 4 : offset + 4 + length].decode("utf-8", "replace"))
                 offset += 4 + length
         elif datatype in V2_TO_NUMPY:
-            data = np.frombuffer(raw, dtype=V2_TO_NUMPY[datatype].newbyteorder("<")).tolist()
+            dtype = V2_TO_NUMPY[datatype].newbyteorder("<")
+            if len(raw) % dtype.itemsize:
+                raise CodecError(
+                    f"tensor {tensor.name!r}: {len(raw)} raw bytes do not hold whole {datatype}s"
+                )
+            data = np.frombuffer(raw, dtype=dtype).tolist()
         else:
             raise CodecError(f"tensor {tensor.name!r}: unknown datatype {datatype!r}")
     else:

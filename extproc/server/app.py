@@ -41,6 +41,7 @@ from generated.seldon import prediction_pb2_grpc as v1_grpc
 from payload_log import PayloadLogger, PayloadLoggerSettings, SpoolingNodeEvents
 from payload_log.metrics import PayloadLogMetrics
 from telemetry.exposition import Exposition
+from telemetry.undecodable import UndecodableRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ async def create_server(settings: ExtprocSettings, frontend: Frontend) -> tuple[
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[UndecodableRequestInterceptor()])
     ep_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(frontend), server)
     _add_seldon(SeldonEdge(frontend), server)
     _add_inference(InferenceEdge(frontend), server)

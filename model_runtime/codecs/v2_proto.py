@@ -139,7 +139,10 @@ def _from_contents(name: str, datatype: str, shape: list[int], contents: v2.Infe
     if datatype in _PACKED_FIELD_NUMBER:
         flat = _packed(contents.SerializeToString(), DTYPES[datatype])
     else:
-        flat = np.array(getattr(contents, field), dtype=DTYPES[datatype])
+        try:
+            flat = np.array(getattr(contents, field), dtype=DTYPES[datatype])
+        except OverflowError as exc:  # e.g. 70000 in the int_contents of an INT16 tensor
+            raise BadRequest(f"input {name!r}: a value is out of the range of {datatype}: {exc}") from None
     return shaped(name, flat, shape)
 
 

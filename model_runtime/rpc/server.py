@@ -40,6 +40,7 @@ from model_runtime.rpc.v2 import SERVICE as V2_SERVICE
 from model_runtime.rpc.v2 import Infer, InferenceServicer, add_inference_servicer
 from model_runtime.settings import ServerSettings
 from model_runtime.tensors import InferRequest, InferResponse
+from telemetry.undecodable import UndecodableRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def create_server(
     interceptors: list[Any] = [interceptor] if interceptor is not None and interceptor.active else []
     if payloads is not None:  # after the observer: its span and histogram include the wait for the spool
         interceptors.append(PayloadInterceptor(payloads))
+    interceptors.append(UndecodableRequestInterceptor())  # innermost: the others see its INVALID_ARGUMENT
     server = grpc.aio.server(
         interceptors=interceptors or None,
         options=[

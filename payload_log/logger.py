@@ -47,6 +47,8 @@ _REFUSAL_LOG_INTERVAL = 10.0
 # on-loop: seconds delivered events wait to be deleted with the next events' commit before a commit of
 # their own (a spool with nothing new to write still forgets what was delivered)
 _ACK_COMMIT_DELAY = 0.25
+# on-loop: seconds between WAL checkpoints, made on a thread (see `_checkpoint_periodically`)
+_CHECKPOINT_INTERVAL = 1.0
 
 
 class LogOutcome(StrEnum):
@@ -149,6 +151,7 @@ class PayloadLogger:
         self._acks: list[SpooledEvent] = []
         self._flush_scheduled = False
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -175,6 +178,8 @@ class PayloadLogger:
             self._running = True
             if loop is not None and self.settings.fsync is FsyncPolicy.OS:
                 self._loop, self._loop_thread, self._spool = loop, threading.get_ident(), spool
+                spool.leave_checkpoints()
+                self._checkpoints = loop.create_task(self._checkpoint_periodically())
                 self._delivery.start_on(loop)
                 return
             self._delivery.start()
@@ -228,7 +233,27 @@ class PayloadLogger:
         await self._delivery.astop()  # its last acknowledgements join `_acks`
         self._close_on_loop()
 
+    async def _checkpoint_periodically(self) -> None:
+        """On-loop: checkpoint the WAL every `_CHECKPOINT_INTERVAL` seconds from a thread, on a
+        connection of its own (SQLite's auto-checkpoint would fsync on the loop, stalling every answer
+        waiting on it: a logged runtime under load answered in 13 ms instead of 5)."""
+        checkpointer = await asyncio.to_thread(
+            Spool, self.settings.spool_dir, self.settings.fsync, writer=False
+        )
+        try:
+            while True:
+                await asyncio.sleep(_CHECKPOINT_INTERVAL)
+                try:
+                    await asyncio.to_thread(checkpointer.checkpoint)
+                except Exception:  # a busy or failing disk: the WAL grows until the next one succeeds
+                    log.warning("payload spool checkpoint failed", exc_info=True)
+        finally:
+            checkpointer.close()
+
     def _close_on_loop(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            self._checkpoints = None
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None

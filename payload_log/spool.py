@@ -121,6 +121,16 @@ class Spool:
     def close(self) -> None:
         self._db.close()
 
+    def leave_checkpoints(self) -> None:
+        """This connection no longer checkpoints the WAL after its commits (SQLite's auto-checkpoint,
+        which with synchronous=NORMAL fsyncs the WAL and the database): `checkpoint`, from another
+        connection on another thread, does it, so a writer on an event loop never waits for a disk."""
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database without blocking writers (PASSIVE)."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def append(self, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
         """Commit `records` in one transaction, which also forgets the delivered events `delete` names: on
         return they are on disk per the fsync policy. Returns the sequence number of the first record (0

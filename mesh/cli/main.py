@@ -140,6 +140,8 @@ def _up(args: argparse.Namespace) -> int:
 
     # Everything `up` and its children write (store, spool, logs) is the owner's alone.
     os.umask(0o077)
+    # Runtimes that log their single model in process spool under the state dir, beside extproc's.
+    os.environ.setdefault("SELDON_MESH_SPOOL_DIR", str((args.state_dir / "spool" / "runtimes").resolve()))
     initial: list[tuple[list[SeldonDeployment], Path]] = []
     for path in args.paths:
         initial.append((_load(path), _base_dir(path)))

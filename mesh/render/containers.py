@@ -29,6 +29,7 @@ METRICS_PATH = "/prometheus"
 # Seconds a stopping pod keeps serving after it is told to stop, so every Envoy (Istio's, the gateway's)
 # has taken it out of its endpoints first; then SIGTERM, and the runtime finishes what is in flight.
 PRESTOP_SLEEP_S = 5
+SPOOL_DIR = "/var/lib/seldon-mesh/spool"  # a logged runtime's payload spool (an emptyDir)
 _SECURE = {
     "runAsNonRoot": True,
     "allowPrivilegeEscalation": False,
@@ -80,7 +81,7 @@ def _node_container(
         if base["image"] == run.image:  # our runtime or the upstream server: its own command line
             base["command"], base["args"] = list(run.command), list(run.args)
             if run.ours:
-                _runtime_flags(base, deployment, component, node)
+                _runtime_flags(base, deployment, component, node, settings, parts)
     image = str(base.get("image", ""))
     env = _seldon_env(deployment, component, node, image, run)
     base["env"] = _merged_env(base.get("env", []), env)
@@ -113,12 +114,37 @@ def _class_run(
 
 
 def _runtime_flags(
-    base: Json, deployment: SeldonDeployment, component: Component, node: NodeContainer
+    base: Json,
+    deployment: SeldonDeployment,
+    component: Component,
+    node: NodeContainer,
+    settings: RenderSettings,
+    parts: PodParts,
 ) -> None:
     flags = ["--name", node.name, "--service-type", service_type(node.node, node.container)]
     if gateway_facing(deployment, component.predictor, node):
         flags.append("--gateway-facing")
+        logger = node.node.logger
+        if logger is not None and not _logs_over_stream(deployment):
+            # A single model is logged by its runtime, in process, through a spool on an emptyDir (it
+            # survives a container restart, and the restarted runtime delivers what is left).
+            flags += ["--logger-mode", str(logger.mode), "--logger-spool-dir", SPOOL_DIR]
+            if logger.url:
+                flags += ["--logger-url", logger.url]
+            elif settings.request_logger_endpoint:
+                base.setdefault("env", []).append(
+                    {"name": "REQUEST_LOGGER_DEFAULT_ENDPOINT", "value": settings.request_logger_endpoint}
+                )
+            volume = shorten_label(f"{node.name}-payload-spool")
+            parts.volumes.append({"name": volume, "emptyDir": {}})
+            base["volumeMounts"] = [*base.get("volumeMounts", []), {"name": volume, "mountPath": SPOOL_DIR}]
     base["args"] = [*base["args"], *flags]
+
+
+def _logs_over_stream(deployment: SeldonDeployment) -> bool:
+    """`seldon.io/payload-log-stream: "true"`: logged over the gateway's ext_proc stream, not in process."""
+    value = deployment.annotations.get(names.PAYLOAD_LOG_STREAM, "")
+    return value.strip().lower() in ("true", "1", "yes")
 
 
 def _seldon_env(

@@ -383,3 +383,21 @@ def test_seldons_istio_gateway_annotation_picks_the_gateway() -> None:
     manifest["metadata"]["annotations"] = {"seldon.io/istio-gateway": "team/edge"}
     (service,) = of_kind(render(parse_deployment(manifest)), "VirtualService")
     assert service["spec"]["gateways"] == ["team/edge"]
+
+
+def test_a_logged_single_model_logs_in_process_through_a_spool_that_survives_restarts() -> None:
+    manifest = one("iris/iris").to_manifest()
+    manifest["spec"]["predictors"][0]["graph"]["logger"] = {"mode": "all"}
+    manifests = render(parse_deployment(manifest))
+    validate_all(manifests)
+    pod = of_kind(manifests, "Deployment")[0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[args.index("--logger-mode") + 1] == "all"
+    spool = args[args.index("--logger-spool-dir") + 1]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == spool)
+    assert {"name": mount["name"], "emptyDir": {}} in pod["volumes"]
+    assert env_of(container)["REQUEST_LOGGER_DEFAULT_ENDPOINT"] == RenderSettings().request_logger_endpoint
+    manifest["metadata"]["annotations"] = {"seldon.io/payload-log-stream": "true"}
+    streamed = of_kind(render(parse_deployment(manifest)), "Deployment")[0]["spec"]["template"]["spec"]
+    assert "--logger-mode" not in streamed["containers"][0]["args"]

@@ -162,10 +162,12 @@ class RuntimeMetrics:
         self.feedback.labels(**self._defaults).inc()
         if not math.isfinite(reward):
             return
+        positive = self.feedback_reward.labels(**self._defaults)
+        negative = self.feedback_negative_reward.labels(**self._defaults)  # both exist, so a - b has data
         if reward >= 0:
-            self.feedback_reward.labels(**self._defaults).inc(reward)
+            positive.inc(reward)
         else:
-            self.feedback_negative_reward.labels(**self._defaults).inc(-reward)
+            negative.inc(-reward)
 
     def observe_request(self, service: str, method: str, code: str, seconds: float) -> None:
         if self.server is None or self.server_summary is None:

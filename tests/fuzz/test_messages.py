@@ -53,20 +53,21 @@ def _v2(datatype: str, shape: list[int] | None = None, name: str = "x", **conten
     return {"name": name, "datatype": datatype, "shape": shape or [1], "contents": contents}
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process under `seldon-mesh up` (Envoy, extproc, the runtimes), from /proc."""
-    children: dict[int, list[int]] = {}
+SERVING = (b"envoy", b"-m\x00extproc", b"-m\x00model_runtime")
+
+
+def _serving(pid: int) -> set[int]:
+    """The long-lived processes `seldon-mesh up` runs (Envoy, extproc, one per runtime), from /proc; short
+    helpers it may start and reap meanwhile are not the mesh dying."""
+    found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
+        if parent == pid and any(name in command for name in SERVING):
+            found.add(int(stat.parent.name))
     return found
 
 
@@ -74,7 +75,8 @@ def _descendants(pid: int) -> set[int]:
 def survivors(mesh: Mesh) -> Iterator[None]:
     """After the module's fuzzing, every process that ran before it still runs, and nothing restarted."""
     assert mesh.process is not None  # the mesh fixture waited for every deployment to be Available
-    before = _descendants(mesh.process.pid)
+    before = _serving(mesh.process.pid)
+    assert len(before) >= 6, before  # Envoy, extproc and the four runtimes
     yield
     dead = sorted(pid for pid in before if not pid_alive(pid))
     assert not dead, f"processes died while fuzzing: {dead}\n{mesh.log()[-3000:]}"

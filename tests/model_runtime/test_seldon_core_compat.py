@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,7 +245,17 @@ def test_custom_service_starts_once_with_several_workers() -> None:
     custom_port = free_port()
     args = _class("IrisClassifier", "--workers", "2")
     with start_runtime(args, env=_env(CUSTOM_SERVICE_PORT=str(custom_port))) as runtime:
-        assert httpx.get(f"http://127.0.0.1:{custom_port}/").status_code == 200
+        # custom_service() runs in a thread started after load(): the runtime may be ready a moment
+        # before the user's server listens.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{custom_port}/", timeout=5).status_code == 200
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         log = runtime.log()
     assert log.count("custom_service() started") == 1, log
     assert "custom_service() raised" not in log

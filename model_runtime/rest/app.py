@@ -42,7 +42,7 @@ from model_runtime.message import Reply, Request
 from model_runtime.observe import RAW_CALLER, Observed, RequestObserver
 from model_runtime.payloads import PayloadLog, rest_kind
 from model_runtime.rest.errors import http_status
-from model_runtime.rest.openapi import openapi_document, swagger_ui_html
+from model_runtime.rest.openapi import SWAGGER_ASSETS, openapi_document, swagger_asset, swagger_ui_html
 from model_runtime.rest.v2 import Infer, V2Routes
 from model_runtime.settings import ServerSettings
 from model_runtime.tensors import InferRequest, InferResponse
@@ -120,6 +120,7 @@ class RestApp:
                 "/seldon.json": self._openapi_json,
                 "/api/v1.0/doc/": self._swagger_ui,
                 "/api/v1.0/doc": self._swagger_redirect,
+                **{f"/api/v1.0/doc/{name}": self._swagger_asset(name) for name in SWAGGER_ASSETS},
                 "/ready": self._ready,
                 "/live": self._live,
             }
@@ -264,6 +265,14 @@ class RestApp:
 
     async def _swagger_redirect(self, scope: Scope, receive: Receive) -> Result:
         return 307, b"", [(b"location", b"doc/")]
+
+    def _swagger_asset(self, name: str) -> Handler:
+        headers = [(b"content-type", SWAGGER_ASSETS[name]), (b"cache-control", b"public, max-age=86400")]
+
+        async def asset(scope: Scope, receive: Receive) -> Result:
+            return 200, swagger_asset(name), headers
+
+        return asset
 
 
 def _v2_observed(path: str) -> tuple[str | None, str | None]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -80,6 +82,15 @@ def test_cli_predict_and_get(mesh: Mesh) -> None:
 
 def test_swagger_ui_is_served_through_the_gateway(mesh: Mesh) -> None:
     mesh.wait_serving(PREDICT, {"data": {"ndarray": [[1, 2, 3, 4]]}})
-    response = httpx.get(f"{mesh.gateway}/seldon/seldon/iris-model/api/v1.0/doc/", timeout=10)
+    page_url = f"{mesh.gateway}/seldon/seldon/iris-model/api/v1.0/doc/"
+    response = httpx.get(page_url, timeout=10)
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+    # every asset the page loads comes from the mesh itself, through the gateway (the page works offline)
+    assets = re.findall(r'(?:href|src)="([^"]+)"', response.text)
+    assert assets and not [a for a in assets if "//" in a], assets
+    for asset in assets:
+        loaded = httpx.get(urljoin(page_url, asset), timeout=10)
+        assert loaded.status_code == 200 and len(loaded.content) > 10_000, asset
+    spec = httpx.get(urljoin(page_url, "../../../seldon.json"), timeout=10)
+    assert spec.status_code == 200 and spec.json()["openapi"]

@@ -25,6 +25,7 @@ Flags: --kube-size=N (default 10000; --quick 1000), --applies=N (default 20; --q
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import json
 import os
@@ -145,7 +146,7 @@ def _local(size: int, applies: int, upstream_port: int, workdir: Path) -> Figure
             path = f"/seldon/bench/{new.metadata.name}/api/v1.0/metadata"
             started = time.perf_counter()
             plane.cache.set_snapshot(node, builder.update([new], [], endpoints))
-            _wait(lambda path=path: _answers(gateway.listen_port, path), f"{path} to answer")  # type: ignore[misc]
+            _wait(functools.partial(_answers, gateway.listen_port, path), f"{path} to answer")
             latencies.append((time.perf_counter() - started) * 1000)
         figures.p50_ms, figures.p90_ms = _percentiles(latencies)
         figures.envoy_rss_mb = _rss_mb(envoy.pid or 0)
@@ -312,7 +313,7 @@ def _kube(size: int, applies: int, upstream_port: int, workdir: Path, stats: boo
             emulator.create(SDEP, _sdep(name))
             # the emulator has stored the object and queued its watch event when it answers
             started = time.perf_counter()
-            _poll(lambda path=path: _answers(listen_port, path), f"{path} to answer", controller, log)  # type: ignore[misc]
+            _poll(functools.partial(_answers, listen_port, path), f"{path} to answer", controller, log)
             answered = time.perf_counter()
             latencies.append((answered - started) * 1000)
             with_emulator.append((answered - requested) * 1000)

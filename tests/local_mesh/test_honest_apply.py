@@ -5,6 +5,7 @@ are named on stderr; in every refusal the running deployment keeps serving, unch
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -15,11 +16,11 @@ PREDICT = "/seldon/seldon/iris-model/api/v1.0/predictions"
 GOOD = {"data": {"ndarray": [[1, 2, 3, 4]]}}
 
 
-def _iris(iris_dir: Path) -> dict[str, object]:
+def _iris(iris_dir: Path) -> dict[str, Any]:
     """The iris manifest, its model at an absolute path: variants are written outside iris_dir, which
     other modules' `up` load whole (a second iris-model there is a duplicate)."""
-    loaded: dict[str, object] = yaml.safe_load((iris_dir / "iris.yaml").read_text())
-    loaded["spec"]["predictors"][0]["graph"]["modelUri"] = str(iris_dir / "model")  # type: ignore[index]
+    loaded: dict[str, Any] = yaml.safe_load((iris_dir / "iris.yaml").read_text())
+    loaded["spec"]["predictors"][0]["graph"]["modelUri"] = str(iris_dir / "model")
     return loaded
 
 
@@ -44,7 +45,7 @@ def test_a_model_uri_that_is_not_there_is_refused_with_its_path(
     mesh.wait_serving(PREDICT, GOOD)
     before = _generation(mesh)
     manifest = _iris(iris_dir)
-    manifest["spec"]["predictors"][0]["graph"]["modelUri"] = "./no-such-model"  # type: ignore[index]
+    manifest["spec"]["predictors"][0]["graph"]["modelUri"] = "./no-such-model"
     bad = tmp_path / "missing-model.yaml"
     bad.write_text(yaml.safe_dump(manifest))
     result = mesh.cli("apply", "-f", str(bad))
@@ -56,7 +57,7 @@ def test_a_model_uri_that_is_not_there_is_refused_with_its_path(
 
 def test_unknown_fields_and_cluster_only_fields_are_named(mesh: Mesh, iris_dir: Path, tmp_path: Path) -> None:
     manifest = _iris(iris_dir)
-    predictor = manifest["spec"]["predictors"][0]  # type: ignore[index]
+    predictor = manifest["spec"]["predictors"][0]
     predictor["grahp"] = {"name": "typo"}
     predictor["componentSpecs"] = [{"hpaSpec": {"maxReplicas": 3}, "spec": {"containers": []}}]
     noted = tmp_path / "noted.yaml"

@@ -14,6 +14,14 @@ from mesh.local.supervisor import ComponentState, RuntimeProcess, Supervisor, Su
 from xds_controller.translate import ComponentKey
 
 KEY = ComponentKey("default", "dep", "main", "model")
+
+
+def _state(supervisor: Supervisor) -> ComponentState:
+    status = supervisor.status(KEY)
+    assert status is not None
+    return status.state
+
+
 V1 = RuntimeLaunch(("--model-uri", "/models/v1"))
 V2 = RuntimeLaunch(("--model-uri", "/models/v2"))
 
@@ -54,12 +62,12 @@ def test_the_old_replicas_serve_until_every_new_one_is_ready(supervisor: Supervi
     assert len(new) == 2 and supervisor.take_retiring() == []
     _set(new[0], ComponentState.READY)
     assert _served(supervisor) == _ports(old)  # one new replica ready is not enough
-    assert supervisor.status(KEY).state is ComponentState.STARTING  # type: ignore[union-attr]
+    assert _state(supervisor) is ComponentState.STARTING
 
     _set(new[1], ComponentState.READY)
     assert _served(supervisor) == _ports(new)
     assert set(supervisor.take_retiring()) == set(old)  # stopped once Envoy has the new endpoints
-    assert supervisor.status(KEY).state is ComponentState.READY  # type: ignore[union-attr]
+    assert _state(supervisor) is ComponentState.READY
 
 
 def test_a_failed_new_version_leaves_the_old_serving_and_says_why(supervisor: Supervisor) -> None:
@@ -78,7 +86,7 @@ def test_a_failed_new_version_leaves_the_old_serving_and_says_why(supervisor: Su
     supervisor.apply([ComponentPlan(KEY, launch=V1)])  # back to what runs: the rollout is dropped
     assert supervisor.take_retiring() == [new]
     assert _component(supervisor).current == [old]
-    assert supervisor.status(KEY).state is ComponentState.READY  # type: ignore[union-attr]
+    assert _state(supervisor) is ComponentState.READY
 
 
 def test_scaling_adds_and_removes_replicas_without_restarting_the_others(supervisor: Supervisor) -> None:

@@ -55,7 +55,8 @@ def _call_unknown_service(port: int) -> grpc.StatusCode:
         try:
             call(b"", metadata=(("seldon", "iris"), ("namespace", NS)), timeout=10)
         except grpc.RpcError as error:
-            return error.code()  # type: ignore[no-any-return]
+            code: grpc.StatusCode = error.code()
+            return code
     return grpc.StatusCode.OK
 
 

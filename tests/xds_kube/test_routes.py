@@ -3,7 +3,7 @@ already checked the service), while an unscoped gateway's one configuration stil
 
 from __future__ import annotations
 
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 
 from mesh.spec import parse_deployment
 from tests.xds_kube.cluster import sdep
@@ -12,7 +12,7 @@ from xds_controller.translate import GatewaySettings, translate
 from xds_controller.translate.scopes import SCOPE_SCRIPT
 
 
-def _grpc_matches(configs: tuple[object, ...]) -> list[object]:
+def _grpc_matches(configs: tuple[object, ...]) -> list[route_components_pb2.RouteMatch]:
     return [
         route.match
         for config in configs
@@ -28,7 +28,7 @@ def test_scoped_grpc_routes_match_no_path_regex_and_the_scope_filter_checks_the_
     scoped = translate([view], {}, ControllerSettings().gateway())
     matches = _grpc_matches(scoped.routes)
     assert len(matches) == 3  # two pins and the split
-    assert all(m.prefix == "/" and not m.HasField("safe_regex") for m in matches)  # type: ignore[attr-defined]
+    assert all(m.prefix == "/" and not m.HasField("safe_regex") for m in matches)
     assert '"seldon.protos."' in SCOPE_SCRIPT and '"grpc.health."' in SCOPE_SCRIPT
     unscoped = translate([view], {}, GatewaySettings())
-    assert all(m.HasField("safe_regex") for m in _grpc_matches(unscoped.routes))  # type: ignore[attr-defined]
+    assert all(m.HasField("safe_regex") for m in _grpc_matches(unscoped.routes))

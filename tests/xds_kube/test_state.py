@@ -41,7 +41,9 @@ def test_only_ready_endpoints_count_and_serving_terminating_ones_when_none_is() 
     assert rolling is not None
     assert service_endpoints([rolling]).http == (Upstream("10.0.0.3", 9000),)
     unconditioned = _slice("s", "iris-main", {"addresses": ["10.0.0.4"]})
-    assert service_endpoints([parse_slice(unconditioned)]).http == (Upstream("10.0.0.4", 9000),)  # type: ignore[list-item]
+    parsed = parse_slice(unconditioned)
+    assert parsed is not None
+    assert service_endpoints([parsed]).http == (Upstream("10.0.0.4", 9000),)
 
 
 def test_slices_without_a_service_or_with_fqdn_addresses_are_ignored() -> None:

@@ -1,4 +1,5 @@
-"""Envoy's bootstrap: admin on loopback, one static cluster for our xDS server, everything else over ADS.
+"""Envoy's bootstrap: admin on loopback or a Unix socket, one static cluster for our xDS server, everything
+else over ADS.
 
 Rendered from the bootstrap proto and converted to JSON, so Envoy's own schema (not hand-written dicts)
 decides field names and `@type` URLs.
@@ -16,6 +17,7 @@ from envoy.config.metrics.v3 import stats_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import json_format, struct_pb2
 
+from xds_controller.admin import admin_address, admin_cluster, stats_listener
 from xds_controller.translate.clusters import static_cluster
 from xds_controller.translate.model import Upstream
 from xds_controller.translate.plan import Transport
@@ -61,6 +63,8 @@ def render_bootstrap(
     delta: bool = True,
     runtime: Mapping[str, int | float | str | bool] | None = None,
     stats_prefixes: Sequence[str] | None = None,
+    admin_socket: str | None = None,
+    stats_port: int | None = None,
 ) -> dict[str, Any]:
     """Bootstrap JSON for an Envoy that takes all listeners, routes, clusters and endpoints over ADS.
 
@@ -69,6 +73,8 @@ def render_bootstrap(
     uses state-of-the-world ADS, which resends every cluster on any cluster change. `runtime` values
     (e.g. `tracer_runtime(...)`) form a static runtime layer, under the admin layer. `stats_prefixes`
     limits the stats Envoy creates to those names (`GATEWAY_STATS_PREFIXES` for the in-cluster gateway).
+    `admin_socket` puts the admin API on that Unix socket (mode 0600) instead of `admin_port`, and with
+    `stats_port` a loopback listener there serves only its stats (`admin.stats_listener`).
     """
     api_type = (
         config_source_pb2.ApiConfigSource.DELTA_GRPC if delta else config_source_pb2.ApiConfigSource.GRPC
@@ -80,7 +86,9 @@ def render_bootstrap(
     bootstrap = bootstrap_pb2.Bootstrap(
         node=base_pb2.Node(id=node_id, cluster=cluster),
         admin=bootstrap_pb2.Admin(
-            address=address_pb2.Address(
+            address=admin_address(admin_socket)
+            if admin_socket is not None
+            else address_pb2.Address(
                 socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=admin_port)
             )
         ),
@@ -105,6 +113,9 @@ def render_bootstrap(
             cds_config=ads,
         ),
     )
+    if admin_socket is not None and stats_port is not None:
+        bootstrap.static_resources.clusters.append(admin_cluster(admin_socket))
+        bootstrap.static_resources.listeners.append(stats_listener("127.0.0.1", stats_port))
     if stats_prefixes is not None:  # only the stats named by these prefixes are created
         patterns = [string_pb2.StringMatcher(prefix=prefix) for prefix in stats_prefixes]
         bootstrap.stats_config.CopyFrom(

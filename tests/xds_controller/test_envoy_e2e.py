@@ -371,7 +371,8 @@ def test_two_envoys_run_side_by_side(plane: ControlPlane, tmp_path: Path) -> Non
         for gw in gateways:
             assert gw.envoy.running
             assert httpx.get(f"{gw.url}/nothing").status_code == 404
-        assert len({gw.envoy.admin_url for gw in gateways}) == 2
+        assert len({gw.envoy.admin_socket for gw in gateways}) == 2
+        assert all(gw.envoy.admin_get("/ready")[0] == 200 for gw in gateways)
     finally:
         for gw in gateways:
             gw.envoy.stop()

@@ -229,7 +229,7 @@ def test_envoy_accepts_it_and_a_logged_route_answers_while_extproc_is_down(
     ]
 
     def observed() -> int:
-        stats = httpx.get(f"{gateway.envoy.admin_url}/stats?filter=ext_proc.observe.streams_started").text
+        _, stats = gateway.envoy.admin_get("/stats?filter=ext_proc.observe.streams_started")
         return sum(int(line.rsplit(":", 1)[1]) for line in stats.splitlines() if line.strip())
 
     def post(name: str) -> None:

@@ -1,5 +1,5 @@
 """The `seldon-mesh` command: `up` runs the local mesh; `apply`, `get`, `delete`, `predict` and `metrics`
-talk to it."""
+talk to it; `detector` runs or renders an outlier, adversarial or drift detector."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The operator's own parser reads every flag after the word: argparse's REMAINDER would refuse
         # a first argument starting with `--` (`seldon-mesh operator --settings ...`).
         return _operator(argparse.Namespace(operator_args=words[1:]))
+    if words[:1] == ["detector"]:  # its server's own parser reads the rest (Seldon's alibi-detect flags)
+        from mesh.cli.detector import main as detector_main
+
+        try:
+            return detector_main(words[1:])
+        except CliError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     parser = _parser()
     args = parser.parse_args(words)
     logging.basicConfig(

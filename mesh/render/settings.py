@@ -52,6 +52,8 @@ class RenderSettings(BaseModel):
     runtime_image: str = "seldonio/seldon-mesh-runtime:0.1.0"
     extproc_image: str = "seldonio/seldon-mesh-extproc:0.1.0"
     storage_initializer_image: str = "seldonio/seldon-mesh-storage-initializer:0.1.0"
+    # The detector server (`mesh.render.detectors`): alibi-detect with TensorFlow, numpy below 2.
+    detector_image: str = "seldonio/seldon-mesh-detector:0.1.0"
     # Upstream images for the prepackaged servers our runtime does not serve (Seldon's `predictor_servers`).
     predictor_servers: dict[str, ServerImages] = Field(default_factory=_default_servers)
     # The field manager and the label that mark objects as ours (`controllerId` scopes one operator).

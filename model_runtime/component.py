@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 Call = Callable[..., Any]
 
-_METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER"})
+_METRIC_TYPES = frozenset({"COUNTER", "GAUGE", "TIMER", "HISTOGRAM"})
 UNIMPLEMENTED_MARK = "__seldon_mesh_unimplemented__"
 
 
@@ -116,7 +116,8 @@ def check_metrics(metrics: Any) -> list[dict[str, Any]]:
             or isinstance(metric.get("value"), bool)
         ):
             raise UserCodeError(
-                f"bad metric {metric!r}: needs key (str), type (COUNTER, GAUGE or TIMER) and a numeric value"
+                f"bad metric {metric!r}: needs key (str), type (COUNTER, GAUGE, TIMER or HISTOGRAM) "
+                "and a numeric value"
             )
         if "tags" in metric and not isinstance(metric["tags"], dict):
             raise UserCodeError(f"bad metric {metric!r}: tags must be a dict")

@@ -45,13 +45,13 @@ NamesPolicy = Callable[[int | None, list[str]], list[str]]  # (output columns, r
 class MetricsRecorder(Protocol):
     """Where the metrics a component reports go (`metrics.RuntimeMetrics`); it never raises."""
 
-    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None: ...
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]], method: str = "predict") -> None: ...
 
     def record_feedback(self, reward: float) -> None: ...
 
 
 class NoRecording:
-    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None:
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]], method: str = "predict") -> None:
         pass
 
     def record_feedback(self, reward: float) -> None:
@@ -135,7 +135,7 @@ class DataPlane:
         if component.transform_input_raw is not None:
             return self._raw(component.transform_input_raw, request)
         caller = component.transform_input or _identity
-        return self._unary(component, caller, request, self._feature_names(component))
+        return self._unary(component, caller, request, self._feature_names(component), "inputtransform")
 
     def transform_output(self, request: Request) -> Reply:
         component = self.check_ready()
@@ -143,7 +143,7 @@ class DataPlane:
             return self._raw(component.transform_output_raw, request)
         caller = component.transform_output or _identity
         names_for = self._class_names(component) if component.has_class_names else _passthrough_names
-        return self._unary(component, caller, request, names_for)
+        return self._unary(component, caller, request, names_for, "outputtransform")
 
     def route(self, request: Request) -> Reply:
         component = self.check_ready()
@@ -163,7 +163,7 @@ class DataPlane:
                     raise UserCodeError(f"route must return an int, got {choice!r}") from None
             return SeldonResponse([[choice]], response.tags, response.metrics)
 
-        return self._unary(component, route_to, request, _no_names)
+        return self._unary(component, route_to, request, _no_names, "router")
 
     def aggregate(self, request: Request) -> Reply:
         component = self.check_ready()
@@ -190,7 +190,10 @@ class DataPlane:
             output = component.send_feedback(features, names, feedback.reward, truth, routing)
         kind = _kind(feedback.request)
         return Reply(
-            puid, self._respond(component, source, output, puid=puid, kind=kind, names_for=_default_names)
+            puid,
+            self._respond(
+                component, source, output, puid=puid, kind=kind, names_for=_default_names, method="feedback"
+            ),
         )
 
     def health_status(self, puid: str | None = None) -> Reply:
@@ -203,7 +206,13 @@ class DataPlane:
             return Reply(reply_puid, message)
         output = component.health_status()
         reply = self._respond(
-            component, Message(), output, puid=reply_puid, kind=None, names_for=_default_names
+            component,
+            Message(),
+            output,
+            puid=reply_puid,
+            kind=None,
+            names_for=_default_names,
+            method="health",
         )
         return Reply(reply_puid, reply)
 
@@ -238,6 +247,7 @@ class DataPlane:
         caller: Callable[..., Any],
         request: Request,
         names_for: NamesPolicy,
+        method: str = "predict",
     ) -> Reply:
         message: Message = request.decoded()
         puid = _puid(request.puid, message.meta.puid)
@@ -246,7 +256,14 @@ class DataPlane:
         return Reply(
             puid,
             self._respond(
-                component, message, output, puid=puid, kind=kind, names_for=names_for, request_names=names
+                component,
+                message,
+                output,
+                puid=puid,
+                kind=kind,
+                names_for=names_for,
+                request_names=names,
+                method=method,
             ),
         )
 
@@ -262,7 +279,16 @@ class DataPlane:
         merged.meta.request_path = {k: v for m in messages for k, v in m.meta.request_path.items()}
         names_for = self._class_names(component)
         return Reply(
-            puid, self._respond(component, merged, output, puid=puid, kind=decoded[0][2], names_for=names_for)
+            puid,
+            self._respond(
+                component,
+                merged,
+                output,
+                puid=puid,
+                kind=decoded[0][2],
+                names_for=names_for,
+                method="aggregate",
+            ),
         )
 
     def _aggregate_one(self, request: Request) -> Reply:
@@ -291,7 +317,9 @@ class DataPlane:
         kind: DataKind | None,
         names_for: NamesPolicy,
         request_names: list[str] | None = None,
+        method: str = "predict",
     ) -> Message:
+        """`method`: Seldon's `method` label of the custom metrics the call returned."""
         response = SeldonResponse.create(output)
         meta = Meta(
             puid=puid,
@@ -301,7 +329,7 @@ class DataPlane:
         )
         metrics = component.metrics() + check_metrics(response.metrics)
         if metrics:
-            self.recorder.record_custom(metrics)
+            self.recorder.record_custom(metrics, method)
             if self.settings.include_metrics_in_response:
                 meta.metrics = metrics
         names = request_names or []

@@ -101,16 +101,23 @@ class InferenceCore:
         features, names = stack_inputs(request.inputs)
         meta = {"puid": request_id, "tags": {}, "routing": {}, "requestPath": {}}
         response = SeldonResponse.create(method(features, names, meta))
-        self._record(component.metrics() + check_metrics(response.metrics))
+        self._record(component.metrics() + check_metrics(response.metrics), self._method_tag())
         data = response.data
         if isinstance(data, dict):
             return [to_output(str(k), v) for k, v in data.items()]
         return [to_output(component.v2_output_name, data)]
 
-    def _record(self, metrics: list[dict[str, Any]]) -> None:
+    def _record(self, metrics: list[dict[str, Any]], method: str = "predict") -> None:
         """Custom metrics of one model call (a merged batch is one call), as the v1 path records them."""
         if metrics:
-            self.plane.recorder.record_custom(metrics)
+            self.plane.recorder.record_custom(metrics, method)
+
+    def _method_tag(self) -> str:
+        """Seldon's `method` label for what `_method` calls."""
+        return {
+            ServiceType.TRANSFORMER: "inputtransform",
+            ServiceType.OUTPUT_TRANSFORMER: "outputtransform",
+        }.get(self.plane.settings.service_type, "predict")
 
     def _method(self, component: Component) -> Callable[..., Any]:
         service_type = self.plane.settings.service_type

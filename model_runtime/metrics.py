@@ -3,9 +3,10 @@ metrics and, for a predictor the gateway routes straight to this runtime (no ext
 executor's server request histogram.
 
 Hooks for the dataplane (exact calls):
-- `RuntimeMetrics.record_custom(metrics)` with the list a user's `metrics()` or `SeldonResponse.metrics`
-  produced (already checked by `component.check_metrics`): COUNTER adds, GAUGE sets, TIMER (milliseconds)
-  is observed in seconds into a histogram with Seldon's buckets;
+- `RuntimeMetrics.record_custom(metrics, method)` with the list a user's `metrics()` or
+  `SeldonResponse.metrics` produced (already checked by `component.check_metrics`) while serving `method`:
+  COUNTER adds, GAUGE sets, TIMER (milliseconds) is observed in seconds and HISTOGRAM as is, into Seldon's
+  python wrapper's buckets (`TIMER_BUCKETS`; a HISTOGRAM's own `bins` if it has them);
 - `RuntimeMetrics.record_feedback(reward)` once per `send-feedback`: a reward >= 0 is added to Seldon's
   `seldon_api_model_feedback_reward` counter, the size of a negative one to
   `seldon_mesh_model_feedback_negative_reward` (a counter cannot go down; net reward = first - second);
@@ -13,15 +14,18 @@ Hooks for the dataplane (exact calls):
   `ModelIdentity.gateway_facing` (otherwise ext_proc records it and the runtime would count it twice);
 - `Exposition.render()` answers `/prometheus` on the metrics port.
 
-Every metric carries Seldon's default labels (deployment_name, predictor_name, predictor_version,
-model_name, model_image, model_version) plus the user's tags. Prometheus needs a fixed label set per name:
+Custom and feedback metrics carry the labels Seldon's wrapper gives them (`CUSTOM_LABELS`: deployment_name,
+predictor_name, predictor_version, model_name, model_image, model_version, the pre-1.3 names
+seldon_deployment_name, image_name and image_version, `method` and `worker_id`) plus the user's tags.
+Deliberate difference: Seldon counts feedback only when its reward is not 0; we count every one.
+Prometheus needs a fixed label set per name:
 a later metric with the same key but other tag names, or another type, is not recorded; it is logged
 and counted in `seldon_mesh_custom_metric_errors_total`.
 
 Registries and workers: as in `extproc.metrics` (which this package may not import): a private registry
 per process; several workers use prometheus_client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR` set by
-the supervisor before it spawns them, custom gauges merged as `livemostrecent` (the last value set by any
-live worker, which is what GAUGE sets means).
+the supervisor before it spawns them; each worker's custom and feedback series stay apart under their
+`worker_id`, as in Seldon (sum by the other labels for the predictor's total).
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -61,6 +67,9 @@ SELDON_BUCKETS: tuple[float, ...] = (
     7.5,
     10,
 )
+# Seldon's python wrapper observes TIMER (ms, in seconds) and HISTOGRAM metrics into 50 buckets spread
+# logarithmically from 1 ms to 30 s (its BINS, less the 0 lower edge; +Inf is added by prometheus_client).
+TIMER_BUCKETS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
 FEEDBACK = "seldon_api_model_feedback"
 FEEDBACK_REWARD = "seldon_api_model_feedback_reward"
 FEEDBACK_NEGATIVE_REWARD = "seldon_mesh_model_feedback_negative_reward"
@@ -72,6 +81,18 @@ DEFAULT_LABELS = (
     "model_name",
     "model_image",
     "model_version",
+)
+# Seldon's wrapper also labels custom metrics with the names used until 1.3, the endpoint that produced
+# them (`method`: predict, inputtransform, outputtransform, router, aggregate, health, feedback) and the
+# worker process (`worker_id`, its pid).
+COMPAT_LABELS = {
+    "seldon_deployment_name": "deployment_name",
+    "image_name": "model_image",
+    "image_version": "model_version",
+}
+CUSTOM_LABELS = (*DEFAULT_LABELS, *COMPAT_LABELS, "method", "worker_id")
+METHOD_TAGS = frozenset(
+    {"predict", "inputtransform", "outputtransform", "router", "aggregate", "health", "feedback"}
 )
 SERVER_LABELS = ("deployment_name", "predictor_name", "predictor_version", "service", "method", "code")
 
@@ -91,6 +112,12 @@ class ModelIdentity:
 
     def default_labels(self) -> dict[str, str]:
         return {name: str(getattr(self, name)) for name in DEFAULT_LABELS}
+
+    def custom_labels(self, method: str) -> dict[str, str]:
+        """The labels Seldon's wrapper puts on a custom metric recorded by `method` in this process."""
+        labels = self.default_labels()
+        labels.update({old: labels[new] for old, new in COMPAT_LABELS.items()})
+        return {**labels, "method": method, "worker_id": str(os.getpid())}
 
 
 def identity_from_env(environ: Mapping[str, str], *, gateway_facing: bool = False) -> ModelIdentity:
@@ -128,7 +155,7 @@ class RuntimeMetrics:
         self._defaults = identity.default_labels()
         self._custom: dict[str, tuple[str, tuple[str, ...], MetricWrapperBase]] = {}
         self._lock = threading.Lock()
-        labels = list(DEFAULT_LABELS)
+        labels = list(CUSTOM_LABELS)  # the feedback metrics are custom metrics of method "feedback"
         self.feedback = Counter(FEEDBACK, "Feedback requests", labels, registry=registry)
         self.feedback_reward = Counter(
             FEEDBACK_REWARD, "Sum of non-negative feedback rewards", labels, registry=registry
@@ -142,7 +169,7 @@ class RuntimeMetrics:
         self.errors = Counter(
             "seldon_mesh_custom_metric_errors",
             "Custom metrics not recorded (type or tag names differ from the first of that key)",
-            labels,
+            list(DEFAULT_LABELS),
             registry=registry,
         )
         self.server: Histogram | None = None
@@ -159,11 +186,12 @@ class RuntimeMetrics:
     def record_feedback(self, reward: float) -> None:
         """A negative reward is legal (Seldon's feedback allows any number) but a counter cannot go down:
         its size is added to FEEDBACK_NEGATIVE_REWARD instead, so the net reward is the difference."""
-        self.feedback.labels(**self._defaults).inc()
+        labels = self.identity.custom_labels("feedback")
+        self.feedback.labels(**labels).inc()
         if not math.isfinite(reward):
             return
-        positive = self.feedback_reward.labels(**self._defaults)
-        negative = self.feedback_negative_reward.labels(**self._defaults)  # both exist, so a - b has data
+        positive = self.feedback_reward.labels(**labels)
+        negative = self.feedback_negative_reward.labels(**labels)  # both exist, so a - b has data
         if reward >= 0:
             positive.inc(reward)
         else:
@@ -177,32 +205,33 @@ class RuntimeMetrics:
         self.server.labels(*labels).observe(seconds)
         self.server_summary.labels(*labels).observe(seconds)
 
-    def record_custom(self, metrics: Iterable[Mapping[str, Any]]) -> None:
-        """Record user metrics; a bad one is logged and counted, never raised into the request."""
+    def record_custom(self, metrics: Iterable[Mapping[str, Any]], method: str = "predict") -> None:
+        """Record user metrics returned while serving `method` (one of `METHOD_TAGS`); a bad one is
+        logged and counted, never raised into the request."""
         for metric in metrics:
             try:
-                self._record_one(metric)
+                self._record_one(metric, method)
             except (CustomMetricError, ValueError, TypeError) as exc:
                 log.warning("custom metric %r not recorded: %s", metric, exc)
                 self.errors.labels(**self._defaults).inc()
 
-    def _record_one(self, metric: Mapping[str, Any]) -> None:
+    def _record_one(self, metric: Mapping[str, Any], method: str) -> None:
         key, kind, value = str(metric["key"]), str(metric.get("type", "COUNTER")), float(metric["value"])
         tags = {str(k): str(v) for k, v in (metric.get("tags") or {}).items()}
-        clash = set(tags) & set(DEFAULT_LABELS)
+        clash = set(tags) & set(CUSTOM_LABELS)
         if clash:
             raise CustomMetricError(f"tags {sorted(clash)} are reserved labels")
         tag_names = tuple(sorted(tags))
-        instrument = self._instrument(key, kind, tag_names)
-        child = instrument.labels(**self._defaults, **tags)
+        instrument = self._instrument(key, kind, tag_names, metric.get("bins"))
+        child = instrument.labels(**self.identity.custom_labels(method), **tags)
         if kind == "COUNTER":
             child.inc(value)
         elif kind == "GAUGE":
             child.set(value)
-        else:
-            child.observe(value / 1000.0)
+        else:  # TIMER in milliseconds, HISTOGRAM in its own unit (Seldon 1.15)
+            child.observe(value / 1000.0 if kind == "TIMER" else value)
 
-    def _instrument(self, key: str, kind: str, tag_names: tuple[str, ...]) -> Any:
+    def _instrument(self, key: str, kind: str, tag_names: tuple[str, ...], bins: Any = None) -> Any:
         with self._lock:
             known = self._custom.get(key)
             if known is not None:
@@ -211,7 +240,7 @@ class RuntimeMetrics:
                         f"{key} was first recorded as {known[0]} with tags {list(known[1])}"
                     )
                 return known[2]
-            labels = [*DEFAULT_LABELS, *tag_names]
+            labels = [*CUSTOM_LABELS, *tag_names]
             instrument: MetricWrapperBase
             if kind == "COUNTER":
                 instrument = Counter(key, f"custom counter {key}", labels, registry=self.registry)
@@ -220,8 +249,23 @@ class RuntimeMetrics:
                                    multiprocess_mode="livemostrecent")  # fmt: skip
             elif kind == "TIMER":
                 instrument = Histogram(key, f"custom timer {key} (seconds; reported in ms)", labels,
-                                       registry=self.registry, buckets=SELDON_BUCKETS)  # fmt: skip
+                                       registry=self.registry, buckets=TIMER_BUCKETS)  # fmt: skip
+            elif kind == "HISTOGRAM":
+                instrument = Histogram(key, f"custom histogram {key}", labels, registry=self.registry,
+                                       buckets=_buckets(bins))  # fmt: skip
             else:
                 raise CustomMetricError(f"unknown metric type {kind!r}")
             self._custom[key] = (kind, tag_names, instrument)
             return instrument
+
+
+def _buckets(bins: Any) -> tuple[float, ...]:
+    """A HISTOGRAM metric's own `bins` (Seldon: edges, the first one the lower bound), else Seldon's."""
+    if bins is None:
+        return TIMER_BUCKETS
+    if not isinstance(bins, list | tuple) or len(bins) < 2:
+        raise CustomMetricError(f"bins must be a list of at least two edges, got {bins!r}")
+    edges = [float(b) for b in bins[1:]]
+    if edges != sorted(set(edges)):
+        raise CustomMetricError(f"bins must increase, got {bins!r}")
+    return tuple(edges)

@@ -11,7 +11,8 @@ from typing import Any
 COUNTER = "COUNTER"
 GAUGE = "GAUGE"
 TIMER = "TIMER"
-_TYPES = frozenset({COUNTER, GAUGE, TIMER})
+HISTOGRAM = "HISTOGRAM"  # Seldon 1.15: observed as is, into its own `bins` if it has them
+_TYPES = frozenset({COUNTER, GAUGE, TIMER, HISTOGRAM})
 
 
 def _metric(kind: str, key: str, value: float, tags: dict[str, str] | None) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def test_metrics_can_be_left_out_of_the_response() -> None:
 
 
 @pytest.mark.parametrize(
-    "metrics", [[{"type": "HISTOGRAM", "key": "h", "value": 1}], [{"type": "GAUGE", "value": 1}], {"x": 1}]
+    "metrics", [[{"type": "SUMMARY", "key": "h", "value": 1}], [{"type": "GAUGE", "value": 1}], {"x": 1}]
 )
 def test_bad_metrics_are_a_user_code_error(metrics: Any) -> None:
     class BadMetrics:

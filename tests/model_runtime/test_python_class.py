@@ -316,5 +316,6 @@ def test_seldon_core_microservice_command_line() -> None:
         assert out["data"]["ndarray"] == [[4.0]]
         # custom metrics on Seldon's metrics port and path, labelled with the node
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/prometheus").text
-        assert 'scale{deployment_name="",model_image="",model_name="scaled"' in scraped
+        assert 'scale{deployment_name="",image_name="",image_version="",method="predict",' in scraped
+        assert 'model_name="scaled"' in scraped
         assert 'calls_total{deployment_name=""' in scraped

@@ -53,7 +53,8 @@ def test_seldons_package_is_not_installed_and_ours_is_the_shim() -> None:
     error = SeldonMicroserviceException("bad", status_code=418, reason="TEAPOT")
     assert error.to_dict() == {"status": {"status": 1, "info": "bad", "code": -1, "reason": "TEAPOT"}}
     assert validate_metrics([create_counter("c", 1)])
-    assert not validate_metrics([{"type": "HISTOGRAM", "key": "c", "value": 1}])
+    assert validate_metrics([{"type": "HISTOGRAM", "key": "c", "value": 1}])  # Seldon 1.15's fourth type
+    assert not validate_metrics([{"type": "SUMMARY", "key": "c", "value": 1}])
 
 
 def test_predict_with_class_names_tags_and_runtime_metrics(iris: tuple[RunningRuntime, int, int]) -> None:

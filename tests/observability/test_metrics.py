@@ -92,10 +92,10 @@ def test_custom_metrics_counter_adds_gauge_sets_timer_observes_milliseconds() ->
     assert value(registry, "mygauge") == 22
     assert value(registry, "mytimer_count") == 2
     assert value(registry, "mytimer_sum") == pytest.approx(0.3202)
-    assert value(registry, "mytimer_bucket", le="0.025") == 1
-    assert value(registry, "mytimer_bucket", le="0.5") == 2
+    assert value(registry, "mytimer_bucket", le="0.02347185009632733") == 1  # Seldon's wrapper's buckets
+    assert value(registry, "mytimer_bucket", le="0.5509277469444613") == 2
     labels = samples(registry)["tagged_total"][0][0]
-    assert labels == {**IDENTITY.default_labels(), "mytag": "a"}
+    assert labels == {**IDENTITY.custom_labels("predict"), "mytag": "a"}
     assert labels["model_name"] == "classifier"
 
 
@@ -154,14 +154,13 @@ def test_workers_in_multiprocess_mode_are_merged_in_one_scrape(tmp_path: Path) -
         [sys.executable, "-m", "tests.observability.metrics_worker", "scrape"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    found = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-    assert found["mycounter_total"] == 4  # both workers' COUNTER 2
-    assert found["seldon_api_model_feedback_total"] == 2
-    assert found["mygauge"] == 7  # the most recent GAUGE set by any worker
+    found: dict[str, dict[str, float]] = {}  # name -> worker_id -> value: one series per worker, as Seldon
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[sample.labels.get("worker_id", "")] = sample.value
+    assert list(found["mycounter_total"].values()) == [2, 2]  # each worker's COUNTER 2
+    assert sum(found["seldon_api_model_feedback_total"].values()) == 2
+    assert sorted(found["mygauge"].values()) == [5, 7]  # the GAUGE each worker set
 
 
 def test_payload_log_metrics_follow_the_logger(tmp_path: Path, sink: RecordingSink) -> None:

@@ -78,6 +78,12 @@ class LocalSettings(BaseModel):
         "but shorter, since a laptop user is watching.",
     )
     stop_grace_s: float = Field(default=5.0, gt=0, description="SIGTERM-to-SIGKILL grace for children.")
+    liveness_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a runtime that was ready may leave its health probes unanswered (hung, "
+        "stopped) before it is restarted; Kubernetes' liveness defaults allow 30 s.",
+    )
     envoy_log_level: str = Field(default="warning", description="Envoy's --log-level.")
     xds_delta: bool = Field(
         default=True,

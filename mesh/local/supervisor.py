@@ -41,6 +41,10 @@ HEALTH_POLL_S = 1.0
 READY_FAILURE_THRESHOLD = 3
 # Runs in a row that exit before getting ready, after which the component is Failed (it keeps retrying).
 CRASH_LOOP_RESTARTS = 3
+# Liveness: a runtime that got ready and then leaves this many probes in a row unanswered (no HTTP answer
+# within the probe timeout: hung, SIGSTOPped, its listener gone), for at least `liveness_timeout_s`, is
+# killed and restarted like one that died. An answer of any status (503 while reloading) counts as alive.
+LIVENESS_FAILURE_THRESHOLD = 3
 NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
 
@@ -101,6 +105,10 @@ class SupervisorSettings:
     backoff_max_s: float
     stop_grace_s: float
     pid_dir: Path | None = None  # where each runtime's pid is recorded while it runs (`PidRecords`)
+    # Seconds a ready runtime may leave probes unanswered before it is restarted (Kubernetes' liveness
+    # defaults allow 30 s: 3 failures 10 s apart). A model holding its event loop longer on one request
+    # would be restarted too: run such user code in threads (`--user-code-threads`).
+    liveness_timeout_s: float = 30.0
 
 
 class RuntimeProcess:
@@ -125,6 +133,7 @@ class RuntimeProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._reached_ready = False
+        self._hung: str | None = None  # why this run was killed for not answering
         self.status = ComponentStatus(
             ComponentState.STARTING, endpoints=self.endpoints, metrics_url=self.metrics_url
         )
@@ -244,7 +253,8 @@ class RuntimeProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         self._forget(process)
-        return f"exited with code {code}{self._log_tail()}"
+        hung, self._hung = self._hung, None
+        return hung or f"exited with code {code}{self._log_tail()}"
 
     def _forget(self, process: asyncio.subprocess.Process) -> None:
         if self._records is not None:
@@ -254,11 +264,18 @@ class RuntimeProcess:
         """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
         url = f"http://{self._settings.host}:{self._http_port}/ready"
         deadline = time.monotonic() + self._settings.ready_timeout_s
-        failures = 0
+        failures = unanswered = 0
+        answered_at = time.monotonic()
         async with httpx.AsyncClient(timeout=2.0) as client:
             while process.returncode is None:
                 probe = await _probe(client, url)
                 failures = 0 if probe.ready else failures + 1
+                unanswered = 0 if probe.answered else unanswered + 1
+                if probe.answered:
+                    answered_at = time.monotonic()
+                elif self._reached_ready and self._unresponsive(unanswered, answered_at):
+                    await self._kill_hung(process, time.monotonic() - answered_at)
+                    return
                 if probe.ready:
                     self._set(state=ComponentState.READY, reason="")
                 elif probe.load_failed:
@@ -273,6 +290,25 @@ class RuntimeProcess:
                     )
                 poll = HEALTH_POLL_S if self.status.state == ComponentState.READY else READY_POLL_S
                 await asyncio.sleep(poll)
+
+    def _unresponsive(self, unanswered: int, answered_at: float) -> bool:
+        silent_s = time.monotonic() - answered_at
+        return unanswered >= LIVENESS_FAILURE_THRESHOLD and silent_s >= self._settings.liveness_timeout_s
+
+    async def _kill_hung(self, process: asyncio.subprocess.Process, silent_s: float) -> None:
+        """Out of the endpoints first, then SIGTERM (with SIGCONT, so a stopped process gets it), and
+        SIGKILL after the grace; `_keep_alive` restarts it at once, as it had served."""
+        self._hung = f"stopped answering: no answer on port {self._http_port} for {silent_s:.0f}s"
+        log.warning("component %s: %s, restarting it", "/".join(self.key), self._hung)
+        self._set(state=ComponentState.NOT_READY, reason=self._hung)
+        for sig in (signal.SIGTERM, signal.SIGCONT):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(process.wait()), self._settings.stop_grace_s)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     async def _terminate(self) -> None:
         process = self._process
@@ -305,6 +341,7 @@ class Probe:
     ready: bool
     info: str = ""
     load_failed: bool = False
+    answered: bool = True  # an HTTP answer came (any status): the runtime is alive
 
 
 async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
@@ -312,7 +349,7 @@ async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
     try:
         response = await client.get(url)
     except httpx.HTTPError:
-        return Probe(ready=False)
+        return Probe(ready=False, answered=False)
     if response.status_code == 200:
         return Probe(ready=True)
     try:

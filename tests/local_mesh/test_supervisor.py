@@ -1,9 +1,13 @@
 """The process supervisor with real runtime processes: a runtime whose port was taken comes back on fresh
-ports, and one slow readiness probe does not pull a Ready runtime out of rotation."""
+ports, one slow readiness probe does not pull a Ready runtime out of rotation, and a runtime that stops
+answering without dying (SIGSTOPped) is restarted and serves again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +30,9 @@ CLASSES = Path(__file__).resolve().parents[1] / "data" / "graphs"
 KEY = ComponentKey("default", "dep", "main", "model")
 
 
-def _process(tmp_path: Path, on_change: Callable[[], None] = lambda: None) -> RuntimeProcess:
+def _process(
+    tmp_path: Path, on_change: Callable[[], None] = lambda: None, liveness_timeout_s: float = 30.0
+) -> RuntimeProcess:
     settings = SupervisorSettings(
         host="127.0.0.1",
         log_dir=tmp_path,
@@ -34,6 +40,7 @@ def _process(tmp_path: Path, on_change: Callable[[], None] = lambda: None) -> Ru
         backoff_initial_s=0.05,
         backoff_max_s=0.2,
         stop_grace_s=5.0,
+        liveness_timeout_s=liveness_timeout_s,
     )
     launch = RuntimeLaunch(("--class", "Affine", "--code-dir", str(CLASSES)), {}, CLASSES)
     return RuntimeProcess(KEY, launch, settings, on_change)
@@ -102,6 +109,38 @@ def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
 
     asyncio.run(scenario())
     assert seen.count(ComponentState.NOT_READY) == 1
+
+
+def test_a_runtime_that_stops_answering_is_restarted(tmp_path: Path) -> None:
+    states: list[ComponentState] = []
+
+    async def scenario() -> tuple[int, ComponentStatus, int]:
+        process = _process(tmp_path, lambda: states.append(process.status.state), liveness_timeout_s=2.0)
+        process.start()
+        try:
+            await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
+            stopped = process.status.pid
+            assert stopped is not None
+            os.killpg(stopped, signal.SIGSTOP)  # alive, listening (the kernel still accepts), silent
+            try:
+                await _until(lambda: process.status.pid not in (stopped, None), 60, "a new process")
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(stopped, signal.SIGCONT)
+            await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready again")
+            url = f"http://127.0.0.1:{process.endpoints.http[0].port}/api/v1.0/predictions"
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(url, json={"data": {"ndarray": [[1.0]]}})
+            return stopped, process.status, answer.status_code
+        finally:
+            await process.stop()
+
+    stopped, status, answered = asyncio.run(scenario())
+    assert answered == 200
+    assert status.restarts == 1
+    assert ComponentState.NOT_READY in states  # out of the endpoints before it was killed
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped, 0)  # the stopped one was killed, not left behind
 
 
 def test_a_runtime_gets_three_distinct_ports_each_free() -> None:

@@ -47,6 +47,7 @@ from xds_controller.translate.clusters import (
     load_assignment_bytes,
     load_assignments_bytes,
 )
+from xds_controller.translate.explainer import explainer_changes, with_explainers
 from xds_controller.translate.routes import (
     CONTROL_ROUTES,
     ROUTE_CONFIG_NAME,
@@ -333,7 +334,7 @@ class SnapshotBuilder:
         """The snapshot for `deployments` (any order) with `endpoints`; equal inputs, equal versions."""
         self.rendered = 0
         with _collector_paused():
-            return self._build(deployments, endpoints)
+            return self._build(with_explainers(deployments), endpoints)
 
     def update(
         self,
@@ -345,6 +346,7 @@ class SnapshotBuilder:
         the builder last built; in time proportional to them, not to every deployment. `endpoints` is
         read for the changed deployments only: when other deployments' endpoints moved, use `build`."""
         self.rendered = 0
+        changed, removed = explainer_changes(changed, removed)  # explainers are deployments of their own
         with _collector_paused():
             fragments = dict(self._fragments) if not self.gateway.scoped else self._fragments
             for key in removed:

@@ -174,6 +174,7 @@ class LocalMesh:
                     stop_grace_s=settings.stop_grace_s,
                     pid_dir=settings.pid_dir,
                     liveness_timeout_s=settings.liveness_timeout_s,
+                    gateway_url=self.gateway_url,
                 ),
                 on_change=self._schedule_refresh,
             )

@@ -3,7 +3,7 @@
 `problems` are mistakes that would only show later as a runtime that never gets ready (a local modelUri
 or workingDir that does not exist, a PersistentVolumeClaim): `seldon-mesh apply` refuses them before
 anything is sent. `warnings` are fields only a cluster acts on (autoscalers, disruption budgets, Kafka
-serving, explainers): applied without them, and named, so nothing is dropped silently.
+serving): applied without them, and named, so nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh.local.plan import resolve_model_uri
-from mesh.spec import FieldError, SeldonDeployment
+from mesh.spec import FieldError, PredictorSpec, SeldonDeployment
 
 PVC_ROOT_ENV = "SELDON_MESH_PVC_ROOT"  # the folder of claims a local runtime reads pvc:// models from
 
@@ -36,6 +36,7 @@ def problems(deployment: SeldonDeployment, base_dir: Path) -> list[FieldError]:
                 local = Path(resolve_model_uri(uri, base_dir))
                 if not local.exists():
                     errors.append(FieldError(where, f"{uri}: no such file or folder ({local})"))
+        errors += _explainer_problems(predictor, path, base_dir)
         for c_index, component in enumerate(predictor.component_specs):
             for k_index, container in enumerate(component.spec.containers):
                 if not container.working_dir:
@@ -46,6 +47,18 @@ def problems(deployment: SeldonDeployment, base_dir: Path) -> list[FieldError]:
                     where = f"{path}.componentSpecs[{c_index}].spec.containers[{k_index}].workingDir"
                     errors.append(FieldError(where, f"{container.working_dir}: no such folder ({folder})"))
     return errors
+
+
+def _explainer_problems(predictor: PredictorSpec, path: str, base_dir: Path) -> list[FieldError]:
+    """A saved explainer is read from a local path (a cluster's storage initializer fetches remote ones)."""
+    uri = str((predictor.explainer or {}).get("modelUri") or "")
+    where = f"{path}.explainer.modelUri"
+    if not uri:
+        return []
+    if urlparse(uri).scheme not in ("", "file"):
+        return [FieldError(where, f"{uri}: a cluster's storage initializer fetches it; locally give a path")]
+    local = Path(resolve_model_uri(uri, base_dir))
+    return [] if local.exists() else [FieldError(where, f"{uri}: no such file or folder ({local})")]
 
 
 def _pvc_problems(uri: str, where: str) -> list[FieldError]:
@@ -70,10 +83,6 @@ def warnings(deployment: SeldonDeployment) -> list[FieldError]:
         )
     for p_index, predictor in enumerate(deployment.spec.predictors):
         path = f"spec.predictors[{p_index}]"
-        if predictor.explainer:
-            notes.append(
-                FieldError(f"{path}.explainer", "explainers are not served by the local mesh; ignored")
-            )
         for c_index, component in enumerate(predictor.component_specs):
             where = f"{path}.componentSpecs[{c_index}]"
             for field, value in (

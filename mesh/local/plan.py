@@ -48,12 +48,14 @@ class RuntimeLaunch:
     args: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    program: tuple[str, ...] = ()  # what runs instead of `python -m model_runtime` (an explainer)
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever the process would have to be restarted to pick up the spec: it covers all
         the process is started with (arguments, environment, folder), and nothing else."""
-        blob = json.dumps([list(self.args), sorted(self.env.items()), str(self.cwd or "")])
+        parts = [list(self.args), sorted(self.env.items()), str(self.cwd or "")]
+        blob = json.dumps([*parts, list(self.program)] if self.program else parts)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -78,6 +80,10 @@ def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int =
                 continue
             key = ComponentKey(namespace, name, predictor.name, node.name)
             plans.append(_plan_node(key, deployment, predictor, node, base_dir, workers))
+        if predictor.explainer:
+            from mesh.local.explainers import plan_explainer  # it imports this module
+
+            plans.append(plan_explainer(deployment, predictor, base_dir))
     return plans
 
 

@@ -109,6 +109,7 @@ class SupervisorSettings:
     # defaults allow 30 s: 3 failures 10 s apart). A model holding its event loop longer on one request
     # would be restarted too: run such user code in threads (`--user-code-threads`).
     liveness_timeout_s: float = 30.0
+    gateway_url: str | None = None  # SELDON_MESH_GATEWAY_URL of the children (explainers call through it)
 
 
 class RuntimeProcess:
@@ -220,14 +221,17 @@ class RuntimeProcess:
     async def _run_once(self, restarts: int) -> str:
         """Run the process until it exits; returns why it exited."""
         self._settings.log_dir.mkdir(parents=True, exist_ok=True)
+        program = self.launch.program or (sys.executable, "-m", "model_runtime")
         args = [
-            *guard_prefix(), sys.executable, "-m", "model_runtime", *self.launch.args,
+            *guard_prefix(), *program, *self.launch.args,
             "--host", self._settings.host,
             "--http-port", str(self._http_port),
             "--grpc-port", str(self._grpc_port),
             "--metrics-port", str(self._metrics_port),
         ]  # fmt: skip
         env = {**os.environ, **self.launch.env, "PYTHONUNBUFFERED": "1"}
+        if self._settings.gateway_url:
+            env["SELDON_MESH_GATEWAY_URL"] = self._settings.gateway_url
         with self.log_path.open("ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
                 *args,

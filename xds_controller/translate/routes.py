@@ -40,6 +40,7 @@ from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER
+from xds_controller.translate.explainer import explainer_routes, is_explainer_view
 from xds_controller.translate.extproc import (
     EXTPROC_CLUSTER,
     EXTPROC_FILTER_KEY,
@@ -432,6 +433,8 @@ def deployment_routes(
     chose for gRPC only when the path names one of `GRPC_SERVICE_PREFIXES` (`scopes.SCOPE_SCRIPT`), so
     gRPC routes match any path there instead of compiling `_GRPC_PATH_REGEX` again for each of them
     (Envoy keeps a compiled RE2 per matcher: ~8 KB each, ~250 MB over 10,000 deployments' routes)."""
+    if is_explainer_view(deployment):  # a deployment's explainers (see `translate.explainer`)
+        return explainer_routes(deployment)
     meta = deployment.metadata
     grpc_match = route_components_pb2.RouteMatch(
         grpc=route_components_pb2.RouteMatch.GrpcRouteMatchOptions(),

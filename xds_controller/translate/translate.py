@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from xds_controller.translate.clusters import REFLECTION_CLUSTER, component_clusters, static_cluster
+from xds_controller.translate.explainer import with_explainers
 from xds_controller.translate.extproc import EXTPROC_CLUSTER, EXTPROC_REST_CLUSTER
 from xds_controller.translate.listener import gateway_listener
 from xds_controller.translate.model import (
@@ -28,7 +29,7 @@ def translate(
     endpoints: Mapping[ComponentKey, ComponentEndpoints],
     gateway: GatewaySettings,
 ) -> Resources:
-    ordered = sorted(deployments, key=lambda d: (d.metadata.namespace, d.metadata.name))
+    ordered = sorted(with_explainers(deployments), key=lambda d: (d.metadata.namespace, d.metadata.name))
     clusters, assignments = component_clusters(ordered, endpoints)
     if gateway.reflection is not None:
         clusters.append(static_cluster(REFLECTION_CLUSTER, Transport.GRPC, gateway.reflection))

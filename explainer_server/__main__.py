@@ -1,0 +1,3 @@
+from explainer_server.cli import main
+
+raise SystemExit(main())

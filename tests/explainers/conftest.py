@@ -1,0 +1,98 @@
+"""A mesh serving the iris classifier with explainers, as a user writes them:
+- `iris-anchors`: AnchorTabular fitted at start from `initParameters` (feature names, the training set);
+- `iris-shap`: a KernelShap explainer the user fitted and saved (`modelUri`, alibi's save format);
+- `iris-v2`: `protocol: v2`, KernelShap from `initParameters`, explained over V2;
+- `iris-down`: AnchorTabular whose model is an external server that is not there.
+The explainer environment (alibi, numpy<2) is made once by `explainer_server.env` (cached in the user's
+cache folder, as `seldon-mesh up` makes it on first need); the saved explainer is fitted in it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from explainer_server.env import ensure_env
+from tests.helpers.mesh import Mesh, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+DEPLOYMENTS = ("iris-anchors", "iris-shap", "iris-v2", "iris-down")
+
+MANIFEST = """
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: {name}
+  namespace: seldon
+spec:
+  protocol: {protocol}
+  predictors:
+    - name: default
+      graph:
+        name: classifier
+{graph}
+      explainer:
+{explainer}
+"""
+MODEL = """        implementation: SKLEARN_SERVER
+        modelUri: ./model"""
+FEATURE_LIST = "[" + ", ".join(f'"{f}"' for f in FEATURES) + "]"
+
+
+def _write(folder: Path, name: str, explainer: str, graph: str = MODEL, protocol: str = "seldon") -> None:
+    text = MANIFEST.format(name=name, protocol=protocol, graph=graph, explainer=explainer)
+    (folder / f"{name}.yaml").write_text(text)
+
+
+@pytest.fixture(scope="session")
+def explainer_python() -> Path:
+    return ensure_env()
+
+
+@pytest.fixture(scope="session")
+def explained_dir(tmp_path_factory: pytest.TempPathFactory, explainer_python: Path) -> Path:
+    folder = tmp_path_factory.mktemp("explained")
+    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
+    features, _ = load_iris(return_X_y=True)
+    np.savetxt(folder / "iris.csv", features, delimiter=",")
+    model_file, saved = folder / "model/model.joblib", folder / "kernel-shap"
+    fit = [str(explainer_python), str(HERE / "fit_explainer.py"), "KernelShap", str(model_file), str(saved)]
+    subprocess.run(fit, check=True, timeout=300)
+    init = f'{{"feature_names": {FEATURE_LIST}, "training_data": "iris.csv", "seed": 0}}'
+    _write(folder, "iris-anchors", f"        type: AnchorTabular\n        initParameters: '{init}'")
+    _write(
+        folder,
+        "iris-shap",
+        "        type: KernelShap\n        modelUri: ./kernel-shap\n"
+        '        config:\n          nsamples: "200"',
+    )
+    background = features[::15].tolist()
+    shap_init = f'{{"feature_names": {FEATURE_LIST}, "training_data": {background}, "seed": 0}}'
+    _write(
+        folder, "iris-v2", f"        type: KernelShap\n        initParameters: '{shap_init}'", protocol="v2"
+    )
+    down = f"""        endpoint:
+          service_host: 127.0.0.1
+          service_port: {free_port()}
+          type: REST"""
+    _write(folder, "iris-down", f"        type: AnchorTabular\n        initParameters: '{init}'", graph=down)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory, explained_dir: Path) -> Iterator[Mesh]:
+    running = Mesh(tmp_path_factory.mktemp("explained-mesh") / "state", free_port()).start(explained_dir)
+    try:
+        for name in DEPLOYMENTS:
+            running.wait_state(name, "Available", timeout=240)
+        yield running
+    finally:
+        running.stop()

@@ -54,6 +54,7 @@ class Component:
         self.load = _caller(user, "load", 0)
         # Open Inference Protocol (V2) extras: named tensors in and out, and tensor metadata
         self.predict_tensors = _caller(user, "predict_tensors", 2)
+        self.infer_tensors = _caller(user, "infer_tensors", 2)  # whole tensors, their parameters too
         self._tensor_metadata = _caller(user, "tensor_metadata", 0)
         self.v2_output_name = str(getattr(user, "v2_output_name", "") or "output-0")
 

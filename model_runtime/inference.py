@@ -4,8 +4,10 @@ It serves the same component as the Seldon v1 core (`dataplane.DataPlane`), so o
 protocols with the same numbers. The model's name is the graph node name. Like `DataPlane`, everything
 here is synchronous and transport-neutral: `rest.v2` and `rpc.v2` only translate.
 
-How a component is called: one with `predict_tensors(inputs, parameters)` gets the named input arrays and
-returns named outputs (ONNX, MLflow); any other gets Seldon's `predict(X, names, meta)` (or its
+How a component is called: one with `infer_tensors(inputs, parameters)` gets the request's tensors, their
+parameters (content types) too, and returns output tensors (Hugging Face); one with
+`predict_tensors(inputs, parameters)` gets the named input arrays and returns named outputs (ONNX,
+MLflow); any other gets Seldon's `predict(X, names, meta)` (or its
 transformer method) with X the single input's array (several inputs are stacked column-wise), and its
 result becomes one output named `v2_output_name` (default `output-0`), or several if it returns a dict.
 """
@@ -83,7 +85,10 @@ class InferenceCore:
         self.check_model(request.model_name, request.model_version)
         component = self.plane.check_ready()
         request_id = request.id or new_puid()
-        if component.predict_tensors is not None:
+        if component.infer_tensors is not None:
+            outputs = _tensors(component.infer_tensors(request.inputs, request.parameters))
+            self._record(component.metrics())
+        elif component.predict_tensors is not None:
             named = {t.name: t.data for t in request.inputs}
             result = component.predict_tensors(named, request.parameters)
             if not isinstance(result, dict):
@@ -165,6 +170,12 @@ def stack_inputs(inputs: list[Tensor]) -> tuple[Array, list[str]]:
     columns = [t.data.reshape(n, -1) for t in inputs]
     names = [t.name for t in inputs] if all(c.shape[1] == 1 for c in columns) else []
     return np.hstack(columns), names
+
+
+def _tensors(result: Any) -> list[Tensor]:
+    if not isinstance(result, list) or not all(isinstance(t, Tensor) for t in result):
+        raise UserCodeError(f"infer_tensors must return a list of Tensor, got {type(result).__name__}")
+    return result
 
 
 def _select(outputs: list[Tensor], wanted: list[str]) -> list[Tensor]:

@@ -7,6 +7,7 @@ nothing and a missing extra is a load failure with the install hint, not an impo
 
 from collections.abc import Mapping
 
+from model_runtime.runtimes.huggingface import HuggingFaceServer
 from model_runtime.runtimes.lightgbm import LightGBMServer
 from model_runtime.runtimes.mlflow import MLFlowServer
 from model_runtime.runtimes.onnx import ONNXServer
@@ -19,10 +20,12 @@ IMPLEMENTATIONS: Mapping[str, type] = {
     "LIGHTGBM_SERVER": LightGBMServer,
     "MLFLOW_SERVER": MLFlowServer,
     "ONNX_SERVER": ONNXServer,
+    "HUGGINGFACE_SERVER": HuggingFaceServer,
 }
 
 __all__ = [
     "IMPLEMENTATIONS",
+    "HuggingFaceServer",
     "LightGBMServer",
     "MLFlowServer",
     "ONNXServer",

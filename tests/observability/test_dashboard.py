@@ -10,6 +10,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from detector_server.detectors import Kind
+from detector_server.metrics import DetectorMetrics
 from extproc.metrics import ExecutorMetrics, NodeLabels, PredictorLabels
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics
 from payload_log import LogOutcome
@@ -45,6 +47,21 @@ def exported_sample_names() -> dict[str, set[str]]:
     for family in text_string_to_metric_families(Exposition(registry).render()[0].decode()):
         for sample in family.samples:
             names.setdefault(sample.name, set()).update(sample.labels)
+    for name, labels in detector_sample_names().items():
+        names.setdefault(name, set()).update(labels)
+    return names
+
+
+def detector_sample_names() -> dict[str, set[str]]:
+    """What a detector server exports (one registry per server, as each runs in a process of its own)."""
+    names: dict[str, set[str]] = {}
+    scores = {"is_outlier": [1], "instance_score": [0.3], "is_drift": 1, "p_val": [0.01], "threshold": 0.05}
+    for kind in Kind:
+        metrics = DetectorMetrics("od", kind)
+        metrics.on_result(1, scores, 0)
+        for family in text_string_to_metric_families(metrics.render()[0].decode()):
+            for sample in family.samples:
+                names.setdefault(sample.name, set()).update(sample.labels)
     return names
 
 
@@ -71,4 +88,6 @@ def test_dashboard_queries_name_exported_metrics_and_labels() -> None:
         "Feedback: mean reward by model",
         "Spool depth",
         "xDS NACKs by node and type",
+        "Outlier score (latest answer, highest instance)",
+        "Drift p-values by feature (latest test)",
     } <= titles

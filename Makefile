@@ -55,6 +55,12 @@ pytest: install
 
 test: lint typecheck contracts pytest
 
+# The detector server's own environment (alibi-detect with TensorFlow, numpy<2; ~3 GB, a few minutes the first
+# time): `seldon-mesh detector serve` and tests/detectors build it on first use; this builds it ahead.
+.PHONY: detector-env
+detector-env: install
+	$(PY) -m detector_server.envs
+
 # load generators for bench/runtime.py: wrk and hey (REST), h2load from nghttp2-client (gRPC)
 BENCH_TOOLS := wrk hey h2load
 

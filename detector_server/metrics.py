@@ -34,6 +34,7 @@ class EventOutcome(StrEnum):
     DUPLICATE = "duplicate"  # a redelivered event (same Ce-Id), acknowledged and not counted again
     REFUSED = "refused"  # not a request of the protocol, or one the detector cannot score (HTTP 400)
     REPLY_FAILED = "reply_failed"  # the reply URL did not take the result: HTTP 503, the sender retries
+    FAILED = "failed"  # the detector raised on a readable input: HTTP 500, the sender retries
 
 
 class DetectorMetrics:

@@ -6,7 +6,8 @@ health checks are answered meanwhile), and an event's effect is committed only a
 was delivered: a reply URL that is down answers 503, the payload logger delivers the event again, and
 nothing was counted or batched twice. Answers: 200 with the detector's JSON (empty while a drift batch
 fills, and for an ignored or duplicate event), 400 for a body the detector cannot read (the logger
-dead-letters it: retrying cannot help), 503 when the reply failed. Errors have Seldon's status shape.
+dead-letters it: retrying cannot help), 500 when the detector itself failed, 503 when the reply failed.
+Errors have Seldon's status shape.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ class DetectorServer:
             except PayloadError as error:
                 self.metrics.on_event(EventOutcome.REFUSED)
                 return _status(400, "BAD_REQUEST", str(error))
+            except Exception as error:  # the detector's own failure: the sender may retry, we stay up
+                log.exception("the detector failed on event %s", event_id)
+                self.metrics.on_event(EventOutcome.FAILED)
+                return _status(500, "DETECTOR_ERROR", f"{type(error).__name__}: {error}")
             if outcome.answer is not None and self.settings.reply_url:
                 try:
                     await self._reply(headers, outcome.answer)

@@ -228,3 +228,19 @@ async def test_rows_of_another_width_cannot_join_a_batch(start: Factory) -> None
     assert (await running.post(rows(1)))[0] == 200
     status, _body = await running.post({"data": {"ndarray": [[1, 2, 3]]}})
     assert status == 400
+
+
+class Broken:
+    def predict(self, x: npt.NDArray[Any]) -> dict[str, Any]:
+        raise RuntimeError("out of luck")
+
+
+@pytest.mark.asyncio
+async def test_a_detector_that_fails_answers_500_and_the_server_stays_up(start: Factory) -> None:
+    running: Running = await start(OutlierDetector(Broken()), Kind.OUTLIER)
+    for _ in range(2):
+        status, body = await running.post(rows(1))
+        assert status == 500  # retried by the logger: the failure may be the detector's passing trouble
+        assert json.loads(body)["status"]["reason"] == "DETECTOR_ERROR"
+    metrics = await running.metrics()
+    assert metrics[("seldon_mesh_detector_events_total", (("outcome", "failed"),))] == 2

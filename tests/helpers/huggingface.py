@@ -9,6 +9,7 @@ Its classifier is set so that the words of `POSITIVE_WORDS` push towards POSITIV
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 POSITIVE_WORDS = ("good", "great", "love")
@@ -58,3 +59,11 @@ def build_text_classifier(folder: Path) -> Path:
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def pipeline_answers(folder: Path, texts: list[str]) -> list[Any]:
+    """What the transformers pipeline itself answers for `texts` in this process."""
+    from transformers import pipeline
+
+    answers: list[Any] = pipeline("text-classification", model=str(folder), device=-1)(texts)
+    return answers

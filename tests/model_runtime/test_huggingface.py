@@ -17,7 +17,7 @@ import pytest
 
 from generated.inference import dataplane_pb2 as v2
 from generated.inference import dataplane_pb2_grpc as v2_grpc
-from tests.helpers.huggingface import LABELS, build_text_classifier
+from tests.helpers.huggingface import LABELS, build_text_classifier, pipeline_answers
 from tests.helpers.mesh import wait_for
 from tests.helpers.runtime import RunningRuntime, start_runtime
 
@@ -44,10 +44,7 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def expected(classifier: Path) -> list[dict[str, Any]]:
     """What the pipeline answers in this process (the runtime must answer the same)."""
-    from transformers import pipeline
-
-    answers: list[dict[str, Any]] = pipeline("text-classification", model=str(classifier), device=-1)(TEXTS)
-    return answers
+    return pipeline_answers(classifier, TEXTS)
 
 
 @pytest.fixture(scope="module")

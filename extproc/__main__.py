@@ -18,8 +18,6 @@ from extproc.server import ExtprocSettings, serve
 from extproc.tracing import settings_from_env as tracing_settings_from_env
 from payload_log import settings_from_env as logger_settings_from_env
 
-GRAPH_COMMIT_SECONDS = 0.002  # `PayloadLoggerSettings.loop_commit_seconds` for extproc
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m extproc", description=__doc__)
@@ -49,9 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         config_path=args.config,
         state_dir=state_dir,
         metrics_port=args.metrics_port,
-        # a graph's answer waits for its events anyway; 2 ms lets one commit carry more requests' events
-        # (bench/observability: extproc CPU per logged graph request down, its throughput kept)
-        logger=logger_settings_from_env(spool_dir, os.environ, loop_commit_seconds=GRAPH_COMMIT_SECONDS),
+        logger=logger_settings_from_env(spool_dir, os.environ),
         tracing=tracing_settings_from_env(os.environ),
     )
     try:  # uvloop (from uvicorn[standard]) cuts the per-request cost of the event loop

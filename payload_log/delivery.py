@@ -6,21 +6,18 @@ one request id reach a sink in the order they were logged, while other lanes pro
 sends what it has in batches (`pipeline_events`, pipelined on one HTTP connection) holding each request
 id at most once, so a retried event never lands after a later one of its request. A failed send is
 retried with exponential backoff and full jitter, forever (at-least-once); an event the sink rejects for
-good (4xx) is moved to the spool's dead-letter table. An event leaves the spool only after its
-sink took it, so a crash at any point means a redelivery, never a loss.
+good (4xx) goes to the spool's dead letters. An event leaves the spool only after its sink took it, so a
+crash at any point means a redelivery, never a loss.
 
-Committed events come from the writer in memory (`handoff`), so a lane that keeps up never reads the
-spool back; a lane reads the spool (`behind`) after a start (what a previous process left), and when
-more than `max_memory_events` wait in memory (a sink down): every handed-over event is committed first,
-so the spool holds everything memory does, and a lane drops from memory what it already sent.
+Written events come from the logger in memory (`handoff`), so a lane that keeps up never reads the
+spool back; a lane reads the segments back (`behind`) after a start (what a previous process left), and
+when more than `max_memory_events` wait in memory (a sink down): every handed-over event is written
+first, so the spool holds everything memory does, and a lane drops from memory what it already sent.
 
 Delivered events are acknowledged in batches (every `ACK_INTERVAL_S` or `ACK_BATCH` events) through
-`acknowledge`: the logger's writer deletes them in its next transaction, beside the events it inserts.
-One delete per event here would contend with the writer's fsyncs for SQLite's write lock and stall this
-loop; a thread of its own for the deletes cost 26-35 us of CPU per logged graph request (4 events) in
-its own transactions and GIL hand-offs. Until then each lane remembers the last sequence number it
-delivered, so nothing is sent twice; after a crash the undeleted few are sent again, which at-least-once
-allows.
+`acknowledge`, with each lane's cursor (the last sequence number up to which it delivered everything):
+the spool keeps the cursors and deletes the segments left with nothing to deliver. After a crash the
+events delivered since the last acknowledgement are sent again, which at-least-once allows.
 """
 
 from __future__ import annotations
@@ -34,30 +31,30 @@ from collections.abc import Callable
 
 from payload_log.settings import PayloadLoggerSettings
 from payload_log.sinks import PermanentSinkError, RetryableSinkError, SinkError, SinkFactory
-from payload_log.spool import LaneKey, Spool, SpooledEvent
+from payload_log.spool import LaneKey, Position, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
 ACK_INTERVAL_S = 0.05
 ACK_BATCH = 512
 
-# called from the delivery thread: (events, False) when a sink rejected events for good and they left the
-# spool for its dead letters; () per retry; (events) when a sink took them, to be deleted from the spool
-Finished = Callable[[list[SpooledEvent], bool], None]
+# called from the delivery loop: (event) when a sink rejected it for good and it went to the dead letters;
+# () per retry; (events, cursors) when a sink took events, which the spool may then forget
+DeadLettered = Callable[[SpooledEvent], None]
 Retried = Callable[[], None]
-Acknowledge = Callable[[list[SpooledEvent]], None]
+Acknowledge = Callable[[list[SpooledEvent], dict[LaneKey, int]], None]
 
 
 class Delivery:
     def __init__(
         self,
         settings: PayloadLoggerSettings,
-        finished: Finished,
+        dead_lettered: DeadLettered,
         retried: Retried,
         acknowledge: Acknowledge,
     ) -> None:
         self._settings = settings
-        self._finished = finished
+        self._dead_lettered = dead_lettered
         self._retried = retried
         self._acknowledge = acknowledge
         self._thread: threading.Thread | None = None
@@ -69,21 +66,23 @@ class Delivery:
         self._memory: dict[LaneKey, collections.deque[SpooledEvent]] = {}
         self._held = 0  # events in `_memory`
         self._cursors: dict[LaneKey, int] = {}
+        self._positions: dict[LaneKey, Position] = {}  # where a lane reading the segments back stands
         self._delivered: list[SpooledEvent] = []
-        self._on_loop = False  # `start_on`: delivery runs as tasks on the logger's loop
+        self._loop_thread = 0
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start delivering, beginning with whatever the spool already holds."""
+    def start(self, spool: Spool) -> None:
+        """Start delivering on a thread of its own, beginning with whatever the spool already holds."""
         self._ready.clear()
-        self._thread = threading.Thread(target=self._main, name="payload-delivery", daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, args=(spool,), name="payload-delivery", daemon=True
+        )
         self._thread.start()
         self._ready.wait()
 
-    def start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start_on(self, loop: asyncio.AbstractEventLoop, spool: Spool) -> None:
         """Start delivering as tasks on `loop` (called on its thread), with no thread of its own."""
-        self._on_loop = True
-        self._open(loop)
+        self._open(loop, spool)
         self._task = loop.create_task(self._serve())
 
     async def astop(self) -> None:
@@ -95,11 +94,11 @@ class Delivery:
             self._task = None
 
     def handoff(self, events: list[SpooledEvent]) -> None:
-        """Thread-safe: these events are committed to the spool; deliver them."""
+        """Thread-safe: these events are written to the spool; deliver them (called in spool order)."""
         loop = self._loop
         if loop is None:
             return
-        if self._on_loop:  # the writer runs on this loop too
+        if threading.get_ident() == self._loop_thread:
             self._take(events)
         else:
             loop.call_soon_threadsafe(self._take, events)
@@ -112,32 +111,34 @@ class Delivery:
             self._thread.join()
             self._thread = None
 
-    def _main(self) -> None:
+    def _main(self, spool: Spool) -> None:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(self._run())
+            runner.run(self._run(spool))
 
-    async def _run(self) -> None:
-        self._open(asyncio.get_running_loop())
+    async def _run(self, spool: Spool) -> None:
+        self._open(asyncio.get_running_loop(), spool)
         self._ready.set()
         await self._serve()
 
-    def _open(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _open(self, loop: asyncio.AbstractEventLoop, spool: Spool) -> None:
         self._stop = asyncio.Event()
-        self._cursors.clear()
+        self._cursors = dict(spool.cursors)
+        self._positions.clear()
         self._memory.clear()
         self._held = 0
-        self._spool = Spool(self._settings.spool_dir, self._settings.fsync, writer=False)
+        self._spool = spool
         self._sinks = SinkFactory(
             self._settings.http_timeout_seconds, max_connections=self._settings.lanes_per_destination * 4
         )
+        self._loop_thread = threading.get_ident()
         self._loop = loop
-        self._behind = set(self._spool.lanes())
+        self._behind = spool.backlog()
         for lane in self._behind:
             self._start_lane(lane)
 
     async def _serve(self) -> None:
         assert self._stop is not None
-        spool, sinks = self._spool, self._sinks
+        sinks = self._sinks
         acker = asyncio.create_task(self._flush_periodically())
         try:
             await self._stop.wait()
@@ -151,7 +152,6 @@ class Delivery:
             await asyncio.gather(acker, return_exceptions=True)
             self._flush_acks()
             await sinks.aclose()
-            spool.close()
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -161,7 +161,7 @@ class Delivery:
     def _flush_acks(self) -> None:
         done, self._delivered = self._delivered, []  # swapped on the loop thread, which alone appends
         if done:
-            self._acknowledge(done)
+            self._acknowledge(done, self._cursors)
 
     def _take(self, events: list[SpooledEvent]) -> None:
         for event in events:
@@ -185,7 +185,10 @@ class Delivery:
             while True:
                 cursor = self._cursors.get(lane, 0)
                 if lane in self._behind:
-                    events = self._spool.head(lane, self._settings.read_batch_events, cursor)
+                    at = self._positions.get(lane, Position())
+                    events, self._positions[lane] = self._spool.read(
+                        lane, cursor, self._settings.read_batch_events, at
+                    )
                     if not events:  # caught up; no await since the read, so no handoff was missed
                         self._behind.discard(lane)
                         continue
@@ -231,7 +234,7 @@ class Delivery:
                 else:
                     log.error("payload log event %s dead-lettered: %s", event.headers.get("Ce-Id"), outcome)
                     self._spool.dead_letter(event, str(outcome))
-                    self._finished([event], False)
+                    self._dead_lettered(event)
             if len(self._delivered) >= ACK_BATCH:
                 self._flush_acks()
             if retry:

@@ -18,6 +18,7 @@ from enum import StrEnum
 
 SPEC_VERSION = "1.0"
 SKIP_LOGGING_HEADER = "seldon-skip-logging"
+_HEADER_LINES = 12  # in `PayloadEvent.headers`
 
 
 class EventType(StrEnum):
@@ -92,6 +93,24 @@ class PayloadEvent:
             "Ce-Protocol": str(self.protocol),
             "Content-Type": self.content_type,
         }
+
+    def head(self) -> bytes:
+        """`headers` as HTTP/1.1 header lines, each ended by CRLF: what the spool keeps and an HTTP sink is
+        sent. A line break inside a value (which no HTTP client can send us) becomes a space, so a value
+        can never add a header line of its own."""
+        text = (
+            f"Ce-Id: {self.id}\r\nCe-Specversion: {SPEC_VERSION}\r\nCe-Source: {self.source}\r\n"
+            f"Ce-Type: {self.type}\r\nCe-Time: {self.time}\r\nCe-Modelid: {self.model_id}\r\n"
+            f"Ce-Requestid: {self.request_id}\r\nCe-Inferenceservicename: {self.deployment}\r\n"
+            f"Ce-Namespace: {self.namespace}\r\nCe-Endpoint: {self.predictor}\r\n"
+            f"Ce-Protocol: {self.protocol}\r\nContent-Type: {self.content_type}\r\n"
+        )
+        if text.count("\n") != _HEADER_LINES or text.count("\r") != _HEADER_LINES:
+            text = "".join(
+                f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n"
+                for name, value in self.headers().items()
+            )
+        return text.encode()
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:

@@ -207,6 +207,10 @@ class Http1Poster:
         head = lines.encode() + b"\r\n" if headers else b""
         return b"".join((self._prefix, head, b"content-length: %d\r\n\r\n" % len(body), body))
 
+    def request_head(self, head: bytes, body: bytes) -> bytes:
+        """One POST's bytes from header lines already CRLF-terminated (a spooled event's `head`)."""
+        return b"".join((self._prefix, head, b"content-length: %d\r\n\r\n" % len(body), body))
+
     async def post(self, headers: dict[str, str], body: bytes) -> int:
         """Send one POST and return the answer's status; OSError (ConnectionError...) when it failed."""
         statuses, failure = await self.post_many([self.request(headers, body)])

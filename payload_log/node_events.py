@@ -2,10 +2,10 @@
 
 The graph executor `open`s one `_RequestEvents` per prediction (or feedback) of a predictor that has a
 logged node, logs through it the nodes whose `logger` mode asks for it, and awaits `written()` before the
-answer leaves: the events go through one `Receipt`, so the writer's group commit settles them together.
-The observability-mode streams of single-model predictors call `request_bytes(...)` and
-`response_bytes(...)` with the bodies as they crossed the gateway, posted without waiting (Envoy does not
-wait for that stream either).
+answer leaves: the events go through one `Receipt`, written with other requests' events (one write per
+turn of the loop, or at once by `written()`). The observability-mode streams of single-model predictors
+call `request_bytes(...)` and `response_bytes(...)` with the bodies as they crossed the gateway, posted
+without waiting (Envoy does not wait for that stream either).
 
 Typed structurally (`_Predictor`, `_Node`, `_Payload`), so this package still imports nothing of the
 executor. A request carrying `Seldon-Skip-Logging` (see `skip_logging_requested`) is not opened at all.

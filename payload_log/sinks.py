@@ -69,33 +69,21 @@ class HttpSink:
         self._poster = Http1Poster(url, timeout_seconds)
 
     async def send(self, event: SpooledEvent) -> None:
-        try:
-            status = await self._poster.post(event.headers, event.body)
-        except ValueError as exc:
-            raise PermanentSinkError(f"POST {self._url}: {exc}") from exc
-        except (OSError, TimeoutError) as exc:
-            raise RetryableSinkError(f"POST {self._url}: {exc!r}") from exc
-        _check_status(self._url, status)
+        outcome = (await self.send_batch([event]))[0]
+        if outcome is not None:
+            raise outcome
 
     async def send_batch(self, events: list[SpooledEvent]) -> list[SinkError | None]:
+        """The events' spooled header lines are written as they are (`PayloadEvent.head` keeps line
+        breaks out of values)."""
+        statuses, failure = await self._poster.post_many(
+            [self._poster.request_head(e.head, e.body) for e in events]
+        )
         outcomes: list[SinkError | None] = [None] * len(events)
-        requests, sent = [], []
-        for index, event in enumerate(events):
-            try:
-                requests.append(self._poster.request(event.headers, event.body))
-            except ValueError as exc:
-                outcomes[index] = PermanentSinkError(f"POST {self._url}: {exc}")
-                continue
-            sent.append(index)
-        if not requests:
-            return outcomes
-        statuses, failure = await self._poster.post_many(requests)
-        for index, status in zip(sent, statuses, strict=False):
-            try:
-                _check_status(self._url, status)
-            except SinkError as error:
-                outcomes[index] = error
-        for index in sent[len(statuses) :]:
+        for index, status in enumerate(statuses):
+            if not 200 <= status < 300:
+                outcomes[index] = _status_error(self._url, status)
+        for index in range(len(statuses), len(events)):
             outcomes[index] = RetryableSinkError(f"POST {self._url}: {failure!r}")
         return outcomes
 
@@ -128,12 +116,15 @@ class HttpsSink:
 
 
 def _check_status(url: str, status: int) -> None:
-    if 200 <= status < 300:
-        return
+    if not 200 <= status < 300:
+        raise _status_error(url, status)
+
+
+def _status_error(url: str, status: int) -> SinkError:
     message = f"POST {url}: HTTP {status}"
     if status >= 500 or status in _RETRYABLE_STATUS:
-        raise RetryableSinkError(message)
-    raise PermanentSinkError(message)
+        return RetryableSinkError(message)
+    return PermanentSinkError(message)
 
 
 def structured_event(event: SpooledEvent) -> dict[str, Any]:

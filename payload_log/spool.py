@@ -1,39 +1,43 @@
-"""The durable spool: an SQLite database in WAL mode where an event counts as accepted once committed.
+"""The durable spool: append-only segment files, where an event counts as accepted once written.
 
-Why SQLite and not append-only segment files: segments append faster (`python -m bench observability`
-on the 2-core CI machine with a quiet disk: per-event fsync 2-3.6k events/s for SQLite WAL vs 2-5k for
-segments; 10 events per fsync 13-26k vs 30-42k; 100 per fsync 34-113k vs 166-250k; under heavy
-neighbour I/O everything drops about tenfold), but both clear 2,000 small events/s with group commit,
-where the logger's own Python work, not the disk, is the limit on a quiet machine (about 3.3k events/s
-accepted end to end). SQLite gives crash-safe deletion of delivered
-events, per-lane ordered reads and recovery after SIGKILL for free; segment files would need their own
-ack offsets, compaction and torn-write detection. In CPU, at the ~100 events per commit group commit
-now gathers at 2,000 events/s, an insert cost ~6-7 us and its delete ~3-4 us per event (`process_time`,
-one thread, 250-byte bodies), against ~3-5 us for a segment append with a CRC per record; the writer,
-delivery and (then separate) acknowledging threads cost ~35 us per event together (per-thread CPU, paced
-micro-benchmark), so segments would save about a sixth of that: not worth a rewrite of the guarantees.
+Why segments and not SQLite (the spool until now): a `write()` into a file survives the SIGKILL of any
+process as soon as it returns (the kernel holds the page), which is what an answer waits for, and costs a
+few microseconds for all the events of a batch; an SQLite commit of the same rows cost 20 us per event at
+2 events per commit and 4 at 64 (`python -m bench observability`, bare commit rows), plus its Python
+around it, on the loop that serves requests. Whether each write is also fsynced (survives a power cut) is
+`FsyncPolicy`: `group` makes `Syncer` (`logger`) fdatasync on a thread of its own, shared by every write
+since the last one.
 
-The writer connection commits with `synchronous=FULL` (fsync of the WAL per commit) under the GROUP
-policy, deletes of delivered events included; the delivery connection (lane reads, dead letters) uses
-`synchronous=NORMAL`: a dead letter lost to a power cut only means a redelivery, which at-least-once
-allows.
+Layout of a spool directory (one writer process, `slots`):
+- `<first seq>.seg`: a magic line, then records `[length u32][crc32 u32][seq u64][lane u16]`
+  `[destination len u16][request id len u16][head len u32]` + destination + request id + head + body,
+  where the crc covers everything after itself, `head` is the event's CloudEvents headers as HTTP/1.1
+  header lines (what a sink is sent) and `body` its payload. Written only by `append`, one `os.write`
+  per batch; a new segment is begun once the current one holds `segment_bytes`, and after a restart.
+- `cursors`: per lane, the sequence number up to which every event of the lane was delivered (delivery is
+  in order per lane), rewritten in place with a crc by `save_cursors` on every acknowledgement flush. Lost
+  or torn, it only means redelivery, which at-least-once allows.
+- `dead_letters.jsonl`: events a sink rejected for good, one JSON object per line, for an operator.
 
-Each instance is used from one thread at a time: `logger` opens one for its writer, which also deletes
-what delivery acknowledged, and the delivery loop one for reading lanes and moving dead letters.
+A segment whose every event was delivered (or dead-lettered) is deleted, the current one too (the next
+write begins a new one); so the bound `max_spool_bytes` is on the bytes of the records in the segments
+still on disk. After a crash, `Spool(..., writer=True)` reads every segment back (a torn record at the end
+of one, from a kill in the middle of a write, ends that segment), skips what the cursors say was
+delivered, and resumes numbering after the highest sequence number seen.
 
-A batch is inserted, and deleted, by a few multi-row statements rather than `executemany`: the sqlite3
-module releases the GIL around every step, one per row with `executemany`, and in extproc each release
-hands the GIL to the event loop and waits to get it back. With a thread contending for the GIL as the
-event loop does, that cost the writing thread 39-40 us of CPU per event against 10-12 us for the same
-rows in one statement (9 against 7 without contention); `_chunks` splits a batch into power-of-two
-statement sizes, so the module's statement cache holds a handful of texts instead of one per batch size.
+Thread-safe: the logger writes from whichever thread logs (one lock), delivery reads and acknowledges from
+its own loop.
 """
 
 from __future__ import annotations
 
-import functools
-import sqlite3
-from collections.abc import Sequence
+import base64
+import contextlib
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,197 +45,395 @@ import orjson
 
 from payload_log.settings import FsyncPolicy
 
-SPOOL_FILE = "spool.sqlite3"
+MAGIC = b"seldon-mesh payload segment 1\n"
+CURSORS_FILE = "cursors"
+DEAD_LETTERS_FILE = "dead_letters.jsonl"
+SEGMENT_SUFFIX = ".seg"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    destination TEXT NOT NULL,
-    lane INTEGER NOT NULL,
-    request_id TEXT NOT NULL,
-    headers BLOB NOT NULL,
-    body BLOB NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_lane ON events (destination, lane, seq);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY,
-    destination TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    headers BLOB NOT NULL,
-    body BLOB NOT NULL,
-    reason TEXT NOT NULL
-);
-"""
-
-
-# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and the writer
-# makes two of these per event (about a tenth of its Python time in py-spy); nothing mutates them.
-@dataclass(slots=True, eq=False)
-class NewRecord:
-    destination: str
-    lane: int
-    request_id: str
-    headers_json: bytes
-    body: bytes
-    headers: dict[str, str]
-
-    @classmethod
-    def of(
-        cls, destination: str, lane: int, request_id: str, headers: dict[str, str], body: bytes
-    ) -> NewRecord:
-        return cls(destination, lane, request_id, orjson.dumps(headers), body, headers)
-
-    def spooled(self, seq: int) -> SpooledEvent:
-        """The event as delivery reads it back, for handing it over without reading the spool."""
-        return SpooledEvent(
-            seq, self.destination, self.lane, self.request_id, self.headers, self.body, self.size
-        )
-
-    @property
-    def size(self) -> int:
-        """What the event costs against the spool bound: payload plus serialized headers, in bytes."""
-        return len(self.body) + len(self.headers_json)
-
-
-@dataclass(slots=True, eq=False)
-class SpooledEvent:
-    seq: int
-    destination: str
-    lane: int
-    request_id: str
-    headers: dict[str, str]
-    body: bytes
-    size: int
-
+_CHECK = struct.Struct("<II")  # length of what follows, crc32 of what follows
+_META = struct.Struct("<QHHHI")  # seq, lane, destination len, request id len, head len
+_FRAME_BYTES = _CHECK.size + _META.size
+_READ_CHUNK = 1 << 18
 
 LaneKey = tuple[str, int]
 
 
-class Spool:
-    def __init__(self, directory: Path, fsync: FsyncPolicy = FsyncPolicy.GROUP, *, writer: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(directory / SPOOL_FILE, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        durable = writer and fsync is FsyncPolicy.GROUP
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+class NewRecord:
+    """An event as the logger hands it to `append`: the destination and lane it goes to, its request id
+    (ordering within the lane), its header lines and its body."""
 
-    def close(self) -> None:
-        self._db.close()
+    __slots__ = ("_destination", "_request_id", "body", "destination", "head", "lane", "request_id", "size")
 
-    def leave_checkpoints(self) -> None:
-        """This connection no longer checkpoints the WAL after its commits (SQLite's auto-checkpoint,
-        which with synchronous=NORMAL fsyncs the WAL and the database): `checkpoint`, from another
-        connection on another thread, does it, so a writer on an event loop never waits for a disk."""
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-
-    def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database without blocking writers (PASSIVE)."""
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def append(self, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
-        """Commit `records` in one transaction, which also forgets the delivered events `delete` names: on
-        return they are on disk per the fsync policy. Returns the sequence number of the first record (0
-        for none); the others follow it one by one (one writer connection per spool, AUTOINCREMENT: each
-        new row takes the highest number ever used plus one)."""
-        values: list[object] = []
-        for r in records:
-            values += (r.destination, r.lane, r.request_id, r.headers_json, r.body, r.size)
-        last = 0
-        with self._transaction():
-            for start, count in _chunks(len(delete)):
-                self._db.execute(_delete(count), delete[start : start + count])
-            for start, count in _chunks(len(records)):
-                self._db.execute(_insert(count), values[start * 6 : (start + count) * 6])
-            if records:
-                last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        return last - len(records) + 1 if records else 0
-
-    def head(self, lane: LaneKey, limit: int, after: int = 0) -> list[SpooledEvent]:
-        """The oldest `limit` events of `lane` with a sequence number above `after`."""
-        cursor = self._db.execute(
-            "SELECT seq, destination, lane, request_id, headers, body, size FROM events "
-            "WHERE destination = ? AND lane = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (lane[0], lane[1], after, limit),
-        )
-        return [
-            SpooledEvent(seq, dest, ln, rid, orjson.loads(headers), bytes(body), size)
-            for seq, dest, ln, rid, headers, body, size in cursor
-        ]
-
-    def dead_letter(self, event: SpooledEvent, reason: str) -> None:
-        """Move an event a sink rejected for good out of its lane; it stays on disk for an operator."""
-        with self._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO dead_letters (seq, destination, request_id, headers, body, reason) "
-                "VALUES (?,?,?,?,?,?)",
-                (
-                    event.seq,
-                    event.destination,
-                    event.request_id,
-                    orjson.dumps(event.headers),
-                    event.body,
-                    reason,
-                ),
-            )
-            self._db.execute("DELETE FROM events WHERE seq = ?", (event.seq,))
-
-    def lanes(self) -> list[LaneKey]:
-        return [(d, ln) for d, ln in self._db.execute("SELECT DISTINCT destination, lane FROM events")]
-
-    def usage(self) -> tuple[int, int]:
-        """(events, bytes) spooled and not yet delivered."""
-        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
-        return int(count), int(total)
-
-    def dead_letter_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def __init__(self, destination: str, lane: int, request_id: str, head: bytes, body: bytes) -> None:
+        self.destination, self.lane, self.request_id, self.head, self.body = (
+            destination, lane, request_id, head, body
+        )  # fmt: skip
+        self._destination, self._request_id = destination.encode(), request_id.encode()
+        # what the event costs against the spool bound: its record's bytes
+        self.size = _FRAME_BYTES + len(self._destination) + len(self._request_id) + len(head) + len(body)
 
 
-# rows per statement at most: 6 values a row within SQLite's default limit of 32,766 bound values (3.32+)
-_MAX_ROWS = 4096
+@dataclass(slots=True, eq=False)
+class SpooledEvent:
+    """A written event, as delivery sends it (from memory after `append`, or read back from a segment)."""
+
+    seq: int
+    destination: str
+    lane: int
+    request_id: str
+    head: bytes
+    body: bytes
+    size: int
+    segment: int = 0  # first seq of the segment holding it
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return parse_head(self.head)
 
 
-def _chunks(n: int) -> list[tuple[int, int]]:
-    """(start, count) statements covering n rows: `_MAX_ROWS` at a time, then the binary digits of the rest
-    (100 rows are statements of 64, 32 and 4), so at most 13 distinct statement texts ever exist."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    while n - start >= _MAX_ROWS:
-        out.append((start, _MAX_ROWS))
-        start += _MAX_ROWS
-    size = _MAX_ROWS
-    while start < n:
-        size >>= 1
-        if n - start >= size:
-            out.append((start, size))
-            start += size
+def encode_head(headers: dict[str, str]) -> bytes:
+    """Header lines as HTTP/1.1 writes them, each ended by CRLF."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+
+
+def parse_head(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.decode().split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            out[name] = value
     return out
 
 
-@functools.cache
-def _insert(rows: int) -> str:
-    return "INSERT INTO events (destination, lane, request_id, headers, body, size) VALUES " + ",".join(
-        ["(?,?,?,?,?,?)"] * rows
-    )
+@dataclass(slots=True)
+class _Segment:
+    first: int
+    path: Path
+    size: int  # bytes written, the magic line included
+    records: int  # bytes of its records (what counts against the bound)
+    remaining: int  # events not yet delivered or dead-lettered
 
 
-@functools.cache
-def _delete(rows: int) -> str:
-    return f"DELETE FROM events WHERE seq IN ({','.join('?' * rows)})"
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a lane reading segments back stands: a segment (its first seq) and an offset in it."""
+
+    segment: int = 0
+    offset: int = 0
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        fsync: FsyncPolicy = FsyncPolicy.OS,
+        *,
+        writer: bool,
+        segment_bytes: int = 8 << 20,
+    ) -> None:
+        """`writer`: this process owns the spool and writes it (one per directory, `slots`); otherwise
+        it only reads what is there (`usage`, `dead_letter_count`), as another process would find it."""
+        self.directory = directory
+        self._fsync = fsync is FsyncPolicy.GROUP
+        self._writer = writer
+        self._segment_bytes = segment_bytes
+        self.lock = threading.Lock()
+        self._segments: dict[int, _Segment] = {}  # by first seq, in order
+        self._active: _Segment | None = None
+        self._fd = -1  # the active segment's, append-only
+        self._retired: list[int] = []  # fsync=group: descriptors of rolled-over segments, not yet synced
+        self._new_file = False  # fsync=group: a segment was created since the last sync
+        self._events = 0  # undelivered
+        self._bytes = 0  # of undelivered records
+        self._records = 0  # bytes of the records in live segments
+        self._backlog: set[LaneKey] = set()  # lanes with undelivered events found at start
+        if writer:
+            directory.mkdir(parents=True, exist_ok=True)
+        self.cursors = _read_cursors(directory / CURSORS_FILE)
+        self._next = max(self.cursors.values(), default=0) + 1
+        self._cursors_fd = -1
+        self._cursors_saved: dict[LaneKey, int] = dict(self.cursors)
+        self._recover()
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    # -- recovery ----------------------------------------------------------------------------------------
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def _recover(self) -> None:
+        paths = sorted(
+            (int(p.name[: -len(SEGMENT_SUFFIX)]), p)
+            for p in self.directory.glob(f"*{SEGMENT_SUFFIX}")
+            if p.name[: -len(SEGMENT_SUFFIX)].isdigit()
+        )
+        for first, path in paths:
+            segment = _Segment(first, path, 0, 0, 0)
+            last = first - 1
+            for event, end in _records(path, 0):
+                segment.size = end
+                segment.records += event.size
+                last = max(last, event.seq)
+                lane = (event.destination, event.lane)
+                if event.seq > self.cursors.get(lane, 0):
+                    segment.remaining += 1
+                    self._events += 1
+                    self._bytes += event.size
+                    self._backlog.add(lane)
+            self._next = max(self._next, last + 1, first)
+            if segment.remaining == 0 and self._writer:
+                path.unlink(missing_ok=True)  # delivered before the crash; nothing to keep
+                continue
+            self._segments[first] = segment
+            self._records += segment.records
+
+    def backlog(self) -> set[LaneKey]:
+        """Lanes with undelivered events found at start (delivery reads them back from the segments)."""
+        return set(self._backlog)
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def append(self, records: list[NewRecord]) -> list[SpooledEvent]:
+        """Write `records` with one `os.write` (the caller holds `lock`): on return they survive the kill
+        of any process (and a power cut once `sync` returned, for `fsync=group`). Their spooled form, in
+        sequence order. OSError when the disk refuses: nothing was accepted then."""
+        if self._active is None or self._active.size >= self._segment_bytes:
+            self._begin_segment()
+        segment = self._active
+        assert segment is not None
+        seq = self._next
+        parts: list[bytes] = []
+        events: list[SpooledEvent] = []
+        meta, check, crc32, first = _META.pack, _CHECK.pack, zlib.crc32, segment.first
+        for r in records:
+            head, body, destination, request_id = r.head, r.body, r._destination, r._request_id
+            fields = meta(seq, r.lane, len(destination), len(request_id), len(head))
+            crc = crc32(body, crc32(head, crc32(request_id, crc32(destination, crc32(fields)))))
+            parts += (check(r.size - _CHECK.size, crc), fields, destination, request_id, head, body)
+            events.append(SpooledEvent(seq, r.destination, r.lane, r.request_id, head, body, r.size, first))
+            seq += 1
+        data = b"".join(parts)
+        written = os.write(self._fd, data)
+        if written != len(data):  # a full disk: the partial record is ignored on recovery, so retire it
+            self._retire_active()
+            raise OSError(f"payload spool: short write ({written} of {len(data)} bytes)")
+        self._next = seq
+        segment.size += len(data)
+        segment.records += len(data)
+        segment.remaining += len(records)
+        self._records += len(data)
+        self._events += len(records)
+        self._bytes += len(data)
+        return events
+
+    def room(self, max_bytes: int) -> int:
+        """Bytes of records that still fit under `max_bytes` (the caller holds `lock`)."""
+        return max_bytes - self._records
+
+    def sync_targets(self) -> tuple[list[int], bool]:
+        """For `fsync=group`, what a sync must flush for everything written so far to survive a power cut:
+        descriptors (the caller fdatasyncs and closes them: the retired segments' own, a duplicate of the
+        active one's) and whether the directory gained a segment since the last sync. The caller holds
+        `lock`."""
+        fds, self._retired = self._retired, []
+        if self._fd >= 0:
+            fds.append(os.dup(self._fd))
+        new_file, self._new_file = self._new_file, False
+        return fds, new_file
+
+    def _begin_segment(self) -> None:
+        self._retire_active()
+        first = self._next
+        path = self.directory / f"{first:020d}{SEGMENT_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.write(fd, MAGIC)
+        self._new_file = self._fsync  # its name must survive a power cut too: the next sync sees to it
+        self._fd = fd
+        self._active = self._segments[first] = _Segment(first, path, len(MAGIC), 0, 0)
+
+    def _retire_active(self) -> None:
+        """Stop appending to the active segment (under `fsync=group` the next sync flushes and closes it)."""
+        if self._fd >= 0:
+            if self._fsync:
+                self._retired.append(self._fd)
+            else:
+                os.close(self._fd)
+        self._fd = -1
+        self._active = None
+
+    # -- delivery ----------------------------------------------------------------------------------------
+
+    def done(
+        self, events: Iterable[SpooledEvent], cursors: dict[LaneKey, int] | None = None
+    ) -> tuple[int, int]:
+        """These events were delivered or dead-lettered (and `cursors`: how far each lane is delivered,
+        see `save_cursors`): segments left with none undelivered are deleted. Returns the (events, bytes)
+        still undelivered."""
+        with self.lock:
+            if cursors is not None:
+                self._save_cursors(cursors)
+            for event in events:
+                segment = self._segments.get(event.segment)
+                if segment is None:
+                    continue
+                segment.remaining -= 1
+                self._events -= 1
+                self._bytes -= event.size
+                if segment.remaining <= 0:
+                    self._delete(segment)
+            return self._events, self._bytes
+
+    def _delete(self, segment: _Segment) -> None:
+        if segment is self._active:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd, self._active = -1, None
+        del self._segments[segment.first]
+        self._records -= segment.records
+        with contextlib.suppress(OSError):
+            segment.path.unlink()
+
+    def _save_cursors(self, cursors: dict[LaneKey, int]) -> None:
+        """Record how far each lane was delivered (when it moved since the last save): every event of a
+        lane up to its cursor was delivered or dead-lettered. Written before the segments they free are
+        deleted, so a crash between the two only means redelivery."""
+        if cursors == self._cursors_saved or not self._writer:
+            return
+        self._cursors_saved = dict(cursors)
+        body = orjson.dumps([[d, lane, seq] for (d, lane), seq in cursors.items()])
+        data = struct.pack("<II", len(body), zlib.crc32(body)) + body
+        if self._cursors_fd < 0:
+            self._cursors_fd = os.open(
+                self.directory / CURSORS_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        os.pwrite(self._cursors_fd, data, 0)
+
+    def read(
+        self, lane: LaneKey, after: int, limit: int, position: Position
+    ) -> tuple[list[SpooledEvent], Position]:
+        """Up to `limit` events of `lane` with a sequence number above `after`, read from the segments
+        from `position` on, and where to read next; no events: the lane has nothing more on disk."""
+        with self.lock:
+            live = [(s.first, s.path, s.size) for s in self._segments.values() if s.first >= position.segment]
+        found: list[SpooledEvent] = []
+        for first, path, size in live:
+            offset = position.offset if first == position.segment else 0
+            for event, end in _records(path, offset, size):
+                if event.seq > after and (event.destination, event.lane) == lane:
+                    found.append(event)
+                    if len(found) >= limit:
+                        return found, Position(first, end)
+        return found, Position(live[-1][0], live[-1][2]) if live else position
+
+    def dead_letter(self, event: SpooledEvent, reason: str) -> None:
+        """Keep an event a sink rejected for good, for an operator; `done` then forgets it."""
+        try:
+            body: dict[str, str] = {"data": event.body.decode()}
+        except UnicodeDecodeError:
+            body = {"data_base64": base64.b64encode(event.body).decode("ascii")}
+        line = {
+            "seq": event.seq,
+            "destination": event.destination,
+            "request_id": event.request_id,
+            "headers": event.headers,
+            **body,
+            "reason": reason,
+        }
+        with (self.directory / DEAD_LETTERS_FILE).open("ab") as out:
+            out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+    # -- inspection --------------------------------------------------------------------------------------
+
+    def usage(self) -> tuple[int, int]:
+        """(events, bytes) spooled and not yet delivered."""
+        with self.lock:
+            return self._events, self._bytes
+
+    def usage_locked(self) -> tuple[int, int]:
+        """`usage`, for a caller holding `lock`."""
+        return self._events, self._bytes
+
+    def dead_letter_count(self) -> int:
+        try:
+            with (self.directory / DEAD_LETTERS_FILE).open("rb") as letters:
+                return sum(1 for _ in letters)
+        except FileNotFoundError:
+            return 0
+
+    def close(self) -> None:
+        """Close the files (under `fsync=group`, after a last sync: see `sync_targets`)."""
+        with self.lock:
+            self._retire_active()
+            for fd in self._retired:
+                os.close(fd)
+            self._retired = []
+            if self._cursors_fd >= 0:
+                os.close(self._cursors_fd)
+                self._cursors_fd = -1
+
+
+def _records(path: Path, offset: int, end: int | None = None) -> Iterator[tuple[SpooledEvent, int]]:
+    """The whole records of a segment from `offset` (0: its start) up to `end` (None: the file's end),
+    each with the offset after it; a torn or corrupt record ends the segment."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:  # deleted meanwhile: everything in it was delivered
+        return
+    first = int(path.name[: -len(SEGMENT_SUFFIX)])
+    with handle:
+        if offset == 0:
+            if handle.read(len(MAGIC)) != MAGIC:
+                return
+            offset = len(MAGIC)
+        handle.seek(offset)
+        buffer = b""
+        at = offset  # file offset of buffer[0]
+        while True:
+            want = _READ_CHUNK if end is None else min(_READ_CHUNK, end - at - len(buffer))
+            chunk = handle.read(want) if want > 0 else b""
+            if not chunk and len(buffer) < 8:
+                return
+            buffer += chunk
+            view = 0
+            while len(buffer) - view >= 8:
+                length, crc = _CHECK.unpack_from(buffer, view)
+                if length < _META.size:
+                    return  # garbage: a torn tail
+                if len(buffer) - view - 8 < length:
+                    break
+                start = view + _CHECK.size
+                if zlib.crc32(memoryview(buffer)[start : start + length]) != crc:
+                    return
+                seq, lane, dlen, rlen, hlen = _META.unpack_from(buffer, start)
+                p = start + _META.size
+                destination = buffer[p : p + dlen].decode()
+                p += dlen
+                request_id = buffer[p : p + rlen].decode()
+                p += rlen
+                head = buffer[p : p + hlen]
+                body = buffer[p + hlen : start + length]
+                view = start + length
+                size = length + _CHECK.size
+                yield SpooledEvent(seq, destination, lane, request_id, head, body, size, first), at + view
+            if not chunk:
+                return  # a partial record at the end: torn by a kill, or not yet written
+            at += view
+            buffer = buffer[view:]
+
+
+def _read_cursors(path: Path) -> dict[LaneKey, int]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    if len(data) < 8:
+        return {}
+    length, crc = struct.unpack_from("<II", data)
+    body = data[8 : 8 + length]
+    if len(body) != length or zlib.crc32(body) != crc:
+        return {}  # torn: deliver again what they covered
+    return {(d, lane): seq for d, lane, seq in orjson.loads(body)}
+
+
+def sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

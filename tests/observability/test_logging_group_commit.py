@@ -1,57 +1,85 @@
-"""Group commit: events posted without waiting (node events) fill the commit window and share one
-transaction; callers that wait for the outcome end the window early, so they are never held by it."""
+"""`fsync=group`: an accepted event is fdatasynced before its caller hears so, and the events written
+while a sync runs share the next one (group commit), whoever wrote them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from payload_log import LogOutcome, PayloadLogger
-from payload_log.spool import NewRecord, Spool
+from payload_log import FsyncPolicy, LogOutcome, PayloadLogger
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import RecordingSink, wait_for
 
 
-def test_posted_events_share_a_commit_and_waiting_callers_end_the_window_early(
+class HeldSyncs:
+    """`os.fdatasync`, counted, the first call held until `release`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.entered = threading.Event()
+        self._released = threading.Event()
+        real = os.fdatasync
+
+        def fdatasync(fd: int) -> None:
+            self.calls += 1
+            self.entered.set()
+            self._released.wait(60)
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def test_callers_wait_for_their_sync_and_events_written_meanwhile_share_the_next(
     tmp_path: Path, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commits: list[int] = []
-    append = Spool.append
-
-    def counted(self: Spool, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
-        if records:  # not the transactions that only delete delivered events
-            commits.append(len(records))
-        return append(self, records, delete)
-
-    monkeypatch.setattr(Spool, "append", counted)
-    # a window far longer than the test: only a full batch or waiting callers can end it
-    settings = fast_settings(
-        tmp_path, sink.url, group_commit_seconds=600, group_commit_events=4, max_batch_events=10
-    )
-    logger = PayloadLogger(settings)
+    syncs = HeldSyncs(monkeypatch)
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url, fsync=FsyncPolicy.GROUP))
     logger.start()
     try:
-        for i in range(5):
-            for event in pair(f"posted-{i}"):
-                logger.post(event)
-        wait_for(lambda: logger.stats().accepted == 10, 60, "the posted events committed")
-        assert commits == [10]  # one transaction, ended by max_batch_events, not one per 4
-        waiting = [logger.submit(event) for i in range(2) for event in pair(f"waited-{i}")]
-        assert [f.result(timeout=60) for f in waiting] == [LogOutcome.ACCEPTED] * 4
-        assert commits == [10, 4]
-        wait_for(lambda: len(sink.snapshot()) == 14, 60, "every event delivered")
-        # stopping in the middle of a window (or before it opens) writes what was posted at once, and
-        # delivers it
-        for event in pair("last"):
-            logger.post(event)
-        stopping = threading.Thread(target=logger.stop, kwargs={"drain_seconds": 60})
-        stopping.start()
-        stopping.join(60)
-        assert not stopping.is_alive(), "stop waited for the 600 s window"
-        assert commits == [10, 4, 2] and len(sink.snapshot()) == 16
+        first = logger.submit(pair("first")[0])
+        assert syncs.entered.wait(30)  # the syncer is in its (held) sync of `first`
+        meanwhile = [logger.submit(event) for n in range(3) for event in pair(f"later-{n}")]
+        assert not first.done() and not any(f.done() for f in meanwhile)  # written, not yet synced
+        syncs.release()
+        assert first.result(30) is LogOutcome.ACCEPTED
+        assert [f.result(30) for f in meanwhile] == [LogOutcome.ACCEPTED] * 6
+        assert syncs.calls == 2  # one for `first`, one shared by the six written during it
+        wait_for(lambda: len(sink.snapshot()) == 7, 60, "every event delivered")
     finally:
+        syncs.release()
         logger.stop()
+
+
+def test_an_answer_waits_for_the_sync_of_its_events_on_the_loop(
+    tmp_path: Path, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs = HeldSyncs(monkeypatch)
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url, fsync=FsyncPolicy.GROUP))
+
+    async def serve() -> tuple[bool, int]:
+        logger.start(asyncio.get_running_loop())
+        receipt = logger.receipt()
+        for event in pair("answer"):
+            receipt.post(event)
+        waiting = asyncio.ensure_future(receipt.written())
+        entered = await asyncio.to_thread(syncs.entered.wait, 30)
+        await asyncio.sleep(0.05)
+        held = not waiting.done()  # the loop runs on; this answer waits for its sync
+        syncs.release()
+        await asyncio.wait_for(waiting, 30)
+        await logger.astop(drain_seconds=30)
+        return entered and held, receipt.refused
+
+    try:
+        assert asyncio.run(serve()) == (True, 0)
+    finally:
+        syncs.release()
+    assert len(sink.snapshot()) == 2

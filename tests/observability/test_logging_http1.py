@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from payload_log import EventType, PayloadEvent
 from payload_log.http1 import Http1Poster
 from payload_log.sinks import HttpSink, PermanentSinkError, RetryableSinkError
-from payload_log.spool import SpooledEvent
+from payload_log.spool import SpooledEvent, encode_head
 
 Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: say nothing)
 
@@ -59,7 +60,7 @@ def _url(heads: list[bytes]) -> str:
 
 def _event(headers: dict[str, str] | None = None) -> SpooledEvent:
     headers = headers or {"Ce-Id": "1", "Content-Type": "application/json"}
-    return SpooledEvent(1, "", 0, "r", headers, b'{"a":1}', 10)
+    return SpooledEvent(1, "", 0, "r", encode_head(headers), b'{"a":1}', 10)
 
 
 def _run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -115,8 +116,6 @@ def test_sink_errors_say_whether_to_retry() -> None:
             for expected in (RetryableSinkError, RetryableSinkError, PermanentSinkError):
                 with pytest.raises(expected):
                     await sink.send(_event())
-            with pytest.raises(PermanentSinkError, match="line break"):
-                await sink.send(_event({"Ce-Id": "1\r\nX-Injected: 1"}))
             await sink.aclose()
         with pytest.raises(RetryableSinkError):  # nobody listens any more
             await HttpSink(_url(heads), timeout_seconds=5).send(_event())
@@ -142,12 +141,10 @@ def test_a_batch_is_pipelined_on_one_connection_with_an_outcome_per_event() -> N
         answer = lambda head: b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % next(statuses)  # noqa: E731
         async with _server(answer) as heads:
             sink = HttpSink(_url(heads), timeout_seconds=5)
-            bad = _event({"Ce-Id": "x\ny"})
-            outcomes = await sink.send_batch([_event(), _event(), bad, _event(), _event()])
-            assert outcomes[0] is None and outcomes[4] is None
+            outcomes = await sink.send_batch([_event() for _ in range(4)])
+            assert outcomes[0] is None and outcomes[3] is None
             assert isinstance(outcomes[1], RetryableSinkError)
-            assert isinstance(outcomes[2], PermanentSinkError)  # never sent: its header breaks lines
-            assert isinstance(outcomes[3], PermanentSinkError)
+            assert isinstance(outcomes[2], PermanentSinkError)
             await sink.aclose()
         # a server that answers the first and closes: the rest of the batch is to be sent again
         closing = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -179,3 +176,36 @@ def test_answers_repeating_the_last_one_or_differing_from_it_each_get_their_own_
             await sink.aclose()
 
     _run(test)
+
+
+def test_a_line_break_in_an_event_attribute_never_adds_a_header_line() -> None:
+    event = PayloadEvent(
+        type=EventType.REQUEST,
+        body=b"{}",
+        content_type="application/json",
+        request_id="r-1\r\nX-Injected: 1",
+        model_id="m\nX-Other: 2",
+        deployment="d",
+        namespace="n",
+        predictor="p",
+    )
+    head = event.head()
+    lines = head.split(b"\r\n")[:-1]
+    assert len(lines) == len(event.headers())
+    assert b"\n" not in b"".join(lines) and b"\r" not in b"".join(lines)
+    assert not any(line.startswith((b"X-Injected", b"X-Other")) for line in lines)
+    assert b"Ce-Requestid: r-1  X-Injected: 1" in lines
+
+
+def test_the_spooled_head_is_the_events_headers() -> None:
+    event = PayloadEvent(
+        type=EventType.RESPONSE,
+        body=b"{}",
+        content_type="application/json",
+        request_id="r-2",
+        model_id="m",
+        deployment="d",
+        namespace="n",
+        predictor="p",
+    )
+    assert event.head() == encode_head(event.headers())

@@ -8,14 +8,13 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from payload_log import LogOutcome, PayloadLogger
-from payload_log.spool import NewRecord, Spool
+from payload_log.spool import NewRecord, Spool, SpooledEvent
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import Received, RecordingSink, wait_for
@@ -108,7 +107,7 @@ def test_sigkill_of_the_logging_process_loses_no_spooled_event(tmp_path: Path) -
 def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_path: Path) -> None:
     sink = RecordingSink()  # down: nothing leaves the spool
     request, _ = pair("probe")
-    one_event = NewRecord.of(sink.url, 0, "probe", request.headers(), request.body).size
+    one_event = NewRecord(sink.url, 0, "probe", request.head(), request.body).size
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_spool_bytes=one_event * 10 + 10))
     logger.start()
     try:
@@ -126,36 +125,31 @@ def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_pat
     assert logger.log(pair("late")[0]) is LogOutcome.REFUSED_STOPPED
 
 
-def test_a_backlog_of_unwritten_events_is_bounded_refused_and_counted(
+def test_a_failed_write_refuses_the_events_and_the_logger_goes_on(
     tmp_path: Path, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A disk slower than the offered load: events waiting for the writer are capped, not queued
-    without bound in memory."""
-    writing, disk_back = threading.Event(), threading.Event()
+    """A disk that refuses a write (full, failing): the events are refused and counted, never accepted and
+    lost; once the disk takes writes again, so does the logger."""
     append = Spool.append
+    failing = [True]
 
-    def slow_append(self: Spool, records: list[NewRecord], delete: Sequence[int] = ()) -> int:
-        writing.set()
-        disk_back.wait(30)
-        return append(self, records, delete)
+    def flaky_append(self: Spool, records: list[NewRecord]) -> list[SpooledEvent]:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        return append(self, records)
 
-    monkeypatch.setattr(Spool, "append", slow_append)
-    logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_pending_events=2))
+    monkeypatch.setattr(Spool, "append", flaky_append)
+    logger = PayloadLogger(fast_settings(tmp_path, sink.url))
     logger.start()
     try:
-        first = logger.submit(pair("first")[0])
-        assert writing.wait(10)  # the writer holds `first` and is stuck on the disk
-        waiting = [logger.submit(pair(f"w{n}")[0]) for n in range(2)]
-        refused = [logger.submit(pair(f"r{n}")[0]) for n in range(3)]
-        assert [f.result(10) for f in refused] == [LogOutcome.REFUSED_BACKLOG] * 3
-        disk_back.set()
-        assert first.result(10) is LogOutcome.ACCEPTED
-        assert [f.result(10) for f in waiting] == [LogOutcome.ACCEPTED] * 2
-        assert logger.log(pair("later")[0]) is LogOutcome.ACCEPTED  # room again once written
+        assert [logger.log(e) for e in pair("lost")] == [LogOutcome.REFUSED_SPOOL_ERROR] * 2
+        failing[0] = False
+        assert [logger.log(e) for e in pair("kept")] == [LogOutcome.ACCEPTED] * 2
+        wait_for(lambda: len(sink.snapshot()) == 2, 30, "the accepted events delivered")
     finally:
-        disk_back.set()
         logger.stop()
-    assert logger.stats().refused == 3
+    assert {r.headers["Ce-Requestid"] for r in sink.snapshot()} == {"kept"}
+    assert (logger.stats().refused, logger.stats().accepted) == (2, 2)
 
 
 def test_a_backlog_beyond_what_delivery_holds_in_memory_is_read_back_from_the_spool(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""A request's `Receipt`: `written()` returns once its events are committed to the spool (or refused and
-counted), the writer commits as soon as every request with events on the way waits, and a batch settles
-all its requests together. Spool slots: one per live process, taken over after a kill."""
+"""A request's `Receipt`: `written()` returns once its events are written to the spool (or refused and
+counted), writing at once what every request gathered; events posted in one turn of the loop share one
+write. Spool slots: one per live process, taken over after a kill."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from payload_log.slots import claim
 from payload_log.spool import Spool
 from tests.observability.conftest import fast_settings
 from tests.observability.sink import RecordingSink
-
-# Windows far longer than any test: a commit that waited for them would hang the test, not pass it.
-HOLD = {"group_commit_seconds": 600.0, "commit_delay_seconds": 600.0}
 
 
 def _event(puid: str, kind: EventType = EventType.REQUEST) -> PayloadEvent:
@@ -59,15 +56,15 @@ class Batches:
 
 
 def test_written_returns_once_the_events_are_in_the_spool(tmp_path: Path) -> None:
-    logger = PayloadLogger(fast_settings(tmp_path, "http://127.0.0.1:9/never", **HOLD))
+    logger = PayloadLogger(fast_settings(tmp_path, "http://127.0.0.1:9/never"))
     logger.start()
 
     async def one_request() -> tuple[int, int]:
         receipt = logger.receipt()
         receipt.post(_event("p-1"))
         receipt.post(_event("p-1", EventType.RESPONSE))
-        await asyncio.wait_for(receipt.written(), 30)  # a lone request is committed at once
-        reader = Spool(tmp_path, writer=False)  # another connection: what a new process would find
+        await asyncio.wait_for(receipt.written(), 30)
+        reader = Spool(tmp_path, writer=False)  # what a new process would find
         try:
             return reader.usage()[0], receipt.pending
         finally:
@@ -79,26 +76,27 @@ def test_written_returns_once_the_events_are_in_the_spool(tmp_path: Path) -> Non
         logger.stop()
 
 
-def test_the_writer_waits_for_requests_in_flight_then_commits_them_together(tmp_path: Path) -> None:
+def test_written_writes_at_once_what_every_request_gathered(tmp_path: Path) -> None:
     batches = Batches()
-    logger = PayloadLogger(fast_settings(tmp_path, "http://127.0.0.1:9/never", **HOLD), batches)
+    logger = PayloadLogger(fast_settings(tmp_path, "http://127.0.0.1:9/never"), batches)
     logger.start()
 
-    async def two_requests() -> None:
+    async def two_requests() -> tuple[int, int]:
         first, second = logger.receipt(), logger.receipt()
         first.post(_event("a"))
         second.post(_event("b"))
-        waiting = asyncio.ensure_future(first.written())
-        await asyncio.sleep(0)  # `first` waits; `second` is still in flight, so the batch stays open
+        await first.written()  # no turn of the loop in between: it writes both requests' events
+        gathered = second.pending
         first.post(_event("a", EventType.RESPONSE))
         second.post(_event("b", EventType.RESPONSE))
-        await asyncio.wait_for(asyncio.gather(waiting, second.written()), 30)
+        await asyncio.wait_for(asyncio.gather(first.written(), second.written()), 30)
+        return gathered, first.pending + second.pending
 
     try:
-        asyncio.run(two_requests())
+        assert asyncio.run(two_requests()) == (0, 0)
     finally:
         logger.stop()
-    assert batches.accepted == [4]
+    assert batches.accepted == [2, 2]
 
 
 def test_refused_events_settle_the_receipt_and_are_counted(tmp_path: Path) -> None:

@@ -44,9 +44,9 @@ PREDICTOR_VERSION_ANNOTATION = "version"
 DEFAULT_TIMEOUT_S = 60.0
 # Seldon's executor default is MaxInt32; gRPC's own default of 4 MiB would refuse real images.
 DEFAULT_MAX_MESSAGE_BYTES = 2**31 - 1
-# A REST graph request body is refused (413) past max(this, the size annotation): the gateway buffers
-# request bodies up to the same limit (xds_controller's traffic policy), so both edges agree.
-DEFAULT_REST_BODY_BYTES = 4 * 2**20
+# A graph request (REST body or gRPC message), and its answer, are refused (413 / RESOURCE_EXHAUSTED)
+# past the size annotation, else past this: the gateway's limit (mesh.spec.traffic), Seldon's MaxInt32.
+DEFAULT_REST_BODY_BYTES = 2**31 - 1
 
 
 BUILTINS = frozenset(
@@ -122,7 +122,11 @@ class PredictorConfig:
 
     @cached_property
     def rest_body_bytes(self) -> int:
-        return max(_int(self.annotations.get(GRPC_MAX_MESSAGE_SIZE)) or 0, DEFAULT_REST_BODY_BYTES)
+        """The predictor's request (and answer) limit in bytes, REST and gRPC alike."""
+        return min(
+            _int(self.annotations.get(GRPC_MAX_MESSAGE_SIZE)) or DEFAULT_REST_BODY_BYTES,
+            DEFAULT_REST_BODY_BYTES,
+        )
 
     @cached_property
     def logged(self) -> bool:

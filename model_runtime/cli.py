@@ -23,7 +23,7 @@ from model_runtime import tracing
 from model_runtime.errors import BadParameter
 from model_runtime.metrics import identity_from_env
 from model_runtime.parameters import parse_parameters
-from model_runtime.settings import GIB, GRPC_MAX_MESSAGE, LoggerMode, RuntimeSettings, ServiceType
+from model_runtime.settings import GRPC_MAX_MESSAGE, LoggerMode, RuntimeSettings, ServiceType
 from model_runtime.workers import configure_logging, run
 from payload_log import DEFAULT_ENDPOINT_ENV, FsyncPolicy
 
@@ -74,7 +74,9 @@ def add_server_flags(
     serve.add_argument(
         "--threads", type=int, default=0, help="threads for user code; 0 = run it on the event loop (default)"
     )
-    serve.add_argument("--max-request-bytes", type=int, default=GIB, help="REST body limit (default 1 GiB)")
+    serve.add_argument(
+        "--max-request-bytes", type=int, default=GRPC_MAX_MESSAGE, help="REST body limit (default 2 GiB - 1)"
+    )
     serve.add_argument("--grpc-max-message-bytes", type=int, default=GRPC_MAX_MESSAGE)
     serve.add_argument(
         "--max-batch-size", type=int, default=None, help="V2 adaptive batching: requests per batch (1 = off)"

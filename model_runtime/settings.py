@@ -73,7 +73,10 @@ class ServerSettings(BaseModel):
     grpc_port: int = Field(ge=0, le=65535, description="gRPC port (0 = any free port, one worker only).")
     workers: int = Field(1, ge=1, description="Processes sharing both ports via SO_REUSEPORT.")
     max_request_bytes: int = Field(
-        GIB, ge=1, description="REST body limit in bytes (413 above it); 1 GiB fits any sane tensor."
+        GRPC_MAX_MESSAGE,
+        ge=1,
+        description="REST body (and answer) limit in bytes, 413 above it; the gRPC one by default, as the "
+        "mesh has one limit for both (Seldon's grpc-max-message-size default, MaxInt32).",
     )
     grpc_max_message_bytes: int = Field(
         GRPC_MAX_MESSAGE, ge=1, le=GRPC_MAX_MESSAGE, description="gRPC send/receive limit in bytes."

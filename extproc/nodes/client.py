@@ -239,7 +239,7 @@ class NodeClients:
             raise NodeError(node.name, 502, "BAD_GATEWAY", f"answered garbage: {error}") from None
         if status >= 400:
             info, reason = _error_detail(raw)
-            code = 400 if status < 500 else 500
+            code = status if status == 413 else 400 if status < 500 else 500  # 413: over the size limit
             raise NodeError(node.name, code, reason or f"NODE_HTTP_{status}", f"answered {status}: {info}")
         try:
             return orjson.loads(raw)

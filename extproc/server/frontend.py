@@ -130,6 +130,10 @@ class Frontend:
                 puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
                 skip = SKIP_LOGGING_HEADER in headers
                 reply = await self._dispatch(predictor, method, rest, body, puid, skip)
+                limit = predictor.rest_body_bytes
+                if reply.status < 300 and len(reply.body) > limit:  # answers are bounded like requests
+                    info = f"answer of {len(reply.body)} bytes over the {limit} byte limit"
+                    raise GraphError(413, "PAYLOAD_TOO_LARGE", info)
             except GraphError as error:
                 reply = _error_reply(error, v2)
             outcome.code = str(reply.status)

@@ -105,7 +105,7 @@ class RestConnection(asyncio.Protocol):
             self._fail(_error(400, "BAD_REQUEST", "protocol upgrades are not served"))
         except httptools.HttpParserError as error:
             if self._too_large:
-                info = f"request body over {self._max_body} bytes"
+                info = f"request body over the {self._max_body} byte limit"
                 self._fail(_error(413, "PAYLOAD_TOO_LARGE", info))
             else:
                 self._fail(_error(400, "BAD_REQUEST", f"malformed HTTP request: {error}"))

@@ -8,9 +8,10 @@ carry a gRPC body and trailers. Same frontend and executor as REST; only the edg
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from extproc.codecs import (
     CodecError,
@@ -19,7 +20,7 @@ from extproc.codecs import (
     encode_infer_response,
     encode_seldon_message,
 )
-from extproc.config import PredictorConfig
+from extproc.config import GRPC_MAX_MESSAGE_SIZE, PredictorConfig
 from extproc.graph import GraphError
 from extproc.server.frontend import SKIP_LOGGING_HEADER, Frontend
 from extproc.server.observe import Outcome
@@ -28,10 +29,23 @@ from generated.seldon import prediction_pb2 as v1_pb
 
 PREDICTOR_HEADER = "x-seldon-predictor"
 Context = grpc.aio.ServicerContext[Any, Any]
+M = TypeVar("M", bound=Message)
 
 
 def _metadata(context: Context) -> dict[str, str]:
     return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+
+
+def _bounded(predictor: PredictorConfig, message: M, what: str) -> M:
+    """The message, or RESOURCE_EXHAUSTED when it is over the predictor's limit (the size annotation)."""
+    size, limit = message.ByteSize(), predictor.rest_body_bytes
+    if size > limit:
+        raise GraphError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"{what} of {size} bytes over the {limit} byte limit ({GRPC_MAX_MESSAGE_SIZE})",
+        )
+    return message
 
 
 class _Edge:
@@ -41,11 +55,13 @@ class _Edge:
     def _skip_logging(self, context: Context) -> bool:
         return SKIP_LOGGING_HEADER in _metadata(context)
 
-    def _predictor(self, context: Context) -> tuple[PredictorConfig, str]:
+    def _predictor(self, context: Context, request: Message | None = None) -> tuple[PredictorConfig, str]:
         headers = _metadata(context)
         predictor = self._frontend.predictor(
             headers.get("namespace", "default"), headers.get("seldon", ""), headers.get(PREDICTOR_HEADER)
         )
+        if request is not None:
+            _bounded(predictor, request, "request")
         puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
         return predictor, puid
 
@@ -65,7 +81,7 @@ class _Edge:
 class SeldonEdge(_Edge):
     async def Predict(self, request: v1_pb.SeldonMessage, context: Context) -> Any:
         try:
-            predictor, puid = self._predictor(context)
+            predictor, puid = self._predictor(context, request)
         except GraphError as error:
             return await self._fail(context, error)
         with self._observed(predictor, context, "/seldon.protos.Seldon/Predict") as outcome:
@@ -75,7 +91,7 @@ class SeldonEdge(_Edge):
                     predictor, message, puid, self._skip_logging(context)
                 )
                 await context.send_initial_metadata((("seldon-puid", str(answer["meta"]["puid"])),))
-                return encode_seldon_message(answer)
+                return _bounded(predictor, encode_seldon_message(answer), "answer")
             except GraphError as error:
                 return await self._fail(context, error, outcome)
             except CodecError as error:
@@ -83,7 +99,7 @@ class SeldonEdge(_Edge):
 
     async def SendFeedback(self, request: v1_pb.Feedback, context: Context) -> Any:
         try:
-            predictor, puid = self._predictor(context)
+            predictor, puid = self._predictor(context, request)
             answer = await self._frontend.feedback(
                 predictor, decode_seldon_proto(request), puid, self._skip_logging(context)
             )
@@ -128,7 +144,7 @@ class SeldonEdge(_Edge):
 class InferenceEdge(_Edge):
     async def ModelInfer(self, request: v2_pb.ModelInferRequest, context: Context) -> Any:
         try:
-            predictor, puid = self._predictor(context)
+            predictor, puid = self._predictor(context, request)
         except GraphError as error:
             return await self._fail(context, error)
         with self._observed(predictor, context, "/inference.GRPCInferenceService/ModelInfer") as outcome:
@@ -136,7 +152,7 @@ class InferenceEdge(_Edge):
                 decoded = decode_infer_request(request)
                 skip = self._skip_logging(context)
                 answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid, skip)
-                return encode_infer_response(answer)
+                return _bounded(predictor, encode_infer_response(answer), "answer")
             except GraphError as error:
                 return await self._fail(context, error, outcome)
             except CodecError as error:

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh.spec import Container, PredictiveUnit, PredictorSpec, SeldonDeployment
+from mesh.spec.traffic import policy_of
 from mesh.spec.wrapper import python_class as _python_class
 from mesh.spec.wrapper import service_type as _service_type
 from xds_controller.translate import (
@@ -99,10 +100,13 @@ def _plan_node(
     external = _external_endpoint(node)
     if external is not None and container is None and not node.is_prepackaged:
         return ComponentPlan(key, external=external)
+    limit = str(policy_of(deployment.annotations).request_limit_bytes)  # REST and gRPC alike
     common = [
         "--name", node.name,
         "--workers", str(workers),
         "--service-type", _service_type(node, container),
+        "--max-request-bytes", limit,
+        "--grpc-max-message-bytes", limit,
     ]  # fmt: skip
     if _gateway_facing(key, deployment, predictor):
         common.append("--gateway-facing")

@@ -21,6 +21,10 @@ DEFAULT_RETRIES = 2
 # Envoy buffers a request body up to this for retries and shadows when no message size is annotated
 # (its per-connection default, 1 MiB, would quietly turn off retries for a larger request).
 DEFAULT_BUFFER_BYTES = 4 * 2**20
+# The one request-size limit of every route, REST and gRPC, single models and graphs alike, unless
+# `seldon.io/grpc-max-message-size` sets it: Seldon's executor default for that annotation (MaxInt32),
+# also the largest message gRPC carries. Seldon's executor reads REST bodies without a limit.
+DEFAULT_REQUEST_LIMIT_BYTES = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class TrafficPolicy:
     @property
     def buffer_bytes(self) -> int:
         return max(self.max_message_bytes or 0, DEFAULT_BUFFER_BYTES)
+
+    @property
+    def request_limit_bytes(self) -> int:
+        """Largest request (and answer) in bytes: 413 / RESOURCE_EXHAUSTED above it."""
+        return min(self.max_message_bytes or DEFAULT_REQUEST_LIMIT_BYTES, DEFAULT_REQUEST_LIMIT_BYTES)
 
 
 def _millis(raw: str | None) -> int | None:

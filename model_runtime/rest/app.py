@@ -156,6 +156,8 @@ class RestApp:
             if handler is None:
                 raise NotFound(f"no such path: {path}")
             status, body, headers = await handler(scope, receive)
+            if len(body) > self.limit and status < 300:  # answers are bounded like requests
+                raise PayloadTooLarge(f"answer of {len(body)} bytes is over the {self.limit} byte limit")
         except RuntimeFailure as exc:
             status, body, headers = _error(scope, http_status(exc), exc.info, exc.reason)
             if isinstance(exc, UserStatusError) and exc.body is not None:  # a model_error_handler's reply

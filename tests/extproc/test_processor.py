@@ -13,7 +13,7 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 
-from extproc.config import DeploymentConfig, GraphConfig
+from extproc.config import GRPC_MAX_MESSAGE_SIZE, DeploymentConfig, GraphConfig
 from extproc.graph import GraphExecutor
 from extproc.server import ExtprocSettings, Frontend, create_server
 from tests.extproc.fakes import FakeNodes, node, predictor, scale
@@ -35,7 +35,8 @@ def _body(data: Any) -> ep.ProcessingRequest:
 async def _exchange(
     requests: list[ep.ProcessingRequest], predictor_name: str = "main"
 ) -> list[ep.ProcessingResponse]:
-    graph = predictor(node("pre", "TRANSFORMER", node("model")))
+    # a 4 MiB request limit (seldon.io/grpc-max-message-size)
+    graph = predictor(node("pre", "TRANSFORMER", node("model")), **{GRPC_MAX_MESSAGE_SIZE: str(4 << 20)})
     config = GraphConfig("g", {("default", "dep"): DeploymentConfig("default", "dep", (graph,))})
     nodes = FakeNodes(behaviours={"pre": scale(10), "model": scale(2)})
     frontend = Frontend(lambda: config, GraphExecutor(nodes))

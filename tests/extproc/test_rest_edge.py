@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from extproc.config import DEFAULT_REST_BODY_BYTES, DeploymentConfig, GraphConfig
+from extproc.config import GRPC_MAX_MESSAGE_SIZE, DeploymentConfig, GraphConfig
 from extproc.graph import GraphExecutor
 from extproc.server import Frontend
 from extproc.server.rest import create_rest_server
@@ -17,10 +17,11 @@ from tests.extproc.fakes import FakeNodes, node, predictor, scale
 
 PREDICT = "/seldon/default/dep/api/v1.0/predictions"
 HEADERS = {"x-seldon-predictor": "main", "x-request-id": "rid-1"}
+LIMIT = 4 * 2**20  # the deployment's request limit (seldon.io/grpc-max-message-size)
 
 
 def _frontend(nodes: FakeNodes | None = None) -> Frontend:
-    graph = predictor(node("pre", "TRANSFORMER", node("model")))
+    graph = predictor(node("pre", "TRANSFORMER", node("model")), **{GRPC_MAX_MESSAGE_SIZE: str(LIMIT)})
     config = GraphConfig("g", {("default", "dep"): DeploymentConfig("default", "dep", (graph,))})
     nodes = nodes or FakeNodes(behaviours={"pre": scale(10), "model": scale(2)})
     return Frontend(lambda: config, GraphExecutor(nodes))
@@ -126,7 +127,7 @@ def test_a_request_that_does_not_parse_gets_a_seldon_400_and_the_server_keeps_se
 def test_a_body_over_the_limit_gets_413() -> None:
     async def test(port: int) -> httpx.Response:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            return await client.post(PREDICT, content=b" " * (DEFAULT_REST_BODY_BYTES + 1), headers=HEADERS)
+            return await client.post(PREDICT, content=b" " * (LIMIT + 1), headers=HEADERS)
 
     response = _serving(test)
     assert response.status_code == 413 and response.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"

@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 
-from extproc.config import DEFAULT_REST_BODY_BYTES
 from extproc.server.rest import create_rest_server
 from mesh.local.envoy import EnvoyProcess
-from tests.extproc.test_rest_edge import _frontend
+from tests.extproc.test_rest_edge import LIMIT, _frontend
 from tests.helpers.ports import free_port
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -89,7 +88,7 @@ def test_graph_requests_through_envoy(tmp_path: Path) -> None:
                 answers.append(
                     await client.post("/seldon/default/dep/api/v1.0/predictions", content=b"{oops")
                 )
-                for size in (DEFAULT_REST_BODY_BYTES + 1, 3 * DEFAULT_REST_BODY_BYTES):
+                for size in (LIMIT + 1, 3 * LIMIT):
                     # the second is refused long before Envoy has sent it all: the 413 must still arrive
                     answers.append(
                         await client.post("/seldon/default/dep/api/v1.0/predictions", content=b" " * size)

@@ -81,8 +81,8 @@ def envoy_meaning(config: route_pb2.RouteConfiguration, deployment: SeldonDeploy
     host = config.virtual_hosts[0]
     routes, sticky = [], None
     for route in host.routes:
-        if not route.name.startswith(f"{meta.namespace}.{meta.name}."):
-            continue
+        if not route.name.startswith(f"{meta.namespace}.{meta.name}.") or route.HasField("direct_response"):
+            continue  # (a direct response, the size limit's 413, routes nowhere)
         transport = route.name.rsplit(".", 1)[1]
         action = route.route
         headers = {h.name: h.string_match.exact for h in route.match.headers}

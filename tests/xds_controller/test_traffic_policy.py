@@ -22,8 +22,10 @@ def _config(resources: Resources) -> route_pb2.RouteConfiguration:
 
 
 def _routes(resources: Resources) -> list[route_components_pb2.Route]:
-    """The deployment routes and the tail, without the repository 404s every configuration starts with."""
-    return [r for r in _config(resources).virtual_hosts[0].routes if r.name not in CONTROL_ROUTES]
+    """The deployment routes and the tail, without the repository 404s every configuration starts with
+    and the size limit's 413 each deployment's routes start with."""
+    routes = _config(resources).virtual_hosts[0].routes
+    return [r for r in routes if r.name not in CONTROL_ROUTES and not r.name.endswith(".too-large")]
 
 
 def _canary(**annotations: str) -> b.Deployment:

@@ -70,8 +70,10 @@ def test_route_order_ends_with_reflection_then_not_found() -> None:
     assert names == [
         "repository.rest",
         "repository.grpc",
+        "default.a.too-large",
         "default.a.grpc",
         "default.a.http",
+        "default.b.too-large",
         "default.b.grpc",
         "default.b.http",
         "reflection",
@@ -80,6 +82,10 @@ def test_route_order_ends_with_reflection_then_not_found() -> None:
     not_found = _routes(resources)["not-found"]
     assert not_found.match.prefix == "/"
     assert not_found.direct_response.status == 404
+    too_large = _routes(resources)["default.a.too-large"]  # a body longer than the limit: 413 unread
+    assert too_large.match.prefix == "/seldon/default/a/"
+    assert too_large.match.headers[0].range_match.start == 2**31
+    assert too_large.direct_response.status == 413
 
 
 def test_puid_request_and_response_headers() -> None:

@@ -43,7 +43,7 @@ from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
+from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
 from google.protobuf import any_pb2, duration_pb2, struct_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
@@ -217,8 +217,36 @@ def _extproc_down() -> list[hcm_pb2.ResponseMapper]:
     ]
 
 
+# gRPC's own code for a message over the limit (Envoy would derive UNKNOWN from a 413)
+GRPC_RESOURCE_EXHAUSTED = 8
+V2_PATH = r"^/seldon/[^/]+/[^/]+/v2/.*"
+
+
+def _too_large() -> list[hcm_pb2.ResponseMapper]:
+    """A 413 (a body over the deployment's limit): V2's error shape on V2 paths, RESOURCE_EXHAUSTED for
+    gRPC; Seldon's shape for the rest comes from the `REASONS` mappers."""
+    v2_body = struct_pb2.Struct()
+    v2_body.update({"error": "%LOCAL_REPLY_BODY%"})
+    v2_path = route_components_pb2.HeaderMatcher(
+        name=":path", string_match=string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=V2_PATH))
+    )
+    too_large = _status_is(413)
+    return [
+        hcm_pb2.ResponseMapper(
+            filter=_all(too_large, _is_rest(), _not_graph_reply(), _header(v2_path)),
+            body_format_override=substitution_format_string_pb2.SubstitutionFormatString(
+                json_format=v2_body, content_type="application/json"
+            ),
+        ),
+        hcm_pb2.ResponseMapper(
+            filter=_all(too_large, _is_grpc(), _not_graph_reply()),
+            headers_to_add=[_grpc_status(GRPC_RESOURCE_EXHAUSTED)],
+        ),
+    ]
+
+
 def local_reply_config() -> hcm_pb2.LocalReplyConfig:
-    mappers = _extproc_down()
+    mappers = [*_extproc_down(), *_too_large()]
     for code, reason in sorted(REASONS.items()):
         info = NOT_FOUND_INFO if code == 404 else "%LOCAL_REPLY_BODY%"
         mapper = hcm_pb2.ResponseMapper(

@@ -1,6 +1,7 @@
 """The gateway's RouteConfiguration: Seldon's external REST paths and gRPC headers to component clusters.
 
 Per deployment, in this order (first match wins):
+- REST with a Content-Length over the deployment's request limit -> a direct 413;
 - gRPC: content-type application/grpc, headers `seldon: <name>` and `namespace: <ns>`, a Seldon, V2,
   TensorFlow, reflection or health method -> the predictors' `.grpc` clusters;
 - REST: prefix `/seldon/<ns>/<name>/`, rewritten to `/` -> the predictors' `.http` clusters.
@@ -35,7 +36,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
-from envoy.type.v3 import percent_pb2
+from envoy.type.v3 import percent_pb2, range_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
@@ -275,6 +276,26 @@ def _buffered(route: route_components_pb2.Route, policy: TrafficPolicy) -> route
     return route
 
 
+TOO_LARGE_INFO = "request body over the {limit} byte limit (seldon.io/grpc-max-message-size)"
+
+
+def _too_large_route(deployment: DeploymentView, prefix: str, limit: int) -> route_components_pb2.Route:
+    """First of a deployment's routes: a REST request whose Content-Length is over the deployment's limit
+    is answered 413 at once, its body unread (the listener's local replies give it the Seldon or V2 error
+    shape). A body without a length, and gRPC messages, are bounded by the runtime or extproc behind."""
+    over = route_components_pb2.HeaderMatcher(
+        name="content-length", range_match=range_pb2.Int64Range(start=limit + 1, end=2**63 - 1)
+    )
+    meta = deployment.metadata
+    return route_components_pb2.Route(
+        name=f"{meta.namespace}.{meta.name}.too-large",
+        match=route_components_pb2.RouteMatch(prefix=prefix, headers=[over]),
+        direct_response=route_components_pb2.DirectResponseAction(
+            status=413, body=base_pb2.DataSource(inline_string=TOO_LARGE_INFO.format(limit=limit))
+        ),
+    )
+
+
 def _pinned_routes(
     deployment: DeploymentView,
     transport: Transport,
@@ -447,6 +468,7 @@ def deployment_routes(
     rest_match = route_components_pb2.RouteMatch(prefix=f"/seldon/{meta.namespace}/{meta.name}/")
     policy = policy_of(deployment.annotations)
     routes = [
+        _too_large_route(deployment, rest_match.prefix, policy.request_limit_bytes),
         *(_translation_routes(deployment, grpc_match, rest_match, rest_edge) if extproc else []),
         *_pinned_routes(deployment, Transport.GRPC, grpc_match, policy, extproc),
         _deployment_route(deployment, Transport.GRPC, grpc_match, policy, extproc),

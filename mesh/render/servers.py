@@ -5,6 +5,12 @@ protocols. The rest (TensorFlow Serving, Triton, Hugging Face and Tempo on MLSer
 cluster's `predictor_servers` setting names an image for under the deployment's protocol, run that image
 with the flags and environment it reads, as Seldon's `predictor_servers` does. Each upstream server keeps
 the model in `/mnt/models` and listens on the node's HTTP and gRPC ports.
+
+HUGGINGFACE_SERVER: `seldon-mesh up` runs it in our runtime (`model_runtime.runtimes.huggingface`), which
+answers the V2 protocol as MLServer's Hugging Face runtime does (same parameters, content types and
+`hg_jsonlist` output), so the cluster's default, MLServer's image with the node's parameters as
+`MLSERVER_MODEL_EXTRA` and the model at `/mnt/models`, answers the same requests in the same shapes.
+Our runtime image leaves the `huggingface` extra out (PyPI's torch is a CUDA build of several GB).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Seldon's explainer calls its predictor's service; here that is the gateway's path of the deployment,
 `/seldon/<ns>/<name>/api/v1.0/predictions` (Seldon protocol) or `/seldon/<ns>/<name>/v2/models/<model>/infer`
-(V2), with `Seldon-Predictor: <predictor>` so the explainer's predictor answers even in a canary. Large
+(V2), with `Seldon-Predictor: <predictor>` so the explainer's predictor answers even in a canary; in a
+cluster, the predictor's Service (`--predictor-url`, through the sidecar: Seldon's explainer calls it so). Large
 batches (KernelShap asks for thousands of rows at once) are sent in chunks. A model that is down, slow or
 refusing is one of our errors (`errors`), which the server answers in the protocol's error shape.
 """
@@ -31,10 +32,13 @@ class ModelTarget:
     model_name: str  # the graph's root node: the V2 model name
     timeout_s: float = 30.0
     chunk_rows: int = 1000
+    predictor_url: str | None = None  # the predictor's own address instead (a cluster's Service)
 
     @property
     def url(self) -> str:
         base = f"{self.gateway_url.rstrip('/')}/seldon/{self.namespace}/{self.deployment}"
+        if self.predictor_url:
+            base = self.predictor_url.rstrip("/")
         if self.protocol == "v2":
             return f"{base}/v2/models/{self.model_name}/infer"
         return f"{base}/api/v1.0/predictions"

@@ -54,6 +54,8 @@ class RenderSettings(BaseModel):
     storage_initializer_image: str = "seldonio/seldon-mesh-storage-initializer:0.1.0"
     # The detector server (`mesh.render.detectors`): alibi-detect with TensorFlow, numpy below 2.
     detector_image: str = "seldonio/seldon-mesh-detector:0.1.0"
+    # The explainer server (`mesh.render.explainers`): alibi, numpy below 2, so an image of its own.
+    explainer_image: str = "seldonio/seldon-mesh-explainer:0.1.0"
     # Upstream images for the prepackaged servers our runtime does not serve (Seldon's `predictor_servers`).
     predictor_servers: dict[str, ServerImages] = Field(default_factory=_default_servers)
     # The field manager and the label that mark objects as ours (`controllerId` scopes one operator).

@@ -196,6 +196,10 @@ class InstrumentedNodeClient:
         with self._timed(node, "metadata", "metadata"):
             return await self._inner.metadata(node, limits)
 
+    async def status(self, node: NodeConfig, limits: Timeouts) -> Json:
+        with self._timed(node, "status", "status"):
+            return await self._inner.status(node, limits)
+
     @contextmanager
     def _timed(self, node: NodeConfig, service: str, method: str) -> Iterator[None]:
         grpc_node = node.transport == "grpc"

@@ -107,6 +107,10 @@ class TracedNodeClient:
         with self._span(node, "metadata"):
             return await self._inner.metadata(node, limits)
 
+    async def status(self, node: NodeConfig, limits: Timeouts) -> Json:
+        with self._span(node, "status"):
+            return await self._inner.status(node, limits)
+
     def _span(self, node: NodeConfig, method: str) -> AbstractContextManager[Span]:
         return self._tracing.span(*self._shape(node, method), client=True)
 

@@ -29,6 +29,7 @@ _LOGS_REQUEST = frozenset({"all", "request"})
 _LOGS_RESPONSE = frozenset({"all", "response"})
 ROUTE_ALL = -1
 ROUTE_NONE = -2
+BUILTIN_READY: Json = {"status": {"code": 200, "info": "ready", "status": "SUCCESS"}}
 
 
 class NodeClient(Protocol):
@@ -44,6 +45,10 @@ class NodeClient(Protocol):
     async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None: ...
 
     async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json: ...
+
+    async def status(self, node: NodeConfig, limits: Timeouts) -> Json:
+        """The node's health status as a SeldonMessage; raises `NodeError` when it is not ready."""
+        ...
 
 
 @dataclass
@@ -246,6 +251,34 @@ class GraphExecutor:
         work.extend(self._feedback(predictor, child, feedback, routing, reward, events) for child in children)
         await asyncio.gather(*work)
 
+    # -- health --------------------------------------------------------------------------------------
+    async def ready(self, predictor: PredictorConfig) -> Json:
+        """Seldon's executor `/ready`: every node with a runtime answers its health check. Returns the
+        root's answer (Seldon's health-status message); raises a 503 naming the first node not ready."""
+        nodes = [n for n in predictor.graph.walk() if not n.builtin]
+        found = await asyncio.gather(
+            *(self._client.status(n, predictor.timeouts) for n in nodes), return_exceptions=True
+        )
+        for node, answer in zip(nodes, found, strict=True):
+            if isinstance(answer, BaseException):
+                raise _not_ready(node, answer)
+        return next(
+            (a for n, a in zip(nodes, found, strict=True) if n is predictor.graph and isinstance(a, dict)),
+            BUILTIN_READY,
+        )
+
+    async def node_status(self, predictor: PredictorConfig, name: str) -> Json:
+        """Seldon's `/api/v1.0/status/<name>`: that node's health status (a built-in node is ready)."""
+        node = next((n for n in predictor.graph.walk() if n.name == name), None)
+        if node is None:
+            raise GraphError(404, "NOT_FOUND", f"no graph node named {name!r}")
+        if node.builtin:
+            return BUILTIN_READY
+        try:
+            return await self._client.status(node, predictor.timeouts)
+        except Exception as error:
+            raise _not_ready(node, error) from None
+
     # -- metadata ------------------------------------------------------------------------------------
     async def metadata(self, predictor: PredictorConfig) -> Json:
         """Seldon's graph metadata: every node's own metadata, and the graph's inputs and outputs."""
@@ -266,6 +299,15 @@ class GraphExecutor:
         if predictor.graph.type == "OUTPUT_TRANSFORMER" and root_outputs is not None:
             outputs = root_outputs
         return {"name": predictor.name, "models": models, "graphinputs": inputs, "graphoutputs": outputs}
+
+
+def _not_ready(node: NodeConfig, error: BaseException) -> GraphError:
+    if isinstance(error, GraphError):
+        info = error.info if isinstance(error, NodeError) else f"node {node.name!r}: {error.info}"
+        return GraphError(503, "NOT_READY", info)
+    if isinstance(error, Exception):
+        return GraphError(503, "NOT_READY", f"node {node.name!r}: {type(error).__name__}: {error}")
+    raise error  # CancelledError and the like are not a node's health
 
 
 def _object(value: Any) -> Json:

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import orjson
 from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health_pb2
 
 from extproc.codecs import (
     CodecError,
@@ -54,6 +55,9 @@ SELDON_RPCS = {
 }
 V2_INFER = "/inference.GRPCInferenceService/ModelInfer"
 V2_METADATA = "/inference.GRPCInferenceService/ModelMetadata"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# What a node that answers readiness only (V2, gRPC) says in Seldon's health-status shape.
+READY_MESSAGE: Json = {"status": {"code": 200, "info": "ready", "status": "SUCCESS"}}
 _GRPC_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.NOT_FOUND: 404,
@@ -161,6 +165,21 @@ class NodeClients:
             return decode_seldon_proto(answer)
         return _dict(await self._get(node, "/metadata", limits), node.name)
 
+    async def status(self, node: NodeConfig, limits: Timeouts) -> Json:
+        """The node's health: Seldon's `/health/status` answer (a SeldonMessage, the user's
+        `health_status()`) from a Seldon REST node; a V2 node's model readiness and a gRPC node's
+        grpc.health.v1 check as `READY_MESSAGE`. Not ready: a `NodeError` with the node's reason."""
+        if node.transport == "grpc":
+            check = health_pb2.HealthCheckResponse.FromString
+            answer = await self._grpc(node, HEALTH_CHECK, health_pb2.HealthCheckRequest(), check, limits)
+            if answer.status != health_pb2.HealthCheckResponse.SERVING:
+                raise NodeError(node.name, 503, "NOT_READY", "its gRPC health check is not SERVING")
+            return READY_MESSAGE
+        if node.protocol == "v2":
+            await self._http_call(node, "GET", f"/v2/models/{node.name}/ready", None, limits, json=False)
+            return READY_MESSAGE
+        return _dict(await self._get(node, "/health/status", limits), node.name)
+
     # -- protocols -----------------------------------------------------------------------------------
     async def _seldon_rest(
         self, node: NodeConfig, method: str, payloads: Sequence[Payload], meta: Json, limits: Timeouts
@@ -220,7 +239,7 @@ class NodeClients:
         return await self._http_call(node, "GET", path, None, limits)
 
     async def _http_call(
-        self, node: NodeConfig, verb: str, path: str, body: bytes | None, limits: Timeouts
+        self, node: NodeConfig, verb: str, path: str, body: bytes | None, limits: Timeouts, json: bool = True
     ) -> Any:
         address = self._address(node, "http")
         host, port = _host_port(address)
@@ -241,6 +260,8 @@ class NodeClients:
             info, reason = _error_detail(raw)
             code = status if status == 413 else 400 if status < 500 else 500  # 413: over the size limit
             raise NodeError(node.name, code, reason or f"NODE_HTTP_{status}", f"answered {status}: {info}")
+        if not json:
+            return raw
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -23,7 +23,9 @@ from extproc.server.puid import check_feedback_puids, checked_puid
 Json = dict[str, Any]
 _PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]*)?")
 _V2_MODEL = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?(?P<verb>/infer|/ready)?/?$")
+_STATUS = re.compile(r"^/api/v(?:1\.0|0\.1)/status/(?P<model>[^/]+)/?$")
 JSON_HEADERS = (("content-type", "application/json"),)
+TEXT_HEADERS = (("content-type", "text/plain; charset=utf-8"),)
 # Seldon's request header asking not to payload-log this request (any value).
 SKIP_LOGGING_HEADER = "seldon-skip-logging"
 
@@ -154,15 +156,18 @@ class Frontend:
             if model is None:
                 raise GraphError(404, "NOT_FOUND", f"no graph node named {rest.rsplit('/', 1)[1]!r}")
             return _json_reply(200, model)
-        if rest in (
-            "/ready",
-            "/live",
-            "/health/ping",
-            "/api/v1.0/health/status",
-            "/v2/health/ready",
-            "/v2/health/live",
-        ):
+        if rest in ("/live", "/v2/health/live"):
             return Reply(200, b"", ())
+        if rest == "/health/ping":
+            return Reply(200, b"pong", TEXT_HEADERS)
+        if rest in ("/ready", "/v2/health/ready"):  # every node's health check, as Seldon's executor
+            await self.executor.ready(predictor)
+            return Reply(200, b"", ())
+        if rest in ("/api/v1.0/health/status", "/health/status") and method == "GET":
+            return _json_reply(200, await self.executor.ready(predictor))
+        status = _STATUS.match(rest)
+        if status is not None and method == "GET":
+            return _json_reply(200, await self.executor.node_status(predictor, status["model"]))
         if rest == "/v2/models/infer" and method == "POST":
             return _json_reply(
                 200, await self.predict_v2(predictor, _object(body), predictor.name, puid, skip)
@@ -173,7 +178,11 @@ class Frontend:
                 return _json_reply(
                     200, await self.predict_v2(predictor, _object(body), v2["model"], puid, skip)
                 )
-            if v2["verb"] == "/ready":
+            if v2["verb"] == "/ready":  # a node's readiness, or the graph's under its own name
+                if any(n.name == v2["model"] for n in predictor.graph.walk()):
+                    await self.executor.node_status(predictor, v2["model"])
+                else:
+                    await self.executor.ready(predictor)
                 return Reply(200, b"", ())
             if v2["verb"] is None and method == "GET":
                 return _json_reply(200, await self.v2_metadata(predictor, v2["model"]))

@@ -162,18 +162,22 @@ class InferenceEdge(_Edge):
         return v2_pb.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Context) -> Any:
-        try:
-            self._predictor(context)
-        except GraphError:
-            return v2_pb.ServerReadyResponse(ready=False)
-        return v2_pb.ServerReadyResponse(ready=True)
+        return v2_pb.ServerReadyResponse(ready=await self._ready(context, ""))
 
-    async def ModelReady(self, request: Any, context: Context) -> Any:
+    async def ModelReady(self, request: v2_pb.ModelReadyRequest, context: Context) -> Any:
+        return v2_pb.ModelReadyResponse(ready=await self._ready(context, request.name))
+
+    async def _ready(self, context: Context, model: str) -> bool:
+        """Every node's health check (Seldon's executor readiness), or one node's when `model` names it."""
         try:
-            self._predictor(context)
+            predictor, _ = self._predictor(context)
+            if model and any(n.name == model for n in predictor.graph.walk()):
+                await self._frontend.executor.node_status(predictor, model)
+            else:
+                await self._frontend.executor.ready(predictor)
         except GraphError:
-            return v2_pb.ModelReadyResponse(ready=False)
-        return v2_pb.ModelReadyResponse(ready=True)
+            return False
+        return True
 
     async def ModelMetadata(self, request: v2_pb.ModelMetadataRequest, context: Context) -> Any:
         try:

@@ -152,6 +152,8 @@ class RestApp:
                 handler = self.v2.resolve(path)
             elif path.startswith("/api/v1.0/metadata/"):
                 handler = self._model_metadata
+            elif path.startswith(("/api/v1.0/status/", "/api/v0.1/status/")):
+                handler = self._model_status
         try:
             if handler is None:
                 raise NotFound(f"no such path: {path}")
@@ -258,6 +260,13 @@ class RestApp:
         if name != self.core.settings.name:
             raise NotFound(f"no model named {name!r} here (this runtime serves {self.core.settings.name!r})")
         return await self._metadata(scope, receive)
+
+    async def _model_status(self, scope: Scope, receive: Receive) -> Result:
+        """Seldon's executor path `/api/v1.0/status/<model>`: the node's health status, by its name."""
+        name = scope["path"].split("/status/", 1)[1].strip("/")
+        if name != self.core.settings.name:
+            raise NotFound(f"no model named {name!r} here (this runtime serves {self.core.settings.name!r})")
+        return await self._health_status(scope, receive)
 
     async def _openapi_json(self, scope: Scope, receive: Receive) -> Result:
         return 200, self._openapi, [_JSON]

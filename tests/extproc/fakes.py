@@ -67,6 +67,11 @@ class FakeNodes:
     async def feedback(self, node: NodeConfig, feedback: Json, limits: Timeouts) -> None:
         self.feedback_to.append(node.name)
 
+    async def status(self, node: NodeConfig, limits: Timeouts) -> Json:
+        if node.name in self.failing:
+            raise self.failing[node.name]
+        return {"status": {"code": 200, "info": f"{node.name} ready", "status": "SUCCESS"}}
+
     async def metadata(self, node: NodeConfig, limits: Timeouts) -> Json:
         return {
             "name": node.name,

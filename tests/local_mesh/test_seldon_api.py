@@ -1,0 +1,170 @@
+"""What Seldon's executor answers at a deployment, through the real gateway, for single models and graphs:
+the probes and health endpoints (`/ready`, `/live`, `/health/ping`, `/api/v1.0/health/status`,
+`/api/v1.0/status/<model>`, V2 `/v2/health/*` and model readiness over REST and gRPC)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from generated.inference import dataplane_pb2 as v2_pb
+from generated.inference import dataplane_pb2_grpc as v2_grpc
+from tests.helpers.mesh import Mesh, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A node whose health Seldon's wrapper asks through `health_status()`; it reports what it was given.
+HEALTH = """
+from seldon_core.flask_utils import SeldonMicroserviceException
+
+
+class Health:
+    def __init__(self, healthy="yes"):
+        self.healthy = healthy
+
+    def transform_input(self, X, features_names=None):
+        return X
+
+    def health_status(self):
+        if self.healthy != "yes":
+            raise SeldonMicroserviceException("the disk is full", status_code=500, reason="UNHEALTHY")
+        return {"healthy": self.healthy}
+"""
+NODE = """
+              - name: {name}
+                image: example/health:0.1
+                env: [{{name: MODEL_NAME, value: Health}}, {{name: SERVICE_TYPE, value: TRANSFORMER}}]"""
+GRAPH = """
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {{name: {name}, namespace: seldon}}
+spec:
+  predictors:
+    - name: main
+      componentSpecs:
+        - spec:
+            containers:{container}
+      graph:
+        name: gate
+        type: TRANSFORMER
+        parameters: [{{name: healthy, value: "{healthy}", type: STRING}}]
+        children:
+          - {{name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}}
+"""
+MANIFESTS = (
+    """
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris-model, namespace: seldon}
+spec:
+  predictors:
+    - name: default
+      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris-v2, namespace: seldon}
+spec:
+  protocol: v2
+  predictors:
+    - name: default
+      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
+---
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: pair-v2, namespace: seldon}
+spec:
+  protocol: v2
+  predictors:
+    - name: main
+      graph:
+        name: average
+        implementation: AVERAGE_COMBINER
+        children:
+          - {name: left, implementation: SKLEARN_SERVER, modelUri: ./model}
+          - {name: right, implementation: SKLEARN_SERVER, modelUri: ./model}
+"""
+    + GRAPH.format(name="gated", container=NODE.format(name="gate"), healthy="yes")
+    + GRAPH.format(name="sick", container=NODE.format(name="gate"), healthy="no")
+)
+DEPLOYMENTS = ("iris-model", "iris-v2", "pair-v2", "gated", "sick")
+IRIS = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    folder = tmp_path_factory.mktemp("api")
+    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
+    (folder / "Health.py").write_text(HEALTH)
+    (folder / "api.yaml").write_text(MANIFESTS)
+    running = Mesh(folder / "state", free_port()).start(folder / "api.yaml")
+    try:
+        for name in DEPLOYMENTS:
+            running.wait_state(name, "Available")
+        running.wait_serving("/seldon/seldon/gated/api/v1.0/predictions", IRIS)
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(folder / "state", ignore_errors=True)
+
+
+def _get(mesh: Mesh, deployment: str, path: str) -> httpx.Response:
+    return httpx.get(f"{mesh.gateway}/seldon/seldon/{deployment}{path}", timeout=30)
+
+
+@pytest.mark.parametrize("deployment", ["iris-model", "gated"])
+def test_probes_answer_as_seldons_executor(mesh: Mesh, deployment: str) -> None:
+    assert _get(mesh, deployment, "/live").status_code == 200
+    assert _get(mesh, deployment, "/ready").status_code == 200
+    ping = _get(mesh, deployment, "/health/ping")
+    assert (ping.status_code, ping.text) == (200, "pong")
+
+
+def test_a_graph_is_ready_only_when_every_node_is_healthy(mesh: Mesh) -> None:
+    sick = _get(mesh, "sick", "/ready")
+    assert sick.status_code == 503, sick.text
+    assert "gate" in sick.json()["status"]["info"] and "the disk is full" in sick.json()["status"]["info"]
+    assert _get(mesh, "sick", "/live").status_code == 200  # alive all the same
+    assert _get(mesh, "sick", "/api/v1.0/health/status").status_code == 503
+    # the classifier below it is fine, and asked alone says so
+    assert _get(mesh, "sick", "/api/v1.0/status/classifier").status_code == 200
+
+
+def test_status_of_a_graph_node_is_its_health_status(mesh: Mesh) -> None:
+    status = _get(mesh, "gated", "/api/v1.0/status/gate")
+    assert status.status_code == 200, status.text
+    assert status.json()["jsonData"] == {"healthy": "yes"}  # what health_status() returned
+    assert _get(mesh, "gated", "/api/v1.0/health/status").json()["jsonData"] == {"healthy": "yes"}
+    assert _get(mesh, "gated", "/api/v0.1/status/classifier").status_code == 200
+    missing = _get(mesh, "gated", "/api/v1.0/status/nobody")
+    assert missing.status_code == 404 and missing.json()["status"]["status"] == "FAILURE"
+
+
+def test_status_of_a_single_model(mesh: Mesh) -> None:
+    status = _get(mesh, "iris-model", "/api/v1.0/status/classifier")
+    assert status.status_code == 200, status.text
+    assert status.json()["status"]["status"] == "SUCCESS"
+    assert _get(mesh, "iris-model", "/api/v1.0/health/status").status_code == 200
+    assert _get(mesh, "iris-model", "/api/v1.0/status/nobody").status_code == 404
+
+
+@pytest.mark.parametrize("deployment", ["iris-v2", "pair-v2"])
+def test_v2_health_over_rest_and_grpc(mesh: Mesh, deployment: str) -> None:
+    model = "left" if deployment == "pair-v2" else "classifier"  # a graph node, or the single model
+    for path in ("/v2/health/live", "/v2/health/ready", f"/v2/models/{model}/ready"):
+        assert _get(mesh, deployment, path).status_code == 200, path
+    with grpc.insecure_channel(mesh.gateway.removeprefix("http://")) as channel:
+        stub = v2_grpc.GRPCInferenceServiceStub(channel)
+        metadata = (("seldon", deployment), ("namespace", "seldon"))
+        assert stub.ServerLive(v2_pb.ServerLiveRequest(), metadata=metadata, timeout=30).live
+        assert stub.ServerReady(v2_pb.ServerReadyRequest(), metadata=metadata, timeout=30).ready
+        request = v2_pb.ModelReadyRequest(name=model)
+        assert stub.ModelReady(request, metadata=metadata, timeout=30).ready

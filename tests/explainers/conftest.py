@@ -2,7 +2,9 @@
 - `iris-anchors`: AnchorTabular fitted at start from `initParameters` (feature names, the training set);
 - `iris-shap`: a KernelShap explainer the user fitted and saved (`modelUri`, alibi's save format);
 - `iris-v2`: `protocol: v2`, KernelShap from `initParameters`, explained over V2;
-- `iris-down`: AnchorTabular whose model is an external server that is not there.
+- `iris-down`: AnchorTabular whose model is an external server that is not there;
+- `iris-tree`: a random forest explained by a saved TreeShap explainer (white-box: it reads the model file);
+- `movies`: a scikit-learn text classifier (bag of words) explained by AnchorText (blank spacy tokenizer).
 The explainer environment (alibi, numpy<2) is made once by `explainer_server.env` (cached in the user's
 cache folder, as `seldon-mesh up` makes it on first need); the saved explainer is fitted in it.
 """
@@ -14,9 +16,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 from explainer_server.env import ensure_env
 from tests.helpers.mesh import Mesh, free_port
@@ -24,7 +31,21 @@ from tests.helpers.mesh import Mesh, free_port
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-DEPLOYMENTS = ("iris-anchors", "iris-shap", "iris-v2", "iris-down")
+DEPLOYMENTS = ("iris-anchors", "iris-shap", "iris-v2", "iris-down", "iris-tree", "movies")
+GOOD = [
+    "a wonderful film",
+    "great acting and a great story",
+    "i loved it",
+    "wonderful and moving",
+    "a great film",
+]
+BAD = [
+    "a terrible film",
+    "awful acting and a boring story",
+    "i hated it",
+    "boring and awful",
+    "a terrible plot",
+]
 
 MANIFEST = """
 apiVersion: machinelearning.seldon.io/v1
@@ -84,6 +105,32 @@ def explained_dir(tmp_path_factory: pytest.TempPathFactory, explainer_python: Pa
           service_port: {free_port()}
           type: REST"""
     _write(folder, "iris-down", f"        type: AnchorTabular\n        initParameters: '{init}'", graph=down)
+    (folder / "tree").mkdir()
+    forest = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(
+        *load_iris(return_X_y=True)
+    )
+    joblib.dump(forest, folder / "tree" / "model.joblib")
+    fit = [
+        str(explainer_python),
+        str(HERE / "fit_explainer.py"),
+        "TreeShap",
+        str(folder / "tree/model.joblib"),
+    ]
+    subprocess.run([*fit, str(folder / "tree-shap")], check=True, timeout=300)
+    forest_graph = "        implementation: SKLEARN_SERVER\n        modelUri: ./tree"
+    _write(folder, "iris-tree", "        type: TreeShap\n        modelUri: ./tree-shap", graph=forest_graph)
+    (folder / "text").mkdir()
+    words = make_pipeline(CountVectorizer(), LogisticRegression()).fit(
+        GOOD + BAD, [1] * len(GOOD) + [0] * len(BAD)
+    )
+    joblib.dump(words, folder / "text" / "model.joblib")
+    text_graph = "        implementation: SKLEARN_SERVER\n        modelUri: ./text"
+    _write(
+        folder,
+        "movies",
+        "        type: AnchorText\n        initParameters: '{\"seed\": 0}'",
+        graph=text_graph,
+    )
     return folder
 
 

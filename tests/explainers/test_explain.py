@@ -101,3 +101,27 @@ def test_the_explainer_is_a_component_of_its_deployment(mesh: Mesh) -> None:
     explainer = [c for c in components if c["node"] == "explainer"]
     assert [(c["predictor"], c["state"]) for c in explainer] == [("default", "Ready")]
     assert explainer[0]["pid"]
+
+
+def test_tree_shap_explains_the_forest_from_its_own_model_file(mesh: Mesh) -> None:
+    probabilities = _predict(mesh, "iris-tree", ROWS)
+    response = _explain(mesh, "iris-tree", {"data": {"ndarray": ROWS}})
+    assert response.status_code == 200, response.text
+    explanation = response.json()
+    assert explanation["meta"]["name"] == "TreeShap"
+    data = explanation["data"]
+    totals = np.asarray(data["shap_values"]).sum(axis=2).T + np.asarray(data["expected_value"])
+    np.testing.assert_allclose(totals, probabilities, atol=1e-6)  # exact for trees
+
+
+def test_anchor_text_names_words_of_the_sentence(mesh: Mesh) -> None:
+    sentence = "a wonderful film with great acting"
+    response = _explain(mesh, "movies", {"data": {"ndarray": [sentence]}})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["anchor"], data
+    assert set(data["anchor"]) <= set(sentence.split())
+    assert data["precision"] >= 0.9
+    assert data["raw"]["prediction"] == [1]  # the model calls it a good review
+    by_text = _explain(mesh, "movies", {"strData": sentence})  # Seldon's strData carries one text
+    assert by_text.status_code == 200, by_text.text

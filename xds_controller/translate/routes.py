@@ -479,7 +479,8 @@ def deployment_routes(
         for route in routes:
             if route.route.cluster == EXTPROC_REST_CLUSTER:
                 route.typed_per_filter_config[EXTPROC_FILTER_KEY].CopyFrom(enable_extproc_http())
-                limit = route.request_body_buffer_limit.value
+                # the graph's whole body, up to the request limit (Envoy answers 413 beyond it)
+                limit = policy.request_limit_bytes
                 route.typed_per_filter_config[GRAPH_BUFFER_FILTER].CopyFrom(enable_graph_buffer(limit))
     if traced:
         for route in routes:

@@ -148,6 +148,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         "service_type": args.service_type,
         "unit_id": environ.get("PREDICTIVE_UNIT_ID") or name,
         "unit_image": environ.get("PREDICTIVE_UNIT_IMAGE", ""),
+        "predictor": environ.get("PREDICTOR_ID", ""),
         "include_metrics_in_response": environ.get("INCLUDE_METRICS_IN_CLIENT_RESPONSE", "true").lower()
         in ("1", "true", "yes", "on"),
         "model_cache_dir": args.model_cache_dir,

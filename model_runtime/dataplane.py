@@ -231,9 +231,10 @@ class DataPlane:
         return out
 
     def graph_metadata(self) -> dict[str, Any]:
+        """Seldon's executor's graph metadata of a one-node graph: named after the predictor."""
         model = self.metadata()
         return {
-            "name": self.settings.name,
+            "name": self.settings.predictor or self.settings.name,
             "models": {self.settings.name: model},
             "inputs": model["inputs"],
             "outputs": model["outputs"],

@@ -162,7 +162,14 @@ async def _serve_parts(
 
     config = uvicorn.Config(
         RestApp(
-            core, server_settings, executor, parts.inference, parts.infer, parts.observer, parts.payloads
+            core,
+            server_settings,
+            executor,
+            parts.inference,
+            parts.infer,
+            parts.observer,
+            parts.payloads,
+            gateway_facing=settings.telemetry.identity.gateway_facing,
         ),
         http="httptools",
         lifespan="off",

@@ -47,6 +47,9 @@ class ComponentSettings(BaseModel):
     )
     unit_id: str = Field("model", description="`meta.requestPath` key (PREDICTIVE_UNIT_ID, else name).")
     unit_image: str = Field("", description="`meta.requestPath` value (PREDICTIVE_UNIT_IMAGE).")
+    predictor: str = Field(
+        "", description="The predictor (PREDICTOR_ID): what Seldon's graph metadata is named after."
+    )
     include_metrics_in_response: bool = Field(
         True,
         description="Echo custom metrics in `meta.metrics` (INCLUDE_METRICS_IN_CLIENT_RESPONSE); they are "

@@ -86,7 +86,10 @@ class RestApp:
         infer: Infer | None = None,
         observer: RequestObserver | None = None,
         payloads: PayloadLog | None = None,
+        gateway_facing: bool = False,
     ) -> None:
+        """`gateway_facing`: the gateway routes a predictor straight here, so `/api/v1.0/metadata` is asked
+        where Seldon's executor would answer it: with the graph's metadata, not the model's."""
         self.core = core
         self.limit = settings.max_request_bytes
         self.executor = executor
@@ -116,7 +119,7 @@ class RestApp:
                 "/health/status": self._health_status,
                 "/api/v1.0/health/status": self._health_status,
                 "/metadata": self._metadata,
-                "/api/v1.0/metadata": self._metadata,
+                "/api/v1.0/metadata": self._graph_metadata if gateway_facing else self._metadata,
                 "/seldon.json": self._openapi_json,
                 "/api/v1.0/doc/": self._swagger_ui,
                 "/api/v1.0/doc": self._swagger_redirect,
@@ -254,6 +257,11 @@ class RestApp:
 
     async def _metadata(self, scope: Scope, receive: Receive) -> Result:
         return 200, dumps(self.core.metadata()), [_JSON]
+
+    async def _graph_metadata(self, scope: Scope, receive: Receive) -> Result:
+        graph = self.core.graph_metadata()
+        graph["graphinputs"], graph["graphoutputs"] = graph.pop("inputs"), graph.pop("outputs")
+        return 200, dumps(graph), [_JSON]
 
     async def _model_metadata(self, scope: Scope, receive: Receive) -> Result:
         name = scope["path"].removeprefix("/api/v1.0/metadata/").strip("/")

@@ -1,6 +1,7 @@
 """What Seldon's executor answers at a deployment, through the real gateway, for single models and graphs:
 the probes and health endpoints (`/ready`, `/live`, `/health/ping`, `/api/v1.0/health/status`,
-`/api/v1.0/status/<model>`, V2 `/v2/health/*` and model readiness over REST and gRPC)."""
+`/api/v1.0/status/<model>`, V2 `/v2/health/*` and model readiness over REST and gRPC) and the graph
+metadata (`/api/v1.0/metadata`, per model, gRPC GraphMetadata)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from google.protobuf import empty_pb2
 
 from generated.inference import dataplane_pb2 as v2_pb
 from generated.inference import dataplane_pb2_grpc as v2_grpc
+from generated.seldon import prediction_pb2_grpc
 from tests.helpers.mesh import Mesh, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,3 +171,31 @@ def test_v2_health_over_rest_and_grpc(mesh: Mesh, deployment: str) -> None:
         assert stub.ServerReady(v2_pb.ServerReadyRequest(), metadata=metadata, timeout=30).ready
         request = v2_pb.ModelReadyRequest(name=model)
         assert stub.ModelReady(request, metadata=metadata, timeout=30).ready
+
+
+def test_graph_metadata_at_a_graph_and_per_model(mesh: Mesh) -> None:
+    graph = _get(mesh, "gated", "/api/v1.0/metadata")
+    assert graph.status_code == 200, graph.text
+    body = graph.json()
+    assert set(body) == {"name", "models", "graphinputs", "graphoutputs"}
+    assert body["name"] == "main" and set(body["models"]) == {"gate", "classifier"}
+    model = _get(mesh, "gated", "/api/v1.0/metadata/classifier")
+    assert model.status_code == 200 and model.json() == body["models"]["classifier"]
+
+
+def test_graph_metadata_at_a_single_model(mesh: Mesh) -> None:
+    graph = _get(mesh, "iris-model", "/api/v1.0/metadata")
+    assert graph.status_code == 200, graph.text
+    body = graph.json()
+    assert set(body) == {"name", "models", "graphinputs", "graphoutputs"}
+    assert body["name"] == "default" and set(body["models"]) == {"classifier"}
+    model = _get(mesh, "iris-model", "/api/v1.0/metadata/classifier")
+    assert model.status_code == 200 and model.json() == body["models"]["classifier"]
+
+
+def test_graph_metadata_over_grpc_at_a_single_model(mesh: Mesh) -> None:
+    with grpc.insecure_channel(mesh.gateway.removeprefix("http://")) as channel:
+        stub = prediction_pb2_grpc.SeldonStub(channel)  # type: ignore[no-untyped-call]
+        metadata = (("seldon", "iris-model"), ("namespace", "seldon"))
+        graph = stub.GraphMetadata(empty_pb2.Empty(), metadata=metadata, timeout=30)
+    assert graph.name == "default" and list(graph.models) == ["classifier"]

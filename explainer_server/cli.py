@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default="{}", help="JSON: explain() arguments (Seldon's strings)")
     parser.add_argument("--tree-model", default=None, help="TreeShap: the model file or folder")
     parser.add_argument("--gateway-url", default=os.environ.get(GATEWAY_ENV, "http://127.0.0.1:8000"))
-    parser.add_argument("--predictor-url", default=None, help="the predictor's address, instead of the gateway")
+    parser.add_argument(
+        "--predictor-url", default=None, help="the predictor's address, instead of the gateway"
+    )
     parser.add_argument("--predict-timeout-s", type=float, default=30.0, help="seconds per model call")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=9000)
@@ -102,4 +104,5 @@ def main(argv: list[str] | None = None) -> int:
     stopping.wait()
     for server in servers:
         server.shutdown()
+        server.server_close()
     return 0

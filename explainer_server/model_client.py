@@ -3,9 +3,9 @@
 Seldon's explainer calls its predictor's service; here that is the gateway's path of the deployment,
 `/seldon/<ns>/<name>/api/v1.0/predictions` (Seldon protocol) or `/seldon/<ns>/<name>/v2/models/<model>/infer`
 (V2), with `Seldon-Predictor: <predictor>` so the explainer's predictor answers even in a canary; in a
-cluster, the predictor's Service (`--predictor-url`, through the sidecar: Seldon's explainer calls it so). Large
-batches (KernelShap asks for thousands of rows at once) are sent in chunks. A model that is down, slow or
-refusing is one of our errors (`errors`), which the server answers in the protocol's error shape.
+cluster, the predictor's Service (`--predictor-url`, through the sidecar: Seldon's explainer calls it so).
+Large batches (KernelShap asks for thousands of rows at once) are sent in chunks. A model that is down,
+slow or refusing is one of our errors (`errors`), which the server answers in the protocol's error shape.
 """
 
 from __future__ import annotations

@@ -108,11 +108,17 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
+            protocol = "v2" if path.startswith("/v2/") else "seldon"
+            try:  # read first, whatever the answer: what is left unread would be taken for a request
+                body = self._body()
+            except BadRequest as error:
+                self._send(400, v2_error(error) if protocol == "v2" else seldon_error(error))
+                return
             if path == "/api/v1.0/explain":
-                self._explain("seldon")
+                self._explain("seldon", body)
             elif path == f"/v2/models/{state.model_name}/infer":
-                self._explain("v2")
-            elif path.startswith("/v2/"):
+                self._explain("v2", body)
+            elif protocol == "v2":
                 self._send(
                     404, v2_error(NotFound(f"no model at {path}: this explainer is {state.model_name}"))
                 )
@@ -130,11 +136,10 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                 raise BadRequest(f"the body must be at most {MAX_BODY_BYTES} bytes")
             return self.rfile.read(length)
 
-        def _explain(self, protocol: str) -> None:
+        def _explain(self, protocol: str, body_bytes: bytes) -> None:
             started = time.perf_counter()
             code = 200
             try:
-                body_bytes = self._body()  # read first: what is left unread would be taken for a request
                 if not state.ready:
                     raise self._not_ready()
                 request = parse_json(body_bytes)

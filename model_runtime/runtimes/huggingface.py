@@ -83,13 +83,14 @@ class HuggingFaceServer:
         try:
             import torch
             import transformers
-            from transformers.pipelines import check_task
+            from transformers.pipelines import TASK_ALIASES, check_task
         except ImportError as exc:
             raise LoadError(f"{EXTRA_HINT}: {exc}") from exc
         try:
             check_task(self.task)
         except KeyError as exc:
             raise BadParameter(f"task {self.task!r} is not a transformers pipeline task: {exc}") from None
+        self.task = TASK_ALIASES.get(self.task, self.task)  # Optimum knows no aliases (sentiment-analysis)
         tokenizer = self.pretrained_tokenizer or model
         inter_op, intra_op = self.threads
         if inter_op:

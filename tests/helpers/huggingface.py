@@ -8,8 +8,14 @@ Its classifier is set so that the words of `POSITIVE_WORDS` push towards POSITIV
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+# No model hub, ever: huggingface_hub reads this when first imported, which is after this module
+# (transformers is imported inside the functions below), and runtimes and meshes started by tests inherit it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 LABELS = {0: "NEGATIVE", 1: "POSITIVE"}
 POSITIVE_WORDS = ("good", "great", "love")

@@ -30,9 +30,10 @@ def parameters(**values: Any) -> str:
     return json.dumps([{"name": k, "value": str(v), "type": types[type(v)]} for k, v in values.items()])
 
 
-def hf_runtime(folder: Path | str, wait_ready: bool = True, **values: Any) -> Any:
+def hf_runtime(folder: Path | None, wait_ready: bool = True, **values: Any) -> Any:
     env = {**OFFLINE, "PREDICTIVE_UNIT_PARAMETERS": parameters(**values)}
-    args = ["--implementation", "HUGGINGFACE_SERVER", "--model-uri", str(folder), "--name", "sentiment"]
+    args = ["--implementation", "HUGGINGFACE_SERVER", "--name", "sentiment"]
+    args += ["--model-uri", str(folder)] if folder else []
     return start_runtime(args, env=env, timeout=180, wait_ready=wait_ready)
 
 
@@ -177,7 +178,9 @@ def test_a_runtime_that_cannot_load_says_why(
 def test_optimum_model_runs_on_onnx_runtime_with_the_same_answers(
     classifier: Path, expected: list[dict[str, Any]]
 ) -> None:
-    with hf_runtime(classifier, task="text-classification", optimum_model=True) as running:
+    """Also a model named by `pretrained_model` (a path here, a hub id elsewhere), with no modelUri."""
+    values = {"task": "sentiment-analysis", "optimum_model": True, "pretrained_model": str(classifier)}
+    with hf_runtime(None, **values) as running:
         answers = jsonlist(infer(running, texts("array_inputs", TEXTS)))
     assert [a["label"] for a in answers] == [e["label"] for e in expected]
     assert [a["score"] for a in answers] == pytest.approx([e["score"] for e in expected], rel=1e-4)

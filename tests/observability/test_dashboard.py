@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from detector_server.detectors import Kind
 from detector_server.metrics import DetectorMetrics
+from explainer_server.explainers import ExplainerSpec, Explanations
+from explainer_server.server import State
 from extproc.metrics import ExecutorMetrics, NodeLabels, PredictorLabels
 from model_runtime.metrics import ModelIdentity, RuntimeMetrics
 from payload_log import LogOutcome
@@ -47,8 +49,19 @@ def exported_sample_names() -> dict[str, set[str]]:
     for family in text_string_to_metric_families(Exposition(registry).render()[0].decode()):
         for sample in family.samples:
             names.setdefault(sample.name, set()).update(sample.labels)
-    for name, labels in detector_sample_names().items():
+    for name, labels in [*detector_sample_names().items(), *explainer_sample_names().items()]:
         names.setdefault(name, set()).update(labels)
+    return names
+
+
+def explainer_sample_names() -> dict[str, set[str]]:
+    """What an explainer server exports (its own text exposition, in a process of its own)."""
+    state = State(Explanations(ExplainerSpec(type="KernelShap"), lambda x: x), "iris-explainer")
+    state.record("seldon", 200, 0.5)
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(state.metrics()):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
     return names
 
 
@@ -90,4 +103,6 @@ def test_dashboard_queries_name_exported_metrics_and_labels() -> None:
         "xDS NACKs by node and type",
         "Outlier score (latest answer, highest instance)",
         "Drift p-values by feature (latest test)",
+        "Explainer request rate by protocol and code",
+        "Explainer mean latency by protocol",
     } <= titles

@@ -43,9 +43,12 @@ from model_runtime.observe import RAW_CALLER, Observed, RequestObserver
 from model_runtime.payloads import PayloadLog, rest_kind
 from model_runtime.rest.errors import http_status
 from model_runtime.rest.openapi import SWAGGER_ASSETS, openapi_document, swagger_asset, swagger_ui_html
+from model_runtime.rest.tfserving import PREFIX as TFSERVING_PREFIX
+from model_runtime.rest.tfserving import TFServingRoutes
 from model_runtime.rest.v2 import Infer, V2Routes
 from model_runtime.settings import ServerSettings
 from model_runtime.tensors import InferRequest, InferResponse
+from model_runtime.tfserving import TFServingCore
 from model_runtime.tracing import carrier
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class RestApp:
         self.executor = executor
         inference = inference or InferenceCore(core)
         self.v2 = V2Routes(inference, self.read_body, infer or self._infer_here(inference), self._run)
+        self.tfserving = TFServingRoutes(TFServingCore(core), self.read_body, self._run)
         self._openapi = dumps(openapi_document(core.settings.name))
         # relative, so the page also works behind the gateway's /seldon/<ns>/<name>/ prefix
         self._swagger = swagger_ui_html("../../../seldon.json", core.settings.name).encode()
@@ -157,6 +161,8 @@ class RestApp:
                 handler = self._model_metadata
             elif path.startswith(("/api/v1.0/status/", "/api/v0.1/status/")):
                 handler = self._model_status
+            elif path.startswith(TFSERVING_PREFIX):
+                handler = self.tfserving.resolve(path)
         try:
             if handler is None:
                 raise NotFound(f"no such path: {path}")

@@ -36,10 +36,13 @@ from model_runtime.observe import RequestObserver
 from model_runtime.payloads import PayloadInterceptor, PayloadLog
 from model_runtime.rpc.errors import grpc_status
 from model_runtime.rpc.observe import ObservingInterceptor
+from model_runtime.rpc.tfserving import SERVICES as TFSERVING_SERVICES
+from model_runtime.rpc.tfserving import add_tfserving_servicers
 from model_runtime.rpc.v2 import SERVICE as V2_SERVICE
 from model_runtime.rpc.v2 import Infer, InferenceServicer, add_inference_servicer
 from model_runtime.settings import ServerSettings
 from model_runtime.tensors import InferRequest, InferResponse
+from model_runtime.tfserving import TFServingCore
 from telemetry.undecodable import UndecodableRequestInterceptor
 
 log = logging.getLogger(__name__)
@@ -184,10 +187,12 @@ def create_server(
             return await component._run(inference.infer, request)
 
     add_inference_servicer(InferenceServicer(inference, infer, component._run), server)
+    add_tfserving_servicers(TFServingCore(core), component._run, server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SELDON_SERVICES, V2_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*SELDON_SERVICES, V2_SERVICE, *TFSERVING_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
     host = (
         f"[{settings.host}]" if ":" in settings.host and not settings.host.startswith("[") else settings.host

@@ -12,6 +12,7 @@ from model_runtime.runtimes.lightgbm import LightGBMServer
 from model_runtime.runtimes.mlflow import MLFlowServer
 from model_runtime.runtimes.onnx import ONNXServer
 from model_runtime.runtimes.sklearn import SKLearnServer
+from model_runtime.runtimes.tensorflow import TensorFlowServer
 from model_runtime.runtimes.xgboost import XGBoostServer
 
 IMPLEMENTATIONS: Mapping[str, type] = {
@@ -20,6 +21,7 @@ IMPLEMENTATIONS: Mapping[str, type] = {
     "LIGHTGBM_SERVER": LightGBMServer,
     "MLFLOW_SERVER": MLFlowServer,
     "ONNX_SERVER": ONNXServer,
+    "TENSORFLOW_SERVER": TensorFlowServer,
     "HUGGINGFACE_SERVER": HuggingFaceServer,
 }
 
@@ -30,5 +32,6 @@ __all__ = [
     "MLFlowServer",
     "ONNXServer",
     "SKLearnServer",
+    "TensorFlowServer",
     "XGBoostServer",
 ]

@@ -63,7 +63,10 @@ class TensorFlowWorker:
         self._stop()
         try:
             self._process = subprocess.Popen(
-                [str(self.python), str(WORKER_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+                # -P: the script's folder is not on sys.path (runtimes/tensorflow.py would shadow TensorFlow)
+                [str(self.python), "-P", str(WORKER_SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
         except OSError as exc:
             raise LoadError(f"cannot start the TensorFlow worker with {self.python}: {exc}") from exc

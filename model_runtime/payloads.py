@@ -32,9 +32,9 @@ from model_runtime.metrics import ModelIdentity
 from model_runtime.settings import LoggerMode, PayloadLogSettings
 from payload_log import (
     SKIP_LOGGING_HEADER,
+    EventTemplate,
     EventType,
     LoggerObserver,
-    PayloadEvent,
     PayloadLogger,
     WireProtocol,
 )
@@ -100,13 +100,11 @@ class PayloadLog:
         self._source = settings.source or source
         self.logs_request = settings.mode in (LoggerMode.ALL, LoggerMode.REQUEST)
         self.logs_response = settings.mode in (LoggerMode.ALL, LoggerMode.RESPONSE)
+        # what this node's events share, rendered once per protocol (`EventTemplate`)
+        self._templates: dict[str, EventTemplate] = {p: self._template(p) for p in WireProtocol}
 
-    def event(self, kind: EventType, puid: str, body: bytes, protocol: str) -> PayloadEvent:
-        return PayloadEvent(
-            type=kind,
-            body=body,
-            content_type="application/json",
-            request_id=puid,
+    def _template(self, protocol: str) -> EventTemplate:
+        return EventTemplate(
             model_id=self._node,
             deployment=self._deployment,
             namespace=self._namespace,
@@ -118,17 +116,18 @@ class PayloadLog:
 
     async def exchange(self, puid: str, protocol: str, request: bytes | None, response: bytes | None) -> None:
         """Log one prediction (`response` None: it failed) and return once its events are spooled."""
+        template = self._templates.get(protocol) or self._template(protocol)
         receipt = self.logger.receipt()
         if request is not None and self.logs_request:
-            receipt.post(self.event(EventType.REQUEST, puid, request, protocol))
+            receipt.post_templated(template, EventType.REQUEST, puid, request)
         if response is not None and self.logs_response:
-            receipt.post(self.event(EventType.RESPONSE, puid, response, protocol))
+            receipt.post_templated(template, EventType.RESPONSE, puid, response)
         await receipt.written()
 
     async def feedback(self, puid: str, body: bytes) -> None:
         if self.logs_response:
             receipt = self.logger.receipt()
-            receipt.post(self.event(EventType.FEEDBACK, puid, body, WireProtocol.SELDON))
+            receipt.post_templated(self._templates[WireProtocol.SELDON], EventType.FEEDBACK, puid, body)
             await receipt.written()
 
     # -- REST ----------------------------------------------------------------------------------------------

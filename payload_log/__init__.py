@@ -8,6 +8,7 @@ the logger; the entrypoints build the settings (`settings_from_env` reads `REQUE
 
 from payload_log.events import (
     SKIP_LOGGING_HEADER,
+    EventTemplate,
     EventType,
     PayloadEvent,
     WireProtocol,
@@ -28,6 +29,7 @@ from payload_log.sinks import structured_event
 __all__ = [
     "DEFAULT_ENDPOINT_ENV",
     "SKIP_LOGGING_HEADER",
+    "EventTemplate",
     "EventType",
     "FsyncPolicy",
     "FullPolicy",

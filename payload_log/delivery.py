@@ -52,8 +52,11 @@ class Delivery:
         dead_lettered: DeadLettered,
         retried: Retried,
         acknowledge: Acknowledge,
+        tick: Callable[[], None],
     ) -> None:
+        """`tick` is called after each acknowledgement flush (every `ACK_INTERVAL_S`), and last at stop."""
         self._settings = settings
+        self._tick = tick
         self._dead_lettered = dead_lettered
         self._retried = retried
         self._acknowledge = acknowledge
@@ -151,12 +154,14 @@ class Delivery:
             acker.cancel()
             await asyncio.gather(acker, return_exceptions=True)
             self._flush_acks()
+            self._tick()
             await sinks.aclose()
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(ACK_INTERVAL_S)
             self._flush_acks()
+            self._tick()
 
     def _flush_acks(self) -> None:
         done, self._delivered = self._delivered, []  # swapped on the loop thread, which alone appends

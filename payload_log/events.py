@@ -106,11 +106,52 @@ class PayloadEvent:
             f"Ce-Protocol: {self.protocol}\r\nContent-Type: {self.content_type}\r\n"
         )
         if text.count("\n") != _HEADER_LINES or text.count("\r") != _HEADER_LINES:
-            text = "".join(
-                f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n"
-                for name, value in self.headers().items()
-            )
+            text = "".join(f"{name}: {_one_line(value)}\r\n" for name, value in self.headers().items())
         return text.encode()
+
+
+def _one_line(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+class EventTemplate:
+    """What the events of one logged node have in common, rendered once: `head` then renders an event's
+    header lines (as `PayloadEvent.head`, header for header) from what differs, its type and request id,
+    with a fresh id and time. For hot paths (a runtime logging every prediction): no `PayloadEvent` to
+    build per event."""
+
+    __slots__ = ("_after_source", "_after_time", "_tail", "destination")
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        deployment: str,
+        namespace: str,
+        predictor: str,
+        protocol: str = WireProtocol.SELDON,
+        source: str = "seldon-mesh",
+        destination: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        self.destination = destination
+        self._after_source = (
+            f"\r\nCe-Specversion: {SPEC_VERSION}\r\nCe-Source: {_one_line(source)}\r\nCe-Type: "
+        )
+        self._after_time = f"\r\nCe-Modelid: {_one_line(model_id)}\r\nCe-Requestid: "
+        self._tail = (
+            f"\r\nCe-Inferenceservicename: {_one_line(deployment)}\r\nCe-Namespace: {_one_line(namespace)}"
+            f"\r\nCe-Endpoint: {_one_line(predictor)}\r\nCe-Protocol: {_one_line(str(protocol))}"
+            f"\r\nContent-Type: {_one_line(content_type)}\r\n"
+        )
+
+    def head(self, kind: EventType, request_id: str) -> bytes:
+        if "\r" in request_id or "\n" in request_id:
+            request_id = _one_line(request_id)
+        return (
+            f"Ce-Id: {_new_id()}{self._after_source}{kind}\r\nCe-Time: {_now()}"
+            f"{self._after_time}{request_id}{self._tail}"
+        ).encode()
 
 
 def decode_body(body: bytes, content_encoding: str | None) -> bytes:

@@ -35,11 +35,11 @@ from enum import StrEnum
 from typing import Protocol
 
 from payload_log.delivery import Delivery
-from payload_log.events import PayloadEvent
+from payload_log.events import EventTemplate, EventType, PayloadEvent
 from payload_log.receipt import Receipt, settle_all
 from payload_log.settings import FsyncPolicy, PayloadLoggerSettings
 from payload_log.sinks import check_destination
-from payload_log.spool import LaneKey, NewRecord, Spool, SpooledEvent, sync_directory
+from payload_log.spool import LaneKey, Spool, SpooledEvent, sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _Counters:
 
 # the future resolves to the event's outcome; a receipt is settled per write; None for `post`
 _Sink = Future[LogOutcome] | Receipt | None
-_Pending = tuple[NewRecord, _Sink]
+_Pending = tuple[SpooledEvent, _Sink]
 
 
 class PayloadLogger:
@@ -132,7 +132,8 @@ class PayloadLogger:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None  # start(loop): the loop delivery runs on
         self._loop_thread = 0
-        self._delivery = Delivery(settings, self._dead_lettered, self._retried, self._acknowledge)
+        self._delivery = Delivery(settings, self._dead_lettered, self._retried, self._acknowledge, self._tick)
+        self._reported_usage = (0, 0)
         self._syncer: _Syncer | None = None
         self._last_refusal_log = 0.0
 
@@ -147,7 +148,7 @@ class PayloadLogger:
             settings = self.settings
             segment = max(_MIN_SEGMENT_BYTES, min(settings.segment_bytes, settings.max_spool_bytes // 8))
             spool = Spool(settings.spool_dir, settings.fsync, writer=True, segment_bytes=segment)
-            events, size = spool.usage()
+            events, size = self._reported_usage = spool.usage()
             self._observer.on_spool_usage(events, size)
             if events:
                 log.info("payload spool holds %d undelivered events (%d bytes); delivering", events, size)
@@ -253,7 +254,28 @@ class PayloadLogger:
         if not self._running:
             self._refuse(LogOutcome.REFUSED_STOPPED, 1)
             return LogOutcome.REFUSED_STOPPED
-        record = self._admit(event)
+        return self._gather(self._admit(event.destination, event.request_id, event.head(), event.body), sink)
+
+    def _enqueue_templated(
+        self, template: EventTemplate, kind: EventType, request_id: str, body: bytes, sink: _Sink
+    ) -> LogOutcome | None:
+        """`_enqueue` for an event rendered from its node's template (`Receipt.post_templated`)."""
+        if not self._running:
+            self._refuse(LogOutcome.REFUSED_STOPPED, 1)
+            return LogOutcome.REFUSED_STOPPED
+        head = template.head(kind, request_id)
+        return self._gather(self._admit(template.destination, request_id, head, body), sink)
+
+    def _admit(
+        self, destination: str | None, request_id: str, head: bytes, body: bytes
+    ) -> SpooledEvent | None:
+        destination = destination or self.settings.default_endpoint
+        if not destination or not _servable(destination):
+            return None
+        lane = zlib.crc32(request_id.encode()) % self.settings.lanes_per_destination
+        return SpooledEvent(destination, lane, request_id, head, body)
+
+    def _gather(self, record: SpooledEvent | None, sink: _Sink) -> LogOutcome | None:
         if record is None:
             self._refuse(LogOutcome.REFUSED_NO_DESTINATION, 1)
             return LogOutcome.REFUSED_NO_DESTINATION
@@ -274,13 +296,6 @@ class PayloadLogger:
             loop.call_soon(self._flush)
         return None
 
-    def _admit(self, event: PayloadEvent) -> NewRecord | None:
-        destination = event.destination or self.settings.default_endpoint
-        if not destination or not _servable(destination):
-            return None
-        lane = zlib.crc32(event.request_id.encode()) % self.settings.lanes_per_destination
-        return NewRecord(destination, lane, event.request_id, event.head(), event.body)
-
     def _flush(self) -> None:
         """Write what is gathering, in one `os.write`; settle its callers (`fsync=group`: once synced)."""
         with self._lock:
@@ -299,7 +314,7 @@ class PayloadLogger:
             self._refuse(LogOutcome.REFUSED_STOPPED, len(batch))
             return [(sink, LogOutcome.REFUSED_STOPPED) for _, sink in batch if sink is not None]
         room = spool.room(self.settings.max_spool_bytes)
-        records: list[NewRecord] = []
+        records: list[SpooledEvent] = []
         accepted: list[_Sink] = []
         outcomes: list[tuple[_Sink, LogOutcome]] = []
         for record, sink in batch:
@@ -314,20 +329,25 @@ class PayloadLogger:
         if not records:
             return outcomes
         try:
-            events = spool.append(records)
+            spool.append(records)
         except OSError:  # a disk error refuses the batch: never an accepted-but-lost event
             log.exception("payload spool write failed; refusing %d events", len(records))
             self._refuse(LogOutcome.REFUSED_SPOOL_ERROR, len(records))
             return outcomes + [(sink, LogOutcome.REFUSED_SPOOL_ERROR) for sink in accepted]
-        self._delivery.handoff(events)  # under the lock: delivery sees events in sequence order
+        self._delivery.handoff(records)  # under the lock: delivery sees events in sequence order
         with self._counters.lock:
             self._counters.accepted += len(records)
-        self._observer.on_accepted(len(records))
-        self._observer.on_spool_usage(*spool.usage_locked())
+        self._observer.on_accepted(len(records))  # the spool's usage: on `_tick`
         if self._syncer is not None:
             self._syncer.wait_for_sync([sink for sink in accepted if sink is not None])
             return outcomes
-        return outcomes + [(sink, LogOutcome.ACCEPTED) for sink in accepted]
+        here = threading.get_ident()
+        for sink in accepted:
+            if isinstance(sink, Receipt) and sink.thread == here:
+                sink.settle(1, 0)
+            elif sink is not None:
+                outcomes.append((sink, LogOutcome.ACCEPTED))
+        return outcomes
 
     # -- from delivery ---------------------------------------------------------------------------------
 
@@ -336,21 +356,30 @@ class PayloadLogger:
         spool = self._spool
         if spool is None:
             return
-        usage = spool.done(delivered, cursors)
+        spool.done(delivered, cursors)
         with self._counters.lock:
             self._counters.delivered += len(delivered)
         self._observer.on_delivered(len(delivered))
-        self._observer.on_spool_usage(*usage)
 
     def _dead_lettered(self, event: SpooledEvent) -> None:
         spool = self._spool
         if spool is None:
             return
-        usage = spool.done([event])
+        spool.done([event])
         with self._counters.lock:
             self._counters.dead_lettered += 1
         self._observer.on_dead_lettered(1)
-        self._observer.on_spool_usage(*usage)
+
+    def _tick(self) -> None:
+        """From delivery, every `delivery.ACK_INTERVAL_S` and when it stops: the spool's usage, to the
+        observer when it changed (not on every write: two gauges per write were a tenth of its cost)."""
+        spool = self._spool
+        if spool is None:
+            return
+        usage = spool.usage()
+        if usage != self._reported_usage:
+            self._reported_usage = usage
+            self._observer.on_spool_usage(*usage)
 
     def _retried(self) -> None:
         with self._counters.lock:
@@ -437,25 +466,17 @@ def _servable(destination: str) -> bool:
 def _settle(outcomes: list[tuple[_Sink, LogOutcome]]) -> None:
     """Resolve futures; settle receipts (at once on their own loop's thread, else with one callback per
     loop for the whole batch)."""
-    if not outcomes:
-        return
-    by_receipt: dict[Receipt, list[int]] = {}
+    here = threading.get_ident()
+    remote: dict[asyncio.AbstractEventLoop, list[tuple[Receipt, int, int]]] = {}
     for sink, outcome in outcomes:
         if isinstance(sink, Receipt):
-            counts = by_receipt.setdefault(sink, [0, 0])
-            counts[0] += 1
-            counts[1] += not outcome.accepted
+            refused = 0 if outcome is LogOutcome.ACCEPTED else 1
+            if sink.thread == here:
+                sink.settle(1, refused)
+            else:
+                remote.setdefault(sink.loop, []).append((sink, 1, refused))
         elif sink is not None:
             sink.set_result(outcome)
-    if not by_receipt:
-        return
-    here = threading.get_ident()
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Receipt, int, int]]] = {}
-    for receipt, (count, refused) in by_receipt.items():
-        if receipt.thread == here:
-            receipt.settle(count, refused)
-        else:
-            by_loop.setdefault(receipt.loop, []).append((receipt, count, refused))
-    for loop, settled in by_loop.items():
+    for loop, settled in remote.items():
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits for these any more
             loop.call_soon_threadsafe(settle_all, settled)

@@ -19,7 +19,7 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from payload_log.events import PayloadEvent
+from payload_log.events import EventTemplate, EventType, PayloadEvent
 
 if TYPE_CHECKING:
     from payload_log.logger import PayloadLogger
@@ -39,6 +39,13 @@ class Receipt:
     def post(self, event: PayloadEvent) -> None:
         self._outstanding += 1
         if self._logger._enqueue(event, self) is not None:
+            self._outstanding -= 1
+            self.refused += 1
+
+    def post_templated(self, template: EventTemplate, kind: EventType, request_id: str, body: bytes) -> None:
+        """`post` of an event rendered from its node's `template`: no `PayloadEvent` built."""
+        self._outstanding += 1
+        if self._logger._enqueue_templated(template, kind, request_id, body, self) is not None:
             self._outstanding -= 1
             self.refused += 1
 

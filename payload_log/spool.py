@@ -9,11 +9,13 @@ around it, on the loop that serves requests. Whether each write is also fsynced 
 since the last one.
 
 Layout of a spool directory (one writer process, `slots`):
-- `<first seq>.seg`: a magic line, then records `[length u32][crc32 u32][seq u64][lane u16]`
-  `[destination len u16][request id len u16][head len u32]` + destination + request id + head + body,
-  where the crc covers everything after itself, `head` is the event's CloudEvents headers as HTTP/1.1
-  header lines (what a sink is sent) and `body` its payload. Written only by `append`, one `os.write`
-  per batch; a new segment is begun once the current one holds `segment_bytes`, and after a restart.
+- `<first seq>.seg`: a magic line, then one frame per `append` (one `os.write`): `[length u32][crc32 u32]`
+  and that many bytes of records, each `[seq u64][lane u16][destination len u16][request id len u16]`
+  `[head len u32][body len u32]` + destination + request id + head + body, where `head` is the event's
+  CloudEvents headers as HTTP/1.1 header lines (what a sink is sent) and `body` its payload. One crc per
+  write, not per record: a write is whole once it returned, so only a write still in progress when the
+  process died (nobody was told its events were accepted) or one not yet synced at a power cut can be
+  torn. A new segment is begun once the current one holds `segment_bytes`, and after a restart.
 - `cursors`: per lane, the sequence number up to which every event of the lane was delivered (delivery is
   in order per lane), rewritten in place with a crc by `save_cursors` on every acknowledgement flush. Lost
   or torn, it only means redelivery, which at-least-once allows.
@@ -21,9 +23,9 @@ Layout of a spool directory (one writer process, `slots`):
 
 A segment whose every event was delivered (or dead-lettered) is deleted, the current one too (the next
 write begins a new one); so the bound `max_spool_bytes` is on the bytes of the records in the segments
-still on disk. After a crash, `Spool(..., writer=True)` reads every segment back (a torn record at the end
-of one, from a kill in the middle of a write, ends that segment), skips what the cursors say was
-delivered, and resumes numbering after the highest sequence number seen.
+still on disk. After a crash, `Spool(..., writer=True)` reads every segment back (a torn frame at the end
+of one ends that segment), skips what the cursors say was delivered, and resumes numbering after the
+highest sequence number seen.
 
 Thread-safe: the logger writes from whichever thread logs (one lock), delivery reads and acknowledges from
 its own loop.
@@ -50,41 +52,37 @@ CURSORS_FILE = "cursors"
 DEAD_LETTERS_FILE = "dead_letters.jsonl"
 SEGMENT_SUFFIX = ".seg"
 
-_CHECK = struct.Struct("<II")  # length of what follows, crc32 of what follows
-_META = struct.Struct("<QHHHI")  # seq, lane, destination len, request id len, head len
-_FRAME_BYTES = _CHECK.size + _META.size
-_READ_CHUNK = 1 << 18
+_FRAME = struct.Struct("<II")  # bytes of records that follow, crc32 of them
+_RECORD = struct.Struct("<QHHHII")  # seq, lane, destination len, request id len, head len, body len
 
 LaneKey = tuple[str, int]
 
 
-class NewRecord:
-    """An event as the logger hands it to `append`: the destination and lane it goes to, its request id
-    (ordering within the lane), its header lines and its body."""
+class SpooledEvent:
+    """An event on its way through the spool: made by the logger (numbered by `append`, which writes it),
+    handed to delivery in memory, or read back from a segment."""
 
-    __slots__ = ("_destination", "_request_id", "body", "destination", "head", "lane", "request_id", "size")
+    __slots__ = ("_destination", "_request_id", "body", "destination", "head", "lane", "request_id",
+                 "segment", "seq", "size")  # fmt: skip
 
-    def __init__(self, destination: str, lane: int, request_id: str, head: bytes, body: bytes) -> None:
+    def __init__(
+        self,
+        destination: str,
+        lane: int,
+        request_id: str,
+        head: bytes,
+        body: bytes,
+        seq: int = 0,
+        segment: int = 0,
+    ) -> None:
         self.destination, self.lane, self.request_id, self.head, self.body = (
             destination, lane, request_id, head, body
         )  # fmt: skip
+        self.seq = seq
+        self.segment = segment  # first seq of the segment holding it
         self._destination, self._request_id = destination.encode(), request_id.encode()
         # what the event costs against the spool bound: its record's bytes
-        self.size = _FRAME_BYTES + len(self._destination) + len(self._request_id) + len(head) + len(body)
-
-
-@dataclass(slots=True, eq=False)
-class SpooledEvent:
-    """A written event, as delivery sends it (from memory after `append`, or read back from a segment)."""
-
-    seq: int
-    destination: str
-    lane: int
-    request_id: str
-    head: bytes
-    body: bytes
-    size: int
-    segment: int = 0  # first seq of the segment holding it
+        self.size = _RECORD.size + len(self._destination) + len(self._request_id) + len(head) + len(body)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -189,38 +187,38 @@ class Spool:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def append(self, records: list[NewRecord]) -> list[SpooledEvent]:
-        """Write `records` with one `os.write` (the caller holds `lock`): on return they survive the kill
-        of any process (and a power cut once `sync` returned, for `fsync=group`). Their spooled form, in
-        sequence order. OSError when the disk refuses: nothing was accepted then."""
+    def append(self, records: list[SpooledEvent]) -> None:
+        """Number `records` and write them with one `os.write` (the caller holds `lock`): on return they
+        survive the kill of any process (and a power cut once synced, for `fsync=group`). OSError when the
+        disk refuses: nothing was accepted then."""
         if self._active is None or self._active.size >= self._segment_bytes:
             self._begin_segment()
         segment = self._active
         assert segment is not None
         seq = self._next
         parts: list[bytes] = []
-        events: list[SpooledEvent] = []
-        meta, check, crc32, first = _META.pack, _CHECK.pack, zlib.crc32, segment.first
+        pack, first = _RECORD.pack, segment.first
         for r in records:
             head, body, destination, request_id = r.head, r.body, r._destination, r._request_id
-            fields = meta(seq, r.lane, len(destination), len(request_id), len(head))
-            crc = crc32(body, crc32(head, crc32(request_id, crc32(destination, crc32(fields)))))
-            parts += (check(r.size - _CHECK.size, crc), fields, destination, request_id, head, body)
-            events.append(SpooledEvent(seq, r.destination, r.lane, r.request_id, head, body, r.size, first))
+            parts += (
+                pack(seq, r.lane, len(destination), len(request_id), len(head), len(body)),
+                destination, request_id, head, body,
+            )  # fmt: skip
+            r.seq, r.segment = seq, first
             seq += 1
-        data = b"".join(parts)
+        payload = b"".join(parts)
+        data = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         written = os.write(self._fd, data)
-        if written != len(data):  # a full disk: the partial record is ignored on recovery, so retire it
+        if written != len(data):  # a full disk: the torn frame is ignored on recovery, so retire it
             self._retire_active()
             raise OSError(f"payload spool: short write ({written} of {len(data)} bytes)")
         self._next = seq
         segment.size += len(data)
-        segment.records += len(data)
+        segment.records += len(payload)
         segment.remaining += len(records)
-        self._records += len(data)
+        self._records += len(payload)
         self._events += len(records)
-        self._bytes += len(data)
-        return events
+        self._bytes += len(payload)
 
     def room(self, max_bytes: int) -> int:
         """Bytes of records that still fit under `max_bytes` (the caller holds `lock`)."""
@@ -307,18 +305,24 @@ class Spool:
     def read(
         self, lane: LaneKey, after: int, limit: int, position: Position
     ) -> tuple[list[SpooledEvent], Position]:
-        """Up to `limit` events of `lane` with a sequence number above `after`, read from the segments
-        from `position` on, and where to read next; no events: the lane has nothing more on disk."""
+        """The events of `lane` with a sequence number above `after`, read from the segments from
+        `position` on, `limit` or a few more (whole frames), and where to read next; no events: the lane
+        has nothing more on disk."""
         with self.lock:
             live = [(s.first, s.path, s.size) for s in self._segments.values() if s.first >= position.segment]
         found: list[SpooledEvent] = []
         for first, path, size in live:
             offset = position.offset if first == position.segment else 0
+            full_at = -1  # the frame that reached `limit`: the rest of its events go too
             for event, end in _records(path, offset, size):
+                if full_at >= 0 and end != full_at:
+                    return found, Position(first, full_at)
                 if event.seq > after and (event.destination, event.lane) == lane:
                     found.append(event)
-                    if len(found) >= limit:
-                        return found, Position(first, end)
+                    if len(found) >= limit and full_at < 0:
+                        full_at = end
+            if full_at >= 0:
+                return found, Position(first, full_at)
         return found, Position(live[-1][0], live[-1][2]) if live else position
 
     def dead_letter(self, event: SpooledEvent, reason: str) -> None:
@@ -369,8 +373,8 @@ class Spool:
 
 
 def _records(path: Path, offset: int, end: int | None = None) -> Iterator[tuple[SpooledEvent, int]]:
-    """The whole records of a segment from `offset` (0: its start) up to `end` (None: the file's end),
-    each with the offset after it; a torn or corrupt record ends the segment."""
+    """The records of a segment's whole frames from `offset` (0: its start) up to `end` (None: the file's
+    end), each with the offset after its frame; a torn or corrupt frame ends the segment."""
     try:
         handle = path.open("rb")
     except FileNotFoundError:  # deleted meanwhile: everything in it was delivered
@@ -382,39 +386,35 @@ def _records(path: Path, offset: int, end: int | None = None) -> Iterator[tuple[
                 return
             offset = len(MAGIC)
         handle.seek(offset)
-        buffer = b""
-        at = offset  # file offset of buffer[0]
-        while True:
-            want = _READ_CHUNK if end is None else min(_READ_CHUNK, end - at - len(buffer))
-            chunk = handle.read(want) if want > 0 else b""
-            if not chunk and len(buffer) < 8:
+        while end is None or offset + _FRAME.size <= end:
+            frame = handle.read(_FRAME.size)
+            if len(frame) < _FRAME.size:
                 return
-            buffer += chunk
-            view = 0
-            while len(buffer) - view >= 8:
-                length, crc = _CHECK.unpack_from(buffer, view)
-                if length < _META.size:
-                    return  # garbage: a torn tail
-                if len(buffer) - view - 8 < length:
-                    break
-                start = view + _CHECK.size
-                if zlib.crc32(memoryview(buffer)[start : start + length]) != crc:
-                    return
-                seq, lane, dlen, rlen, hlen = _META.unpack_from(buffer, start)
-                p = start + _META.size
-                destination = buffer[p : p + dlen].decode()
-                p += dlen
-                request_id = buffer[p : p + rlen].decode()
-                p += rlen
-                head = buffer[p : p + hlen]
-                body = buffer[p + hlen : start + length]
-                view = start + length
-                size = length + _CHECK.size
-                yield SpooledEvent(seq, destination, lane, request_id, head, body, size, first), at + view
-            if not chunk:
-                return  # a partial record at the end: torn by a kill, or not yet written
-            at += view
-            buffer = buffer[view:]
+            length, crc = _FRAME.unpack(frame)
+            if end is not None and offset + _FRAME.size + length > end:
+                return  # written after `end` was taken
+            payload = handle.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return  # torn by a kill in the middle of the write, or by a power cut before its sync
+            offset += _FRAME.size + length
+            yield from ((event, offset) for event in _parse(payload, first))
+
+
+def _parse(payload: bytes, segment: int) -> list[SpooledEvent]:
+    events: list[SpooledEvent] = []
+    at = 0
+    while at < len(payload):
+        seq, lane, dlen, rlen, hlen, blen = _RECORD.unpack_from(payload, at)
+        p = at + _RECORD.size
+        destination = payload[p : p + dlen].decode()
+        p += dlen
+        request_id = payload[p : p + rlen].decode()
+        p += rlen
+        head = payload[p : p + hlen]
+        p += hlen
+        events.append(SpooledEvent(destination, lane, request_id, head, payload[p : p + blen], seq, segment))
+        at = p + blen
+    return events
 
 
 def _read_cursors(path: Path) -> dict[LaneKey, int]:

@@ -60,7 +60,7 @@ def _url(heads: list[bytes]) -> str:
 
 def _event(headers: dict[str, str] | None = None) -> SpooledEvent:
     headers = headers or {"Ce-Id": "1", "Content-Type": "application/json"}
-    return SpooledEvent(1, "", 0, "r", encode_head(headers), b'{"a":1}', 10)
+    return SpooledEvent("", 0, "r", encode_head(headers), b'{"a":1}', seq=1)
 
 
 def _run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from payload_log import LogOutcome, PayloadLogger
-from payload_log.spool import NewRecord, Spool, SpooledEvent
+from payload_log.spool import Spool, SpooledEvent
 from tests.observability.conftest import fast_settings
 from tests.observability.events import pair
 from tests.observability.sink import Received, RecordingSink, wait_for
@@ -107,7 +107,7 @@ def test_sigkill_of_the_logging_process_loses_no_spooled_event(tmp_path: Path) -
 def test_a_full_spool_refuses_and_counts_then_accepts_again_once_drained(tmp_path: Path) -> None:
     sink = RecordingSink()  # down: nothing leaves the spool
     request, _ = pair("probe")
-    one_event = NewRecord(sink.url, 0, "probe", request.head(), request.body).size
+    one_event = SpooledEvent(sink.url, 0, "probe", request.head(), request.body).size
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, max_spool_bytes=one_event * 10 + 10))
     logger.start()
     try:
@@ -133,10 +133,10 @@ def test_a_failed_write_refuses_the_events_and_the_logger_goes_on(
     append = Spool.append
     failing = [True]
 
-    def flaky_append(self: Spool, records: list[NewRecord]) -> list[SpooledEvent]:
+    def flaky_append(self: Spool, records: list[SpooledEvent]) -> None:
         if failing[0]:
             raise OSError(28, "No space left on device")
-        return append(self, records)
+        append(self, records)
 
     monkeypatch.setattr(Spool, "append", flaky_append)
     logger = PayloadLogger(fast_settings(tmp_path, sink.url))

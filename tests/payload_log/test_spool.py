@@ -8,18 +8,21 @@ import os
 from pathlib import Path
 
 from payload_log import FsyncPolicy
-from payload_log.spool import SEGMENT_SUFFIX, NewRecord, Position, Spool, SpooledEvent
+from payload_log.spool import SEGMENT_SUFFIX, Position, Spool, SpooledEvent
 
 SINK = "http://sink/"
 
 
-def _records(n: int, prefix: str = "r", lane: int = 0) -> list[NewRecord]:
-    return [NewRecord(SINK, lane, f"{prefix}-{i}", b"Ce-Id: %d\r\n" % i, b'{"i":%d}' % i) for i in range(n)]
+def _records(n: int, prefix: str = "r", lane: int = 0) -> list[SpooledEvent]:
+    return [
+        SpooledEvent(SINK, lane, f"{prefix}-{i}", b"Ce-Id: %d\r\n" % i, b'{"i":%d}' % i) for i in range(n)
+    ]
 
 
-def _append(spool: Spool, records: list[NewRecord]) -> list[SpooledEvent]:
+def _append(spool: Spool, records: list[SpooledEvent]) -> list[SpooledEvent]:
     with spool.lock:
-        return spool.append(records)
+        spool.append(records)
+    return records
 
 
 def _segments(directory: Path) -> list[Path]:
@@ -43,12 +46,13 @@ def test_a_restart_finds_every_written_event_in_order(tmp_path: Path) -> None:
     again.close()
 
 
-def test_a_record_torn_by_a_kill_is_ignored_and_writing_goes_on_in_a_new_segment(tmp_path: Path) -> None:
+def test_a_write_torn_by_a_kill_is_ignored_and_writing_goes_on_in_a_new_segment(tmp_path: Path) -> None:
     spool = Spool(tmp_path, writer=True)
-    _append(spool, _records(3))
+    _append(spool, _records(2))
+    _append(spool, _records(2, "torn"))
     spool.close()
     (segment,) = _segments(tmp_path)
-    os.truncate(segment, segment.stat().st_size - 5)  # the last record lost its end
+    os.truncate(segment, segment.stat().st_size - 5)  # the last write lost its end
 
     again = Spool(tmp_path, writer=True)
     assert again.usage()[0] == 2
@@ -62,7 +66,7 @@ def test_a_record_torn_by_a_kill_is_ignored_and_writing_goes_on_in_a_new_segment
 
 def test_delivered_events_are_not_found_again_and_their_segments_go(tmp_path: Path) -> None:
     spool = Spool(tmp_path, writer=True, segment_bytes=4096)
-    big = [NewRecord(SINK, 0, f"r-{i}", b"Ce-Id: x\r\n", b"x" * 1500) for i in range(8)]
+    big = [SpooledEvent(SINK, 0, f"r-{i}", b"Ce-Id: x\r\n", b"x" * 1500) for i in range(8)]
     written: list[SpooledEvent] = []
     for record in big:
         written += _append(spool, [record])

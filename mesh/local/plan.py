@@ -50,6 +50,7 @@ class RuntimeLaunch:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     program: tuple[str, ...] = ()  # what runs instead of `python -m model_runtime` (an explainer)
+    ready_timeout_s: float | None = None  # instead of the supervisor's (an explainer may build its env first)
 
     @property
     def fingerprint(self) -> str:

@@ -111,3 +111,16 @@ def test_the_cli_refuses_a_missing_detector_kind() -> None:
     )
     assert result.returncode == 2
     assert "OutlierDetector" in result.stderr
+
+
+def test_serve_says_when_the_detector_cannot_be_fetched(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-detector"
+    result = subprocess.run(
+        [str(BIN / "seldon-mesh"), "detector", "serve", "--storage_uri", str(missing), "OutlierDetector"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1  # before any environment is built or any port bound
+    assert "does not exist" in result.stderr

@@ -18,7 +18,7 @@ import httpx
 from mesh.cli.client import CliError, ControlClient
 from mesh.cli.output import render
 from mesh.local import limits
-from mesh.spec import Loaded, SeldonDeployment, SpecError, read_documents, read_path
+from mesh.spec import Loaded, SecretDocument, SeldonDeployment, SpecError, read_documents, read_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,8 +151,9 @@ def _up(args: argparse.Namespace) -> int:
     # Runtimes that log their single model in process spool under the state dir, beside extproc's.
     os.environ.setdefault("SELDON_MESH_SPOOL_DIR", str((args.state_dir / "spool" / "runtimes").resolve()))
     initial: list[tuple[list[SeldonDeployment], Path]] = []
+    secret_documents: list[SecretDocument] = []
     for path in args.paths:
-        initial.append((_load(path), _base_dir(path)))
+        initial.append((_load(path, secret_documents), _base_dir(path)))
     settings = LocalSettings(
         state_dir=args.state_dir,
         host=args.host,
@@ -163,26 +164,33 @@ def _up(args: argparse.Namespace) -> int:
         tracing=gateway_tracing_from_env(os.environ),
     )
     try:
-        asyncio.run(LocalMesh(settings).run(initial))
+        asyncio.run(LocalMesh(settings).run(initial, secret_documents))
     except MeshError as error:
         raise CliError(str(error)) from error
     return 0
 
 
-def _load(path: Path) -> list[SeldonDeployment]:
+def _load(path: Path, secret_documents: list[SecretDocument] | None = None) -> list[SeldonDeployment]:
     if not path.exists():
         raise CliError(f"{path}: no such file or folder")
-    return _reported(functools.partial(read_path, path))
+    return _reported(functools.partial(read_path, path), secret_documents)
 
 
-def _reported(read: Callable[[], Loaded]) -> list[SeldonDeployment]:
-    """The deployments `read` finds; what it skipped and the unknown fields it ignored go to stderr."""
+def _reported(
+    read: Callable[[], Loaded], secret_documents: list[SecretDocument] | None = None
+) -> list[SeldonDeployment]:
+    """The deployments `read` finds (its Secrets added to `secret_documents`); what it skipped, kept and
+    the unknown fields it ignored go to stderr."""
     try:
         loaded = read()
     except SpecError as error:
         raise CliError(f"invalid SeldonDeployment, nothing was applied:\n{error}") from error
     for skipped in loaded.skipped:
         print(f"note: {skipped}", file=sys.stderr)
+    for secret in loaded.secrets:
+        print(f"note: {secret}", file=sys.stderr)
+    if secret_documents is not None:
+        secret_documents.extend(loaded.secrets)
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return loaded.deployments
@@ -234,7 +242,10 @@ def _apply(args: argparse.Namespace) -> int:
             continue
         response.raise_for_status()
         for result in response.json()["results"]:
-            print(f"seldondeployment.machinelearning.seldon.io/{result['name']} {result['action']}")
+            kind = (
+                "secret" if result.get("kind") == "Secret" else "seldondeployment.machinelearning.seldon.io"
+            )
+            print(f"{kind}/{result['name']} {result['action']}")
     return 1 if failed else 0
 
 

@@ -9,7 +9,7 @@ that runs untouched.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,13 +17,21 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from mesh.spec import SeldonDeployment, SpecError, parse_documents
+from mesh.spec import SecretDocument, SeldonDeployment, SpecError, read_documents
 
 
 class MeshControl(Protocol):
     """What the API needs from the running mesh."""
 
-    async def apply(self, deployments: list[SeldonDeployment], base_dir: Path) -> list[dict[str, str]]: ...
+    async def apply(
+        self,
+        deployments: list[SeldonDeployment],
+        base_dir: Path,
+        secret_documents: Sequence[SecretDocument] = (),
+    ) -> list[dict[str, str]]:
+        """`secret_documents`: the Secrets applied in the same documents, kept for `envSecretRefName`
+        and never returned."""
+        ...
 
     async def delete(self, namespace: str, name: str) -> bool: ...
 
@@ -65,13 +73,13 @@ def create_control_app(mesh: MeshControl, token: str | None = None) -> FastAPI:
     @app.post("/v1/apply")
     async def apply(request: ApplyRequest) -> JSONResponse:
         try:
-            deployments = parse_documents(request.documents, source=request.source)
+            loaded = read_documents(request.documents, source=request.source)
         except SpecError as error:
             body = {
                 "errors": [{"path": _located(e.path, e.source), "message": e.message} for e in error.errors]
             }
             return JSONResponse(body, status_code=422)
-        results = await mesh.apply(deployments, Path(request.base_dir))
+        results = await mesh.apply(loaded.deployments, Path(request.base_dir), loaded.secrets)
         return JSONResponse({"results": results})
 
     @app.get("/v1/deployments")

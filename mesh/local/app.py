@@ -36,7 +36,7 @@ from mesh.local.status import describe
 from mesh.local.store import StateStore
 from mesh.local.supervisor import Supervisor, SupervisorSettings, free_port, free_ports
 from mesh.local.xds import XdsPlane
-from mesh.spec import SeldonDeployment
+from mesh.spec import SecretDocument, SeldonDeployment
 from xds_controller.bootstrap import tracer_runtime
 from xds_controller.builder import SnapshotBuilder
 from xds_controller.snapshot import Snapshot
@@ -71,9 +71,19 @@ class LocalMesh:
         self.registry = CollectorRegistry()  # the supervisor's own metrics, served at /metrics
 
     # -- MeshControl (the control API) --------------------------------------------------------------------
-    async def apply(self, deployments: list[SeldonDeployment], base_dir: Path) -> list[dict[str, str]]:
+    async def apply(
+        self,
+        deployments: list[SeldonDeployment],
+        base_dir: Path,
+        secret_documents: Sequence[SecretDocument] = (),
+    ) -> list[dict[str, str]]:
         assert self._store is not None and self._reconciler is not None
         results = []
+        for secret in secret_documents:  # first: the deployments applied with them read them when planned
+            changed = self._store.put_secret(secret)
+            namespace, name = secret.key
+            action = "configured" if changed else "unchanged"
+            results.append({"kind": "Secret", "namespace": namespace, "name": name, "action": action})
         for deployment in deployments:
             namespace, name = deployment.key
             existed = any(s.deployment.key == deployment.key for s in self._reconciler.deployments)
@@ -143,8 +153,13 @@ class LocalMesh:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run(self, initial: Sequence[tuple[list[SeldonDeployment], Path]] = ()) -> None:
-        """Start everything, apply `initial`, serve until stopped, then stop every child."""
+    async def run(
+        self,
+        initial: Sequence[tuple[list[SeldonDeployment], Path]] = (),
+        secret_documents: Sequence[SecretDocument] = (),
+    ) -> None:
+        """Start everything, apply `initial` (and the Secrets beside it), serve until stopped, then stop
+        every child."""
         settings = self.settings
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.state_dir.chmod(0o700)  # the store, spool, logs and control file are the owner's alone
@@ -225,6 +240,8 @@ class LocalMesh:
                 self._store, supervisor, xds, render_and_feed, settings.runtime_workers
             )
             stack.push_async_callback(self._reconciler.close)  # before the supervisor stops everything
+            for secret in secret_documents:
+                self._store.put_secret(secret)
             for deployments, base_dir in initial:
                 for deployment in deployments:
                     self._store.put(deployment, base_dir)

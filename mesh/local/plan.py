@@ -11,6 +11,9 @@ Built-in nodes (RANDOM_ABTEST, AVERAGE_COMBINER, ...) run inside the graph execu
 Each runtime gets Seldon's component environment (deployment, predictor, node, image, predictor version),
 which labels its metrics and spans, and `--gateway-facing` when the gateway routes its predictor straight
 to it (then no ext_proc sees the request, so the runtime records the executor's server histogram).
+A node's `envSecretRefName` Secret (applied beside it, kept by the store) adds its keys to that environment,
+for the model download and the runtime alike, the container's own `env` winning as over a Kubernetes
+`envFrom`; a Secret that is not there fails the component, naming it.
 Ports, the metrics port among them, are the supervisor's business; tracing settings
 (`OTEL_EXPORTER_OTLP_ENDPOINT`, ...) reach the runtime through the environment `up` passes on.
 """
@@ -73,7 +76,12 @@ class ComponentPlan:
     replicas: int = 1
 
 
-def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int = 1) -> list[ComponentPlan]:
+Secrets = Mapping[tuple[str, str], Mapping[str, str]]  # (namespace, name) -> the Secret's keys
+
+
+def plan_deployment(
+    deployment: SeldonDeployment, base_dir: Path, workers: int = 1, secrets: Secrets | None = None
+) -> list[ComponentPlan]:
     namespace, name = deployment.key
     plans: list[ComponentPlan] = []
     for predictor in deployment.spec.predictors:
@@ -81,7 +89,7 @@ def plan_deployment(deployment: SeldonDeployment, base_dir: Path, workers: int =
             if node.is_builtin:
                 continue
             key = ComponentKey(namespace, name, predictor.name, node.name)
-            plans.append(_plan_node(key, deployment, predictor, node, base_dir, workers))
+            plans.append(_plan_node(key, deployment, predictor, node, base_dir, workers, secrets or {}))
         if predictor.explainer:
             from mesh.local.explainers import plan_explainer  # it imports this module
 
@@ -96,6 +104,7 @@ def _plan_node(
     node: PredictiveUnit,
     base_dir: Path,
     workers: int,
+    secrets: Secrets,
 ) -> ComponentPlan:
     container = predictor.container_for(node.name)
     external = _external_endpoint(node)
@@ -114,7 +123,14 @@ def _plan_node(
         if node.logger is not None and not logs_over_stream(deployment):  # the runtime logs it itself
             common += ["--logger-mode", str(node.logger.mode)]
             common += ["--logger-url", node.logger.url] if node.logger.url else []
-    env = _runtime_env(deployment, predictor, node, container)
+    found: Mapping[str, str] = {}
+    if node.env_secret_ref_name:
+        secret = secrets.get((deployment.metadata.namespace, node.env_secret_ref_name))
+        if secret is None:
+            return ComponentPlan(key, error=_missing_secret(deployment, node))
+        found = secret
+    # the container's own env and Seldon's variables win over the Secret's keys, as over an envFrom
+    env = {**found, **_runtime_env(deployment, predictor, node, container)}
     if node.parameters:  # in the environment, as Seldon passes them: a command line is every user's to read
         params = [{"name": p.name, "value": p.value, "type": p.type} for p in node.parameters]
         env["PREDICTIVE_UNIT_PARAMETERS"] = json.dumps(params)
@@ -182,6 +198,14 @@ def _external_endpoint(node: PredictiveUnit) -> ComponentEndpoints | None:
     if not http and not grpc:
         return None
     return ComponentEndpoints(http=http, grpc=grpc)
+
+
+def _missing_secret(deployment: SeldonDeployment, node: PredictiveUnit) -> str:
+    return (
+        f"Secret {node.env_secret_ref_name!r} (envSecretRefName of node {node.name!r}) not found in "
+        f"namespace {deployment.metadata.namespace!r}: apply it (kind: Secret, apiVersion: v1) with "
+        "seldon-mesh apply, beside the SeldonDeployment or before it"
+    )
 
 
 def _code_dir(container: Container, base_dir: Path) -> Path:

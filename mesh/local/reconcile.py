@@ -110,9 +110,10 @@ class Reconciler:
         """Bring processes and Envoy config in line with the store."""
         async with self._lock:
             self._deployments = self._store.list()
+            secrets = self._store.secrets()  # for envSecretRefName
             self._by_key = {s.deployment.key: s for s in self._deployments}
             self._plans = {
-                s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers)
+                s.deployment.key: plan_deployment(s.deployment, s.base_dir, self._workers, secrets)
                 for s in self._deployments
             }
             previous = self._advance()

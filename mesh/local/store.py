@@ -2,6 +2,8 @@
 
 The store keeps each manifest as the user applied it (defaulted JSON) with the folder it came from, which is
 where relative `modelUri`s and Python class folders are resolved. It knows nothing of processes or Envoy.
+It also keeps the Secrets applied beside them (decoded keys, for `envSecretRefName`): the database is the
+owner's alone (0600, in the 0700 state dir), and nothing reads them back but the planner.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh.spec import SeldonDeployment, parse_deployment
+from mesh.spec import SecretDocument, SeldonDeployment, parse_deployment
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -22,6 +24,12 @@ CREATE TABLE IF NOT EXISTS deployments (
     base_dir TEXT NOT NULL,
     generation INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
     PRIMARY KEY (namespace, name)
 )
 """
@@ -39,9 +47,11 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)  # Secrets are in it, whatever the umask of whoever created it
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -62,6 +72,23 @@ class StateStore:
             (namespace, name, manifest, str(base_dir), generation, time.time()),
         )
         return StoredDeployment(deployment, base_dir, generation), True
+
+    def put_secret(self, secret: SecretDocument) -> bool:
+        """Keep a Secret's keys; returns whether anything changed."""
+        namespace, name = secret.key
+        data = json.dumps(dict(secret.data), sort_keys=True)
+        row = self._db.execute(
+            "SELECT data FROM secrets WHERE namespace=? AND name=?", (namespace, name)
+        ).fetchone()
+        if row is not None and row[0] == data:
+            return False
+        self._db.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?, ?)", (namespace, name, data))
+        return True
+
+    def secrets(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(namespace, name) -> the Secret's keys and values."""
+        rows = self._db.execute("SELECT namespace, name, data FROM secrets").fetchall()
+        return {(ns, name): dict(json.loads(data)) for ns, name, data in rows}
 
     def delete(self, namespace: str, name: str) -> bool:
         cursor = self._db.execute("DELETE FROM deployments WHERE namespace=? AND name=?", (namespace, name))

@@ -105,6 +105,7 @@ class SupervisorSettings:
     backoff_max_s: float
     stop_grace_s: float
     pid_dir: Path | None = None  # where each runtime's pid is recorded while it runs (`PidRecords`)
+    gateway_url: str | None = None  # SELDON_MESH_GATEWAY_URL of the children (explainers call through it)
     # Seconds a ready runtime may leave probes unanswered before it is restarted (Kubernetes' liveness
     # defaults allow 30 s: 3 failures 10 s apart). A model holding its event loop longer on one request
     # would be restarted too: run such user code in threads (`--user-code-threads`).
@@ -267,7 +268,8 @@ class RuntimeProcess:
     async def _watch_health(self, process: asyncio.subprocess.Process) -> None:
         """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
         url = f"http://{self._settings.host}:{self._http_port}/ready"
-        deadline = time.monotonic() + self._settings.ready_timeout_s
+        ready_timeout_s = self.launch.ready_timeout_s or self._settings.ready_timeout_s
+        deadline = time.monotonic() + ready_timeout_s
         failures = unanswered = 0
         answered_at = time.monotonic()
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -290,7 +292,7 @@ class RuntimeProcess:
                 elif time.monotonic() > deadline:
                     self._set(
                         state=ComponentState.FAILED,
-                        reason=f"not ready after {self._settings.ready_timeout_s:.0f}s {probe.info}".strip(),
+                        reason=f"not ready after {ready_timeout_s:.0f}s {probe.info}".strip(),
                     )
                 poll = HEALTH_POLL_S if self.status.state == ComponentState.READY else READY_POLL_S
                 await asyncio.sleep(poll)

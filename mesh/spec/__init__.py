@@ -15,6 +15,7 @@ from mesh.spec.parsing import parse_deployment
 from mesh.spec.pod import ComponentSpec, Container, ContainerPort, EnvVar, PodSpec
 from mesh.spec.ports import ContainerPorts
 from mesh.spec.predictor import PredictorSpec
+from mesh.spec.secrets import SecretDocument
 from mesh.spec.servers import PREPACKAGED_SERVERS, ServerInfo, canonical_protocol
 from mesh.spec.vocabulary import (
     API_VERSIONS,
@@ -49,6 +50,7 @@ __all__ = [
     "PredictiveUnit",
     "PredictorSpec",
     "ProtocolName",
+    "SecretDocument",
     "SeldonDeployment",
     "ServerInfo",
     "Skipped",

@@ -3,8 +3,9 @@
 YAML streams (`---`) and JSON (one object, or a `List` with `items`) are accepted. Errors carry the
 source and the document (`iris.yaml#2`) and are collected across every document and file before one
 `SpecError` is raised, so a folder is applied whole or not at all. Objects of other Kubernetes kinds
-(the Namespace, Secret or ConfigMap many Seldon examples put beside their SeldonDeployments) are skipped
-and listed in `Loaded.skipped`; an object of Seldon's API group with another kind, or with no kind, is
+(the Namespace or ConfigMap many Seldon examples put beside their SeldonDeployments) are skipped and
+listed in `Loaded.skipped`, but for a `v1` Secret, kept in `Loaded.secrets` (`secrets.py`: locally a node's
+`envSecretRefName` reads it); an object of Seldon's API group with another kind, or with no kind, is
 still an error (most likely a misspelt SeldonDeployment).
 """
 
@@ -20,6 +21,7 @@ import yaml
 from mesh.spec.deployment import SeldonDeployment
 from mesh.spec.errors import FieldError, SpecError
 from mesh.spec.parsing import parse_deployment
+from mesh.spec.secrets import SecretDocument, is_secret, parse_secret
 from mesh.spec.unknown import deployment_warnings, unknown_fields
 from mesh.spec.vocabulary import KIND
 
@@ -46,6 +48,7 @@ class Loaded:
     skipped: list[Skipped]
     # Unknown fields, by path: ignored, as `kubectl apply` warns and the API server prunes them.
     warnings: list[FieldError] = field(default_factory=list)
+    secrets: list[SecretDocument] = field(default_factory=list)
 
 
 def parse_documents(
@@ -126,6 +129,12 @@ def _parse(
             errors.append(FieldError("items", str(error), source=label))
             continue
         for prefix, obj in objects:
+            if skip_other_kinds and is_secret(obj):
+                try:
+                    loaded.secrets.append(parse_secret(obj, label))
+                except SpecError as error:
+                    errors += [e.under(prefix) for e in error.errors]
+                continue
             if skip_other_kinds and _other_kind(obj):
                 name = (
                     str((obj.get("metadata") or {}).get("name", ""))

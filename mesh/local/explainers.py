@@ -22,6 +22,8 @@ from xds_controller.translate.explainer import explainer_key
 
 # explainer_server/ sits beside mesh/ (the repository, or site-packages); env.py runs as a script (it needs
 # only the standard library), so an editable install made before the package existed still finds it
+# The first start builds the explainer's environment (~3 minutes here) before the server answers at all.
+READY_TIMEOUT_S = 900.0
 LAUNCHER = (
     sys.executable,
     str(Path(__file__).resolve().parents[2] / "explainer_server" / "env.py"),
@@ -63,5 +65,7 @@ def plan_explainer(deployment: SeldonDeployment, predictor: PredictorSpec, base_
         args += ["--tree-model", resolve_model_uri(root.model_uri, base_dir)]
     replicas = explainer.get("replicas")
     count = max(int(replicas), 1) if isinstance(replicas, int) else 1
-    launch = RuntimeLaunch(tuple(args), {}, base_dir.resolve(), program=LAUNCHER)
+    launch = RuntimeLaunch(
+        tuple(args), {}, base_dir.resolve(), program=LAUNCHER, ready_timeout_s=READY_TIMEOUT_S
+    )
     return ComponentPlan(key, launch=launch, replicas=count)

@@ -105,7 +105,6 @@ class SupervisorSettings:
     backoff_max_s: float
     stop_grace_s: float
     pid_dir: Path | None = None  # where each runtime's pid is recorded while it runs (`PidRecords`)
-    gateway_url: str | None = None  # SELDON_MESH_GATEWAY_URL of the children (explainers call through it)
     # Seconds a ready runtime may leave probes unanswered before it is restarted (Kubernetes' liveness
     # defaults allow 30 s: 3 failures 10 s apart). A model holding its event loop longer on one request
     # would be restarted too: run such user code in threads (`--user-code-threads`).

@@ -14,7 +14,8 @@ import pytest
 from tests.explainers.conftest import FEATURES
 from tests.helpers.mesh import Mesh
 
-pytestmark = pytest.mark.slow
+# the first test's setup may build the explainer environment (~3 min; `make pytest` builds it before)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 ROWS = [SETOSA, [5.9, 3.0, 4.2, 1.5], [6.9, 3.1, 5.4, 2.1]]

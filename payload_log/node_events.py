@@ -17,12 +17,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from payload_log.events import EventType, PayloadEvent
+from payload_log.events import EventTemplate, EventType, PayloadEvent
 from payload_log.logger import PayloadLogger
 from payload_log.receipt import Receipt
 
 LOGS_REQUEST = frozenset({"all", "request"})
 LOGS_RESPONSE = frozenset({"all", "response"})
+_MAX_TEMPLATES = 4096
 
 
 class _Predictor(Protocol):
@@ -55,6 +56,26 @@ class SpoolingNodeEvents:
         """`source` is `Ce-Source`: this executor's URL, as Seldon's executor sends its own."""
         self._logger = logger
         self._source = source
+        self._templates: dict[tuple[str, str, str, str, str | None, str], EventTemplate] = {}
+
+    def template(self, predictor: _Predictor, node: _Node, protocol: str) -> EventTemplate:
+        """What the node's events share (`EventTemplate`), rendered once per node and protocol."""
+        name, url = node.name, node.logger_url
+        key = (predictor.namespace, predictor.deployment, predictor.name, name, url, protocol)
+        found = self._templates.get(key)
+        if found is None:
+            if len(self._templates) >= _MAX_TEMPLATES:  # graphs come and go: never grow without bound
+                self._templates.clear()
+            found = self._templates[key] = EventTemplate(
+                model_id=node.name,
+                deployment=predictor.deployment,
+                namespace=predictor.namespace,
+                predictor=predictor.name,
+                protocol=protocol,
+                source=self._source,
+                destination=node.logger_url or None,
+            )
+        return found
 
     def open(self, predictor: _Predictor, puid: str) -> _RequestEvents:
         return _RequestEvents(self, predictor, puid)
@@ -120,4 +141,4 @@ class _RequestEvents:
         receipt = self._receipt
         if receipt is None:
             receipt = self._receipt = owner._logger.receipt()
-        receipt.post(owner.event(kind, self._predictor, node, self._puid, body, protocol))
+        receipt.post_templated(owner.template(self._predictor, node, protocol), kind, self._puid, body)

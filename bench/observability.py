@@ -1,24 +1,25 @@
-"""Observability benchmarks: the payload spool's write path (our segment files against a bare segment
-file, and its CPU per event against a bare SQLite commit, the spool before), the payload logger's accept
-and delivery rates against the issue's 2,000 events/s, and the cost of a traced span.
+"""Observability benchmarks: the payload spool's write path (our segment files against a bare segment file,
+and its CPU per event against a bare SQLite commit, the spool before), the payload logger's accept and
+delivery rates against the issue's 2,000 events/s, and the cost of a traced span.
 
 The issue's overhead targets (logging every request and response costs under 10 % of throughput, tracing
-at 100 % under 15 %) are measured here on the real graph executor in-process, over instant fake nodes:
-an upper bound on the Python-side cost, since real node calls add network time that dilutes it, and
-end to end (`_end_to_end`): real `seldon-mesh up`s, a two-node graph (transformer -> model, Python class
+at 100 % under 15 %) are measured here on the real graph executor in-process, over instant fake nodes: an
+upper bound on the Python-side cost, since real node calls add network time that dilutes it, and end to
+end (`_end_to_end`): real `seldon-mesh up`s, a two-node graph (transformer -> model, Python class
 runtimes) through the gateway, plain against the same graph with both nodes logging every request and
 response to a local HTTP sink, and against a second mesh, up at the same time, with
 `OTEL_EXPORTER_OTLP_ENDPOINT` at 100 % sampling exporting to a local OTLP receiver; and a single-model
 predictor (served by Envoy directly) against the same model logging every request and response (its
 runtime logs them in process, `model_runtime.payloads`); the cases are interleaved in each round.
 Throughput with 16 requests in flight; the best of the rounds per case. Beside it, the CPU each request
-costs all processes of the mesh and the sink (the OTLP receiver runs in this process and is not counted), the least of the
-rounds: steadier than throughput when other work shares the machine; beside that, the mesh's processes
-alone (without the sink) and the split per process kind (envoy, extproc, runtime, the `up` process, sink)
-of the round with the least total, so the note can say where logging and tracing spend. A single-model
-predictor traced at 100 % (Envoy's span and the runtime's) runs in the traced mesh too. Beside extproc's
-CPU per logged single-model request, the floor of its transport: the server CPU of a bare grpc.aio
-ExternalProcessor reading observe-shaped streams (6 messages, no logging), `_bare_stream_us`.
+costs all processes of the mesh and the sink (the OTLP receiver runs in this process and is not counted),
+the least of the rounds: steadier than throughput when other work shares the machine; beside that, the
+mesh's processes alone (without the sink) and the split per process kind (envoy, extproc, runtime, the
+`up` process, sink) of the round with the least total, so the note can say where logging and tracing
+spend. A single-model predictor traced at 100 % (Envoy's span and the runtime's) runs in the traced mesh
+too. Beside extproc's CPU per logged single-model request, the floor of its transport: the server CPU of
+a bare grpc.aio ExternalProcessor reading observe-shaped streams (6 messages, no logging),
+`_bare_stream_us`.
 """
 
 from __future__ import annotations

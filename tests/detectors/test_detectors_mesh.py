@@ -60,11 +60,17 @@ class Detector:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self, *args: str) -> Detector:
+        return self.launch(*args).wait_ready()
+
+    def launch(self, *args: str) -> Detector:
         command = [str(BIN / "seldon-mesh"), "detector", "serve", "--http_port", str(self.port), *args]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env}
             )
+        return self
+
+    def wait_ready(self) -> Detector:
         wait_for(self._ready, READY_S, f"the detector on port {self.port}")
         return self
 
@@ -155,8 +161,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     mesh = Mesh(folder / "state", free_port())
     try:
         outlier_args = ["--model_name", "incomeod", "--storage_uri", str(folder / "outlier")]
-        outlier.start(*common, *outlier_args, "OutlierDetector")
+        outlier.launch(*common, *outlier_args, "OutlierDetector")  # it loads while the mesh starts
         mesh.start(spec)
+        outlier.wait_ready()
         body = {"data": {"ndarray": data["ordinary"][:1]}}
         unlogged = {"Seldon-Skip-Logging": "true"}  # the detectors count only the tests' own rows
         for name in ("scored", "drifting"):

@@ -14,7 +14,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.metrics.v3 import stats_pb2
-from envoy.type.matcher.v3 import string_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import json_format, struct_pb2
 
 from xds_controller.admin import admin_address, admin_cluster, stats_listener
@@ -42,11 +42,21 @@ def tracer_runtime(flush_interval_ms: int) -> dict[str, int]:
 # clusters', but none per component cluster. At 10,000 SeldonDeployments (40,000 clusters) per-cluster
 # stats were ~880 MB of Envoy's RSS and most of the time to apply the configuration (bench/xds_kube.py):
 # per-predictor traffic is measured by the runtimes and extproc instead.
-GATEWAY_STATS_PREFIXES = (
+class StatsRegex(str):
+    """A stats name pattern (RE2, whole name) among `stats_prefixes`, where a plain string is a prefix."""
+
+
+# The connection managers' `http.<prefix>.` stats, except each RouteConfiguration's own
+# `http.<prefix>.rds.<name>.*` (12 per scoped deployment: at 10,000 deployments ~7 KB and ~0.07 ms of
+# Envoy CPU each, 70 MB and 0.7 s in all; measured with a bare Envoy 1.40). The HCM-wide `scoped_rds.`
+# and the ADS stream's `control_plane.` stats still say whether configuration arrives.
+HTTP_STATS_BUT_RDS = StatsRegex(r"http\.[^.]+\.([^r].*|r[^d].*|rd[^s].*|rds[^.].*)")
+
+GATEWAY_STATS_PREFIXES: tuple[str, ...] = (
     "server.",
     "listener.",
     "listener_manager.",
-    "http.",
+    HTTP_STATS_BUT_RDS,
     "cluster_manager.",
     "control_plane.",
     "runtime.",
@@ -72,7 +82,8 @@ def render_bootstrap(
     (the default) uses incremental ADS, so a change to one deployment sends only its resources; False
     uses state-of-the-world ADS, which resends every cluster on any cluster change. `runtime` values
     (e.g. `tracer_runtime(...)`) form a static runtime layer, under the admin layer. `stats_prefixes`
-    limits the stats Envoy creates to those names (`GATEWAY_STATS_PREFIXES` for the in-cluster gateway).
+    limits the stats Envoy creates to those names (`GATEWAY_STATS_PREFIXES` for the in-cluster gateway);
+    a `StatsRegex` among them matches whole names instead.
     `admin_socket` puts the admin API on that Unix socket (mode 0600) instead of `admin_port`, and with
     `stats_port` a loopback listener there serves only its stats (`admin.stats_listener`).
     """
@@ -117,7 +128,12 @@ def render_bootstrap(
         bootstrap.static_resources.clusters.append(admin_cluster(admin_socket))
         bootstrap.static_resources.listeners.append(stats_listener("127.0.0.1", stats_port))
     if stats_prefixes is not None:  # only the stats named by these prefixes are created
-        patterns = [string_pb2.StringMatcher(prefix=prefix) for prefix in stats_prefixes]
+        patterns = [
+            string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=str(prefix)))
+            if isinstance(prefix, StatsRegex)
+            else string_pb2.StringMatcher(prefix=prefix)
+            for prefix in stats_prefixes
+        ]
         bootstrap.stats_config.CopyFrom(
             stats_pb2.StatsConfig(
                 stats_matcher=stats_pb2.StatsMatcher(

@@ -48,6 +48,7 @@ from xds_controller.translate.clusters import (
     load_assignments_bytes,
 )
 from xds_controller.translate.explainer import explainer_changes, with_explainers
+from xds_controller.translate.on_demand import shadow_cluster_names
 from xds_controller.translate.routes import (
     CONTROL_ROUTES,
     ROUTE_CONFIG_NAME,
@@ -123,6 +124,7 @@ class _Fragment(NamedTuple):
     route_hash: int  # unscoped: the deployment's share of the route configuration's version
     route_clusters: frozenset[str]
     route_name: str = ""  # scoped: its RouteConfiguration (and scope)
+    eager: tuple[str, ...] = ()  # with on-demand clusters: those sent unasked (its shadows')
 
 
 @contextlib.contextmanager
@@ -163,6 +165,7 @@ class SnapshotBuilder:
         self._scope_links: Layers[str] = Layers()
         self.rendered = 0  # deployments rendered by the last build (the rest came from the cache)
         self._parts = Templates(self._scoped_parts if gateway.scoped else self._spliced_parts)
+        self._eager: set[str] = set()  # with on-demand clusters: the deployments' eager ones
         self._frame()
 
     def _frame(self) -> None:
@@ -176,6 +179,7 @@ class SnapshotBuilder:
             version = blob_version(blob)
             self._resources[url][name], self._versions[url][name] = blob, version
             self._combined[url] ^= entry_hash(name, version)
+        self._static_eager = frozenset(resource_types.resource_name(c) for c in empty.clusters)
         self._static_links = Links.of((*empty.listeners, *empty.clusters, *scoped_frame))
         for name, service in self._static_links.cluster_assignments.items():
             self._cluster_links[name] = service
@@ -224,6 +228,7 @@ class SnapshotBuilder:
         first_blob, first_name = (2, 1) if self.gateway.scoped else (1, 0)
         cluster_names = names[first_name:]
         upstreams = [u for e in found for u in ((e.http, e.grpc) if e is not None else ((), ()))]
+        eager = tuple(shadow_cluster_names(deployment)) if self.gateway.on_demand_clusters else ()
         split = first_blob + len(cluster_names)
         clusters = _Entries(cluster_names, blobs[first_blob:split])
         assignments = _Entries(cluster_names, load_assignments_bytes(blobs[split:], upstreams))
@@ -236,11 +241,13 @@ class SnapshotBuilder:
                 _Entries(config_names, blobs[:1]),
                 _Entries(config_names, blobs[1:2]),
             )
-            return _Fragment(deployment, keys, found, resources, b"", 0, parts.clusters, config_names[0])
+            return _Fragment(
+                deployment, keys, found, resources, b"", 0, parts.clusters, config_names[0], eager
+            )
         meta = deployment.metadata
         route_hash = _keyed(f"{meta.namespace}/{meta.name}", blobs[0])
         return _Fragment(
-            deployment, keys, found, (clusters, assignments), blobs[0], route_hash, parts.clusters
+            deployment, keys, found, (clusters, assignments), blobs[0], route_hash, parts.clusters, "", eager
         )
 
     @staticmethod
@@ -303,6 +310,7 @@ class SnapshotBuilder:
             self._combined[url] = combined
         for name in fragment.resources[0].names:
             self._cluster_links.pop(name)
+        self._eager.difference_update(fragment.eager)
         if fragment.route_name:
             self._route_links.pop(fragment.route_name)
             self._scope_links.pop(fragment.route_name)
@@ -323,6 +331,7 @@ class SnapshotBuilder:
             self._resources[url].update(dict(zip(names, blobs, strict=True)))
             self._versions[url].update(dict(zip(names, versions, strict=True)))
         cluster_names = list(chain(f.resources[0].names for f in fragments))
+        self._eager.update(chain(f.eager for f in fragments))
         self._cluster_links.update(dict(zip(cluster_names, cluster_names, strict=True)))
         route_links = {f.route_name: f.route_clusters for f in fragments if f.route_name}
         self._route_links.update(route_links)
@@ -425,6 +434,7 @@ class SnapshotBuilder:
             versions[url] = self._versions[url].freeze()
         combined = {url: self._combined[url] for url in (*self._types, resource_types.LISTENER)}
         cluster_links = self._cluster_links.freeze()
+        eager = self._static_eager | self._eager if self.gateway.on_demand_clusters else None
         if self.gateway.scoped:
             links = Links(
                 listener_routes=self._static_links.listener_routes,
@@ -437,7 +447,9 @@ class SnapshotBuilder:
                 for url in self._types
                 if url in self._last_versions
             }
-            snapshot = Snapshot.assemble(resources, versions, links, combined, owned=True, changes=changes)
+            snapshot = Snapshot.assemble(
+                resources, versions, links, combined, owned=True, changes=changes, eager_clusters=eager
+            )
             self._last_versions = {url: snapshot.versions_of(url) for url in self._types}
             self._touched = {url: set() for url in self._types}
             return snapshot
@@ -450,7 +462,7 @@ class SnapshotBuilder:
             route_clusters={ROUTE_CONFIG_NAME: route_clusters},
             cluster_assignments=cluster_links,
         )
-        return Snapshot.assemble(resources, versions, links, combined, owned=True)
+        return Snapshot.assemble(resources, versions, links, combined, owned=True, eager_clusters=eager)
 
     def _splice_routes(self, fragments: Mapping[tuple[str, str], _Fragment]) -> None:
         """Unscoped: the one route configuration, from the frame and each deployment's route bytes."""

@@ -58,6 +58,7 @@ class _TypeState:
     seen_overrides: frozenset[str] = frozenset()
     dirty: set[str] = field(default_factory=set)
     full: bool = True
+    answered: bool = False  # a response of this type was computed once on this stream
 
 
 @dataclass
@@ -227,13 +228,20 @@ class DeltaStream:
         candidates = self._candidates(state, step, snapshot, type_url)
         subscribed = state.names
         # Changed: what the client runs differs from the step (or it just subscribed).
+        wildcard = state.wildcard
+        if wildcard and type_url == resource_types.CLUSTER and snapshot.eager_clusters is not None:
+            # on-demand clusters: a wildcard subscription covers only the eager ones
+            eager = snapshot.eager_clusters
+            covered = [n for n in candidates if n in subscribed or n in eager]
+        else:
+            covered = list(candidates)
         changed = [
             n
-            for n in candidates
+            for n in covered
             if n not in overrides
             and (v := versions.get(n)) is not None
             and client.get(n) != v
-            and (state.wildcard or n in subscribed)
+            and (wildcard or n in subscribed)
         ]
         # Gone: the client runs it, and it is neither in the snapshot nor kept for make-before-break.
         gone = [
@@ -248,6 +256,7 @@ class DeltaStream:
             if (
                 held is not None
                 and (state.wildcard or name in state.names)
+                and not (name not in state.names and snapshot.on_demand(name))
                 and client.get(name) != held.version
             ):
                 changed.append(name)
@@ -263,7 +272,12 @@ class DeltaStream:
         # Absent: subscribed by name just now, and nowhere to be found.
         absent = [n for n in force if n not in existing and n not in overrides and n not in client]
         state.force = set()
-        if not changed and not gone and not absent:
+        # A wildcard subscription is always answered once, even with nothing to send: Envoy's first
+        # CDS (or LDS) fetch holds its initialisation until then (15 s by default) and on-demand
+        # clusters may leave the first answer empty.
+        first = state.wildcard and not state.answered
+        state.answered = True
+        if not changed and not gone and not absent and not first:
             return None
         links = snapshot.links.route_clusters
         self._nonces += 1

@@ -5,7 +5,8 @@ request is dropped on the way (envoy xds_protocol.rst, "eventual consistency con
 - a RouteConfiguration is sent only once every cluster it names is applied, and for an EDS cluster its
   ClusterLoadAssignment too (a route to a missing or warming cluster answers 503). Until then Envoy keeps
   the route configuration it has, or gets none at all: a new deployment's route does not exist (404)
-  rather than pointing at a cluster Envoy refused;
+  rather than pointing at a cluster Envoy refused. An on-demand cluster (`Snapshot.on_demand`) does not
+  hold a route: Envoy's on_demand filter asks for it by name when a request first needs it;
 - a cluster the snapshot dropped stays (with its endpoints) while a route configuration Envoy runs still
   names it, and goes only once Envoy applied routes that no longer do.
 
@@ -141,7 +142,10 @@ def desired(
             and ((h := applied_routes.get(n)) is None or h.version != v)
         ]
     for name in changed:
-        if not all(_ready(cluster, snapshot, applied) for cluster in links.get(name, frozenset())):
+        if not all(
+            _ready(cluster, snapshot, applied) or snapshot.on_demand(cluster)
+            for cluster in links.get(name, frozenset())
+        ):
             overrides[resource_types.ROUTE][name] = applied_routes.get(name)
 
     # Clusters (and endpoints) that routes Envoy runs still name stay until those routes change.

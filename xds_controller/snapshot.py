@@ -246,9 +246,18 @@ class Snapshot:
     changes: Mapping[TypeUrl, tuple[Mapping[str, Version], frozenset[str]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # On-demand clusters (`GatewaySettings.on_demand_clusters`): a wildcard CDS subscription is sent only
+    # these clusters, and any other only once Envoy names it (on-demand CDS, delta xDS), so 10,000
+    # deployments' 40,000 clusters are not all created up front. None: every cluster is sent to a
+    # wildcard subscription, as usual.
+    eager_clusters: frozenset[str] | None = None
+
+    def on_demand(self, cluster: str) -> bool:
+        """Whether `cluster` reaches Envoy only when Envoy asks for it by name."""
+        return self.eager_clusters is not None and cluster not in self.eager_clusters
 
     @classmethod
-    def of(cls, messages: Iterable[Message]) -> Snapshot:
+    def of(cls, messages: Iterable[Message], eager_clusters: frozenset[str] | None = None) -> Snapshot:
         """A snapshot of the given resource protos; ValueError on a duplicate name within a type."""
         listed = list(messages)
         by_type: dict[TypeUrl, dict[str, any_pb2.Any]] = {url: {} for url in resource_types.PUSH_ORDER}
@@ -259,7 +268,7 @@ class Snapshot:
                 raise ValueError(f"duplicate {resource_types.short_name(type_url)} resource {name!r}")
             by_type[type_url][name] = pack(message)
         versions = {url: {n: resource_version(p) for n, p in named.items()} for url, named in by_type.items()}
-        return cls.assemble(by_type, versions, Links.of(listed))
+        return cls.assemble(by_type, versions, Links.of(listed), eager_clusters=eager_clusters)
 
     @classmethod
     def assemble(
@@ -271,6 +280,7 @@ class Snapshot:
         *,
         owned: bool = False,
         changes: Mapping[TypeUrl, tuple[Mapping[str, Version], frozenset[str]]] | None = None,
+        eager_clusters: frozenset[str] | None = None,
     ) -> Snapshot:
         """A snapshot of packed resources whose versions and links the caller already knows; `combined`
         optionally gives each type's XOR of entry hashes (see `type_version`). `owned` says the caller
@@ -294,6 +304,7 @@ class Snapshot:
             resource_versions=MappingProxyType(per_resource),
             links=links,
             changes=MappingProxyType(dict(changes or {})),
+            eager_clusters=eager_clusters,
         )
 
     def version(self, type_url: TypeUrl) -> Version:

@@ -12,6 +12,7 @@ import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import duration_pb2
 from google.rpc import status_pb2
@@ -216,3 +217,50 @@ def test_a_nacked_resource_version_is_never_sent_again(plane: ControlPlane, chan
     again.close()
     bad_b = bad.versions_of(resource_types.CLUSTER)["b"]
     assert plane.recorder.sent_resource(resource_types.CLUSTER, "b", bad_b) == 1
+
+
+def test_on_demand_clusters_are_sent_only_when_named_and_hold_no_route(
+    plane: ControlPlane, channel: grpc.Channel
+) -> None:
+    """A wildcard CDS subscription gets only the eager clusters (answered even when there are none);
+    one named by Envoy's on-demand filter comes with its later changes; a route naming an on-demand
+    cluster Envoy does not have is sent at once (make-before-break would hold it otherwise)."""
+    route = route_pb2.RouteConfiguration(
+        name="r",
+        virtual_hosts=[
+            route_components_pb2.VirtualHost(
+                name="h",
+                domains=["*"],
+                routes=[
+                    route_components_pb2.Route(
+                        match=route_components_pb2.RouteMatch(prefix="/"),
+                        route=route_components_pb2.RouteAction(cluster="lazy"),
+                    )
+                ],
+            )
+        ],
+    )
+
+    def snapshot(lazy_timeout: int, eager: frozenset[str]) -> Snapshot:
+        clusters = [
+            cluster_pb2.Cluster(
+                name=name, type=cluster_pb2.Cluster.STATIC, connect_timeout=duration_pb2.Duration(seconds=s)
+            )
+            for name, s in (("lazy", lazy_timeout), ("other", 1), *(("static", 1),) * bool(eager))
+        ]
+        return Snapshot.of([*clusters, route], eager_clusters=eager)
+
+    plane.cache.set_snapshot(NODE, snapshot(1, frozenset()))
+    client = DeltaClient(channel)
+    client.send(resource_types.CLUSTER)
+    empty = client.receive_names([])  # nothing eager: an empty answer, so Envoy's init goes on
+    client.ack(empty)
+    client.send(resource_types.ROUTE, subscribe=("r",))
+    client.ack(client.receive_names(["r"]))  # not held for "lazy"
+    plane.cache.set_snapshot(NODE, snapshot(1, frozenset({"static"})))
+    client.ack(client.receive_names(["static"]))
+    client.send(resource_types.CLUSTER, subscribe=("lazy",))  # the on_demand filter asks
+    client.ack(client.receive_names(["lazy"]))
+    plane.cache.set_snapshot(NODE, snapshot(2, frozenset({"static"})))
+    client.receive_names(["lazy"])  # a cluster Envoy asked for gets its changes; "other" never came
+    client.close()

@@ -53,7 +53,9 @@ class ControllerSettings:
         # Scoped: one RouteConfiguration per deployment, so a change re-parses only that one's routes.
         # No extproc, reflection or tracing clusters of the gateway's own: in a cluster a graph
         # predictor's Service leads to its own extproc, and reflection is answered by the runtimes.
-        return GatewaySettings(listen_host=self.listen_host, listen_port=self.listen_port, scoped=True)
+        return GatewaySettings(
+            listen_host=self.listen_host, listen_port=self.listen_port, scoped=True, on_demand_clusters=True
+        )
 
 
 @dataclass

@@ -57,6 +57,7 @@ from xds_controller.translate.extproc import (
     observe_filter,
 )
 from xds_controller.translate.model import GatewaySettings
+from xds_controller.translate.on_demand import on_demand_filter
 from xds_controller.translate.routes import PUID_HEADER, REFLECTION_PREFIX, ROUTE_CONFIG_NAME
 from xds_controller.translate.scopes import header_scoped_routes, path_scoped_routes, scope_filter
 from xds_controller.translate.tracing import hcm_tracing
@@ -309,6 +310,7 @@ def http_connection_manager(
         http_filters=[
             *([scope_filter()] if lua else []),
             *extproc_filters,
+            *([on_demand_filter()] if gateway.on_demand_clusters else []),
             hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
         ],
         generate_request_id=wrappers_pb2.BoolValue(value=True),

@@ -115,6 +115,9 @@ class GatewaySettings:
     # `request_timeout_s`, or get a 408: a slow client (a byte every few seconds) cannot hold a stream.
     request_headers_timeout_s: float = 10.0
     request_timeout_s: float = 30.0
+    # Component clusters reach Envoy when a request first needs one (on-demand CDS; delta xDS only; see
+    # `translate.on_demand`), so thousands of deployments do not cost all their clusters up front.
+    on_demand_clusters: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,11 @@ class Resources:
     clusters: tuple[Message, ...] = ()
     load_assignments: tuple[Message, ...] = ()
     scoped_routes: tuple[Message, ...] = ()
+    # With on-demand clusters: the only clusters a wildcard CDS subscription is sent (`Snapshot`)
+    eager_clusters: frozenset[str] | None = None
 
     def all(self) -> tuple[Message, ...]:
         return (*self.clusters, *self.load_assignments, *self.listeners, *self.scoped_routes, *self.routes)
 
     def to_snapshot(self) -> Snapshot:
-        return Snapshot.of(self.all())
+        return Snapshot.of(self.all(), eager_clusters=self.eager_clusters)

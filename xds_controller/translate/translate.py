@@ -18,6 +18,7 @@ from xds_controller.translate.model import (
     GatewaySettings,
     Resources,
 )
+from xds_controller.translate.on_demand import eager_cluster_names
 from xds_controller.translate.plan import Transport
 from xds_controller.translate.routes import default_route_config, deployment_route_config, gateway_routes
 from xds_controller.translate.scopes import DEFAULT_ROUTE_CONFIG, DEFAULT_SCOPE, scope, scope_key
@@ -39,12 +40,18 @@ def translate(
         clusters.append(static_cluster(EXTPROC_REST_CLUSTER, Transport.HTTP, gateway.extproc_rest))
     if gateway.tracing is not None:
         clusters.append(collector_cluster(gateway.tracing))
+    eager = (
+        eager_cluster_names((c.name for c in clusters[len(assignments) :]), ordered)
+        if gateway.on_demand_clusters
+        else None
+    )
     if not gateway.scoped:
         return Resources(
             listeners=(gateway_listener(gateway),),
             routes=(gateway_routes(ordered, gateway),),
             clusters=tuple(clusters),
             load_assignments=tuple(assignments),
+            eager_clusters=eager,
         )
     configs = [deployment_route_config(d, gateway) for d in ordered]
     scopes = [
@@ -57,4 +64,5 @@ def translate(
         clusters=tuple(clusters),
         load_assignments=tuple(assignments),
         scoped_routes=(*scopes, scope(DEFAULT_ROUTE_CONFIG, DEFAULT_SCOPE)),
+        eager_clusters=eager,
     )

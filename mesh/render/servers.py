@@ -11,6 +11,11 @@ answers the V2 protocol as MLServer's Hugging Face runtime does (same parameters
 `hg_jsonlist` output), so the cluster's default, MLServer's image with the node's parameters as
 `MLSERVER_MODEL_EXTRA` and the model at `/mnt/models`, answers the same requests in the same shapes.
 Our runtime image leaves the `huggingface` extra out (PyPI's torch is a CUDA build of several GB).
+
+TENSORFLOW_SERVER: under `protocol: tensorflow` TF Serving's image answers, as in Seldon; under `seldon`
+our runtime serves the SavedModel and translates Seldon messages as Seldon's tfserving proxy does
+(`model_runtime.runtimes.tensorflow`). It runs TensorFlow in an environment of its own, which the first
+load builds from PyPI unless `SELDON_MESH_TENSORFLOW_PYTHON` names one in the image.
 """
 
 from __future__ import annotations
@@ -25,9 +30,18 @@ from mesh.spec import FieldError, PredictiveUnit, SeldonDeployment, SpecError, c
 from mesh.spec.ports import ContainerPorts
 
 MODEL_DIR = "/mnt/models"
-# What the seldon-mesh runtime image serves itself (model_runtime/runtimes), under seldon and v2.
+# What the seldon-mesh runtime image serves itself (model_runtime/runtimes), under seldon and v2 (and
+# TENSORFLOW_SERVER under seldon, translating as Seldon's tfserving proxy does; under `tensorflow` the
+# TF Serving image answers, as in Seldon).
 RUNTIME_SERVERS = frozenset(
-    {"SKLEARN_SERVER", "XGBOOST_SERVER", "MLFLOW_SERVER", "LIGHTGBM_SERVER", "ONNX_SERVER"}
+    {
+        "SKLEARN_SERVER",
+        "XGBOOST_SERVER",
+        "MLFLOW_SERVER",
+        "LIGHTGBM_SERVER",
+        "ONNX_SERVER",
+        "TENSORFLOW_SERVER",
+    }
 )
 # MLServer's runtime class per prepackaged server, for MLServer-based v2 images.
 _MLSERVER_IMPLEMENTATIONS = {
@@ -69,8 +83,6 @@ def upstream_image(deployment: SeldonDeployment, node: PredictiveUnit, settings:
     chosen: str = {"seldon": images.seldon, "v2": images.v2, "tensorflow": images.tensorflow}.get(
         protocol, ""
     )
-    if not chosen and node.implementation == "TENSORFLOW_SERVER":
-        chosen = images.tensorflow  # TensorFlow Serving answers the tensorflow protocol whatever is asked
     return chosen
 
 

@@ -34,6 +34,7 @@ apiVersion: machinelearning.seldon.io/v1
 kind: SeldonDeployment
 metadata: {{name: {name}}}
 spec:
+  protocol: {protocol}
   predictors:
     - name: main
       componentSpecs:
@@ -151,9 +152,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     drift = Detector(free_port(), folder / "drift.log")
     spec = folder / "deployments.yaml"
     spec.write_text(
-        MANIFEST.format(name="scored", graphs=GRAPHS, mode="all", url=outlier.url)
+        MANIFEST.format(name="scored", protocol="seldon", graphs=GRAPHS, mode="all", url=outlier.url)
         + "---"
-        + MANIFEST.format(name="drifting", graphs=GRAPHS, mode="request", url=drift.url)
+        + MANIFEST.format(name="scored-v2", protocol="v2", graphs=GRAPHS, mode="request", url=outlier.url)
+        + "---"
+        + MANIFEST.format(name="drifting", protocol="seldon", graphs=GRAPHS, mode="request", url=drift.url)
     )
     common = ["--reply_url", replies.url]
     drift_args = [*common, "--model_name", "incomecd", "--storage_uri", str(folder / "drift")]
@@ -166,6 +169,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         outlier.wait_ready()
         body = {"data": {"ndarray": data["ordinary"][:1]}}
         unlogged = {"Seldon-Skip-Logging": "true"}  # the detectors count only the tests' own rows
+        mesh.wait_state("scored-v2", "Available", timeout=120)
         for name in ("scored", "drifting"):
             mesh.wait_state(name, "Available", timeout=120)
             url = f"{mesh.gateway}/seldon/default/{name}/api/v1.0/predictions"
@@ -226,3 +230,17 @@ def test_a_drift_detector_tells_a_batch_of_the_training_data_from_a_shifted_one(
     assert metrics[("seldon_mesh_detector_drift_tests_total", "true")] == 1
     assert metrics[("seldon_mesh_detector_instances_total", "")] == 40
     assert metrics[("seldon_metric_drift_p_val", "0")] == pytest.approx(drifted["data"]["p_val"][0])
+
+
+def test_a_v2_request_is_read_as_v2_from_the_events_ce_protocol(setup: Setup) -> None:
+    row = setup.data["outlier"][0]
+    request = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+    url = f"{setup.mesh.gateway}/seldon/default/scored-v2/v2/models/model/infer"
+    wait_for(lambda: httpx.post(url, json=request, timeout=30).status_code == 200, 60, "the V2 model")
+    about = "Ce-Inferenceservicename"
+    found: list[Received] = wait_for(
+        lambda: [r for r in setup.replies.snapshot() if r.headers.get(about) == "scored-v2"],
+        120,
+        "the reply event about the V2 request",
+    )
+    assert json.loads(found[0].body)["data"]["is_outlier"] == [1]

@@ -123,12 +123,13 @@ def test_seldon_clients_reach_a_single_v2_server_through_translation(mesh: Mesh)
 
 
 def test_large_messages_up_to_the_max_message_size_annotation(mesh: Mesh) -> None:
-    rows = [[1.0] * 10] * 120_000  # about 6 MB of JSON, above the 4 MiB default buffer
+    rows = [[1.0] * 10] * 120_000  # about 6 MB of JSON, above Envoy's 4 MiB retry buffer
     response = predict(mesh, "chain", ndarray(rows), timeout=120)
     assert response.status_code == 200, response.text[:300]
     assert len(response.json()["data"]["ndarray"]) == len(rows)
-    too_big = predict(mesh, "combiner", ndarray(rows), timeout=120)  # no annotation: 4 MiB
-    assert too_big.status_code == 413 and too_big.json()["status"]["reason"] == "PAYLOAD_TOO_LARGE"
+    # no annotation: the default limit, 2 GiB - 1 as in Seldon (over a limit: test_request_limits)
+    unannotated = predict(mesh, "combiner", ndarray(rows), timeout=120)
+    assert unannotated.status_code == 200, unannotated.text[:300]
 
 
 def test_grpcurl_calls_a_graph_with_no_proto_files(mesh: Mesh) -> None:

@@ -4,6 +4,8 @@ answering TF Serving's REST and gRPC API and Seldon's, with TensorFlow in its ow
 from __future__ import annotations
 
 import base64
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +247,28 @@ def test_seldon_v1_is_translated_to_predict(client: httpx.Client, channel: grpc.
     reply = seldon.Predict(json_format.ParseDict({"data": {"ndarray": [[2.0, 2.0]]}}, pb.SeldonMessage()))
     answer: Any = json_format.MessageToDict(reply.data.ndarray)
     assert answer == [[5.0, 5.0]]
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_killed_worker_is_started_again(runtime: RunningRuntime, client: httpx.Client) -> None:
+    """The TensorFlow worker dies: that request is a 503 (no hang, the runtime lives), the next is served."""
+    workers = [
+        p
+        for p in _children(runtime.process.pid)
+        if "tensorflow_worker" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    failed = client.post("/v1/models/toy:predict", json={"instances": [[1.0, 2.0]]})
+    assert failed.status_code == 503
+    assert "TensorFlow worker stopped" in failed.json()["error"]
+    again = client.post("/v1/models/toy:predict", json={"instances": [[1.0, 2.0]]})
+    assert again.status_code == 200, again.text
+    assert again.json() == {"predictions": [[3.0, 5.0]]}
+    assert runtime.is_running()

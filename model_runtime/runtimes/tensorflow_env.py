@@ -8,7 +8,8 @@ from building it twice.
 
 Where: `SELDON_MESH_TENSORFLOW_PYTHON` names an interpreter that already has TensorFlow (nothing is
 built); otherwise the environment is `tensorflow` under `SELDON_MESH_ENVS_DIR` (default
-`$XDG_CACHE_HOME/seldon-mesh/envs`, i.e. `~/.cache/seldon-mesh/envs`).
+`$XDG_CACHE_HOME/seldon-mesh/envs`, i.e. `~/.cache/seldon-mesh/envs`). `python -m
+model_runtime.runtimes.tensorflow_setup` builds it ahead of time.
 """
 
 from __future__ import annotations

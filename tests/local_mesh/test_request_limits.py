@@ -56,6 +56,7 @@ DEPLOYMENTS = [
     _deployment("plain", MODEL),
 ]
 ROW = [5.1, 3.5, 1.4, 0.2]
+EXTPROC_AT_START: list[int] = []  # extproc's pid once the mesh serves
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     try:
         for deployment in DEPLOYMENTS:
             running.wait_state(deployment["metadata"]["name"], "Available", timeout=120)
+        EXTPROC_AT_START.append(int((running.state_dir / "extproc.pid").read_text()))
         yield running
     finally:
         running.stop()
@@ -222,5 +224,5 @@ def test_no_process_died_on_the_way(mesh: Mesh) -> None:
         status = mesh.state(deployment["metadata"]["name"])
         assert status["state"] == "Available", status
         assert not any(c["restarts"] for c in status["components"]), status
-    graphs = mesh.state_dir / "extproc.pid"
-    assert pid_alive(int(graphs.read_text()))
+    (extproc,) = EXTPROC_AT_START
+    assert int((mesh.state_dir / "extproc.pid").read_text()) == extproc and pid_alive(extproc)

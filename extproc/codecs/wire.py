@@ -13,6 +13,7 @@ import numpy as np
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from extproc.codecs.binary import tensor_bytes
 from extproc.codecs.dtypes import V2_CONTENTS_FIELD, V2_TO_NUMPY
 from extproc.codecs.errors import CodecError
 from generated.inference import dataplane_pb2 as v2_pb
@@ -153,14 +154,28 @@ def decode_infer_response(response: v2_pb.ModelInferResponse) -> Json:
     return out
 
 
-def encode_infer_response(response: Json) -> v2_pb.ModelInferResponse:
+def encode_infer_response(response: Json, raw: bool = False) -> v2_pb.ModelInferResponse:
+    """`raw`: the outputs go in `raw_output_contents`, as Triton answers a request that came raw
+    (tritonclient reads nothing else); else in typed `contents`."""
     proto = v2_pb.ModelInferResponse(
         model_name=str(response.get("model_name", "")),
         model_version=str(response.get("model_version", "")),
         id=str(response.get("id", "")),
     )
     for tensor in response.get("outputs", []):
-        _fill_tensor(proto.outputs.add(), tensor)
+        if raw:
+            _fill_shape(proto.outputs.add(), tensor)
+            proto.raw_output_contents.append(tensor_bytes(tensor))
+        else:
+            _fill_tensor(proto.outputs.add(), tensor)
     if response.get("parameters"):
         _set_parameters(proto.parameters, response["parameters"])
     return proto
+
+
+def _fill_shape(target: Any, tensor: Json) -> None:
+    target.name = str(tensor.get("name", ""))
+    target.datatype = str(tensor.get("datatype", ""))
+    target.shape.extend(int(d) for d in tensor.get("shape", []))
+    if tensor.get("parameters"):
+        _set_parameters(target.parameters, tensor["parameters"])

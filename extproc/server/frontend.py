@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from extproc.codecs import CodecError, Payload, v2_datatype_hint
+from extproc.codecs.binary import HEADER as BINARY_HEADER
+from extproc.codecs.binary import decode_binary_request, encode_binary_response, wants_binary
 from extproc.config import DEFAULT_REST_BODY_BYTES, GraphConfig, PredictorConfig
 from extproc.graph import GraphError, GraphExecutor, bad_request
 from extproc.server.observe import RequestObserver, rest_service
@@ -25,6 +27,7 @@ _PATH = re.compile(r"^/seldon/(?P<namespace>[^/]+)/(?P<name>[^/]+)(?P<rest>/[^?]
 _V2_MODEL = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?(?P<verb>/infer|/ready)?/?$")
 _STATUS = re.compile(r"^/api/v(?:1\.0|0\.1)/status/(?P<model>[^/]+)/?$")
 JSON_HEADERS = (("content-type", "application/json"),)
+OCTET_HEADERS = (("content-type", "application/octet-stream"),)
 TEXT_HEADERS = (("content-type", "text/plain; charset=utf-8"),)
 # Seldon's request header asking not to payload-log this request (any value).
 SKIP_LOGGING_HEADER = "seldon-skip-logging"
@@ -131,7 +134,7 @@ class Frontend:
             try:
                 puid = headers.get("seldon-puid") or headers.get("x-request-id") or ""
                 skip = SKIP_LOGGING_HEADER in headers
-                reply = await self._dispatch(predictor, method, rest, body, puid, skip)
+                reply = await self._dispatch(predictor, method, rest, body, puid, skip, headers)
                 limit = predictor.rest_body_bytes
                 if reply.status < 300 and len(reply.body) > limit:  # answers are bounded like requests
                     info = f"answer of {len(reply.body)} bytes over the {limit} byte limit"
@@ -142,7 +145,14 @@ class Frontend:
             return reply
 
     async def _dispatch(
-        self, predictor: PredictorConfig, method: str, rest: str, body: bytes, puid: str, skip: bool = False
+        self,
+        predictor: PredictorConfig,
+        method: str,
+        rest: str,
+        body: bytes,
+        puid: str,
+        skip: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         if rest in ("/api/v1.0/predictions", "/api/v0.1/predictions") and method == "POST":
             return _json_reply(200, await self.predict_seldon(predictor, _object(body), puid, skip))
@@ -169,15 +179,11 @@ class Frontend:
         if status is not None and method == "GET":
             return _json_reply(200, await self.executor.node_status(predictor, status["model"]))
         if rest == "/v2/models/infer" and method == "POST":
-            return _json_reply(
-                200, await self.predict_v2(predictor, _object(body), predictor.name, puid, skip)
-            )
+            return await self._infer_v2(predictor, body, headers or {}, predictor.name, puid, skip)
         v2 = _V2_MODEL.match(rest)
         if v2 is not None:
             if v2["verb"] == "/infer" and method == "POST":
-                return _json_reply(
-                    200, await self.predict_v2(predictor, _object(body), v2["model"], puid, skip)
-                )
+                return await self._infer_v2(predictor, body, headers or {}, v2["model"], puid, skip)
             if v2["verb"] == "/ready":  # a node's readiness, or the graph's under its own name
                 if any(n.name == v2["model"] for n in predictor.graph.walk()):
                     await self.executor.node_status(predictor, v2["model"])
@@ -187,6 +193,29 @@ class Frontend:
             if v2["verb"] is None and method == "GET":
                 return _json_reply(200, await self.v2_metadata(predictor, v2["model"]))
         raise GraphError(404, "NOT_FOUND", f"{method} {rest} is not served by graph predictors")
+
+    async def _infer_v2(
+        self,
+        predictor: PredictorConfig,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: str,
+        puid: str,
+        skip: bool,
+    ) -> Reply:
+        """V2 REST inference, with the binary tensor data extension (`codecs.binary`) both ways."""
+        length = headers.get(BINARY_HEADER)
+        try:
+            request = _object(body) if length is None else decode_binary_request(body, _length(length))
+            answer = await self.predict_v2(predictor, request, model, puid, skip)
+            if not wants_binary(request):
+                return _json_reply(200, answer)
+            payload, header_length = encode_binary_response(answer, request)
+        except CodecError as error:
+            raise bad_request(str(error)) from None
+        if header_length is None:
+            return Reply(200, payload)
+        return Reply(200, payload, (*OCTET_HEADERS, (BINARY_HEADER, str(header_length))))
 
     # -- the operations, in any transport ------------------------------------------------------------
     async def predict_seldon(
@@ -219,7 +248,7 @@ class Frontend:
             raise GraphError(500, "BAD_GRAPH_OUTPUT", f"the graph output has no V2 form: {error}") from None
         if result.payload.protocol == "seldon" and len(outputs) == 1:
             outputs[0]["name"] = "output-0"
-        return {"model_name": model, "id": puid, "outputs": outputs}
+        return {"model_name": model, "id": puid, "outputs": _requested(outputs, request.get("outputs"))}
 
     async def feedback(
         self, predictor: PredictorConfig, feedback: Json, puid: str, skip_logging: bool = False
@@ -235,6 +264,25 @@ class Frontend:
             "inputs": _v2_tensors(metadata.get("graphinputs")),
             "outputs": _v2_tensors(metadata.get("graphoutputs")),
         }
+
+
+def _requested(outputs: list[Json], asked: Any) -> list[Json]:
+    """The outputs a V2 request names (`outputs[].name`), in its order; all of them when it names none."""
+    if not isinstance(asked, list) or not asked:
+        return outputs
+    names = [o.get("name") if isinstance(o, dict) else None for o in asked]
+    by_name = {o.get("name"): o for o in outputs}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise bad_request(f"unknown output(s) {missing}; the graph answers {sorted(map(str, by_name))}")
+    return [by_name[n] for n in names]
+
+
+def _length(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise CodecError(f"Inference-Header-Content-Length {value!r} is not a number") from None
 
 
 def _error_reply(error: GraphError, v2: bool) -> Reply:

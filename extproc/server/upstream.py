@@ -152,7 +152,9 @@ class InferenceEdge(_Edge):
                 decoded = decode_infer_request(request)
                 skip = self._skip_logging(context)
                 answer = await self._frontend.predict_v2(predictor, decoded, request.model_name, puid, skip)
-                return _bounded(predictor, encode_infer_response(answer), "answer")
+                return _bounded(
+                    predictor, encode_infer_response(answer, raw=bool(request.raw_input_contents)), "answer"
+                )
             except GraphError as error:
                 return await self._fail(context, error, outcome)
             except CodecError as error:

@@ -5,14 +5,17 @@ metadata (`/api/v1.0/metadata`, per model, gRPC GraphMetadata)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
+import numpy as np
 import pytest
 from google.protobuf import empty_pb2
 
@@ -199,3 +202,65 @@ def test_graph_metadata_over_grpc_at_a_single_model(mesh: Mesh) -> None:
         metadata = (("seldon", "iris-model"), ("namespace", "seldon"))
         graph = stub.GraphMetadata(empty_pb2.Empty(), metadata=metadata, timeout=30)
     assert graph.name == "default" and list(graph.models) == ["classifier"]
+
+
+TRITON_CLIENT = ROOT / "tests/v2/triton_client.py"
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
+
+
+def _graph_v2(mesh: Mesh, deployment: str, model: str) -> dict[str, Any]:
+    body = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [3, 4], "data": ROWS}]}
+    url = f"{mesh.gateway}/seldon/seldon/{deployment}/v2/models/{model}/infer"
+    answer = httpx.post(url, json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json()["outputs"][0])
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+@pytest.mark.parametrize(("deployment", "model"), [("pair-v2", "average"), ("iris-v2", "classifier")])
+def test_tritonclient_with_binary_data(mesh: Mesh, transport: str, deployment: str, model: str) -> None:
+    plain = _graph_v2(mesh, deployment, model)
+    url = f"127.0.0.1:{mesh.port}" + (f"/seldon/seldon/{deployment}" if transport == "http" else "")
+    spec = {
+        "transport": transport,
+        "url": url,
+        "headers": {"seldon": deployment, "namespace": "seldon"},
+        "model": model,
+        "rows": ROWS,
+        "output": plain["name"],
+    }
+    result = subprocess.run(
+        [sys.executable, str(TRITON_CLIENT), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["ready"] and answer["id"] == f"triton-{transport}"
+    numbers = np.asarray(answer["output"])
+    assert list(numbers.shape) == plain["shape"]
+    np.testing.assert_allclose(numbers.ravel(), np.asarray(plain["data"], dtype=float).ravel(), rtol=1e-5)
+
+
+def test_binary_request_and_answer_at_a_graph_by_hand(mesh: Mesh) -> None:
+    header = {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3, 4], "parameters": {"binary_data_size": 48}}
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    head = json.dumps(header).encode()
+    url = f"{mesh.gateway}/seldon/seldon/pair-v2/v2/models/average/infer"
+    headers = {"inference-header-content-length": str(len(head)), "content-type": "application/octet-stream"}
+    answer = httpx.post(url, content=head + np.asarray(ROWS, dtype="<f4").tobytes(), headers=headers)
+    assert answer.status_code == 200, answer.text
+    length = int(answer.headers["inference-header-content-length"])
+    output = json.loads(answer.content[:length])["outputs"][0]
+    assert "data" not in output and output["parameters"]["binary_data_size"] == len(answer.content) - length
+    dtype = {"FP32": "<f4", "FP64": "<f8"}[output["datatype"]]
+    raw = np.frombuffer(answer.content[length:], dtype=dtype).reshape(output["shape"])
+    np.testing.assert_allclose(raw.ravel(), np.asarray(_graph_v2(mesh, "pair-v2", "average")["data"]).ravel())
+    short = httpx.post(url, content=head + b"\0" * 47, headers=headers)  # one byte less than it says
+    assert short.status_code == 400 and "binary_data_size" in short.json()["error"]

@@ -117,18 +117,27 @@ class PayloadLog:
     async def exchange(self, puid: str, protocol: str, request: bytes | None, response: bytes | None) -> None:
         """Log one prediction (`response` None: it failed) and return once its events are spooled."""
         template = self._templates.get(protocol) or self._template(protocol)
-        receipt = self.logger.receipt()
+        events: list[tuple[EventType, bytes]] = []
         if request is not None and self.logs_request:
-            receipt.post_templated(template, EventType.REQUEST, puid, request)
+            events.append((EventType.REQUEST, request))
         if response is not None and self.logs_response:
-            receipt.post_templated(template, EventType.RESPONSE, puid, response)
+            events.append((EventType.RESPONSE, response))
+        await self._log(template, puid, events)
+
+    async def _log(self, template: EventTemplate, puid: str, events: list[tuple[EventType, bytes]]) -> None:
+        if not events:
+            return
+        if self.logger.writes_through:  # fsync=os: written on return, no receipt to wait on
+            self.logger.write_templated(template, puid, events)
+            return
+        receipt = self.logger.receipt()
+        for kind, body in events:
+            receipt.post_templated(template, kind, puid, body)
         await receipt.written()
 
     async def feedback(self, puid: str, body: bytes) -> None:
         if self.logs_response:
-            receipt = self.logger.receipt()
-            receipt.post_templated(self._templates[WireProtocol.SELDON], EventType.FEEDBACK, puid, body)
-            await receipt.written()
+            await self._log(self._templates[WireProtocol.SELDON], puid, [(EventType.FEEDBACK, body)])
 
     # -- REST ----------------------------------------------------------------------------------------------
 

@@ -78,12 +78,14 @@ class PayloadLoggerSettings(BaseModel):
         "one write and one wake-up for several events, for us and for the sink.",
     )
     send_delay_seconds: float = Field(
-        0.05,
+        0.005,
         ge=0,
         description="Seconds a lane with fewer than `pipeline_events` events waits for more before it "
-        "sends (the events are spooled already): one pipelined write then carries the events of many "
-        "requests instead of a few (a write was a sixth of a logged runtime's CPU at one batch per "
-        "loop turn). Events reach the sink up to this much later.",
+        "sends (the events are spooled already): one pipelined write then carries the events of several "
+        "requests instead of one. Events reach the sink up to this much later. A logged runtime under wrk "
+        "(16 connections, the sink on the same 2 cores) kept more throughput at 0.005 than at 0.05 (about "
+        "7,100-8,000 against 4,100-6,000 requests/s, load ~12), at about the same CPU per request: bursts of "
+        "a few hundred events every 50 ms held the loop and woke the sink all at once.",
     )
     http_timeout_seconds: float = Field(60.0, gt=0, description="Per POST, in seconds; Seldon's is 60 s.")
     backoff_initial_seconds: float = Field(

@@ -99,6 +99,11 @@ class RestApp:
         inference = inference or InferenceCore(core)
         self.v2 = V2Routes(inference, self.read_body, infer or self._infer_here(inference), self._run)
         self.tfserving = TFServingRoutes(TFServingCore(core), self.read_body, self._run)
+        self._observer = observer
+        self._tf_observed = {
+            kind: observer.plan(kind, method) if observer is not None else None
+            for kind, method in (("predictions", "predict"), ("metadata", None))
+        }
         self._openapi = dumps(openapi_document(core.settings.name))
         # relative, so the page also works behind the gateway's /seldon/<ns>/<name>/ prefix
         self._swagger = swagger_ui_html("../../../seldon.json", core.settings.name).encode()
@@ -149,6 +154,15 @@ class RestApp:
             if observed is not None:
                 self.routes[path] = _observed(handler, observer, observed)
 
+    def _tfserving_handler(self, path: str) -> Handler:
+        """A TF Serving path's handler, counted like Seldon's (predict/classify/regress as predictions)."""
+        handler = self.tfserving.resolve(path)
+        kind = "predictions" if path.rpartition(":")[2] in ("predict", "classify", "regress") else "metadata"
+        observed = self._tf_observed[kind]
+        if observed is None or self._observer is None:
+            return handler
+        return _observed(handler, self._observer, observed)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not used
@@ -162,7 +176,7 @@ class RestApp:
             elif path.startswith(("/api/v1.0/status/", "/api/v0.1/status/")):
                 handler = self._model_status
             elif path.startswith(TFSERVING_PREFIX):
-                handler = self.tfserving.resolve(path)
+                handler = self._tfserving_handler(path)
         try:
             if handler is None:
                 raise NotFound(f"no such path: {path}")

@@ -38,6 +38,10 @@ OBSERVED_RPCS: dict[str, tuple[str | None, str | None]] = {
     "/seldon.protos.Seldon/GraphMetadata": ("metadata", None),
     "/inference.GRPCInferenceService/ModelInfer": ("predictions", "infer"),
     "/inference.GRPCInferenceService/ModelMetadata": ("metadata", None),
+    "/tensorflow.serving.PredictionService/Predict": ("predictions", "predict"),
+    "/tensorflow.serving.PredictionService/Classify": ("predictions", "classify"),
+    "/tensorflow.serving.PredictionService/Regress": ("predictions", "regress"),
+    "/tensorflow.serving.PredictionService/GetModelMetadata": ("metadata", None),
     **{
         f"/seldon.protos.{service}/{rpc}": (None, method)
         for service in _COMPONENT_SERVICES

@@ -22,10 +22,12 @@ from generated.tensorflow import signature_pb2, tensor_pb2
 from generated.tensorflow.serving import apis_pb2 as tfs
 from generated.tensorflow.serving import apis_pb2_grpc as tfs_grpc
 from model_runtime.codecs import decode_tftensor_proto, encode_tftensor_proto
+from tests.helpers.ports import free_port
 from tests.helpers.runtime import RunningRuntime, start_runtime
 from tests.helpers.tensorflow import build_saved_model
 
-pytestmark = pytest.mark.timeout(900)  # the first run builds TensorFlow's environment
+pytestmark = pytest.mark.timeout(900)
+METRICS_PORT = free_port()  # the first run builds TensorFlow's environment
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def runtime(model_dir: Path) -> Iterator[RunningRuntime]:
     args = ["--implementation", "TENSORFLOW_SERVER", "--model-uri", str(model_dir), "--name", "toy"]
+    args += ["--gateway-facing", "--metrics-port", str(METRICS_PORT)]
     with start_runtime(args, timeout=300) as running:
         yield running
 
@@ -272,3 +275,23 @@ def test_a_killed_worker_is_started_again(runtime: RunningRuntime, client: httpx
     assert again.status_code == 200, again.text
     assert again.json() == {"predictions": [[3.0, 5.0]]}
     assert runtime.is_running()
+
+
+def _predictions_counted() -> float:
+    scrape = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/prometheus", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("seldon_api_executor_server_requests_seconds_count{")
+        and 'service="predictions"' in line
+    )
+
+
+def test_tf_serving_requests_are_counted_as_predictions(client: httpx.Client, channel: grpc.Channel) -> None:
+    before = _predictions_counted()
+    assert client.post("/v1/models/toy:predict", json={"instances": [[1.0, 2.0]]}).status_code == 200
+    request = tfs.PredictRequest()
+    request.model_spec.name = "toy"
+    request.inputs["x"].CopyFrom(_tensor(np.array([[1.0, 1.0]], dtype=np.float32)))
+    _stub(tfs_grpc.PredictionServiceStub, channel).Predict(request)
+    assert _predictions_counted() == before + 2

@@ -61,11 +61,13 @@ test: lint typecheck contracts pytest
 detector-env: install
 	$(PY) -m detector_server.envs
 
-# The explainer server's own environment (alibi 0.9 with shap, numpy<2; ~1.1 GB, ~3 minutes the first time,
-# then a check of its marker): `seldon-mesh up` builds it on an explainer's first start, tests/explainers use it.
+# The explainer server's own environments (alibi 0.9 with shap, numpy<2: ~1.1 GB, ~3 minutes the first time;
+# the same with tensorflow-cpu<2.15 for IntegratedGradients: ~4 minutes more; then a check of their markers):
+# `seldon-mesh up` builds one on an explainer's first start, tests/explainers use both.
 .PHONY: explainer-env
 explainer-env: install
 	$(PY) explainer_server/env.py create
+	$(PY) explainer_server/env.py create --tensorflow
 
 # load generators for bench/runtime.py: wrk and hey (REST), h2load from nghttp2-client (gRPC)
 BENCH_TOOLS := wrk hey h2load

@@ -18,10 +18,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-ENV_VAR = "SELDON_MESH_EXPLAINER_ENV"
+ENV_VAR = "SELDON_MESH_EXPLAINER_ENVS"  # the folder the environments are made in, instead of the cache's
 # alibi 0.9 (numpy < 2) with its shap extra (KernelShap, TreeShap); spacy comes with alibi (AnchorText).
 # click: spacy's CLI imports it, and the typer that pip picks no longer brings it.
 REQUIREMENTS = ("alibi[shap]==0.9.6", "scikit-learn>=1.4", "dill>=0.3", "click>=8")
+# IntegratedGradients is white-box on a Keras model: alibi 0.9 takes tensorflow below 2.15 (CPU build here).
+# A second environment (~4 minutes, ~1.5 GB more), made only for an IntegratedGradients explainer.
+TENSORFLOW_REQUIREMENTS = (*REQUIREMENTS, "tensorflow-cpu>=2.13,<2.15")
+
+
+def requirements_for(kind: str) -> tuple[str, ...]:
+    return TENSORFLOW_REQUIREMENTS if kind == "IntegratedGradients" else REQUIREMENTS
+
+
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding explainer_server/
 
 
@@ -32,10 +41,10 @@ def _fingerprint(requirements: tuple[str, ...]) -> str:
 
 def env_root(requirements: tuple[str, ...] = REQUIREMENTS) -> Path:
     configured = os.environ.get(ENV_VAR)
-    if configured:
-        return Path(configured).expanduser()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "seldon-mesh" / "envs" / f"alibi-{_fingerprint(requirements)[:12]}"
+    folder = Path(configured).expanduser() if configured else cache / "seldon-mesh" / "envs"
+    flavour = "alibi-tf" if requirements == TENSORFLOW_REQUIREMENTS else "alibi"
+    return folder / f"{flavour}-{_fingerprint(requirements)[:12]}"
 
 
 def ensure_env(root: Path | None = None, requirements: tuple[str, ...] = REQUIREMENTS) -> Path:
@@ -69,15 +78,16 @@ def child_env() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args else "create"
-    if command == "create":
-        print(ensure_env())
+    if command == "create":  # [--tensorflow]: the IntegratedGradients environment
+        kind = "IntegratedGradients" if "--tensorflow" in args else ""
+        print(ensure_env(requirements=requirements_for(kind)))
         return 0
-    if command == "launch":
-        python = str(ensure_env())
+    if command == "launch":  # the server's arguments: its `--type` picks the environment
+        kind = args[args.index("--type") + 1] if "--type" in args[:-1] else ""
+        python = str(ensure_env(requirements=requirements_for(kind)))
         os.execve(python, [python, "-m", "explainer_server", *args], child_env())
-    print(
-        f"usage: python -m explainer_server.env [create | launch ARGS...], not {command!r}", file=sys.stderr
-    )
+    usage = "python -m explainer_server.env [create [--tensorflow] | launch ARGS...]"
+    print(f"usage: {usage}, not {command!r}", file=sys.stderr)
     return 2
 
 

@@ -37,6 +37,12 @@ class ModelRefused(ExplainerError):
     reason = "MODEL_REFUSED"
 
 
+class ConfigError(ExplainerError):
+    """The explainer cannot be built from its spec: the component fails to load, with this reason."""
+
+    reason = "LOAD_FAILED"
+
+
 class ExplainerNotReady(ExplainerError):
     status = 503
     reason = "NOT_READY"

@@ -28,21 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from explainer_server.errors import BadRequest, ExplainerError
+from explainer_server import gradients
+from explainer_server.errors import BadRequest, ConfigError
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 BLACK_BOX = ("AnchorTabular", "AnchorText", "KernelShap")
-SUPPORTED = (*BLACK_BOX, "TreeShap")
+SUPPORTED = (*BLACK_BOX, "TreeShap", "IntegratedGradients")
 FIRST_INSTANCE = ("AnchorTabular", "AnchorText")
 # what `initParameters` may hold besides the constructor's arguments
 FIT_KEYS = ("training_data", "disc_perc", "spacy_model", "summarise_background", "n_background_samples")
-
-
-class ConfigError(ExplainerError):
-    """The explainer cannot be built from its spec: the component fails to load, with this reason."""
-
-    reason = "LOAD_FAILED"
 
 
 @dataclass(frozen=True)
@@ -83,11 +78,6 @@ def explain_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _alibi_class(kind: str) -> Any:
-    if kind == "IntegratedGradients":
-        raise ConfigError(
-            "IntegratedGradients needs tensorflow and a Keras model, which this explainer "
-            "environment does not install"
-        )
     if kind not in SUPPORTED:
         raise ConfigError(f"explainer type {kind!r} is not served here; served: {', '.join(SUPPORTED)}")
     import alibi.explainers
@@ -142,6 +132,9 @@ class Explanations:
 
     def check(self) -> None:
         """What can be known without the model: the type, the files, the arguments. Raises ConfigError."""
+        if self.spec.type == "IntegratedGradients":
+            self._check_gradients()
+            return
         cls = _alibi_class(self.spec.type)
         _check_arguments(cls.explain, self._explain_args, f"{self.spec.type}.explain (config)")
         if self.spec.model_uri:
@@ -174,12 +167,28 @@ class Explanations:
             if self.spec.type == "AnchorText":
                 target = str(target)
             try:
-                explanation = self._explainer.explain(target, **self._explain_args)
+                if self.spec.type == "IntegratedGradients":
+                    explanation = gradients.explain(self._explainer, instances, self._explain_args)
+                else:
+                    explanation = self._explainer.explain(target, **self._explain_args)
             except (ValueError, TypeError, IndexError) as error:
                 raise BadRequest(f"{self.spec.type} cannot explain this input: {error}") from error
             return str(explanation.to_json())
 
+    def _check_gradients(self) -> None:
+        gradients._tensorflow()
+        if not self.spec.model_uri:
+            raise ConfigError("IntegratedGradients needs modelUri: the folder of the Keras model it explains")
+        folder = _saved_folder(self.spec.model_uri)
+        if gradients.keras_file(folder) is None:
+            raise ConfigError(
+                f"IntegratedGradients: no Keras model (model.keras, model.h5, SavedModel) in {folder}"
+            )
+
     def _build(self) -> Any:
+        if self.spec.type == "IntegratedGradients":
+            assert self.spec.model_uri is not None  # check() made sure
+            return gradients.build(_saved_folder(self.spec.model_uri), dict(self.spec.init_parameters))
         predictor = self._tree_model() if self.spec.type == "TreeShap" else self._predictor
         if self.spec.model_uri:
             return self._load(_saved_folder(self.spec.model_uri), predictor)

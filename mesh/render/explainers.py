@@ -117,7 +117,11 @@ def _container(
 ) -> Manifest:
     container: Manifest = {
         "name": "explainer",
-        "image": settings.explainer_image,
+        "image": (
+            settings.explainer_tensorflow_image
+            if (predictor.explainer or {}).get("type") == "IntegratedGradients"
+            else settings.explainer_image
+        ),
         "command": ["python", "-m", "explainer_server"],
         "args": _args(deployment, predictor, settings, model),
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],

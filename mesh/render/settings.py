@@ -56,6 +56,8 @@ class RenderSettings(BaseModel):
     detector_image: str = "seldonio/seldon-mesh-detector:0.1.0"
     # The explainer server (`mesh.render.explainers`): alibi, numpy below 2, so an image of its own.
     explainer_image: str = "seldonio/seldon-mesh-explainer:0.1.0"
+    # ... and with tensorflow below 2.15, for IntegratedGradients (a Keras model's gradients)
+    explainer_tensorflow_image: str = "seldonio/seldon-mesh-explainer-tensorflow:0.1.0"
     # Upstream images for the prepackaged servers our runtime does not serve (Seldon's `predictor_servers`).
     predictor_servers: dict[str, ServerImages] = Field(default_factory=_default_servers)
     # The field manager and the label that mark objects as ours (`controllerId` scopes one operator).

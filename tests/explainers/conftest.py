@@ -4,7 +4,8 @@
 - `iris-v2`: `protocol: v2`, KernelShap from `initParameters`, explained over V2;
 - `iris-down`: AnchorTabular whose model is an external server that is not there;
 - `iris-tree`: a random forest explained by a saved TreeShap explainer (white-box: it reads the model file);
-- `movies`: a scikit-learn text classifier (bag of words) explained by AnchorText (blank spacy tokenizer).
+- `movies`: a scikit-learn text classifier (bag of words) explained by AnchorText (blank spacy tokenizer);
+- `iris-gradients`: IntegratedGradients of a small Keras iris network (in the tensorflow environment).
 The explainer environment (alibi, numpy<2) is made once by `explainer_server.env` (cached in the user's
 cache folder, as `seldon-mesh up` makes it on first need); the saved explainer is fitted in it.
 """
@@ -25,13 +26,13 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from explainer_server.env import ensure_env
+from explainer_server.env import TENSORFLOW_REQUIREMENTS, ensure_env
 from tests.helpers.mesh import Mesh, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-DEPLOYMENTS = ("iris-anchors", "iris-shap", "iris-v2", "iris-down", "iris-tree", "movies")
+DEPLOYMENTS = ("iris-anchors", "iris-shap", "iris-v2", "iris-down", "iris-tree", "movies", "iris-gradients")
 GOOD = [
     "a wonderful film",
     "great acting and a great story",
@@ -79,7 +80,14 @@ def explainer_python() -> Path:
 
 
 @pytest.fixture(scope="session")
-def explained_dir(tmp_path_factory: pytest.TempPathFactory, explainer_python: Path) -> Path:
+def tensorflow_python() -> Path:
+    return ensure_env(requirements=TENSORFLOW_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def explained_dir(
+    tmp_path_factory: pytest.TempPathFactory, explainer_python: Path, tensorflow_python: Path
+) -> Path:
     folder = tmp_path_factory.mktemp("explained")
     subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
     features, _ = load_iris(return_X_y=True)
@@ -131,6 +139,11 @@ def explained_dir(tmp_path_factory: pytest.TempPathFactory, explainer_python: Pa
         "        type: AnchorText\n        initParameters: '{\"seed\": 0}'",
         graph=text_graph,
     )
+    keras = [str(tensorflow_python), str(HERE / "fit_keras.py"), str(folder / "keras")]
+    subprocess.run(keras, check=True, timeout=300)
+    gradients = "        type: IntegratedGradients\n        modelUri: ./keras\n"
+    gradients += "        initParameters: '{\"n_steps\": 25}'"
+    _write(folder, "iris-gradients", gradients)
     return folder
 
 

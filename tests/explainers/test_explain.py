@@ -126,3 +126,16 @@ def test_anchor_text_names_words_of_the_sentence(mesh: Mesh) -> None:
     assert data["raw"]["prediction"] == [1]  # the model calls it a good review
     by_text = _explain(mesh, "movies", {"strData": sentence})  # Seldon's strData carries one text
     assert by_text.status_code == 200, by_text.text
+
+
+def test_integrated_gradients_attribute_the_keras_models_prediction(mesh: Mesh) -> None:
+    response = _explain(mesh, "iris-gradients", {"data": {"ndarray": ROWS}})
+    assert response.status_code == 200, response.text
+    explanation = response.json()
+    assert explanation["meta"]["name"] == "IntegratedGradients"
+    data = explanation["data"]
+    (attributions,) = data["attributions"]  # one input layer
+    assert np.asarray(attributions).shape == (len(ROWS), 4)
+    predictions = np.asarray(data["predictions"])
+    assert data["target"] == predictions.argmax(axis=1).tolist()  # each row explained for its class
+    assert np.abs(np.asarray(data["deltas"])).max() < 0.05  # completeness: attributions add up to f(x) - f(0)

@@ -132,3 +132,11 @@ def test_no_explainer_renders_nothing_of_one() -> None:
     del manifest["spec"]["predictors"][0]["explainer"]
     names = [m["metadata"]["name"] for m in render(parse_deployment(manifest), RenderSettings())]
     assert not [n for n in names if "explainer" in n]
+
+
+def test_integrated_gradients_runs_the_tensorflow_explainer_image() -> None:
+    settings = RenderSettings()
+    manifests = render(_deployment({"type": "IntegratedGradients", "modelUri": "gs://m/keras"}), settings)
+    validate_all(manifests)
+    pod = _named(manifests, "Deployment", "income-default-explainer")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == settings.explainer_tensorflow_image

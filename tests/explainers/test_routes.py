@@ -134,3 +134,19 @@ def test_the_local_plan_runs_the_explainer_server_through_its_environment(tmp_pa
     assert plan.launch.cwd == tmp_path.resolve()
     model = plans[ComponentKey("seldon", "iris", "default", "classifier")]
     assert model.launch is not None and not model.launch.program
+
+
+def test_apply_refuses_a_saved_explainer_the_local_mesh_cannot_read(tmp_path: Path) -> None:
+    from mesh.local.limits import problems, warnings
+
+    remote = _deployment("iris", {"type": "AnchorTabular", "modelUri": "gs://bucket/explainer"})
+    missing = _deployment("iris", {"type": "AnchorTabular", "modelUri": "./nowhere"})
+    (tmp_path / "model").mkdir()
+    for deployment, says in ((remote, "storage initializer"), (missing, "no such file or folder")):
+        found = [
+            e for e in problems(deployment, tmp_path) if e.path == "spec.predictors[0].explainer.modelUri"
+        ]
+        assert found and says in found[0].message, found
+        assert not [w for w in warnings(deployment) if "explainer" in w.path]  # served, not ignored
+    (tmp_path / "explainer").mkdir()
+    assert not problems(_deployment("iris", ANCHORS), tmp_path)

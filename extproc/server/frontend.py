@@ -19,6 +19,7 @@ from extproc.codecs.binary import HEADER as BINARY_HEADER
 from extproc.codecs.binary import decode_binary_request, encode_binary_response, wants_binary
 from extproc.config import DEFAULT_REST_BODY_BYTES, GraphConfig, PredictorConfig
 from extproc.graph import GraphError, GraphExecutor, bad_request
+from extproc.server import docs
 from extproc.server.observe import RequestObserver, rest_service
 from extproc.server.puid import check_feedback_puids, checked_puid
 
@@ -129,6 +130,8 @@ class Frontend:
             predictor = self.predictor(namespace, name, predictor_name)
         except GraphError as error:
             return _error_reply(error, v2)
+        if rest.startswith(("/api/v1.0/doc", "/seldon.json")) and method == "GET":
+            return _doc(rest, predictor)  # static pages: no request metrics, no answer limit
         carriers = (*trace_carriers, headers)
         with self.observer.request(predictor, rest_service(rest), method, carriers, path) as outcome:
             try:
@@ -264,6 +267,22 @@ class Frontend:
             "inputs": _v2_tensors(metadata.get("graphinputs")),
             "outputs": _v2_tensors(metadata.get("graphoutputs")),
         }
+
+
+def _doc(rest: str, predictor: PredictorConfig) -> Reply:
+    """Swagger UI at `/api/v1.0/doc/` (`docs.py`), its assets and the graph's OpenAPI document beside it."""
+    if rest == "/api/v1.0/doc":
+        return Reply(307, b"", (("location", "doc/"),))
+    name = "seldon.json" if rest == "/seldon.json" else rest.removeprefix(docs.DOC)
+    if name == "":
+        return Reply(200, docs.page(predictor.deployment), (("content-type", "text/html; charset=utf-8"),))
+    if name == docs.DOCUMENT:
+        return Reply(200, docs.document(predictor.deployment))
+    if name in docs.ASSETS:
+        cache = ("cache-control", "public, max-age=86400")
+        return Reply(200, docs.asset(name), (("content-type", docs.ASSETS[name]), cache))
+    error = GraphError(404, "NOT_FOUND", f"no such documentation page: {rest}")
+    return _json_reply(404, error.seldon_json())
 
 
 def _requested(outputs: list[Json], asked: Any) -> list[Json]:

@@ -1,17 +1,20 @@
 """What Seldon's executor answers at a deployment, through the real gateway, for single models and graphs:
 the probes and health endpoints (`/ready`, `/live`, `/health/ping`, `/api/v1.0/health/status`,
-`/api/v1.0/status/<model>`, V2 `/v2/health/*` and model readiness over REST and gRPC) and the graph
-metadata (`/api/v1.0/metadata`, per model, gRPC GraphMetadata)."""
+`/api/v1.0/status/<model>`, V2 `/v2/health/*` and model readiness over REST and gRPC), the graph
+metadata (`/api/v1.0/metadata`, per model, gRPC GraphMetadata), the V2 binary tensor extension with
+tritonclient, and the Swagger UI."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import grpc
 import httpx
@@ -264,3 +267,24 @@ def test_binary_request_and_answer_at_a_graph_by_hand(mesh: Mesh) -> None:
     np.testing.assert_allclose(raw.ravel(), np.asarray(_graph_v2(mesh, "pair-v2", "average")["data"]).ravel())
     short = httpx.post(url, content=head + b"\0" * 47, headers=headers)  # one byte less than it says
     assert short.status_code == 400 and "binary_data_size" in short.json()["error"]
+
+
+@pytest.mark.parametrize("deployment", ["gated", "iris-model"])
+def test_swagger_ui_of_a_graph_and_a_single_model(mesh: Mesh, deployment: str) -> None:
+    page_url = f"{mesh.gateway}/seldon/seldon/{deployment}/api/v1.0/doc/"
+    page = httpx.get(page_url, timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # every asset and the document the page loads come from the mesh itself (the page works offline)
+    assets = re.findall(r'(?:href|src)="([^"]+)"', page.text)
+    (document,) = re.findall(r'url: "([^"]+)"', page.text)
+    assert assets and not [a for a in [*assets, document] if "//" in a], assets
+    for asset in assets:
+        loaded = httpx.get(urljoin(page_url, asset), timeout=30)
+        assert loaded.status_code == 200 and len(loaded.content) > 10_000, asset
+    spec = httpx.get(urljoin(page_url, document), timeout=30).json()
+    assert spec["openapi"].startswith("3.") and "/api/v1.0/predictions" in spec["paths"]
+    redirect = httpx.get(page_url.rstrip("/"), timeout=30)
+    assert (
+        redirect.status_code == 307
+        and urljoin(page_url.rstrip("/"), redirect.headers["location"]) == page_url
+    )

@@ -36,6 +36,11 @@ def render_command(
             deployments += loaded.deployments
             for skipped in loaded.skipped:  # kubectl applies those; we render SeldonDeployments only
                 print(f"note: {skipped}", file=sys.stderr)
+            for secret in loaded.secrets:  # kept by `apply` for a local envSecretRefName; kubectl's here
+                print(
+                    f"note: {secret.source}: skipped Secret {secret.name!r} (not a SeldonDeployment)",
+                    file=sys.stderr,
+                )
             for warning in loaded.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
         except SpecError as error:

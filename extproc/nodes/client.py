@@ -288,7 +288,6 @@ class NodeClients:
                 detail = f"no answer within {limits.grpc_s * 1000:.0f} ms"
             else:
                 detail = f"{code.name}: {error.details()}"
-            status = 400 if status == 413 else status
             raise NodeError(node.name, status, code.name, detail) from None
 
 

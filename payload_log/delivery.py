@@ -228,6 +228,11 @@ class Delivery:
                 outcomes = await self._sinks.sink_for(pending[0].destination).send_batch(pending)
             except PermanentSinkError as exc:  # no sink serves the destination
                 outcomes = [exc] * len(pending)
+            if not any(outcomes):  # the sink took them all: the usual case, without a loop per event
+                self._delivered += pending
+                if len(self._delivered) >= ACK_BATCH:
+                    self._flush_acks()
+                return
             retry: list[SpooledEvent] = []
             failure: SinkError | None = None
             for event, outcome in zip(pending, outcomes, strict=True):

@@ -266,15 +266,17 @@ class Spool:
         with self.lock:
             if cursors is not None:
                 self._save_cursors(cursors)
+            by_segment: dict[int, int] = {}
             for event in events:
-                segment = self._segments.get(event.segment)
-                if segment is None:
-                    continue
-                segment.remaining -= 1
+                by_segment[event.segment] = by_segment.get(event.segment, 0) + 1
                 self._events -= 1
                 self._bytes -= event.size
-                if segment.remaining <= 0:
-                    self._delete(segment)
+            for first, count in by_segment.items():
+                segment = self._segments.get(first)
+                if segment is not None:
+                    segment.remaining -= count
+                    if segment.remaining <= 0:
+                        self._delete(segment)
             return self._events, self._bytes
 
     def _delete(self, segment: _Segment) -> None:

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _v2_names(args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
+    """Seldon's V2 explainer model name `<deployment>-<predictor>-explainer`, and `<deployment>-explainer`."""
+    return f"{args.deployment}-{args.predictor}-explainer", (f"{args.deployment}-explainer",)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
@@ -74,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         explanations = Explanations(spec, ModelClient(target), base_dir=Path.cwd())
     except (ExplainerError, ValueError) as error:
         explanations = Explanations(ExplainerSpec(type=args.type), ModelClient(target))
-        state = State(explanations, f"{args.deployment}-explainer")
+        state = State(explanations, *_v2_names(args))
         state.failure = str(error)
     if state is None:
-        state = State(explanations, f"{args.deployment}-explainer")
+        state = State(explanations, *_v2_names(args))
     servers = [serve(state, args.host, args.http_port)]
     if args.metrics_port:
         servers.append(serve(state, args.host, args.metrics_port))

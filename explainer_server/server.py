@@ -2,9 +2,10 @@
 
 Paths, as the gateway forwards them (its prefix `/seldon/<ns>/<name>-explainer/<predictor>/` removed):
 - `POST /api/v1.0/explain`: a Seldon message in, the explanation's JSON out;
-- `POST /v2/models/<name>-explainer/infer`: a V2 request in, the explanation as a BYTES output;
+- `POST /v2/models/<name>-<predictor>-explainer/infer` (Seldon's V2 explainer model name; `<name>-explainer`
+  too): a V2 request in, the explanation as a BYTES output;
 - `GET /ready` (the supervisor's probe; 503 with Seldon's error while loading or when the build failed),
-  `/live`, `/health/ping`, `/v2/health/ready`, `/v2/health/live`, `/v2/models/<name>-explainer[/ready]`;
+  `/live`, `/health/ping`, `/v2/health/ready`, `/v2/health/live`, `/v2/models/<that name>[/ready]`;
 - on the metrics port, `GET /prometheus`: request counts and seconds by protocol and code.
 Every error is answered in its protocol's shape; nothing a client sends stops the server.
 """
@@ -37,9 +38,11 @@ MAX_BODY_BYTES = 64 * 2**20
 class State:
     """What the handlers share: the explainer, whether it may serve, and the counters."""
 
-    def __init__(self, explanations: Explanations, model_name: str) -> None:
+    def __init__(self, explanations: Explanations, model_name: str, aliases: tuple[str, ...] = ()) -> None:
         self.explanations = explanations
-        self.model_name = model_name  # the V2 model name of the explainer: `<deployment>-explainer`
+        # the explainer's V2 model name, Seldon's `<deployment>-<predictor>-explainer`, and aliases
+        self.model_name = model_name
+        self.names = (model_name, *aliases)
         self.ready = False
         self.failure: str | None = None
         self.counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -88,10 +91,17 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return error
             return ExplainerNotReady("the explainer is loading")
 
+        def _model_path(self, path: str) -> str | None:
+            """What follows `/v2/models/<name>` when `name` is this explainer's ("" for the model itself)."""
+            if not path.startswith("/v2/models/"):
+                return None
+            name, slash, rest = path[len("/v2/models/") :].partition("/")
+            return slash + rest if name in state.names else None
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
-            model = f"/v2/models/{state.model_name}"
-            if path in ("/ready", "/health/status", "/v2/health/ready", f"{model}/ready", "/prometheus"):
+            model = self._model_path(path)
+            if path in ("/ready", "/health/status", "/v2/health/ready", "/prometheus") or model == "/ready":
                 if path == "/prometheus":
                     self._send(200, state.metrics(), "text/plain; version=0.0.4")
                 elif state.ready:
@@ -101,7 +111,7 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                     self._send(503, seldon_error(error) if not path.startswith("/v2") else v2_error(error))
             elif path in ("/live", "/health/ping", "/v2/health/live"):
                 self._send(200, {"status": "alive"} if not path.startswith("/v2") else {"live": True})
-            elif path == model:
+            elif model == "":
                 self._send(200, {"name": state.model_name, "platform": "alibi", "versions": []})
             else:
                 self._send(404, seldon_error(NotFound(f"no such path: {path}")))
@@ -116,7 +126,7 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return
             if path == "/api/v1.0/explain":
                 self._explain("seldon", body)
-            elif path == f"/v2/models/{state.model_name}/infer":
+            elif self._model_path(path) == "/infer":
                 self._explain("v2", body)
             elif protocol == "v2":
                 self._send(

@@ -65,16 +65,20 @@ def test_a_v2_explainer_answers_the_explanation_as_a_bytes_output(mesh: Mesh) ->
     model = httpx.post(f"{mesh.gateway}/seldon/seldon/iris-v2/v2/models/classifier/infer", json=model_body)
     assert model.status_code == 200, model.text
     probabilities = np.asarray(model.json()["outputs"][0]["data"]).reshape(1, 3)
-    response = _explain(mesh, "iris-v2", model_body, "v2/models/iris-v2-explainer/infer")
+    response = _explain(
+        mesh, "iris-v2", model_body, "v2/models/iris-v2-default-explainer/infer"
+    )  # Seldon's name
     assert response.status_code == 200, response.text
+    assert response.json()["model_name"] == "iris-v2-default-explainer"
     (output,) = response.json()["outputs"]
     assert (output["name"], output["datatype"]) == ("explanation", "BYTES")
     data = json.loads(output["data"][0])["data"]
     totals = np.asarray(data["shap_values"]).sum(axis=2).T + np.asarray(data["expected_value"])
     np.testing.assert_allclose(totals, probabilities, atol=1e-3)
+    assert _explain(mesh, "iris-v2", model_body, "v2/models/iris-v2-explainer/infer").status_code == 200
     wrong = _explain(mesh, "iris-v2", model_body, "v2/models/classifier/infer")
     assert wrong.status_code == 404
-    assert "iris-v2-explainer" in wrong.json()["error"]
+    assert "iris-v2-default-explainer" in wrong.json()["error"]
 
 
 def test_an_explainer_whose_model_is_down_answers_a_seldon_error(mesh: Mesh) -> None:

@@ -34,7 +34,7 @@ class _Stub(Explanations):
 @pytest.fixture
 def served() -> Iterator[tuple[str, State, _Stub]]:
     stub = _Stub()
-    state = State(stub, "iris-explainer")
+    state = State(stub, "iris-default-explainer", ("iris-explainer",))
     server = serve(state, "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", state, stub
@@ -63,6 +63,7 @@ def test_loading_then_ready_then_a_model_down_on_one_connection(served: tuple[st
             "reason": "MODEL_UNAVAILABLE",
             "status": "FAILURE",
         }
+        assert client.get("/v2/models/iris-default-explainer/ready").status_code == 200
         v2 = client.post("/v2/models/iris-explainer/infer", json={"inputs": [{}]})
         assert v2.status_code == 400 and "error" in v2.json()
         assert client.post("/v2/models/other/infer", json={}).status_code == 404

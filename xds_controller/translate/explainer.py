@@ -1,15 +1,16 @@
 """A predictor's explainer at the gateway: Seldon's path of it, its component, its route.
 
 Seldon serves a predictor's `explainer:` at `/seldon/<ns>/<name>-explainer/<predictor>/` (then
-`api/v1.0/explain`, or `v2/models/<name>-explainer/infer` for V2). Translation sees each deployment with
-an explainer as two: itself, and an `ExplainerView` named `<name>-explainer` whose predictors are the
-explainers (one node each, `EXPLAINER_NODE`). Everything built per deployment then holds for explainers
-unchanged: their `.http`/`.grpc` clusters, their own RouteConfiguration and scope (a scoped gateway picks
-the scope from the path's `<ns>/<name>-explainer`), incremental rebuilds. Only the routes differ
-(`explainer_routes`, which `routes.deployment_routes` hands such a view to): per predictor, its prefix
-rewritten to `/` to its explainer's cluster, with the deployment's REST timeout (explanations can take
-long: `seldon.io/rest-timeout`, none by default), no mirrors, and `Seldon-Predictor` on the answer.
-A deployment that is itself named `<name>-explainer` keeps that name; the explainer then is not routed.
+`api/v1.0/explain`, or `v2/models/<name>-<predictor>-explainer/infer` for V2). Translation sees each
+deployment with an explainer as two: itself, and an `ExplainerView` named `<name>-explainer` whose
+predictors are the explainers (one node each, `EXPLAINER_NODE`). Everything built per deployment then
+holds for explainers unchanged: their `.http`/`.grpc` clusters, their own RouteConfiguration and scope (a
+scoped gateway picks the scope from the path's `<ns>/<name>-explainer`), incremental rebuilds. Only the
+routes differ (`explainer_routes`, which `routes.deployment_routes` hands such a view to): per predictor,
+its prefix rewritten to `/` to its explainer's cluster, with the deployment's REST timeout (explanations
+can take long: `seldon.io/rest-timeout`, none by default), no mirrors, and `Seldon-Predictor` on the
+answer. A deployment that is itself named `<name>-explainer` keeps that name; the explainer then is not
+routed.
 """
 
 from __future__ import annotations

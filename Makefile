@@ -66,8 +66,7 @@ detector-env: install
 # `seldon-mesh up` builds one on an explainer's first start, tests/explainers use both.
 .PHONY: explainer-env
 explainer-env: install
-	$(PY) explainer_server/env.py create
-	$(PY) explainer_server/env.py create --tensorflow
+	$(PY) explainer_server/env.py create --all
 
 # load generators for bench/runtime.py: wrk and hey (REST), h2load from nghttp2-client (gRPC)
 BENCH_TOOLS := wrk hey h2load

@@ -11,6 +11,7 @@ explainer_server.env create` (`make explainer-env`) makes it ahead of time.
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import hashlib
 import os
@@ -78,15 +79,19 @@ def child_env() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args.pop(0) if args else "create"
-    if command == "create":  # [--tensorflow]: the IntegratedGradients environment
-        kind = "IntegratedGradients" if "--tensorflow" in args else ""
-        print(ensure_env(requirements=requirements_for(kind)))
+    if command == "create":  # [--tensorflow]: the IntegratedGradients environment; [--all]: both at once
+        wanted = [REQUIREMENTS, TENSORFLOW_REQUIREMENTS] if "--all" in args else []
+        wanted = wanted or [TENSORFLOW_REQUIREMENTS if "--tensorflow" in args else REQUIREMENTS]
+        # side by side: making one is mostly waiting for downloads
+        with concurrent.futures.ThreadPoolExecutor(len(wanted)) as pool:
+            for made in pool.map(lambda requirements: ensure_env(requirements=requirements), wanted):
+                print(made)
         return 0
     if command == "launch":  # the server's arguments: its `--type` picks the environment
         kind = args[args.index("--type") + 1] if "--type" in args[:-1] else ""
         python = str(ensure_env(requirements=requirements_for(kind)))
         os.execve(python, [python, "-m", "explainer_server", *args], child_env())
-    usage = "python -m explainer_server.env [create [--tensorflow] | launch ARGS...]"
+    usage = "python -m explainer_server.env [create [--tensorflow | --all] | launch ARGS...]"
     print(f"usage: {usage}, not {command!r}", file=sys.stderr)
     return 2
 

@@ -108,6 +108,7 @@ class Setup:
     mesh: Mesh
     replies: RecordingSink
     outlier: Detector
+    adversarial: Detector
     drift: Detector
     drift_args: list[str]
     data: dict[str, list[list[float]]]
@@ -148,7 +149,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     data = json.loads((folder / "data.json").read_text())
     replies = RecordingSink()
     replies.start()
-    outlier = Detector(free_port(), folder / "outlier.log", extra_env={"RETURN_INSTANCE_SCORE": "true"})
+    scores = {"RETURN_INSTANCE_SCORE": "true"}
+    outlier = Detector(free_port(), folder / "outlier.log", extra_env=scores)
+    adversarial = Detector(free_port(), folder / "adversarial.log", extra_env=scores)
     drift = Detector(free_port(), folder / "drift.log")
     spec = folder / "deployments.yaml"
     spec.write_text(
@@ -157,6 +160,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         + MANIFEST.format(name="scored-v2", protocol="v2", graphs=GRAPHS, mode="request", url=outlier.url)
         + "---"
         + MANIFEST.format(name="drifting", protocol="seldon", graphs=GRAPHS, mode="request", url=drift.url)
+        + "---"
+        + MANIFEST.format(
+            name="guarded", protocol="seldon", graphs=GRAPHS, mode="request", url=adversarial.url
+        )
     )
     common = ["--reply_url", replies.url]
     drift_args = [*common, "--model_name", "incomecd", "--storage_uri", str(folder / "drift")]
@@ -164,12 +171,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     mesh = Mesh(folder / "state", free_port())
     try:
         outlier_args = ["--model_name", "incomeod", "--storage_uri", str(folder / "outlier")]
-        outlier.launch(*common, *outlier_args, "OutlierDetector")  # it loads while the mesh starts
+        outlier.launch(*common, *outlier_args, "OutlierDetector")  # they load while the mesh starts
+        adversarial_args = ["--model_name", "guard", "--storage_uri", str(folder / "adversarial")]
+        adversarial.launch(*common, *adversarial_args, "AdversarialDetector")
         mesh.start(spec)
         outlier.wait_ready()
+        adversarial.wait_ready()
         body = {"data": {"ndarray": data["ordinary"][:1]}}
         unlogged = {"Seldon-Skip-Logging": "true"}  # the detectors count only the tests' own rows
         mesh.wait_state("scored-v2", "Available", timeout=120)
+        mesh.wait_state("guarded", "Available", timeout=120)
         for name in ("scored", "drifting"):
             mesh.wait_state(name, "Available", timeout=120)
             url = f"{mesh.gateway}/seldon/default/{name}/api/v1.0/predictions"
@@ -178,10 +189,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 60,
                 f"{name} to answer through the gateway",
             )
-        yield Setup(mesh, replies, outlier, drift, drift_args, data)
+        yield Setup(mesh, replies, outlier, adversarial, drift, drift_args, data)
     finally:
         mesh.stop()
         outlier.stop()
+        adversarial.stop()
         drift.stop()
         replies.stop()
 
@@ -244,3 +256,21 @@ def test_a_v2_request_is_read_as_v2_from_the_events_ce_protocol(setup: Setup) ->
         "the reply event about the V2 request",
     )
     assert json.loads(found[0].body)["data"]["is_outlier"] == [1]
+
+
+def test_an_adversarial_detector_scores_the_logged_instances(setup: Setup) -> None:
+    rows = setup.data["ordinary"]
+    setup.predict("guarded", "guarded-1", rows)
+    event = wait_for(
+        lambda: [r for r in setup.replies.snapshot() if r.headers.get("Ce-Requestid") == "guarded-1"],
+        120,
+        "the adversarial detector's reply",
+    )[0]
+    assert event.headers["Ce-Type"] == "io.seldon.serving.inference.adversarial"
+    reply = json.loads(event.body)
+    assert reply["meta"]["name"] == "AdversarialAE"
+    assert reply["data"]["is_adversarial"] == [0] * len(rows)  # the classifier's own kind of data
+    assert len(reply["data"]["instance_score"]) == len(rows)
+    metrics = setup.adversarial.metrics()
+    assert metrics[("seldon_mesh_detector_instances_total", "")] == len(rows)
+    assert metrics[("seldon_metric_outlier_is_adversarial", "0")] == 0

@@ -12,14 +12,17 @@ emulator; a real Envoy (two workers) is bootstrapped as the chart bootstraps the
   create (the object stored, its watch event queued), and in `extra` from the create request (kmock
   takes 40-140 ms per create at this size under load: it scans every object per request, where an API
   server answers in milliseconds);
+- first request to a deployment Envoy has no cluster for yet (component clusters are on demand:
+  `xds_controller.translate.on_demand`): p50 and p90 over `--applies` existing deployments, from the
+  request to its 200 (one on-demand CDS + EDS round trip to the controller included);
 - RSS of Envoy and of the controller process.
-Both with the chart's bootstrap (`render_bootstrap`, what the gateway runs today) and with
-`STATS_CONFIG` (per-cluster stats not created: see below), which the bootstrap does not carry yet.
+With the chart's bootstrap (`render_bootstrap` with `GATEWAY_STATS_PREFIXES`, what the gateway runs), and
+optionally (`--kube-stats=both|all`) with every stat Envoy makes.
 Anchor: the local path (`SnapshotBuilder` published in-process, as `bench.xds` delta) at the same size,
 and the issue's targets.
 
 Flags: --kube-size=N (default 10000; --quick 1000), --applies=N (default 20; --quick 5),
---kube-stats=both|chart|trimmed (default both).
+--kube-stats=chart|all|both (default chart).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from bench.xds import (
     _wait,
 )
 from mesh.local.envoy import EnvoyProcess
-from xds_controller.bootstrap import render_bootstrap
+from xds_controller.bootstrap import GATEWAY_STATS_PREFIXES, render_bootstrap
 from xds_controller.builder import SnapshotBuilder
 from xds_controller.translate import ComponentEndpoints, ComponentKey, GatewaySettings, Upstream
 
@@ -70,26 +73,6 @@ TARGET_CONTROLLER_MB = 500.0
 TIMEOUT_S = 600.0
 SDEP = "machinelearning.seldon.io/v1/seldondeployments"
 SLICES = "discovery.k8s.io/v1/endpointslices"
-# Per-cluster stats are ~40 % of a cluster's memory in Envoy and most of the time to create it (measured:
-# 40,000 clusters, 2,833 MB and 35 s with every stat; 1,953 MB and 9 s with none). Keep the server,
-# listener, connection manager and xDS ones (and the xDS cluster's), drop every component cluster's.
-STATS_CONFIG: dict[str, Any] = {
-    "stats_matcher": {
-        "inclusion_list": {
-            "patterns": [
-                {"prefix": "server."},
-                {"prefix": "listener."},
-                {"prefix": "listener_manager."},
-                {"prefix": "http."},
-                {"prefix": "cluster_manager."},
-                {"prefix": "control_plane."},
-                {"prefix": "runtime."},
-                {"prefix": "cluster.seldon-mesh."},
-            ]
-        }
-    }
-}
-
 T = TypeVar("T")
 
 
@@ -102,6 +85,8 @@ class Figures:
     controller_cpu_s: float = 0.0
     p50_ms: float = 0.0
     p90_ms: float = 0.0
+    first_request_p50_ms: float = 0.0
+    first_request_p90_ms: float = 0.0
     envoy_rss_mb: float = 0.0
     controller_rss_mb: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -268,6 +253,48 @@ def _poll(condition: Callable[[], bool], what: str, process: subprocess.Popen[by
         time.sleep(0.002)
 
 
+def _first_requests(
+    names: list[str], port: int, controller: subprocess.Popen[bytes], log: Path
+) -> list[float]:
+    """Milliseconds from a request to its 200 for deployments no request reached yet (their clusters
+    are fetched on demand)."""
+    latencies = []
+    for name in names:
+        path = f"/seldon/{NAMESPACE}/{name}/api/v1.0/metadata"
+        started = time.perf_counter()
+        _poll(functools.partial(_answers, port, path), f"{path} to answer", controller, log)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def _changes(
+    emulator: _Emulator,
+    applies: int,
+    upstream_port: int,
+    port: int,
+    controller: subprocess.Popen[bytes],
+    log: Path,
+) -> tuple[list[float], list[float]]:
+    """New SeldonDeployments, one at a time: milliseconds to their first 200 from the emulator's answer
+    to the create, and from the create request."""
+    latencies: list[float] = []
+    with_emulator: list[float] = []
+    for i in range(applies):
+        name = f"new-{i}"
+        for predictor in ("main", "canary"):
+            emulator.create(SLICES, _slice(name, predictor, upstream_port))
+        path = f"/seldon/{NAMESPACE}/{name}/api/v1.0/metadata"
+        requested = time.perf_counter()
+        emulator.create(SDEP, _sdep(name))
+        # the emulator has stored the object and queued its watch event when it answers
+        started = time.perf_counter()
+        _poll(functools.partial(_answers, port, path), f"{path} to answer", controller, log)
+        answered = time.perf_counter()
+        latencies.append((answered - started) * 1000)
+        with_emulator.append((answered - requested) * 1000)
+    return latencies, with_emulator
+
+
 def _kube(size: int, applies: int, upstream_port: int, workdir: Path, stats: bool) -> Figures:
     figures = Figures()
     emulator = _Emulator()
@@ -276,9 +303,13 @@ def _kube(size: int, applies: int, upstream_port: int, workdir: Path, stats: boo
     objects += [(SLICES, _slice(n, p, upstream_port)) for n in names for p in ("main", "canary")]
     emulator.load(objects)
     xds_port, health_port, listen_port = _free_port(), _free_port(), _free_port()
-    bootstrap = render_bootstrap(NODE, Upstream("127.0.0.1", xds_port), admin_port=0, cluster=NODE)
-    if stats:
-        bootstrap["stats_config"] = STATS_CONFIG
+    bootstrap = render_bootstrap(
+        NODE,
+        Upstream("127.0.0.1", xds_port),
+        admin_port=0,
+        cluster=NODE,
+        stats_prefixes=GATEWAY_STATS_PREFIXES if stats else None,
+    )
     envoy = EnvoyProcess(bootstrap, workdir / f"kube-{stats}", concurrency=2, start_timeout_s=60)
     envoy.start()  # before the controller, as a gateway pod waits for its control plane
     log = workdir / f"controller-{stats}.log"
@@ -302,23 +333,16 @@ def _kube(size: int, applies: int, upstream_port: int, workdir: Path, stats: boo
         figures.applied_s = time.perf_counter() - started
         figures.envoy_cpu_s = _cpu_s(envoy.pid or 0) - envoy_cpu
         figures.controller_cpu_s = _cpu_s(controller.pid)
-        latencies: list[float] = []
-        with_emulator: list[float] = []
-        for i in range(applies):
-            name = f"new-{i}"
-            for predictor in ("main", "canary"):
-                emulator.create(SLICES, _slice(name, predictor, upstream_port))
-            path = f"/seldon/{NAMESPACE}/{name}/api/v1.0/metadata"
-            requested = time.perf_counter()
-            emulator.create(SDEP, _sdep(name))
-            # the emulator has stored the object and queued its watch event when it answers
-            started = time.perf_counter()
-            _poll(functools.partial(_answers, listen_port, path), f"{path} to answer", controller, log)
-            answered = time.perf_counter()
-            latencies.append((answered - started) * 1000)
-            with_emulator.append((answered - requested) * 1000)
+        figures.envoy_rss_mb = _rss_mb(envoy.pid or 0)  # the full configuration, before any request
+        untouched = [names[(i * 997) % size] for i in range(applies)]
+        first = _first_requests(untouched, listen_port, controller, log)
+        figures.first_request_p50_ms, figures.first_request_p90_ms = _percentiles(first)
+        figures.extra["Envoy RSS after the full configuration (MB)"] = figures.envoy_rss_mb
+        latencies, with_emulator = _changes(emulator, applies, upstream_port, listen_port, controller, log)
         figures.p50_ms, figures.p90_ms = _percentiles(latencies)
         p50, p90 = _percentiles(with_emulator)
+        status, memory = envoy.admin_get("/memory")
+        figures.extra["Envoy /memory after the changes"] = json.loads(memory) if status == 200 else {}
         figures.extra["from the create request (emulator included)"] = {"p50_ms": p50, "p90_ms": p90}
         figures.envoy_rss_mb = _rss_mb(envoy.pid or 0)
         figures.controller_rss_mb = _rss_mb(controller.pid)
@@ -348,6 +372,10 @@ def _rows(size: int, name: str, kube: Figures, local: Figures) -> list[Row]:
         Row(case, "change -> answer p90", kube.p90_ms, TARGET_P90_MS, "issue target (<= 250 ms)", "ms",
             False),
         Row(case, "change -> answer p90", kube.p90_ms, local.p90_ms, "local path, same run", "ms", False),
+        Row(case, "first request to a deployment, cluster on demand, p50", kube.first_request_p50_ms,
+            local.p50_ms, "local path change -> answer p50, same run", "ms", False),
+        Row(case, "first request to a deployment, cluster on demand, p90", kube.first_request_p90_ms,
+            local.p90_ms, "local path change -> answer p90, same run", "ms", False),
         Row(case, "controller RSS", kube.controller_rss_mb, TARGET_CONTROLLER_MB,
             "issue target (<= 500 MB)", "MB", False),
     ]  # fmt: skip
@@ -357,9 +385,7 @@ def run(flags: list[str]) -> None:
     quick = "--quick" in flags
     size = int(_flag(flags, "kube-size", "1000" if quick else "10000"))
     applies = int(_flag(flags, "applies", "5" if quick else "20"))
-    variants = {"both": (False, True), "chart": (False,), "trimmed": (True,)}[
-        _flag(flags, "kube-stats", "both")
-    ]
+    variants = {"both": (True, False), "chart": (True,), "all": (False,)}[_flag(flags, "kube-stats", "chart")]
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     upstream.daemon_threads = True
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
@@ -374,7 +400,7 @@ def run(flags: list[str]) -> None:
             print(f"    {local}", flush=True)
             extra["figures"]["local"] = local.__dict__
             for stats in variants:
-                name = "stats trimmed" if stats else "chart bootstrap"
+                name = "chart bootstrap" if stats else "every stat"
                 print(f"  Kubernetes mode ({name}), {size:,} SeldonDeployments ...", flush=True)
                 kube = _kube(size, applies, port, Path(tmp), stats)
                 print(f"    {kube}", flush=True)

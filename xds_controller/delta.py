@@ -35,6 +35,7 @@ from xds_controller.snapshot import Snapshot, Version, serialized
 from xds_controller.sotw import ProtocolError
 
 _WILDCARD = "*"
+_ON_DEMAND_TYPES = (resource_types.CLUSTER, resource_types.ENDPOINT)
 
 
 @dataclass
@@ -231,7 +232,7 @@ class DeltaStream:
         wildcard = state.wildcard
         if wildcard and type_url == resource_types.CLUSTER and snapshot.eager_clusters is not None:
             # on-demand clusters: a wildcard subscription covers only the eager ones
-            eager = snapshot.eager_clusters
+            eager = snapshot.eager_clusters or frozenset()
             covered = [n for n in candidates if n in subscribed or n in eager]
         else:
             covered = list(candidates)
@@ -275,9 +276,15 @@ class DeltaStream:
         # A wildcard subscription is always answered once, even with nothing to send: Envoy's first
         # CDS (or LDS) fetch holds its initialisation until then (15 s by default) and on-demand
         # clusters may leave the first answer empty.
+        # With on-demand clusters a new snapshot may change only clusters (and their endpoints) Envoy
+        # never asked for: an empty answer carries its version, which Envoy's ACK then records, so the
+        # node is seen in sync with it.
         first = state.wildcard and not state.answered
+        relabel = (
+            snapshot.eager_clusters is not None and type_url in _ON_DEMAND_TYPES and state.label != step.label
+        )
         state.answered = True
-        if not changed and not gone and not absent and not first:
+        if not changed and not gone and not absent and not first and not relabel:
             return None
         links = snapshot.links.route_clusters
         self._nonces += 1

@@ -27,7 +27,7 @@ from xds_controller.builder import SnapshotBuilder
 from xds_controller.cache import SnapshotCache
 from xds_controller.kube.source import Kind, Raw, Source
 from xds_controller.kube.state import ClusterState
-from xds_controller.resource_types import PUSH_ORDER
+from xds_controller.resource_types import ENDPOINT, PUSH_ORDER
 from xds_controller.translate import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,18 @@ class GatewayController:
         (`in_sync`; false while a push is being applied, or after a NACK, whose message is given)."""
         node = self.cache.status(self.settings.node_id)
         snapshot = self.cache.snapshot(self.settings.node_id)
-        wanted = {url: snapshot.version(url) for url in PUSH_ORDER if snapshot.get(url)} if snapshot else {}
+        # With on-demand clusters Envoy subscribes to endpoints only once it has a cluster: until then
+        # there are none it wants.
+        wanted = (
+            {
+                url: snapshot.version(url)
+                for url in PUSH_ORDER
+                if snapshot.get(url)
+                and (url != ENDPOINT or url in node.acked or snapshot.eager_clusters is None)
+            }
+            if snapshot
+            else {}
+        )
         return {
             "synced": self.synced.is_set(),
             "connected": node.connected,

@@ -22,6 +22,7 @@ from mesh.render.servers import MODEL_DIR, Probe, ServerRun, runtime_ports, serv
 from mesh.render.settings import RenderSettings
 from mesh.spec import Container, SeldonDeployment, annotation_is_set
 from mesh.spec import annotations as names
+from mesh.spec.traffic import policy_of
 from mesh.spec.wrapper import python_class, service_type
 
 Json = dict[str, Any]
@@ -122,6 +123,9 @@ def _runtime_flags(
     parts: PodParts,
 ) -> None:
     flags = ["--name", node.name, "--service-type", service_type(node.node, node.container)]
+    # The deployment's one request (and answer) limit, REST and gRPC alike, as `seldon-mesh up` runs it.
+    limit = str(policy_of(deployment.annotations).request_limit_bytes)
+    flags += ["--max-request-bytes", limit, "--grpc-max-message-bytes", limit]
     if gateway_facing(deployment, component.predictor, node):
         flags.append("--gateway-facing")
         logger = node.node.logger

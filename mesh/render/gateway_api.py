@@ -14,7 +14,13 @@ What the standard API cannot express, and is left to the gateway implementation'
   rule's `timeouts.backendRequest`, one try's timeout, which without retries is the whole request's;
 - timeouts on gRPC (GRPCRoute has no `timeouts`): `seldon.io/grpc-timeout` is not rendered;
 - sticky splitting (`seldon.io/sticky-header`): no session persistence in the standard channel;
-- outlier ejection, circuit-breaker limits and retry budgets: no standard policy for them.
+- outlier ejection, circuit-breaker limits and retry budgets: no standard policy for them;
+- the request limit's 413 at the gateway (the local gateway, and Istio's VirtualService, answer a REST
+  request whose Content-Length is over `seldon.io/grpc-max-message-size` at once): a rule can match the
+  header by regular expression, but the API has no direct response, so no rule can answer by itself. The
+  limit is kept behind the route instead: the runtime's `--max-request-bytes` / `--grpc-max-message-bytes`
+  and extproc read the same annotation and answer 413 / RESOURCE_EXHAUSTED in the protocol's shape, once
+  the gateway has sent them the body.
 The parent Gateway must give HTTPRoutes and GRPCRoutes separate listeners (`allowedRoutes.kinds`): on one
 listener, the API accepts only one of an HTTPRoute and a GRPCRoute whose hostnames intersect. A route has
 at most 16 rules, so at most 15 predictors can be pinned.

@@ -23,10 +23,17 @@ What Istio cannot express, and what is rendered instead:
 
 As at the local gateway, the V2 repository extension (load, unload, index) is administration, not
 inference: the VirtualService answers it 404 first (`directResponse`), so no client unloads a model.
+Next, a REST request whose Content-Length is over the deployment's request limit (`seldon.io/grpc-max-
+message-size`, 2 GiB - 1 without it) is answered 413 with its body unread, in V2's `{"error": ...}` on
+`/v2/` paths and Seldon's error JSON elsewhere, as the local gateway answers it (Istio has no range match:
+the length is matched by `routing.content_length_over`'s regular expression). A chunked body, and gRPC
+messages, are bounded behind, by the runtime's `--max-request-bytes` / `--grpc-max-message-bytes` and by
+extproc, which read the same annotation (413 / RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mesh.render.labels import PREDICTOR_LABEL, Manifest, label_value, object_meta
@@ -38,6 +45,8 @@ from mesh.render.routing import (
     Backend,
     Rule,
     Transport,
+    content_length_over,
+    request_limit,
     rest_prefix,
     rules,
     service_host,
@@ -170,6 +179,32 @@ def repository_routes(deployment: SeldonDeployment) -> list[dict[str, Any]]:
     ]
 
 
+# The local gateway's 413 message (xds_controller.translate.routes.TOO_LARGE_INFO; a test compares them).
+TOO_LARGE_INFO = "request body over the {limit} byte limit (seldon.io/grpc-max-message-size)"
+
+
+def too_large_routes(deployment: SeldonDeployment) -> list[dict[str, Any]]:
+    """A REST request announcing a body over the deployment's limit: 413 at once, V2's shape on `/v2/`."""
+    meta, limit, prefix = deployment.metadata, request_limit(deployment), rest_prefix(deployment)
+    info = TOO_LARGE_INFO.format(limit=limit)
+    seldon = {"status": {"code": 413, "info": info, "reason": "PAYLOAD_TOO_LARGE", "status": "FAILURE"}}
+    answers = ((f"{prefix}v2/", ".v2", {"error": info}), (prefix, "", seldon))
+    return [
+        {
+            "name": f"{meta.namespace}.{meta.name}.too-large{suffix}",
+            "match": [
+                {
+                    "uri": {"prefix": matched},
+                    "headers": {"content-length": {"regex": content_length_over(limit)}},
+                }
+            ],
+            "directResponse": {"status": 413, "body": {"string": json.dumps(body, separators=(",", ":"))}},
+            "headers": {"response": {"set": {"content-type": "application/json"}}},
+        }
+        for matched, suffix, body in answers
+    ]
+
+
 def virtual_service(deployment: SeldonDeployment, settings: RenderSettings) -> Manifest:
     routes = [_http_route(deployment, rule, settings) for rule in rules(deployment)]
     return {
@@ -182,7 +217,7 @@ def virtual_service(deployment: SeldonDeployment, settings: RenderSettings) -> M
             "gateways": [
                 deployment.annotations.get(annotation_names.ISTIO_GATEWAY) or settings.istio_gateway
             ],
-            "http": [*repository_routes(deployment), *routes],
+            "http": [*repository_routes(deployment), *too_large_routes(deployment), *routes],
         },
     }
 

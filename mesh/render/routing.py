@@ -6,7 +6,9 @@ header `Seldon-Predictor: <name>`, only when there are two predictors or more, t
 over the non-shadow predictors. Every rule mirrors to every shadow (its `traffic` as the percentage, 100
 when it is 0 or 100, as in Seldon) and carries the deployment's retries and the transport's timeout from
 `mesh.spec.traffic.policy_of`. `istio` and `gateway_api` render these rules, each in its own API; the
-agreement test checks that both mean what the local Envoy configuration means.
+agreement test checks that both mean what the local Envoy configuration means. Ahead of them, the local
+gateway answers a REST request whose Content-Length is over the deployment's request limit 413; Istio
+matches the same lengths with `content_length_over` (it has no range match).
 """
 
 from __future__ import annotations
@@ -140,6 +142,28 @@ def rules(deployment: SeldonDeployment) -> list[Rule]:
             )
         )
     return out
+
+
+def request_limit(deployment: SeldonDeployment) -> int:
+    """The request (and answer) limit in bytes, REST and gRPC alike: `seldon.io/grpc-max-message-size`."""
+    return policy_of(deployment.annotations).request_limit_bytes
+
+
+def content_length_over(limit: int) -> str:
+    """A regular expression (RE2, matched in full) for exactly the decimal numbers over `limit`, leading
+    zeros allowed: what the local gateway's `content-length` range match `[limit + 1, 2**63)` takes.
+    Numbers with more digits than `limit`, then for each digit of `limit` below 9 its digits before,
+    a greater digit, and any digits after (2147483647: `[3-9][0-9]{9}`, `2[2-9][0-9]{8}`, ...)."""
+    text = str(limit)
+    alternatives = [f"[1-9][0-9]{{{len(text)},}}"]
+    for index, digit in enumerate(text):
+        if digit == "9":
+            continue
+        after = len(text) - index - 1
+        greater = "9" if digit == "8" else f"[{int(digit) + 1}-9]"
+        tail = f"[0-9]{{{after}}}" if after > 1 else "[0-9]" * after
+        alternatives.append(text[:index] + greater + tail)
+    return "0*(" + "|".join(alternatives) + ")"
 
 
 def sticky_header(deployment: SeldonDeployment) -> str | None:

@@ -13,8 +13,11 @@ are kept as golden files (UPDATE_GOLDENS=1 rewrites them).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import random
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,12 @@ import yaml
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
 
+from mesh.local.envoy import find_envoy_binary
 from mesh.render import RenderSettings, gateway_api, istio
 from mesh.render.gateway_api import parent_ref, render_gateway_api
 from mesh.render.istio import render_istio
 from mesh.render.names import predictor_service
-from mesh.render.routing import GRPC_PATH_REGEX, GRPC_SERVICE_PREFIXES
+from mesh.render.routing import GRPC_PATH_REGEX, GRPC_SERVICE_PREFIXES, content_length_over
 from mesh.spec import SeldonDeployment, load_path, parse_deployment
 from tests.helpers import xds
 from tests.helpers.k8s_schemas import validate_all
@@ -124,6 +128,7 @@ CORPUS = {
         predictor("main", 50, annotations={"seldon.io/svc-name": "named-primary"}),
         predictor("canary", 50),
     ),
+    "limited": sdep("small", predictor("default"), **{"seldon.io/grpc-max-message-size": "1048576"}),
 }
 GOLDEN_CASES = ("canary", "sticky", "policy")
 
@@ -313,7 +318,7 @@ def test_istio_refuses_the_repository_extension_as_the_local_gateway_does(case: 
     (service,) = [m for m in render_istio(deployment, SETTINGS) if m["kind"] == "VirtualService"]
     rest, grpc, *others = service["spec"]["http"]
     assert rest["directResponse"]["status"] == grpc["directResponse"]["status"] == 404
-    assert not any("directResponse" in r for r in others)
+    assert [r["directResponse"]["status"] for r in others if "directResponse" in r] == [413, 413]
     prefix = rest["match"][0]["uri"]["prefix"]
     assert re.fullmatch(REPOSITORY_REST, prefix + "/models/m/unload")
     assert grpc["match"][0]["uri"]["prefix"] == REPOSITORY_GRPC_PREFIX == LOCAL_GRPC_PREFIX
@@ -322,3 +327,94 @@ def test_istio_refuses_the_repository_extension_as_the_local_gateway_does(case: 
         "seldon": {"exact": meta.name},
         "namespace": {"exact": meta.namespace},
     }
+
+
+def _local_too_large(deployment: SeldonDeployment) -> Any:
+    meta = deployment.metadata
+    (route,) = [r for r in local_config(deployment).virtual_hosts[0].routes if r.name.endswith(".too-large")]
+    assert route.name == f"{meta.namespace}.{meta.name}.too-large"
+    return route
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_istio_refuses_an_over_limit_body_as_the_local_gateway_does(case: str) -> None:
+    deployment = CORPUS[case]
+    local = _local_too_large(deployment)
+    (length,) = local.match.headers
+    assert length.name == "content-length"
+    start, limit = length.range_match.start, length.range_match.start - 1  # Envoy's range: [start, end)
+    (service,) = [m for m in render_istio(deployment, SETTINGS) if m["kind"] == "VirtualService"]
+    routes = service["spec"]["http"]
+    v2, seldon = [r for r in routes if ".too-large" in r["name"]]
+    assert [r["name"] for r in routes[2:4]] == [v2["name"], seldon["name"]]  # after the 404s, first
+    assert seldon["name"] == local.name and v2["name"] == local.name + ".v2"
+    assert seldon["match"][0]["uri"]["prefix"] == local.match.prefix
+    assert v2["match"][0]["uri"]["prefix"] == local.match.prefix + "v2/"
+    info = local_routes.TOO_LARGE_INFO.format(limit=limit)
+    assert local.direct_response.body.inline_string == info
+    for route in (v2, seldon):
+        assert route["directResponse"]["status"] == local.direct_response.status == 413
+        assert route["headers"] == {"response": {"set": {"content-type": "application/json"}}}
+    assert json.loads(v2["directResponse"]["body"]["string"]) == {"error": info}
+    assert json.loads(seldon["directResponse"]["body"]["string"]) == {
+        "status": {"code": 413, "info": info, "reason": "PAYLOAD_TOO_LARGE", "status": "FAILURE"}
+    }
+    (header,) = seldon["match"][0]["headers"].items()
+    assert v2["match"][0]["headers"] == dict([header])
+    name, matcher = header
+    assert name == "content-length"
+    over = re.compile(matcher["regex"])  # RE2 and Python agree on this syntax; Envoy matches in full
+    lengths = [0, 1, limit // 2, limit - 1, limit, start, start + 1, limit * 10, 2**63 - 1]
+    lengths += random.Random(case).sample(range(limit * 20), 2000)
+    for value in lengths:
+        for text in (str(value), f"00{value}"):
+            assert bool(over.fullmatch(text)) == (value >= start), text
+    assert not over.fullmatch("") and not over.fullmatch("-5") and not over.fullmatch(f"{start} ")
+
+
+def test_the_default_limit_is_seldons_and_the_annotation_sets_it() -> None:
+    assert istio.TOO_LARGE_INFO == local_routes.TOO_LARGE_INFO
+    assert _local_too_large(CORPUS["single"]).match.headers[0].range_match.start == 2**31
+    assert _local_too_large(CORPUS["limited"]).match.headers[0].range_match.start == 2**20 + 1
+    assert content_length_over(2**31 - 1).startswith("0*([1-9][0-9]{10,}|[3-9][0-9]{9}|2[2-9][0-9]{8}|")
+
+
+@pytest.mark.parametrize("limit", [2**31 - 1, 2**20, 9, 0])
+def test_envoy_compiles_the_length_pattern_with_its_default_regex_limits(tmp_path: Path, limit: int) -> None:
+    """Istio hands the pattern to Envoy's safe_regex: RE2 refuses a program over Envoy's default size."""
+    match = {"safe_regex": {"regex": content_length_over(limit)}}
+    route = {
+        "match": {"prefix": "/", "headers": [{"name": "content-length", "string_match": match}]},
+        "direct_response": {"status": 413},
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+        ".HttpConnectionManager",
+        "stat_prefix": "limit",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    listener = {
+        "name": "limit",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}
+        ],
+    }
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps({"static_resources": {"listeners": [listener]}}))
+    result = subprocess.run(
+        [str(find_envoy_binary()), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -401,3 +401,44 @@ def test_a_logged_single_model_logs_in_process_through_a_spool_that_survives_res
     manifest["metadata"]["annotations"] = {"seldon.io/payload-log-stream": "true"}
     streamed = of_kind(render(parse_deployment(manifest)), "Deployment")[0]["spec"]["template"]["spec"]
     assert "--logger-mode" not in streamed["containers"][0]["args"]
+
+
+def _runtime_containers(manifests: list[Json]) -> list[Json]:
+    runtime = RenderSettings().runtime_image
+    return [
+        c
+        for _, template in pods(manifests)
+        for c in template["spec"]["containers"]
+        if c.get("image") == runtime and c.get("command") == ["seldon-mesh-runtime"]
+    ]
+
+
+def _flag(container: Json, flag: str) -> str:
+    args: list[str] = container["args"]
+    assert args.count(flag) == 1, (container["name"], args)
+    return args[args.index(flag) + 1]
+
+
+@pytest.mark.parametrize("annotated", [None, "1048576"])
+def test_the_request_limit_reaches_every_runtime_and_extproc_as_locally(annotated: str | None) -> None:
+    """`seldon.io/grpc-max-message-size` is one limit for REST and gRPC: our runtimes get both flags of
+    it (as `seldon-mesh up` gives them), extproc reads it from its graph config; 2 GiB - 1 without it."""
+    source = yaml.safe_load((CORPUS_DIR / "graph-combiner.yaml").read_text())
+    if annotated is not None:
+        source["metadata"]["annotations"] = {"seldon.io/grpc-max-message-size": annotated}
+    manifests = render(parse_deployment(source))
+    expected = annotated or str(2**31 - 1)
+    containers = _runtime_containers(manifests)
+    assert [c["name"] for c in containers] == ["sklearn", "xgboost"]
+    for container in containers:
+        assert (
+            _flag(container, "--max-request-bytes")
+            == _flag(container, "--grpc-max-message-bytes")
+            == expected
+        )
+    config_map = named(manifests, "ConfigMap", "ensemble-main-graph")
+    graph = parse_config(json.loads(config_map["data"]["graph.json"])).deployment("models", "ensemble")
+    assert graph is not None
+    assert graph.predictors[0].rest_body_bytes == int(expected)
+    single = _runtime_containers(render(one("iris/iris")))
+    assert [_flag(c, "--max-request-bytes") for c in single] == [str(2**31 - 1)]

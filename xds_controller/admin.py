@@ -11,6 +11,8 @@ path answers 404. Used by `bootstrap.render_bootstrap`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
@@ -26,6 +28,8 @@ ADMIN_CLUSTER = "seldon-mesh.admin"
 STATS_LISTENER = "seldon-mesh.stats"
 SOCKET_MODE = 0o600  # the owner reads and writes; connecting to a Unix socket needs write permission
 STATS_PATHS = ("/stats", "/stats/prometheus")  # read-only; a query string (`?filter=`) is allowed
+# The in-cluster gateway's pod listener (the chart's): the kubelet's readiness probe and Prometheus.
+POD_PATHS = ("/ready", "/stats/prometheus")
 
 
 def admin_address(socket_path: str) -> address_pb2.Address:
@@ -63,12 +67,12 @@ def _stats_route(path: str) -> route_components_pb2.Route:
     )
 
 
-def stats_listener(host: str, port: int) -> listener_pb2.Listener:
-    """`GET /stats[/prometheus]` on `host:port`, from the admin socket; 404 for everything else."""
+def stats_listener(host: str, port: int, paths: Sequence[str] = STATS_PATHS) -> listener_pb2.Listener:
+    """`GET` of each of `paths` on `host:port`, from the admin socket; 404 for everything else."""
     not_found = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix="/"),
         direct_response=route_components_pb2.DirectResponseAction(
-            status=404, body=base_pb2.DataSource(inline_string="only GET /stats and /stats/prometheus\n")
+            status=404, body=base_pb2.DataSource(inline_string=f"only GET {' and '.join(paths)}\n")
         ),
     )
     manager = hcm_pb2.HttpConnectionManager(
@@ -77,7 +81,7 @@ def stats_listener(host: str, port: int) -> listener_pb2.Listener:
             name=STATS_LISTENER,
             virtual_hosts=[
                 route_components_pb2.VirtualHost(
-                    name="stats", domains=["*"], routes=[*map(_stats_route, STATS_PATHS), not_found]
+                    name="stats", domains=["*"], routes=[*map(_stats_route, paths), not_found]
                 )
             ],
         ),

@@ -17,7 +17,7 @@ from envoy.config.metrics.v3 import stats_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import json_format, struct_pb2
 
-from xds_controller.admin import admin_address, admin_cluster, stats_listener
+from xds_controller.admin import STATS_PATHS, admin_address, admin_cluster, stats_listener
 from xds_controller.translate.clusters import static_cluster
 from xds_controller.translate.model import Upstream
 from xds_controller.translate.plan import Transport
@@ -75,6 +75,8 @@ def render_bootstrap(
     stats_prefixes: Sequence[str] | None = None,
     admin_socket: str | None = None,
     stats_port: int | None = None,
+    stats_host: str = "127.0.0.1",
+    stats_paths: Sequence[str] = STATS_PATHS,
 ) -> dict[str, Any]:
     """Bootstrap JSON for an Envoy that takes all listeners, routes, clusters and endpoints over ADS.
 
@@ -85,7 +87,8 @@ def render_bootstrap(
     limits the stats Envoy creates to those names (`GATEWAY_STATS_PREFIXES` for the in-cluster gateway);
     a `StatsRegex` among them matches whole names instead.
     `admin_socket` puts the admin API on that Unix socket (mode 0600) instead of `admin_port`, and with
-    `stats_port` a loopback listener there serves only its stats (`admin.stats_listener`).
+    `stats_port` a listener there (on `stats_host`, loopback by default) serves only `stats_paths` of it
+    (`admin.stats_listener`; the chart's gateway: every interface, `admin.POD_PATHS`).
     """
     api_type = (
         config_source_pb2.ApiConfigSource.DELTA_GRPC if delta else config_source_pb2.ApiConfigSource.GRPC
@@ -126,7 +129,7 @@ def render_bootstrap(
     )
     if admin_socket is not None and stats_port is not None:
         bootstrap.static_resources.clusters.append(admin_cluster(admin_socket))
-        bootstrap.static_resources.listeners.append(stats_listener("127.0.0.1", stats_port))
+        bootstrap.static_resources.listeners.append(stats_listener(stats_host, stats_port, stats_paths))
     if stats_prefixes is not None:  # only the stats named by these prefixes are created
         patterns = [
             string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=str(prefix)))

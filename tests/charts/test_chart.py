@@ -19,10 +19,12 @@ from mesh.render.crd import custom_resource_definition
 from mesh.render.labels import CONTROLLER_LABEL
 from tests.charts.helm import CHART, NAMESPACE, RELEASE, Rendered, crds, render, settings_of
 from tests.helpers.k8s_schemas import validate_all
+from xds_controller.admin import ADMIN_CLUSTER, POD_PATHS
 from xds_controller.bootstrap import GATEWAY_STATS_PREFIXES, render_bootstrap
 from xds_controller.translate import Upstream
 
 Json = dict[str, Any]
+ADMIN_SOCKET = "/var/run/envoy/admin.sock"  # the gateway pod's emptyDir
 CERT_MANAGER = "cert-manager.io/v1"  # no schema of cert-manager's CRDs in shared/schemas
 CASES: dict[str, Json] = {
     "defaults": {},
@@ -332,7 +334,12 @@ def test_the_gateway_keeps_its_contract() -> None:
     gateway = rendered.named("Service", full("gateway"))
     assert gateway["spec"]["type"] == "ClusterIP"
     assert gateway["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"http": 8080}
+    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"http": 8080, "stats": 9902}
+    annotations = envoy_deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9902"
+    assert annotations["prometheus.io/path"] == "/stats/prometheus"
+    admin = next(m for m in envoy["volumeMounts"] if m["mountPath"] == "/var/run/envoy")
+    assert next(v for v in pod["volumes"] if v["name"] == admin["name"])["emptyDir"]["medium"] == "Memory"
     typed = render({"gateway": {"enabled": True, "service": {"type": "LoadBalancer"}}})
     assert typed.named("Service", full("gateway"))["spec"]["type"] == "LoadBalancer"
     budget = rendered.named("PodDisruptionBudget", full("gateway"))
@@ -374,13 +381,19 @@ def test_the_gateway_bootstrap_is_render_bootstraps(namespace: str) -> None:
     expected = render_bootstrap(
         "seldon-mesh-gateway",
         Upstream(f"{full('xds')}.{namespace}.svc", 18000),
-        admin_port=9901,
+        admin_port=0,
         cluster="seldon-mesh-gateway",
         stats_prefixes=GATEWAY_STATS_PREFIXES,
+        admin_socket=ADMIN_SOCKET,
+        stats_port=9902,
+        stats_host="0.0.0.0",  # the pod's interfaces: the kubelet and Prometheus come from outside it
+        stats_paths=POD_PATHS,
     )
     # The xDS server's address is a Service name: a STRICT_DNS cluster (a STATIC one refuses a name).
-    (xds_cluster,) = chart_bootstrap["static_resources"]["clusters"]
+    xds_cluster, admin_cluster = chart_bootstrap["static_resources"]["clusters"]
     assert xds_cluster["type"] == "STRICT_DNS"
+    assert admin_cluster["name"] == ADMIN_CLUSTER
+    assert chart_bootstrap["admin"] == {"address": {"pipe": {"path": ADMIN_SOCKET, "mode": 0o600}}}
     assert chart_bootstrap == expected
 
 

@@ -38,9 +38,11 @@ class HeldSyncs:
 
 
 def test_callers_wait_for_their_sync_and_events_written_meanwhile_share_the_next(
-    tmp_path: Path, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     syncs = HeldSyncs(monkeypatch)
+    # down until the syncs are counted: a segment delivered whole is deleted, and leaves nothing to sync
+    sink = RecordingSink()
     logger = PayloadLogger(fast_settings(tmp_path, sink.url, fsync=FsyncPolicy.GROUP))
     logger.start()
     try:
@@ -52,10 +54,12 @@ def test_callers_wait_for_their_sync_and_events_written_meanwhile_share_the_next
         assert first.result(30) is LogOutcome.ACCEPTED
         assert [f.result(30) for f in meanwhile] == [LogOutcome.ACCEPTED] * 6
         assert syncs.calls == 2  # one for `first`, one shared by the six written during it
+        sink.start()
         wait_for(lambda: len(sink.snapshot()) == 7, 60, "every event delivered")
     finally:
         syncs.release()
         logger.stop()
+        sink.stop()
 
 
 def test_an_answer_waits_for_the_sync_of_its_events_on_the_loop(

@@ -10,9 +10,13 @@ on a machine, then cached), and run with `seldon-mesh detector serve` as a user 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +50,7 @@ spec:
         type: MODEL
         logger: {{mode: {mode}, url: "{url}"}}
 """  # noqa: E501
-READY_S = 180  # TensorFlow's import alone takes 15 s on an idle machine
+READY_S = 420  # TensorFlow's import takes 15 s on an idle machine, minutes on a loaded one
 
 
 @dataclass
@@ -94,13 +98,15 @@ class Detector:
         return out
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @dataclass
@@ -136,17 +142,36 @@ class Setup:
         return json.loads(found[0].body)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    folder = tmp_path_factory.mktemp("detectors")
-    python = envs.ensure_env()
+def _fitted(python: Path) -> Path:
+    """The detectors fit_detectors.py saves, fitted once per version of that script (seeded: the same
+    detectors each time) and kept beside the environment; a fit costs a minute of a loaded machine."""
+    script = Path(__file__).with_name("fit_detectors.py")
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
+    cached = python.parent.parent / "test-detectors" / digest
+    if (cached / "data.json").exists():
+        return cached
+    staging = Path(tempfile.mkdtemp(dir=cached.parent.parent))
     subprocess.run(
-        [str(python), str(Path(__file__).with_name("fit_detectors.py")), str(folder)],
+        [str(python), str(script), str(staging)],
         check=True,
         timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
-    data = json.loads((folder / "data.json").read_text())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(cached)
+    except OSError:  # another run put them there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    folder = tmp_path_factory.mktemp("detectors")
+    fitted = _fitted(envs.ensure_env())
+    for name in ("outlier", "adversarial", "drift"):
+        shutil.copytree(fitted / name, folder / name)
+    data = json.loads((fitted / "data.json").read_text())
     replies = RecordingSink()
     replies.start()
     scores = {"RETURN_INSTANCE_SCORE": "true"}
@@ -190,12 +215,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 f"{name} to answer through the gateway",
             )
         yield Setup(mesh, replies, outlier, adversarial, drift, drift_args, data)
-    finally:
-        mesh.stop()
-        outlier.stop()
-        adversarial.stop()
-        drift.stop()
-        replies.stop()
+    finally:  # every part stops, and a failed stop never hides why the setup failed
+        problems: list[Exception] = []
+        for stop in (mesh.stop, outlier.stop, adversarial.stop, drift.stop, replies.stop):
+            try:
+                stop()
+            except Exception as problem:
+                problems.append(problem)
+        if problems and sys.exc_info()[1] is None:
+            raise problems[0]
 
 
 def test_an_outlier_detector_fed_by_the_logger_flags_the_planted_outlier_only(setup: Setup) -> None:

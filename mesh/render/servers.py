@@ -108,6 +108,8 @@ def server_run(
                 ]
             )
         return _runtime(node, ports, model_uri, settings)
+    if _is_ours(image, settings):
+        return _runtime(node, ports, model_uri, settings, image)
     if node.implementation == "TENSORFLOW_SERVER":
         return _tfserving(image, node, ports, model_uri)
     if node.implementation == "TRITON_SERVER":
@@ -117,14 +119,34 @@ def server_run(
     return _seldon_v1_server(image, node, model_uri)
 
 
+def _is_ours(image: str, settings: RenderSettings) -> bool:
+    """Whether a `predictor_servers` image is a variant of our runtime image, from any registry: the same
+    image name, or that name with a suffix, as `seldon-mesh-runtime-huggingface` is. It runs our command."""
+    ours, theirs = _image_name(settings.runtime_image), _image_name(image)
+    return theirs == ours or theirs.startswith(ours + "-")
+
+
+def _image_name(image: str) -> str:
+    """The last path component of `image`, without its tag or digest."""
+    return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
 def _runtime(
-    node: PredictiveUnit, ports: ContainerPorts, model_uri: str, settings: RenderSettings
+    node: PredictiveUnit,
+    ports: ContainerPorts,
+    model_uri: str,
+    settings: RenderSettings,
+    image: str = "",
 ) -> ServerRun:
     args = ["--implementation", node.implementation, *runtime_ports(ports)]
     if model_uri:
         args += ["--model-uri", model_uri]
     return ServerRun(
-        settings.runtime_image, ("seldon-mesh-runtime",), tuple(args), probe=Probe.RUNTIME, ours=True
+        image or settings.runtime_image,
+        ("seldon-mesh-runtime",),
+        tuple(args),
+        probe=Probe.RUNTIME,
+        ours=True,
     )
 
 

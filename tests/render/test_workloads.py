@@ -327,6 +327,24 @@ def test_upstream_servers_run_the_images_predictor_servers_names() -> None:
     assert env_of(container)["MLSERVER_MODEL_IMPLEMENTATION"] == "mlserver_sklearn.SKLearnModel"
 
 
+def test_a_predictor_servers_image_of_our_runtime_runs_our_runtime() -> None:
+    """HUGGINGFACE_SERVER pointed at seldonio/seldon-mesh-runtime-huggingface (docker/Dockerfile's
+    runtime-huggingface target) runs seldon-mesh-runtime with the node's parameters, not MLServer's."""
+    image = "registry.example:5000/seldonio/seldon-mesh-runtime-huggingface:0.1.0"
+    defaults = RenderSettings()
+    servers = {**defaults.predictor_servers, "HUGGINGFACE_SERVER": ServerImages(v2=image)}
+    settings = defaults.model_copy(update={"predictor_servers": servers})
+    triton = next(d for k, d in CORPUS.items() if k.startswith("corpus/upstream-servers"))
+    hf = named(render(triton, settings), "Deployment", "triton-hf-0-sentiment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert hf["image"] == image
+    assert hf["command"] == ["seldon-mesh-runtime"]
+    assert hf["args"][:2] == ["--implementation", "HUGGINGFACE_SERVER"]
+    assert "MLSERVER_MODEL_IMPLEMENTATION" not in env_of(hf)
+    assert hf["readinessProbe"]["httpGet"]["path"] == "/ready"
+
+
 def test_a_server_with_no_image_is_rejected_with_its_field_path() -> None:
     settings = RenderSettings(predictor_servers={})
     triton = next(d for k, d in CORPUS.items() if k.startswith("corpus/upstream-servers"))

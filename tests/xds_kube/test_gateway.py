@@ -171,3 +171,59 @@ async def test_a_not_ready_endpoint_gets_no_traffic_and_an_invalid_spec_changes_
     finally:
         first.stop()
         second.stop()
+
+
+# seldon.io/grpc-max-message-size of the deployment below: a body over it still fits in one HTTP/2 stream
+# window (64 KiB), so that curl reads the 413 Envoy sends before the body is in (with more still to send,
+# curl 7.88 drops the answer when Envoy then resets the stream, exit 92: so does a bare Envoy 1.40 with
+# one direct-response route)
+LIMIT = 2**14
+TOO_LARGE = f"request body over the {LIMIT} byte limit (seldon.io/grpc-max-message-size)"
+
+
+async def _post_file(gateway: Gateway, path: str, body: Path, *flags: str) -> tuple[int, str, dict[str, str]]:
+    code, out, err = await curl(
+        "-i", *flags, "-X", "POST", "-H", "content-type: application/json",
+        "--data-binary", f"@{body}", gateway.url + path,
+    )  # fmt: skip
+    assert code == 0, err + gateway.log()
+    head, _, text = out.partition("\r\n\r\n")
+    while head.split()[1] == "100":  # curl's Expect: 100-continue, if Envoy sent one
+        head, _, text = text.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), text, headers
+
+
+@pytest.mark.asyncio
+async def test_a_body_over_the_deployments_limit_is_refused_413_by_the_in_cluster_gateway(
+    kmock: kmock.KubernetesEmulator, runtimes: tuple[RunningRuntime, RunningRuntime], tmp_path: Path
+) -> None:
+    """The scoped routes of the in-cluster gateway start with the same 413 route as the local gateway's,
+    on its HTTP/1.1 (path-scoped) and h2c (Lua-scoped) connection managers alike."""
+    main, _ = runtimes
+    limited = sdep("iris", NS, [("main", 100)])
+    limited["metadata"]["annotations"] = {"seldon.io/grpc-max-message-size": str(LIMIT)}
+    big = tmp_path / "big.json"
+    head, tail = b'{"data":{"ndarray":[', b"[1,2,3,4]]}}"
+    big.write_bytes(head + b" " * (LIMIT + 1 - len(head) - len(tail)) + tail)
+    assert big.stat().st_size == LIMIT + 1
+    async with running_gateway(kmock, tmp_path) as gateway:
+        await gateway.create(limited)
+        await gateway.create(runtime_slice("iris-main-a", "iris-main", main))
+
+        async def answers() -> bool:
+            return (await predict(gateway))[0] == 200
+
+        await wait_for(answers, 30, "the prediction to answer through Envoy")
+        for flags in (("--http1.1",), ("--http2-prior-knowledge",)):
+            status, text, headers = await _post_file(gateway, PREDICT, big, *flags)
+            assert status == 413, (flags, text)
+            assert headers["content-type"] == "application/json"
+            assert json.loads(text) == {
+                "status": {"code": 413, "info": TOO_LARGE, "reason": "PAYLOAD_TOO_LARGE", "status": "FAILURE"}
+            }
+            v2 = f"/seldon/{NS}/iris/v2/models/classifier/infer"
+            status, text, _ = await _post_file(gateway, v2, big, *flags)
+            assert (status, json.loads(text)) == (413, {"error": TOO_LARGE}), flags
+        assert (await predict(gateway))[0] == 200  # a request within the limit still answers

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 
+from model_runtime.metrics import TIMER_BUCKETS
 from tests.helpers.mesh import Mesh, free_port, wait_for
 from tests.helpers.otlp import OtlpReceiver, ReceivedSpan
 
@@ -186,8 +188,11 @@ def test_custom_metrics_of_a_user_class_appear_with_seldons_labels(running: Runn
     assert _value(after, "metered_last_input", **LABELS) == 3.0  # GAUGE sets: the last value
     assert grew("metered_latency_count") == 3  # TIMER: 250 ms observed as 0.25 s
     assert grew("metered_latency_sum") == pytest.approx(0.75)
-    assert grew("metered_latency_bucket", le="0.25") == 3
-    assert grew("metered_latency_bucket", le="0.1") == 0
+    # Seldon's TIMER buckets (50, log-spaced from 1 ms to 30 s): 0.25 s falls in the first one at or above it
+    above = min(b for b in TIMER_BUCKETS if b >= 0.25)
+    below = max(b for b in TIMER_BUCKETS if b < 0.25)
+    assert grew("metered_latency_bucket", le=floatToGoString(above)) == 3
+    assert grew("metered_latency_bucket", le=floatToGoString(below)) == 0
 
 
 def test_feedback_is_counted_and_its_rewards_summed(running: Running) -> None:

@@ -60,6 +60,9 @@ def s3() -> Iterator[S3]:
         "aws_secret_access_key": "admin",
     }
     try:
+        # moto's backends live in the process, not the server: a second module using this fixture (the
+        # local Secret tests) would find the first one's user and bucket, so start from nothing
+        httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()
         iam = boto3.client("iam", **admin)
         iam.create_user(UserName="reader")
         allow = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}

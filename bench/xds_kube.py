@@ -243,14 +243,20 @@ def _get_json(port: int, path: str) -> Any:
         connection.close()
 
 
-def _poll(condition: Callable[[], bool], what: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _poll(
+    condition: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    interval_s: float = 0.002,
+) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while not condition():
         if process.poll() is not None:
             raise RuntimeError(f"controller exited {process.returncode}:\n{log.read_text()[-4000:]}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.002)
+        time.sleep(interval_s)
 
 
 def _first_requests(
@@ -329,7 +335,8 @@ def _kube(size: int, applies: int, upstream_port: int, workdir: Path, stats: boo
             status = _get_json(health_port, "/statusz")
             return bool(status and status["in_sync"] and status["deployments"] == size)
 
-        _poll(in_sync, f"Envoy to apply {size} deployments", controller, log)
+        # every 20 ms, not 2: each /statusz is answered on the controller's loop, which is busy syncing
+        _poll(in_sync, f"Envoy to apply {size} deployments", controller, log, 0.02)
         figures.applied_s = time.perf_counter() - started
         figures.envoy_cpu_s = _cpu_s(envoy.pid or 0) - envoy_cpu
         figures.controller_cpu_s = _cpu_s(controller.pid)

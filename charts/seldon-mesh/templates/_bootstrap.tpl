@@ -115,7 +115,14 @@ tests/charts checks the two agree. */}}
     "cds_config": {"ads": {}, "resource_api_version": "V3"},
     "ads_config": {
       "api_type": "DELTA_GRPC",
-      "grpc_services": [{"envoy_grpc": {"cluster_name": "seldon-mesh.xds"}}],
+      "grpc_services": [
+        {
+          "envoy_grpc": {
+            "cluster_name": "seldon-mesh.xds",
+            "retry_policy": {"retry_back_off": {"base_interval": "0.250s", "max_interval": "2s"}}
+          }
+        }
+      ],
       "set_node_on_first_message_only": true,
       "transport_api_version": "V3"
     }

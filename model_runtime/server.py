@@ -44,6 +44,13 @@ class StartupError(Exception):
     """The process cannot serve at all (a port is taken, ...); the CLI exits non-zero with this text."""
 
 
+# An idle keep-alive connection is closed after this long. uvicorn's 5 s default is shorter than what
+# clients keep connections for (Envoy's upstream pools, requests/httpx sessions, load balancers' 60 s), so a
+# request sent on a pooled connection just as the runtime closed it was lost ("Remote end closed connection
+# without response", seen in a fresh-clone CI run of tests/fuzz/test_openapi on a loaded machine).
+_KEEP_ALIVE_S = 75
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: this process stops both servers itself."""
 
@@ -179,6 +186,7 @@ async def _serve_parts(
         timeout_graceful_shutdown=max(1, int(server_settings.graceful_shutdown_seconds)),
         backlog=_BACKLOG,
         server_header=False,
+        timeout_keep_alive=_KEEP_ALIVE_S,
     )
     http_server = _Uvicorn(config)
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))

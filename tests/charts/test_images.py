@@ -89,7 +89,7 @@ def env_of(path: Path, target: str) -> dict[str, str]:
     env: dict[str, str] = {}
     for keyword, args in layers(path, target):
         if keyword == "ENV":
-            env.update(pair.split("=", 1) for pair in args.split())  # type: ignore[misc]
+            env.update(pair.partition("=")[::2] for pair in args.split())
     return env
 
 

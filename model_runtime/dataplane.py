@@ -354,9 +354,18 @@ def new_puid() -> str:
     return os.urandom(16).hex()
 
 
+_MAX_PUID_CHARS = 1024  # a UUID is 36; Envoy's whole header block is 60 KiB by default
+
+
 def _puid(*candidates: str | None) -> str:
+    """The request's id: the `Seldon-Puid` header, else the body's `meta.puid`, else a new one. It goes back
+    as a header (REST) or metadata (gRPC), so a body's value no header can carry is the client's error."""
     for candidate in candidates:
         if candidate:
+            if len(candidate) > _MAX_PUID_CHARS:
+                raise BadRequest(f"meta.puid is longer than {_MAX_PUID_CHARS} characters")
+            if not (candidate.isascii() and candidate.isprintable()):
+                raise BadRequest("meta.puid may hold printable ASCII only (it is sent as the Seldon-Puid header)")
             return candidate
     return new_puid()
 

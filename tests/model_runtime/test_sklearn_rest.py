@@ -71,6 +71,17 @@ def test_a_puid_is_generated_when_none_is_sent(sklearn_runtime: RunningRuntime) 
     assert response.json()["meta"]["puid"] == puid
 
 
+@pytest.mark.parametrize("path", ["/predict", "/transform-input", "/send-feedback"])
+@pytest.mark.parametrize("puid", ["\u001f", "a\nb", "\u00e9", "x" * 1025])
+def test_a_body_puid_no_header_can_carry_is_400(sklearn_runtime: RunningRuntime, path: str, puid: str) -> None:
+    """The puid goes back as the Seldon-Puid header; one that cannot (a control character, non-ASCII, over
+    1,024 characters) is the client's error, not a connection closed without an answer."""
+    message = {"meta": {"puid": puid}, "data": {"ndarray": [IRIS_ROW]}}
+    body = {"request": message, "reward": 1} if path == "/send-feedback" else message
+    response = httpx.post(sklearn_runtime.http_url + path, json=body)
+    assert "puid" in str(_failure(response, 400)["info"])
+
+
 def test_json_as_form_field_and_query_parameter(sklearn_runtime: RunningRuntime) -> None:
     payload = '{"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}'
     form = httpx.post(sklearn_runtime.http_url + "/predict", data={"json": payload})

@@ -365,7 +365,9 @@ def _puid(*candidates: str | None) -> str:
             if len(candidate) > _MAX_PUID_CHARS:
                 raise BadRequest(f"meta.puid is longer than {_MAX_PUID_CHARS} characters")
             if not (candidate.isascii() and candidate.isprintable()):
-                raise BadRequest("meta.puid may hold printable ASCII only (it is sent as the Seldon-Puid header)")
+                raise BadRequest(
+                    "meta.puid may hold printable ASCII only (it is sent as the Seldon-Puid header)"
+                )
             return candidate
     return new_puid()
 

@@ -73,7 +73,9 @@ def test_a_puid_is_generated_when_none_is_sent(sklearn_runtime: RunningRuntime) 
 
 @pytest.mark.parametrize("path", ["/predict", "/transform-input", "/send-feedback"])
 @pytest.mark.parametrize("puid", ["\u001f", "a\nb", "\u00e9", "x" * 1025])
-def test_a_body_puid_no_header_can_carry_is_400(sklearn_runtime: RunningRuntime, path: str, puid: str) -> None:
+def test_a_body_puid_no_header_can_carry_is_400(
+    sklearn_runtime: RunningRuntime, path: str, puid: str
+) -> None:
     """The puid goes back as the Seldon-Puid header; one that cannot (a control character, non-ASCII, over
     1,024 characters) is the client's error, not a connection closed without an answer."""
     message = {"meta": {"puid": puid}, "data": {"ndarray": [IRIS_ROW]}}

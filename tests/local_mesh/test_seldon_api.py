@@ -23,8 +23,7 @@ import pytest
 from google.protobuf import empty_pb2
 
 from generated.inference import dataplane_pb2 as v2_pb
-from generated.inference import dataplane_pb2_grpc as v2_grpc
-from generated.seldon import prediction_pb2_grpc
+from tests.helpers.grpc_clients import seldon_client, v2_client
 from tests.helpers.mesh import Mesh, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,7 +170,7 @@ def test_v2_health_over_rest_and_grpc(mesh: Mesh, deployment: str) -> None:
     for path in ("/v2/health/live", "/v2/health/ready", f"/v2/models/{model}/ready"):
         assert _get(mesh, deployment, path).status_code == 200, path
     with grpc.insecure_channel(mesh.gateway.removeprefix("http://")) as channel:
-        stub = v2_grpc.GRPCInferenceServiceStub(channel)
+        stub = v2_client(channel)
         metadata = (("seldon", deployment), ("namespace", "seldon"))
         assert stub.ServerLive(v2_pb.ServerLiveRequest(), metadata=metadata, timeout=30).live
         assert stub.ServerReady(v2_pb.ServerReadyRequest(), metadata=metadata, timeout=30).ready
@@ -201,7 +200,7 @@ def test_graph_metadata_at_a_single_model(mesh: Mesh) -> None:
 
 def test_graph_metadata_over_grpc_at_a_single_model(mesh: Mesh) -> None:
     with grpc.insecure_channel(mesh.gateway.removeprefix("http://")) as channel:
-        stub = prediction_pb2_grpc.SeldonStub(channel)  # type: ignore[no-untyped-call]
+        stub = seldon_client(channel)
         metadata = (("seldon", "iris-model"), ("namespace", "seldon"))
         graph = stub.GraphMetadata(empty_pb2.Empty(), metadata=metadata, timeout=30)
     assert graph.name == "default" and list(graph.models) == ["classifier"]

@@ -22,8 +22,8 @@ from google.protobuf.message import Message
 
 from generated.tensorflow import tensor_pb2
 from generated.tensorflow.serving import apis_pb2 as tfs
-from generated.tensorflow.serving import apis_pb2_grpc as tfs_grpc
 from model_runtime.codecs import decode_tftensor_proto, encode_tftensor_proto
+from tests.helpers.grpc_clients import tf_model_client, tf_prediction_client
 from tests.helpers.mesh import Mesh, free_port, wait_for
 from tests.helpers.tensorflow import build_saved_model
 
@@ -118,7 +118,7 @@ def _tensor(array: np.ndarray[Any, Any]) -> tensor_pb2.TensorProto:
 def test_tf_serving_grpc_through_the_gateway(tf_mesh: Mesh) -> None:
     tf_mesh.wait_serving(f"{TF_BASE}/toy:predict", {"instances": [[1.0, 2.0]]})
     with grpc.insecure_channel(f"127.0.0.1:{tf_mesh.port}") as channel:
-        stub: Any = tfs_grpc.PredictionServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = tf_prediction_client(channel)
         request = tfs.PredictRequest()
         request.model_spec.name = "toy"
         request.inputs["x"].CopyFrom(_tensor(np.array([[0.0, 1.0]], dtype=np.float32)))
@@ -126,7 +126,7 @@ def test_tf_serving_grpc_through_the_gateway(tf_mesh: Mesh) -> None:
         np.testing.assert_array_equal(decode_tftensor_proto(response.outputs["y"]), [[1.0, 3.0]])
         status_request = tfs.GetModelStatusRequest()
         status_request.model_spec.name = "toy"
-        models: Any = tfs_grpc.ModelServiceStub(channel)  # type: ignore[no-untyped-call]
+        models = tf_model_client(channel)
         status = models.GetModelStatus(status_request, metadata=TF_HEADERS, timeout=60)
         assert status.model_version_status[0].state == tfs.ModelVersionStatus.AVAILABLE
 

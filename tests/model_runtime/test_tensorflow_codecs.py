@@ -22,11 +22,11 @@ from model_runtime.runtimes.tensorflow_worker import read_frame, write_frame
 from model_runtime.tfserving import check_inputs
 
 
-def _signature(**inputs: int) -> signature_pb2.SignatureDef:
+def _signature(**inputs: tensor_pb2.DataType) -> signature_pb2.SignatureDef:
     definition = signature_pb2.SignatureDef(method_name="tensorflow/serving/predict")
     for alias, dtype in inputs.items():
         info = definition.inputs[alias]
-        info.dtype = dtype  # type: ignore[assignment]
+        info.dtype = dtype
         info.tensor_shape.dim.add(size=-1)
     return definition
 

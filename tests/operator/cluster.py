@@ -92,6 +92,12 @@ class Cluster(kmock.KubernetesEmulator):
                 return copy.deepcopy(obj.raw)
         return None
 
+    def existing(self, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
+        """`find` for an object the test knows is there: a missing one fails the test here, by name."""
+        found = self.find(plural, namespace, name)
+        assert found is not None, f"no {plural} {namespace}/{name} in the cluster"
+        return found
+
     def all(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [
             copy.deepcopy(obj.raw)

@@ -25,3 +25,11 @@ async def api(cluster: Cluster) -> AsyncIterator[AsyncClient]:
     client = AsyncClient(KubeConfig.from_one(cluster=ClusterConfig(server=str(cluster.url)), user=User()))
     yield client
     await client.close()
+
+
+@pytest_asyncio.fixture()
+async def no_cluster() -> AsyncIterator[AsyncClient]:
+    """A client of no API server (port 1 refuses): for code that must not call the API, any call fails."""
+    client = AsyncClient(KubeConfig.from_one(cluster=ClusterConfig(server="http://127.0.0.1:1"), user=User()))
+    yield client
+    await client.close()

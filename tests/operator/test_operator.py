@@ -136,7 +136,7 @@ async def test_create_renders_children_and_ready_deployments_make_it_available(
             await make_ready(api, deployment)
         await wait_for(lambda: status(cluster).get("state") == "Available", 30, "state Available", operator)
         current = status(cluster)
-        generation = cluster.find("seldondeployments", NS, "iris")["metadata"]["generation"]  # type: ignore[index]
+        generation = cluster.existing("seldondeployments", NS, "iris")["metadata"]["generation"]
         assert current["observedGeneration"] == generation
         for name in ("Ready", "DeploymentsReady", "ServicesReady", "IngressReady"):
             got = condition(cluster, name)
@@ -182,7 +182,7 @@ async def test_a_weight_change_updates_the_virtual_service_and_a_dropped_predict
         patch = {"spec": sdep(predictors=[("a", 20), ("b", 80)])["spec"]}
         await api.patch(kube.seldon_deployment(), "iris", patch, namespace=NS, patch_type=PatchType.MERGE)
         await wait_for(lambda: split() == {(("a", 20), ("b", 80))}, 30, "the 20/80 split", operator)
-        generation = cluster.find("seldondeployments", NS, "iris")["metadata"]["generation"]  # type: ignore[index]
+        generation = cluster.existing("seldondeployments", NS, "iris")["metadata"]["generation"]
         await wait_for(
             lambda: status(cluster).get("observedGeneration") == generation, 30, "the new generation"
         )
@@ -245,14 +245,14 @@ async def test_a_child_deleted_or_edited_by_hand_is_put_back(
                 namespace=NS,
                 patch_type=PatchType.MERGE,
             )
-            await make_ready(api, cluster.find("deployments", NS, name))  # type: ignore[arg-type]
+            await make_ready(api, cluster.existing("deployments", NS, name))
         for deployment in deployments:
             await wait_for(lambda: status(cluster).get("state") == "Available", 30, "Available", operator)
-            live = cluster.find("deployments", NS, deployment["metadata"]["name"])
+            live = cluster.existing("deployments", NS, deployment["metadata"]["name"])
             assert (
                 live["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
                 == "now"
-            )  # type: ignore[index]
+            )
 
 
 @pytest.mark.asyncio
@@ -283,8 +283,8 @@ async def test_an_invalid_spec_fails_with_every_field_path_and_leaves_what_runs_
         assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
         assert (
             ready["observedGeneration"]
-            == cluster.find("seldondeployments", NS, "iris")["metadata"]["generation"]
-        )  # type: ignore[index]
+            == cluster.existing("seldondeployments", NS, "iris")["metadata"]["generation"]
+        )
         assert content(children(cluster)) == content(before)  # nothing that ran was touched
         assert [e["type"] for e in events(cluster)][-1:] == ["Warning"] or await wait_for(
             lambda: [e["type"] for e in events(cluster)][-1:] == ["Warning"], 30, "a Warning event", operator

@@ -209,7 +209,7 @@ def write_serving(folder: Path, ca: tuple[bytes, bytes], names: list[str], when:
 
 @pytest.mark.asyncio
 async def test_cert_manager_files_are_served_and_reloaded_when_renewed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cluster: AsyncClient
 ) -> None:
     from mesh.operator import webhook
     from mesh.operator.config import from_args
@@ -234,7 +234,8 @@ async def test_cert_manager_files_are_served_and_reloaded_when_renewed(
         writer.close()
         return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
-    task = asyncio.create_task(webhook.serve_webhook(config, api=None))  # type: ignore[arg-type]
+    # with cert-manager's files the webhook never calls the API: a call would fail on no_cluster
+    task = asyncio.create_task(webhook.serve_webhook(config, api=no_cluster))
     try:
         assert await wait_for(served, 30, "the webhook to listen") == first
         renewed = write_serving(tmp_path, ca, names, now - datetime.timedelta(hours=1))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import orjson
 import pytest
@@ -14,11 +15,25 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from google.protobuf import json_format
 
 from extproc.server import extproc_http, processor
-from extproc.server.frontend import Reply
+from extproc.server.frontend import Frontend, Reply
+
+
+class _Rest(Protocol):
+    """The one method of `Frontend` that `extproc_http.process` calls."""
+
+    async def rest(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], predictor_name: str | None
+    ) -> Reply: ...
+
+
+def _as_frontend(fake: _Rest) -> Frontend:
+    return cast(Frontend, fake)
 
 
 class _NoFrontend:
-    async def rest(self, *args: Any) -> Any:
+    async def rest(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], predictor_name: str | None
+    ) -> Reply:
         raise AssertionError("a bad payload must not reach the graph")
 
 
@@ -27,7 +42,7 @@ class _NoFrontend:
     [b"not json", b"[]", b'{"request_headers": {}}', b'{"request_body": {"body": "%%%"}}'],
 )
 def test_bad_payload_is_an_immediate_seldon_400(payload: bytes) -> None:
-    answer = asyncio.run(extproc_http.process(_NoFrontend(), payload))  # type: ignore[arg-type]
+    answer = asyncio.run(extproc_http.process(_as_frontend(_NoFrontend()), payload))
     response = json_format.Parse(answer, ep.ProcessingResponse())
     assert response.immediate_response.status.code == 400
     assert orjson.loads(response.immediate_response.body)["status"]["reason"] == "BAD_REQUEST"
@@ -44,9 +59,11 @@ def test_a_pinned_route_names_the_predictor() -> None:
 def test_body_and_attributes_reach_the_frontend() -> None:
     seen: dict[str, Any] = {}
 
-    class Frontend:
-        async def rest(self, method: str, path: str, body: bytes, headers: Any, predictor: Any) -> Any:
-            seen.update(method=method, path=path, body=body, headers=dict(headers), predictor=predictor)
+    class Recorder:
+        async def rest(
+            self, method: str, path: str, body: bytes, headers: Mapping[str, str], predictor_name: str | None
+        ) -> Reply:
+            seen.update(method=method, path=path, body=body, headers=dict(headers), predictor=predictor_name)
             return Reply(200, b'{"data": {}}')
 
     attributes = {
@@ -62,7 +79,7 @@ def test_body_and_attributes_reach_the_frontend() -> None:
             "attributes": {extproc_http.ATTRIBUTES_KEY: attributes},
         }
     )
-    answer = asyncio.run(extproc_http.process(Frontend(), payload))  # type: ignore[arg-type]
+    answer = asyncio.run(extproc_http.process(_as_frontend(Recorder()), payload))
     response = json_format.Parse(answer, ep.ProcessingResponse())
     assert seen == {
         "method": "POST",

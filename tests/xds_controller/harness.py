@@ -154,7 +154,8 @@ class _EchoHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
-        upstream: HttpUpstream = self.server.upstream  # type: ignore[attr-defined]
+        assert isinstance(self.server, _EchoServer)
+        upstream = self.server.upstream
         with upstream.lock:
             upstream.received.append(self.path)
             upstream.headers.append({k.lower(): v for k, v in self.headers.items()})
@@ -190,6 +191,14 @@ class _EchoHandler(BaseHTTPRequestHandler):
 BIG_BODY = 2**20  # bodies larger than this are not echoed back, only their length
 
 
+class _EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, upstream: HttpUpstream) -> None:
+        super().__init__(("127.0.0.1", 0), _EchoHandler)
+        self.upstream = upstream
+
+
 class HttpUpstream:
     """A REST runtime stand-in that answers every request with JSON describing it.
 
@@ -206,9 +215,7 @@ class HttpUpstream:
         self.received: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self._server.upstream = self  # type: ignore[attr-defined]
-        self._server.daemon_threads = True
+        self._server = _EchoServer(self)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-upstream", daemon=True)
 
@@ -230,7 +237,7 @@ class HttpUpstream:
         self._thread.join(timeout=10)
 
 
-class _Seldon(prediction_pb2_grpc.SeldonServicer):  # type: ignore[misc]
+class _Seldon(prediction_pb2_grpc.SeldonServicer):
     def __init__(self, name: str, release: threading.Event) -> None:
         self._name = name
         self._release = release

@@ -238,7 +238,8 @@ def test_a_spec_that_cannot_be_hashed_is_templated_by_its_repr() -> None:
     builder = SnapshotBuilder(SCOPED)
     built = builder.build(deployments, endpoints)
     assert builder._parts.filled == 1  # "other" from the template of "first"
-    assert [key[-2][0] for key in builder._parts._templates] == ["repr"]  # type: ignore[index]
+    (key,) = builder._parts._templates  # one shape, its spec (at index -2) keyed by repr
+    assert isinstance(key[-2], tuple) and key[-2][0] == "repr"
     assert _unpacked(built) == _unpacked(translate(deployments, endpoints, SCOPED).to_snapshot())
 
 

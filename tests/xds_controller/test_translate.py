@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
@@ -30,8 +32,8 @@ def _routes(resources: Resources) -> dict[str, route_components_pb2.Route]:
     return {route.name: route for route in config.virtual_hosts[0].routes}
 
 
-def _headers(options: object) -> dict[str, str]:
-    return {o.header.key: o.header.value for o in options}  # type: ignore[attr-defined]
+def _headers(options: Iterable[base_pb2.HeaderValueOption]) -> dict[str, str]:
+    return {o.header.key: o.header.value for o in options}
 
 
 def test_single_model_rest_route_rewrites_the_seldon_prefix() -> None:

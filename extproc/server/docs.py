@@ -1,55 +1,31 @@
 """The Swagger UI of a graph deployment, as Seldon's executor serves it at `/api/v1.0/doc/`.
 
-The page, Swagger UI's own assets (from the swagger-ui-bundle wheel: no CDN, so it works offline) and the
-OpenAPI document of the graph's external Seldon API (`seldon.json`) are all served beside each other
-under `/api/v1.0/doc/` with relative links, so the page works behind the gateway's
-`/seldon/<namespace>/<name>/` prefix and with it rewritten away. A single model's runtime serves its own
-(model_runtime/rest/openapi.py, which extproc may not import).
+The page and Swagger UI's assets (apidoc, shared with the runtimes) and the OpenAPI document of the
+graph's external Seldon API (`seldon.json`) are all served beside each other under `/api/v1.0/doc/` with
+relative links, so the page works behind the gateway's `/seldon/<namespace>/<name>/` prefix and with it
+rewritten away. A single model's runtime serves its own (model_runtime/rest/openapi.py, which extproc may
+not import).
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from apidoc import ASSETS, asset
+from apidoc import page as swagger_page
+
+__all__ = ["ASSETS", "DOC", "DOCUMENT", "asset", "document", "page"]
+
 DOC = "/api/v1.0/doc/"
 DOCUMENT = "seldon.json"
-ASSETS = {
-    "swagger-ui.css": "text/css; charset=utf-8",
-    "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
-}
 _MESSAGE = {"$ref": "#/components/schemas/SeldonMessage"}
 
 
-@functools.cache
-def asset(name: str) -> bytes:
-    """One of `ASSETS`, read once from the installed swagger-ui-bundle."""
-    from swagger_ui_bundle import swagger_ui_path
-
-    if name not in ASSETS:
-        raise KeyError(name)
-    return (Path(swagger_ui_path) / name).read_bytes()
-
-
-@functools.cache
 def page(deployment: str) -> bytes:
-    return f"""<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<title>{deployment}: Seldon v1 API</title>
-<link rel="stylesheet" href="swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "{DOCUMENT}", dom_id: "#swagger-ui"}});</script>
-</body>
-</html>
-""".encode()
+    return swagger_page(deployment, DOCUMENT)
 
 
 def _answer(description: str, media: str = "application/json", schema: Any = None) -> dict[str, Any]:

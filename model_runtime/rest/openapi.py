@@ -1,50 +1,27 @@
-"""The OpenAPI document served at `/seldon.json` (and rendered by Swagger UI at `/api/v1.0/doc/`)."""
+"""The OpenAPI document served at `/seldon.json` (and rendered by Swagger UI at `/api/v1.0/doc/`, its page
+and assets from apidoc, shared with extproc's graph documentation)."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
+
+from apidoc import ASSETS, page
+from apidoc import asset as swagger_asset
+
+__all__ = ["SWAGGER_ASSETS", "openapi_document", "swagger_asset", "swagger_ui_html"]
 
 _MESSAGE = {"$ref": "#/components/schemas/SeldonMessage"}
 _ERROR = {"description": "Seldon error", "content": {"application/json": {"schema": _MESSAGE}}}
 
-
-# Swagger UI's assets, served by the runtime itself from the swagger-ui-bundle wheel (no CDN: the page
-# works offline), beside the page at /api/v1.0/doc/.
-SWAGGER_ASSETS = {
-    "swagger-ui.css": b"text/css; charset=utf-8",
-    "swagger-ui-bundle.js": b"application/javascript; charset=utf-8",
-}
-
-
-@functools.cache
-def swagger_asset(name: str) -> bytes:
-    """One of `SWAGGER_ASSETS`, read once from the installed swagger-ui-bundle."""
-    from swagger_ui_bundle import swagger_ui_path
-
-    if name not in SWAGGER_ASSETS:
-        raise KeyError(name)
-    return (Path(swagger_ui_path) / name).read_bytes()
+# Swagger UI's assets, served by the runtime itself beside the page at /api/v1.0/doc/: content-types as
+# ASGI header bytes.
+SWAGGER_ASSETS = {name: media.encode() for name, media in ASSETS.items()}
 
 
 def swagger_ui_html(openapi_url: str, node: str) -> str:
     """A Swagger UI page for the document at `openapi_url`, its assets next to it (relative URLs, so the
     page also works behind the gateway's /seldon/<ns>/<name>/ prefix)."""
-    return f"""<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<title>{node}: Seldon v1 API</title>
-<link rel="stylesheet" href="swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "{openapi_url}", dom_id: "#swagger-ui"}});</script>
-</body>
-</html>
-"""
+    return page(node, openapi_url).decode()
 
 
 def _post(summary: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -5,63 +5,18 @@ Seldon's do; a user class that raises on it answers 500 (Seldon's choice too), s
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.helpers.mesh import Mesh, free_port
+from tests.helpers.iris_mesh import IRIS_MODEL, IRIS_V2, average_pair, iris_mesh, manifests
+from tests.helpers.mesh import Mesh
 
-ROOT = Path(__file__).resolve().parents[2]
-
-MANIFESTS = """
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: iris-model, namespace: seldon}
-spec:
-  predictors:
-    - name: default
-      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
----
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: iris-v2, namespace: seldon}
-spec:
-  protocol: v2
-  predictors:
-    - name: default
-      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
----
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: pair, namespace: seldon}
-spec:
-  predictors:
-    - name: main
-      graph:
-        name: average
-        implementation: AVERAGE_COMBINER
-        children:
-          - {name: left, implementation: SKLEARN_SERVER, modelUri: ./model}
-          - {name: right, implementation: SKLEARN_SERVER, modelUri: ./model}
-"""
-
+MANIFESTS = manifests(IRIS_MODEL, IRIS_V2, average_pair("pair"))
 DEPLOYMENTS = ("iris-model", "iris-v2", "pair")
 
 
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    folder = tmp_path_factory.mktemp("fuzz")
-    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
-    (folder / "fuzz.yaml").write_text(MANIFESTS)
-    running = Mesh(folder / "state", free_port()).start(folder / "fuzz.yaml")
-    try:
-        for name in DEPLOYMENTS:
-            running.wait_state(name, "Available", timeout=120)
+    with iris_mesh(tmp_path_factory.mktemp("fuzz"), MANIFESTS, DEPLOYMENTS) as running:
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(folder / "model", ignore_errors=True)

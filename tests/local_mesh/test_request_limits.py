@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import json
 import select
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,11 +20,12 @@ import httpx
 import pytest
 import yaml
 
-from generated.inference import dataplane_pb2, dataplane_pb2_grpc
-from generated.seldon import prediction_pb2, prediction_pb2_grpc
-from tests.helpers.mesh import Mesh, free_port, pid_alive
+from generated.inference import dataplane_pb2
+from generated.seldon import prediction_pb2
+from tests.helpers.grpc_clients import seldon_client, v2_client
+from tests.helpers.iris_mesh import iris_mesh
+from tests.helpers.mesh import Mesh, pid_alive
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 2**20
 DEFAULT_LIMIT = 2**31 - 1
 ANNOTATED = {"seldon.io/grpc-max-message-size": str(LIMIT)}
@@ -61,18 +58,11 @@ EXTPROC_AT_START: list[int] = []  # extproc's pid once the mesh serves
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    names = [deployment["metadata"]["name"] for deployment in DEPLOYMENTS]
     folder = tmp_path_factory.mktemp("limits")
-    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
-    (folder / "limits.yaml").write_text(yaml.safe_dump_all(DEPLOYMENTS))
-    running = Mesh(folder / "state", free_port()).start(folder / "limits.yaml")
-    try:
-        for deployment in DEPLOYMENTS:
-            running.wait_state(deployment["metadata"]["name"], "Available", timeout=120)
+    with iris_mesh(folder, yaml.safe_dump_all(DEPLOYMENTS), names) as running:
         EXTPROC_AT_START.append(int((running.state_dir / "extproc.pid").read_text()))
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(folder / "model", ignore_errors=True)
 
 
 def _seldon_body(rows: int) -> bytes:
@@ -201,19 +191,17 @@ def test_grpc_messages_over_the_limit_get_resource_exhausted(mesh: Mesh) -> None
     big = _tensor_message(LIMIT // 32 + 1)  # 8 bytes a value, 4 values a row
     assert big.ByteSize() > LIMIT
     for name in ("small", "small-pair"):
-        error = _grpc(mesh, name, lambda c: prediction_pb2_grpc.SeldonStub(c).Predict, big)
+        error = _grpc(mesh, name, lambda c: seldon_client(c).Predict, big)
         assert isinstance(error, grpc.RpcError), name
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (name, error.details())
-        answer = _grpc(mesh, name, lambda c: prediction_pb2_grpc.SeldonStub(c).Predict, _tensor_message(10))
+        answer = _grpc(mesh, name, lambda c: seldon_client(c).Predict, _tensor_message(10))
         assert isinstance(answer, prediction_pb2.SeldonMessage), (name, answer)
         assert list(answer.data.tensor.shape) == [10, 3]
     rows = LIMIT // 32 + 1
     infer = dataplane_pb2.ModelInferRequest(model_name="classifier")
     tensor = infer.inputs.add(name="predict", datatype="FP64", shape=[rows, 4])
     tensor.contents.fp64_contents.extend(ROW * rows)
-    error = _grpc(
-        mesh, "small-v2", lambda c: dataplane_pb2_grpc.GRPCInferenceServiceStub(c).ModelInfer, infer
-    )
+    error = _grpc(mesh, "small-v2", lambda c: v2_client(c).ModelInfer, infer)
     assert isinstance(error, grpc.RpcError)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
 

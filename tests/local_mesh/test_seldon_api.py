@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ from google.protobuf import empty_pb2
 
 from generated.inference import dataplane_pb2 as v2_pb
 from tests.helpers.grpc_clients import seldon_client, v2_client
-from tests.helpers.mesh import Mesh, free_port
+from tests.helpers.iris_mesh import IRIS_MODEL, IRIS_V2, average_pair, iris_mesh, manifests
+from tests.helpers.mesh import Mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,38 +68,7 @@ spec:
           - {{name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}}
 """
 MANIFESTS = (
-    """
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: iris-model, namespace: seldon}
-spec:
-  predictors:
-    - name: default
-      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
----
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: iris-v2, namespace: seldon}
-spec:
-  protocol: v2
-  predictors:
-    - name: default
-      graph: {name: classifier, implementation: SKLEARN_SERVER, modelUri: ./model}
----
-apiVersion: machinelearning.seldon.io/v1
-kind: SeldonDeployment
-metadata: {name: pair-v2, namespace: seldon}
-spec:
-  protocol: v2
-  predictors:
-    - name: main
-      graph:
-        name: average
-        implementation: AVERAGE_COMBINER
-        children:
-          - {name: left, implementation: SKLEARN_SERVER, modelUri: ./model}
-          - {name: right, implementation: SKLEARN_SERVER, modelUri: ./model}
-"""
+    manifests(IRIS_MODEL, IRIS_V2, average_pair("pair-v2", v2=True))
     + GRAPH.format(name="gated", container=NODE.format(name="gate"), healthy="yes")
     + GRAPH.format(name="sick", container=NODE.format(name="gate"), healthy="no")
 )
@@ -110,18 +79,9 @@ IRIS = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     folder = tmp_path_factory.mktemp("api")
-    subprocess.run([sys.executable, str(ROOT / "examples/iris/train.py"), str(folder / "model")], check=True)
-    (folder / "Health.py").write_text(HEALTH)
-    (folder / "api.yaml").write_text(MANIFESTS)
-    running = Mesh(folder / "state", free_port()).start(folder / "api.yaml")
-    try:
-        for name in DEPLOYMENTS:
-            running.wait_state(name, "Available")
+    with iris_mesh(folder, MANIFESTS, DEPLOYMENTS, timeout=90, files={"Health.py": HEALTH}) as running:
         running.wait_serving("/seldon/seldon/gated/api/v1.0/predictions", IRIS)
         yield running
-    finally:
-        running.stop()
-        shutil.rmtree(folder / "state", ignore_errors=True)
 
 
 def _get(mesh: Mesh, deployment: str, path: str) -> httpx.Response:

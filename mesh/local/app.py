@@ -188,7 +188,7 @@ class LocalMesh:
                     backoff_max_s=settings.restart_backoff_max_s,
                     stop_grace_s=settings.stop_grace_s,
                     pid_dir=settings.pid_dir,
-                    liveness_timeout_s=settings.liveness_timeout_s,
+                    liveness=settings.liveness,
                     gateway_url=self.gateway_url,
                 ),
                 on_change=self._schedule_refresh,

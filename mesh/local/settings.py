@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mesh.local.liveness import LivenessPolicy
 from telemetry.tracing import TracingSettings, settings_from_env
 
 # The OpenTelemetry SDK's batch export delay, which the gateway's (Envoy's) tracer honours too.
@@ -78,11 +79,31 @@ class LocalSettings(BaseModel):
         "but shorter, since a laptop user is watching.",
     )
     stop_grace_s: float = Field(default=5.0, gt=0, description="SIGTERM-to-SIGKILL grace for children.")
-    liveness_timeout_s: float = Field(
-        default=30.0,
+    liveness_period_s: float = Field(
+        default=10.0,
         gt=0,
-        description="Seconds a runtime that was ready may leave its health probes unanswered (hung, "
-        "stopped) before it is restarted; Kubernetes' liveness defaults allow 30 s.",
+        description="Seconds between liveness probes (GET /live) of a runtime that got ready; Kubernetes' "
+        "periodSeconds default.",
+    )
+    liveness_probe_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds each liveness probe waits for an answer (of any status); Kubernetes' "
+        "timeoutSeconds is 1, more here for a laptop shared with builds.",
+    )
+    liveness_failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="Failed liveness probes in a row that restart a runtime (hung, stopped, its listener "
+        "gone); Kubernetes' failureThreshold default. A probe unanswered while the runtime's threads were "
+        "busy on a CPU or waiting for one (a long predict, a loaded machine) is not a failure.",
+    )
+    liveness_busy_limit_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a runtime busy with work may leave liveness probes unanswered before it is "
+        "restarted anyway (a predict spinning forever on its event loop); long predicts are better run "
+        "in threads.",
     )
     envoy_log_level: str = Field(default="warning", description="Envoy's --log-level.")
     xds_delta: bool = Field(
@@ -101,6 +122,15 @@ class LocalSettings(BaseModel):
         "filter over Envoy's `http_service` to the REST edge (POSTs with a body; the rest as with `http`; "
         "Envoy gives that POST no trace context). gRPC graph requests always go to extproc as an upstream.",
     )
+
+    @property
+    def liveness(self) -> LivenessPolicy:
+        return LivenessPolicy(
+            period_s=self.liveness_period_s,
+            timeout_s=self.liveness_probe_timeout_s,
+            failure_threshold=self.liveness_failure_threshold,
+            busy_limit_s=self.liveness_busy_limit_s,
+        )
 
     @property
     def db_path(self) -> Path:

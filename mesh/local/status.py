@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from mesh.local.reconcile import Reconciler
+from mesh.local.supervisor import Restart
 
 
 def describe(
@@ -33,6 +35,7 @@ def describe(
                     "state": component.state.value,
                     "reason": component.reason,
                     "restarts": component.restarts,
+                    "lastRestart": _restart(component.last_restart),
                     "pid": component.pid,
                     "http": [f"{u.host}:{u.port}" for u in component.endpoints.http],
                     "grpc": [f"{u.host}:{u.port}" for u in component.endpoints.grpc],
@@ -41,6 +44,7 @@ def describe(
                         {
                             "state": replica.state.value,
                             "restarts": replica.restarts,
+                            "lastRestart": _restart(replica.last_restart),
                             "pid": replica.pid,
                             "http": [f"{u.host}:{u.port}" for u in replica.endpoints.http],
                         }
@@ -52,3 +56,11 @@ def describe(
         }
         result.append(manifest)
     return result
+
+
+def _restart(restart: Restart | None) -> dict[str, str] | None:
+    """Why the last run ended and when, as Kubernetes' `lastState.terminated` says it."""
+    if restart is None:
+        return None
+    at = datetime.fromtimestamp(restart.at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"reason": restart.reason, "finishedAt": at}

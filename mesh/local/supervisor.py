@@ -21,13 +21,22 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 import httpx
 
+from mesh.local.activity import group_activity
 from mesh.local.children import PidRecords, guard_prefix
+from mesh.local.liveness import (
+    LIVENESS_PATH,
+    LivenessCheck,
+    LivenessPolicy,
+    Verdict,
+    probe_live,
+    watch_liveness,
+)
 from mesh.local.plan import ComponentPlan, RuntimeLaunch
 from xds_controller.translate import ComponentEndpoints, ComponentKey, Upstream
 
@@ -39,12 +48,9 @@ HEALTH_POLL_S = 1.0
 # failureThreshold default. One probe lost to a busy machine (the 2 s probe timeout) must not pull a
 # healthy runtime's endpoints from Envoy and extproc; a runtime that exits is noticed at once anyway.
 READY_FAILURE_THRESHOLD = 3
+READY_PROBE_TIMEOUT_S = 2.0
 # Runs in a row that exit before getting ready, after which the component is Failed (it keeps retrying).
 CRASH_LOOP_RESTARTS = 3
-# Liveness: a runtime that got ready and then leaves this many probes in a row unanswered (no HTTP answer
-# within the probe timeout: hung, SIGSTOPped, its listener gone), for at least `liveness_timeout_s`, is
-# killed and restarted like one that died. An answer of any status (503 while reloading) counts as alive.
-LIVENESS_FAILURE_THRESHOLD = 3
 NO_ENDPOINTS = ComponentEndpoints(http=(), grpc=())
 
 
@@ -65,10 +71,19 @@ class ComponentState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Restart:
+    """Why the last run of a process ended (Kubernetes' lastState.terminated), and when (epoch seconds)."""
+
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
 class ComponentStatus:
     state: ComponentState
     reason: str = ""
     restarts: int = 0
+    last_restart: Restart | None = None
     endpoints: ComponentEndpoints = NO_ENDPOINTS
     pid: int | None = None
     metrics_url: str | None = None  # the runtime's Prometheus scrape; None for external components
@@ -105,10 +120,9 @@ class SupervisorSettings:
     backoff_max_s: float
     stop_grace_s: float
     pid_dir: Path | None = None  # where each runtime's pid is recorded while it runs (`PidRecords`)
-    # Seconds a ready runtime may leave probes unanswered before it is restarted (Kubernetes' liveness
-    # defaults allow 30 s: 3 failures 10 s apart). A model holding its event loop longer on one request
-    # would be restarted too: run such user code in threads (`--user-code-threads`).
-    liveness_timeout_s: float = 30.0
+    # When a runtime that got ready is restarted for not answering (`liveness`): hung, stopped or its
+    # listener gone, not busy with a long predict or waiting for a CPU on a loaded machine.
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
     gateway_url: str | None = None  # SELDON_MESH_GATEWAY_URL of the children (explainers call through it)
 
 
@@ -134,7 +148,9 @@ class RuntimeProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._reached_ready = False
+        self._served = asyncio.Event()  # this run got ready: its liveness is checked from then on
         self._hung: str | None = None  # why this run was killed for not answering
+        self.liveness: LivenessCheck | None = None  # this run's liveness decision, once it got ready
         self.status = ComponentStatus(
             ComponentState.STARTING, endpoints=self.endpoints, metrics_url=self.metrics_url
         )
@@ -187,6 +203,7 @@ class RuntimeProcess:
         )
         if new.state is ComponentState.READY:
             self._reached_ready = True
+            self._served.set()
         if new != current:
             self.status = new
             self._on_change()
@@ -205,13 +222,14 @@ class RuntimeProcess:
                 crashes, delay = crashes + 1, backoff
                 backoff = min(backoff * 2, self._settings.backoff_max_s)
             state = ComponentState.FAILED if crashes >= CRASH_LOOP_RESTARTS else ComponentState.CRASHED
+            self.status = replace(self.status, last_restart=Restart(exit_reason, time.time()))
             self._set(
                 state=state,
                 reason=f"{exit_reason}; restarting in {delay:.1f}s",
                 restarts=restarts,
                 pid=None,
             )
-            log.warning("component %s: %s", "/".join(self.key), self.status.reason)
+            log.warning("component %s: restart %d: %s", "/".join(self.key), restarts, self.status.reason)
             await asyncio.sleep(delay)
             # Fresh ports for the next run: a port picked free may since have been taken (another
             # process, or an outgoing connection's ephemeral port), and retrying it would fail forever.
@@ -249,13 +267,19 @@ class RuntimeProcess:
             self._set(state=ComponentState.STARTING, reason="loading", restarts=restarts, pid=process.pid)
         else:
             self._set(pid=process.pid)
-        watcher = asyncio.create_task(self._watch_health(process))
+        self._served = asyncio.Event()
+        watchers = [
+            asyncio.create_task(self._watch_health(process)),
+            asyncio.create_task(self._watch_liveness(process)),
+        ]
         try:
             code = await process.wait()
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for watcher in watchers:
+                watcher.cancel()
+            for watcher in watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
         self._forget(process)
         hung, self._hung = self._hung, None
         return hung or f"exited with code {code}{self._log_tail()}"
@@ -265,22 +289,16 @@ class RuntimeProcess:
             self._records.forget(process.pid)
 
     async def _watch_health(self, process: asyncio.subprocess.Process) -> None:
-        """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed."""
+        """Poll `/ready`: 200 is Ready; a load failure (or no readiness by the deadline) is Failed. The
+        deadline is the startup allowance: liveness is checked only once the run got ready."""
         url = f"http://{self._settings.host}:{self._http_port}/ready"
         ready_timeout_s = self.launch.ready_timeout_s or self._settings.ready_timeout_s
         deadline = time.monotonic() + ready_timeout_s
-        failures = unanswered = 0
-        answered_at = time.monotonic()
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        failures = 0
+        async with httpx.AsyncClient(timeout=READY_PROBE_TIMEOUT_S) as client:
             while process.returncode is None:
                 probe = await _probe(client, url)
                 failures = 0 if probe.ready else failures + 1
-                unanswered = 0 if probe.answered else unanswered + 1
-                if probe.answered:
-                    answered_at = time.monotonic()
-                elif self._reached_ready and self._unresponsive(unanswered, answered_at):
-                    await self._kill_hung(process, time.monotonic() - answered_at)
-                    return
                 if probe.ready:
                     self._set(state=ComponentState.READY, reason="")
                 elif probe.load_failed:
@@ -296,15 +314,32 @@ class RuntimeProcess:
                 poll = HEALTH_POLL_S if self.status.state == ComponentState.READY else READY_POLL_S
                 await asyncio.sleep(poll)
 
-    def _unresponsive(self, unanswered: int, answered_at: float) -> bool:
-        silent_s = time.monotonic() - answered_at
-        return unanswered >= LIVENESS_FAILURE_THRESHOLD and silent_s >= self._settings.liveness_timeout_s
+    async def _watch_liveness(self, process: asyncio.subprocess.Process) -> None:
+        """From the run's first Ready on: `GET /live` by the policy; a dead verdict restarts the run."""
+        await self._served.wait()
+        policy = self._settings.liveness
+        url = f"http://{self._settings.host}:{self._http_port}{LIVENESS_PATH}"
+        self.liveness = LivenessCheck(policy, asyncio.get_running_loop().time())
+        async with httpx.AsyncClient(timeout=None) as client:  # the probe's own deadline applies
+            verdict = await watch_liveness(
+                self.liveness,
+                lambda: probe_live(client, url, policy.timeout_s),
+                lambda: group_activity(process.pid),
+                self._report_liveness,
+            )
+        await self._kill_hung(process, verdict.reason)
 
-    async def _kill_hung(self, process: asyncio.subprocess.Process, silent_s: float) -> None:
+    def _report_liveness(self, verdict: Verdict) -> None:
+        """A failed probe is a warning; a busy stretch is told once (then at debug level)."""
+        quiet = verdict.busy and self.liveness is not None and self.liveness.busy_streak > 1
+        level = logging.WARNING if verdict.counted else logging.DEBUG if quiet else logging.INFO
+        log.log(level, "component %s: %s", "/".join(self.key), verdict.reason)
+
+    async def _kill_hung(self, process: asyncio.subprocess.Process, reason: str) -> None:
         """Out of the endpoints first, then SIGTERM (with SIGCONT, so a stopped process gets it), and
         SIGKILL after the grace; `_keep_alive` restarts it at once, as it had served."""
-        self._hung = f"stopped answering: no answer on port {self._http_port} for {silent_s:.0f}s"
-        log.warning("component %s: %s, restarting it", "/".join(self.key), self._hung)
+        self._hung = f"{reason} (port {self._http_port}, pid {process.pid})"
+        log.warning("component %s: restarting it: %s", "/".join(self.key), self._hung)
         self._set(state=ComponentState.NOT_READY, reason=self._hung)
         for sig in (signal.SIGTERM, signal.SIGCONT):
             with contextlib.suppress(ProcessLookupError):
@@ -346,15 +381,14 @@ class Probe:
     ready: bool
     info: str = ""
     load_failed: bool = False
-    answered: bool = True  # an HTTP answer came (any status): the runtime is alive
 
 
 async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
     """Read the runtime's `/ready`: its 503 body is Seldon's error JSON, `reason` says loading or failed."""
     try:
         response = await client.get(url)
-    except httpx.HTTPError:
-        return Probe(ready=False, answered=False)
+    except httpx.HTTPError as error:
+        return Probe(ready=False, info=f"readiness probe: {type(error).__name__}")
     if response.status_code == 200:
         return Probe(ready=True)
     try:
@@ -366,13 +400,15 @@ async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
 
 
 def _aggregate(replicas: Sequence[RuntimeProcess]) -> ComponentStatus:
-    """One status for a component's replicas: the first that is not Ready speaks for all, restarts add up,
-    and the endpoints are where each replica listens."""
+    """One status for a component's replicas: the first that is not Ready speaks for all, restarts add up
+    (the latest one says why), and the endpoints are where each replica listens."""
     states = [r.status for r in replicas]
     worst = next((s for s in states if s.state is not ComponentState.READY), states[0])
+    restarts = [s.last_restart for s in states if s.last_restart is not None]
     return replace(
         worst,
         restarts=sum(s.restarts for s in states),
+        last_restart=max(restarts, key=lambda r: r.at) if restarts else None,
         endpoints=ComponentEndpoints(
             http=tuple(u for s in states for u in s.endpoints.http),
             grpc=tuple(u for s in states for u in s.endpoints.grpc),

@@ -1,6 +1,7 @@
 """The process supervisor with real runtime processes: a runtime whose port was taken comes back on fresh
-ports, one slow readiness probe does not pull a Ready runtime out of rotation, and a runtime that stops
-answering without dying (SIGSTOPped) is restarted and serves again."""
+ports, one slow readiness probe does not pull a Ready runtime out of rotation, a runtime that stops
+answering without dying (SIGSTOPped) is restarted and serves again, and one that answers no probe because
+it is busy with long predicts is not."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from mesh.local import supervisor as supervisor_module
+from mesh.local.liveness import LivenessPolicy
 from mesh.local.plan import RuntimeLaunch
 from mesh.local.supervisor import (
     ComponentState,
@@ -28,10 +30,17 @@ from xds_controller.translate import ComponentKey
 
 CLASSES = Path(__file__).resolve().parents[1] / "data" / "graphs"
 KEY = ComponentKey("default", "dep", "main", "model")
+# Probes every second, each given a second, three failures restart: a runtime that cannot answer is
+# restarted within seconds, so a test shows it quickly (the defaults are Kubernetes' 10 s period).
+QUICK = LivenessPolicy(period_s=1.0, timeout_s=1.0, failure_threshold=3)
+DEFAULT_LIVENESS = LivenessPolicy()
 
 
 def _process(
-    tmp_path: Path, on_change: Callable[[], None] = lambda: None, liveness_timeout_s: float = 30.0
+    tmp_path: Path,
+    on_change: Callable[[], None] = lambda: None,
+    liveness: LivenessPolicy = DEFAULT_LIVENESS,
+    model: str = "Affine",
 ) -> RuntimeProcess:
     settings = SupervisorSettings(
         host="127.0.0.1",
@@ -40,9 +49,9 @@ def _process(
         backoff_initial_s=0.05,
         backoff_max_s=0.2,
         stop_grace_s=5.0,
-        liveness_timeout_s=liveness_timeout_s,
+        liveness=liveness,
     )
-    launch = RuntimeLaunch(("--class", "Affine", "--code-dir", str(CLASSES)), {}, CLASSES)
+    launch = RuntimeLaunch(("--class", model, "--code-dir", str(CLASSES)), {}, CLASSES)
     return RuntimeProcess(KEY, launch, settings, on_change)
 
 
@@ -115,7 +124,7 @@ def test_a_runtime_that_stops_answering_is_restarted(tmp_path: Path) -> None:
     states: list[ComponentState] = []
 
     async def scenario() -> tuple[int, ComponentStatus, int]:
-        process = _process(tmp_path, lambda: states.append(process.status.state), liveness_timeout_s=2.0)
+        process = _process(tmp_path, lambda: states.append(process.status.state), QUICK)
         process.start()
         try:
             await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
@@ -141,6 +150,40 @@ def test_a_runtime_that_stops_answering_is_restarted(tmp_path: Path) -> None:
     assert ComponentState.NOT_READY in states  # out of the endpoints before it was killed
     with pytest.raises(ProcessLookupError):
         os.kill(stopped, 0)  # the stopped one was killed, not left behind
+    assert status.last_restart is not None  # why, as `seldon-mesh get` shows it
+    assert "liveness probe failed 3 times in a row" in status.last_restart.reason
+    assert "the process is stopped" in status.last_restart.reason
+    assert f"pid {stopped}" in status.last_restart.reason
+
+
+def test_a_runtime_busy_with_long_predicts_is_not_restarted(tmp_path: Path) -> None:
+    """User code runs on the runtime's event loop: while three predicts of 4 s each spin in turn, no probe
+    is answered for 12 s, four times what `QUICK` allows a silent runtime. The runtime was working all
+    that time, so it keeps running and answers every request."""
+    spin_s, requests = 4.0, 3
+
+    async def scenario() -> tuple[list[int], ComponentStatus, int | None, int]:
+        process = _process(tmp_path, liveness=QUICK, model="Spinner")
+        process.start()
+        try:
+            await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
+            pid = process.status.pid
+            url = f"http://127.0.0.1:{process.endpoints.http[0].port}/api/v1.0/predictions"
+            async with httpx.AsyncClient(timeout=120) as client:
+                answers = await asyncio.gather(
+                    *(client.post(url, json={"data": {"ndarray": [[spin_s]]}}) for _ in range(requests))
+                )
+            await _until(lambda: process.status.state is ComponentState.READY, 30, "Ready after it")
+            assert process.liveness is not None
+            return [a.status_code for a in answers], process.status, pid, process.liveness.busy_probes
+        finally:
+            await process.stop()
+
+    statuses, status, pid, busy_probes = asyncio.run(scenario())
+    assert statuses == [200] * requests
+    assert status.restarts == 0 and status.last_restart is None
+    assert status.pid == pid
+    assert busy_probes >= QUICK.failure_threshold  # it did go unanswered: enough to restart it, if idle
 
 
 def test_a_runtime_gets_three_distinct_ports_each_free() -> None:

@@ -309,6 +309,7 @@ def test_killing_the_only_replica_answers_503_until_it_is_back(site: Site) -> No
     canary = next(c for c in shown["status"]["components"] if c["predictor"] == "canary")
     assert canary["restarts"] == 1
     assert canary["pid"] != victim
+    assert canary["lastRestart"]["reason"].startswith("exited with code -9")  # why: SIGKILL
 
 
 def test_killing_extproc_answers_503_until_it_is_back(site: Site) -> None:

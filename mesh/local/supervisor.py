@@ -295,10 +295,16 @@ class RuntimeProcess:
         ready_timeout_s = self.launch.ready_timeout_s or self._settings.ready_timeout_s
         deadline = time.monotonic() + ready_timeout_s
         failures = 0
+        not_serving = _NotServing(self._settings.liveness)
         async with httpx.AsyncClient(timeout=READY_PROBE_TIMEOUT_S) as client:
-            while process.returncode is None:
+            while process.returncode is None and self._hung is None:
                 probe = await _probe(client, url)
+                if self._hung is not None:  # the liveness check is restarting this run
+                    return
                 failures = 0 if probe.ready else failures + 1
+                if self._reached_ready and not_serving.too_long(probe, time.monotonic()):
+                    await self._restart_run(process, not_serving.reason(probe))
+                    return
                 if probe.ready:
                     self._set(state=ComponentState.READY, reason="")
                 elif probe.load_failed:
@@ -327,7 +333,7 @@ class RuntimeProcess:
                 lambda: group_activity(process.pid),
                 self._report_liveness,
             )
-        await self._kill_hung(process, verdict.reason)
+        await self._restart_run(process, verdict.reason)
 
     def _report_liveness(self, verdict: Verdict) -> None:
         """A failed probe is a warning; a busy stretch is told once (then at debug level)."""
@@ -335,9 +341,11 @@ class RuntimeProcess:
         level = logging.WARNING if verdict.counted else logging.DEBUG if quiet else logging.INFO
         log.log(level, "component %s: %s", "/".join(self.key), verdict.reason)
 
-    async def _kill_hung(self, process: asyncio.subprocess.Process, reason: str) -> None:
+    async def _restart_run(self, process: asyncio.subprocess.Process, reason: str) -> None:
         """Out of the endpoints first, then SIGTERM (with SIGCONT, so a stopped process gets it), and
         SIGKILL after the grace; `_keep_alive` restarts it at once, as it had served."""
+        if self._hung is not None:  # the other check got there first
+            return
         self._hung = f"{reason} (port {self._http_port}, pid {process.pid})"
         log.warning("component %s: restarting it: %s", "/".join(self.key), self._hung)
         self._set(state=ComponentState.NOT_READY, reason=self._hung)
@@ -381,6 +389,28 @@ class Probe:
     ready: bool
     info: str = ""
     load_failed: bool = False
+    answered: bool = True  # an HTTP answer came: the runtime itself says whether it is ready
+
+
+class _NotServing:
+    """A run that served and then answers "not ready" (its model unloaded, a reload that failed) for as
+    long as liveness allows a silent one (failure_threshold x period_s) is restarted: the spec says it
+    serves, and a fresh process loads what the spec says. Unanswered probes (busy) do not count."""
+
+    def __init__(self, policy: LivenessPolicy) -> None:
+        self.allowance_s = policy.failure_threshold * policy.period_s
+        self.since: float | None = None
+
+    def too_long(self, probe: Probe, now: float) -> bool:
+        if probe.ready:
+            self.since = None
+        elif probe.answered and self.since is None:
+            self.since = now
+        return self.since is not None and now - self.since >= self.allowance_s
+
+    def reason(self, probe: Probe) -> str:
+        detail = probe.info or "not ready"
+        return f"answered not ready for {self.allowance_s:.0f}s after it had served: {detail}"
 
 
 async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
@@ -388,7 +418,7 @@ async def _probe(client: httpx.AsyncClient, url: str) -> Probe:
     try:
         response = await client.get(url)
     except httpx.HTTPError as error:
-        return Probe(ready=False, info=f"readiness probe: {type(error).__name__}")
+        return Probe(ready=False, info=f"readiness probe: {type(error).__name__}", answered=False)
     if response.status_code == 200:
         return Probe(ready=True)
     try:

@@ -95,7 +95,7 @@ def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
     async def flaky_probe(client: httpx.AsyncClient, url: str) -> Probe:
         if failing["left"] > 0:
             failing["left"] -= 1
-            return Probe(ready=False)  # as a probe that timed out on a busy machine
+            return Probe(ready=False, answered=False)  # as a probe that timed out on a busy machine
         return await real_probe(client, url)
 
     monkeypatch.setattr(supervisor_module, "_probe", flaky_probe)
@@ -154,6 +154,41 @@ def test_a_runtime_that_stops_answering_is_restarted(tmp_path: Path) -> None:
     assert "liveness probe failed 3 times in a row" in status.last_restart.reason
     assert "the process is stopped" in status.last_restart.reason
     assert f"pid {stopped}" in status.last_restart.reason
+
+
+def test_a_runtime_whose_model_was_unloaded_is_restarted(tmp_path: Path) -> None:
+    """It answers, but only "not ready": a V2 repository unload sent to its port (the gateway refuses
+    them) left it so for good. Once it has answered so for as long as a silent one is allowed, a fresh
+    process loads the model again."""
+
+    async def scenario() -> tuple[int, ComponentStatus, int]:
+        process = _process(tmp_path, liveness=QUICK)
+        process.start()
+        try:
+            await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
+            unloaded = process.status.pid
+            assert unloaded is not None
+            base = f"http://127.0.0.1:{process.endpoints.http[0].port}"
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(f"{base}/v2/repository/models/model/unload")
+                assert answer.status_code == 200, answer.text
+                await _until(lambda: process.status.pid not in (unloaded, None), 60, "a new process")
+                await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready again")
+                base = f"http://127.0.0.1:{process.endpoints.http[0].port}"
+                answer = await client.post(
+                    f"{base}/api/v1.0/predictions", json={"data": {"ndarray": [[1.0]]}}
+                )
+            return unloaded, process.status, answer.status_code
+        finally:
+            await process.stop()
+
+    unloaded, status, answered = asyncio.run(scenario())
+    assert answered == 200
+    assert status.restarts == 1
+    assert status.last_restart is not None
+    assert "answered not ready for 3s after it had served: model is unloaded" in status.last_restart.reason
+    with pytest.raises(ProcessLookupError):
+        os.kill(unloaded, 0)
 
 
 def test_a_runtime_busy_with_long_predicts_is_not_restarted(tmp_path: Path) -> None:

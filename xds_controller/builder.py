@@ -48,7 +48,7 @@ from xds_controller.translate.clusters import (
     load_assignments_bytes,
 )
 from xds_controller.translate.explainer import explainer_changes, with_explainers
-from xds_controller.translate.on_demand import shadow_cluster_names
+from xds_controller.translate.on_demand import routes_on_demand, shadow_cluster_names
 from xds_controller.translate.routes import (
     CONTROL_ROUTES,
     ROUTE_CONFIG_NAME,
@@ -263,7 +263,8 @@ class SnapshotBuilder:
         """A deployment's RouteConfiguration, route scope and clusters, serialized (see `templates`)."""
         meta = deployment.metadata
         config = deployment_route_config(deployment, self.gateway)
-        key = scope(config.name, scope_key(meta.namespace, meta.name))
+        on_demand = self.gateway.on_demand_clusters and routes_on_demand(config)
+        key = scope(config.name, scope_key(meta.namespace, meta.name), on_demand)
         cluster_names, cluster_blobs = self._cluster_parts(deployment)
         return Parts(
             blobs=(

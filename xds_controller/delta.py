@@ -35,7 +35,9 @@ from xds_controller.snapshot import Snapshot, Version, serialized
 from xds_controller.sotw import ProtocolError
 
 _WILDCARD = "*"
-_ON_DEMAND_TYPES = (resource_types.CLUSTER, resource_types.ENDPOINT)
+# with on-demand clusters, the types Envoy may hold only some of (asked for by name when a request needs
+# them: scoped RouteConfigurations too, `translate.on_demand`)
+_ON_DEMAND_TYPES = (resource_types.CLUSTER, resource_types.ENDPOINT, resource_types.ROUTE)
 
 
 @dataclass
@@ -276,9 +278,9 @@ class DeltaStream:
         # A wildcard subscription is always answered once, even with nothing to send: Envoy's first
         # CDS (or LDS) fetch holds its initialisation until then (15 s by default) and on-demand
         # clusters may leave the first answer empty.
-        # With on-demand clusters a new snapshot may change only clusters (and their endpoints) Envoy
-        # never asked for: an empty answer carries its version, which Envoy's ACK then records, so the
-        # node is seen in sync with it.
+        # With on-demand clusters a new snapshot may change only clusters (their endpoints, or route
+        # configurations) Envoy never asked for: an empty answer carries its version, which Envoy's ACK
+        # then records, so the node is seen in sync with it.
         first = state.wildcard and not state.answered
         relabel = (
             snapshot.eager_clusters is not None and type_url in _ON_DEMAND_TYPES and state.label != step.label

@@ -264,3 +264,50 @@ def test_on_demand_clusters_are_sent_only_when_named_and_hold_no_route(
     plane.cache.set_snapshot(NODE, snapshot(2, frozenset({"static"})))
     client.receive_names(["lazy"])  # a cluster Envoy asked for gets its changes; "other" never came
     client.close()
+
+
+def test_a_change_to_routes_envoy_never_asked_for_is_answered_empty_with_its_version(
+    plane: ControlPlane, channel: grpc.Channel
+) -> None:
+    """With on-demand clusters (and so on-demand scoped routes) Envoy subscribes to a RouteConfiguration
+    only once a request selects its scope: a snapshot changing only others still reaches Envoy as an
+    empty answer with the snapshot's version, which its ACK records, so the node is seen in sync."""
+
+    def snapshot(prefix: str) -> Snapshot:
+        routes = [
+            route_pb2.RouteConfiguration(
+                name=name,
+                virtual_hosts=[
+                    route_components_pb2.VirtualHost(
+                        name="h",
+                        domains=["*"],
+                        routes=[
+                            route_components_pb2.Route(
+                                match=route_components_pb2.RouteMatch(prefix=p),
+                                direct_response=route_components_pb2.DirectResponseAction(status=404),
+                            )
+                        ],
+                    )
+                ],
+            )
+            for name, p in (("asked", "/"), ("lazy", prefix))
+        ]
+        return Snapshot.of(routes, eager_clusters=frozenset())
+
+    plane.cache.set_snapshot(NODE, snapshot("/a"))
+    client = DeltaClient(channel)
+    client.send(resource_types.ROUTE, subscribe=("asked",))
+    client.ack(client.receive_names(["asked"]))
+    changed = snapshot("/b")
+    plane.cache.set_snapshot(NODE, changed)
+    empty = client.receive_names([])
+    assert empty.system_version_info == changed.version(resource_types.ROUTE)
+    client.ack(empty)
+    wait_until(
+        lambda: (
+            plane.cache.status(NODE).acked.get(resource_types.ROUTE) == changed.version(resource_types.ROUTE)
+        ),
+        TIMEOUT,
+        "the empty answer's ACK",
+    )
+    client.close()

@@ -227,3 +227,43 @@ async def test_a_body_over_the_deployments_limit_is_refused_413_by_the_in_cluste
             status, text, _ = await _post_file(gateway, v2, big, *flags)
             assert (status, json.loads(text)) == (413, {"error": TOO_LARGE}), flags
         assert (await predict(gateway))[0] == 200  # a request within the limit still answers
+
+
+def _route_configs(gateway: Gateway) -> set[str]:
+    """The RouteConfigurations Envoy holds, by name."""
+    dump = gateway.envoy.config_dump(include_eds=False)
+    return {
+        str(config["route_config"]["name"])
+        for section in dump["configs"]
+        if section["@type"].endswith("RoutesConfigDump")
+        for config in section.get("dynamic_route_configs", ())
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_deployments_routes_reach_envoy_with_the_first_request_that_needs_them(
+    kmock: kmock.KubernetesEmulator, runtimes: tuple[RunningRuntime, RunningRuntime], tmp_path: Path
+) -> None:
+    """Envoy holds every deployment's route scope but asks for its RouteConfiguration (on demand) when a
+    request first selects the scope: a gRPC call, scoped by its headers on the h2c manager, as well as a
+    REST request, is answered by its first attempt."""
+    main, _ = runtimes
+    async with running_gateway(kmock, tmp_path) as gateway:
+        for name in ("iris", "other"):
+            await gateway.create(sdep(name, NS, [("main", 100)]))
+            await gateway.create(runtime_slice(f"{name}-main-a", f"{name}-main", main))
+
+        async def answers() -> bool:
+            return (await predict(gateway))[0] == 200
+
+        await wait_for(answers, 30, "the prediction to answer through Envoy")
+        routes = _route_configs(gateway)
+        assert f"seldon-gateway/{NS}/iris" in routes
+        assert f"seldon-gateway/{NS}/other" not in routes, routes  # no request selected it yet
+        code, out, err = await grpcurl(
+            "-H", "seldon: other", "-H", f"namespace: {NS}", "-d", ROW,
+            f"127.0.0.1:{gateway.port}", "seldon.protos.Seldon/Predict",
+        )  # fmt: skip
+        assert code == 0, err + gateway.log()
+        assert json.loads(out)["data"]["names"] == ["t:0", "t:1", "t:2"]
+        assert f"seldon-gateway/{NS}/other" in _route_configs(gateway)

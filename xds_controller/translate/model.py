@@ -116,7 +116,8 @@ class GatewaySettings:
     request_headers_timeout_s: float = 10.0
     request_timeout_s: float = 30.0
     # Component clusters reach Envoy when a request first needs one (on-demand CDS; delta xDS only; see
-    # `translate.on_demand`), so thousands of deployments do not cost all their clusters up front.
+    # `translate.on_demand`), so thousands of deployments do not cost all their clusters up front; scoped,
+    # so do the RouteConfigurations that turn on no filter (on-demand scoped RDS).
     on_demand_clusters: bool = False
 
 

@@ -160,10 +160,13 @@ def path_scoped_routes() -> hcm_pb2.ScopedRoutes:
     )
 
 
-def scope(name: str, key: str) -> scoped_route_pb2.ScopedRouteConfiguration:
-    """A scope named like its RouteConfiguration, selected by `key` (`scope_key`, or `DEFAULT_SCOPE`)."""
+def scope(name: str, key: str, on_demand: bool = False) -> scoped_route_pb2.ScopedRouteConfiguration:
+    """A scope named like its RouteConfiguration, selected by `key` (`scope_key`, or `DEFAULT_SCOPE`);
+    `on_demand`: Envoy fetches the RouteConfiguration when a request first selects the scope (with the
+    on_demand filter in the chain: `on_demand.routes_on_demand`)."""
     return scoped_route_pb2.ScopedRouteConfiguration(
         name=name,
+        on_demand=on_demand,
         route_configuration_name=name,
         key=scoped_route_pb2.ScopedRouteConfiguration.Key(
             fragments=[

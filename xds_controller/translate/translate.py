@@ -18,7 +18,7 @@ from xds_controller.translate.model import (
     GatewaySettings,
     Resources,
 )
-from xds_controller.translate.on_demand import eager_cluster_names
+from xds_controller.translate.on_demand import eager_cluster_names, routes_on_demand
 from xds_controller.translate.plan import Transport
 from xds_controller.translate.routes import default_route_config, deployment_route_config, gateway_routes
 from xds_controller.translate.scopes import DEFAULT_ROUTE_CONFIG, DEFAULT_SCOPE, scope, scope_key
@@ -55,7 +55,11 @@ def translate(
         )
     configs = [deployment_route_config(d, gateway) for d in ordered]
     scopes = [
-        scope(config.name, scope_key(d.metadata.namespace, d.metadata.name))
+        scope(
+            config.name,
+            scope_key(d.metadata.namespace, d.metadata.name),
+            gateway.on_demand_clusters and routes_on_demand(config),
+        )
         for d, config in zip(ordered, configs, strict=True)
     ]
     return Resources(

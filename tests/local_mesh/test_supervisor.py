@@ -16,15 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mesh.local import supervisor as supervisor_module
+from mesh.local import runtime_process
 from mesh.local.liveness import LivenessPolicy
 from mesh.local.plan import RuntimeLaunch
+from mesh.local.readiness import READY_FAILURE_THRESHOLD, Probe, probe_ready
 from mesh.local.supervisor import (
     ComponentState,
     ComponentStatus,
-    Probe,
     RuntimeProcess,
     SupervisorSettings,
+    free_ports,
 )
 from xds_controller.translate import ComponentKey
 
@@ -88,7 +89,7 @@ def test_a_runtime_whose_port_was_taken_restarts_on_fresh_ports(tmp_path: Path) 
 def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_probe = supervisor_module._probe
+    real_probe = probe_ready
     failing = {"left": 0}
     seen: list[ComponentState] = []
 
@@ -98,19 +99,19 @@ def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(
             return Probe(ready=False, answered=False)  # as a probe that timed out on a busy machine
         return await real_probe(client, url)
 
-    monkeypatch.setattr(supervisor_module, "_probe", flaky_probe)
-    monkeypatch.setattr(supervisor_module, "HEALTH_POLL_S", 0.05)
+    monkeypatch.setattr(runtime_process, "probe_ready", flaky_probe)
+    monkeypatch.setattr(runtime_process, "HEALTH_POLL_S", 0.05)
 
     async def scenario() -> None:
         process = _process(tmp_path, lambda: seen.append(process.status.state))
         process.start()
         try:
             await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
-            failing["left"] = supervisor_module.READY_FAILURE_THRESHOLD - 1
+            failing["left"] = READY_FAILURE_THRESHOLD - 1
             await _until(lambda: failing["left"] == 0, 10, "the failed probes")
             await asyncio.sleep(0.3)  # a few good probes after them
             assert process.status.state is ComponentState.READY
-            failing["left"] = supervisor_module.READY_FAILURE_THRESHOLD
+            failing["left"] = READY_FAILURE_THRESHOLD
             await _until(lambda: process.status.state is ComponentState.NOT_READY, 10, "NotReady")
             await _until(lambda: process.status.state is ComponentState.READY, 10, "Ready again")
         finally:
@@ -225,7 +226,7 @@ def test_a_runtime_gets_three_distinct_ports_each_free() -> None:
     """Ports picked one socket at a time could repeat (the kernel may hand a closed socket's port out
     again); a runtime that got one port for REST and gRPC never became ready."""
     for _ in range(200):
-        ports = supervisor_module.free_ports("127.0.0.1", 3)
+        ports = free_ports("127.0.0.1", 3)
         assert len(set(ports)) == 3
     for port in ports:
         with socket.socket() as sock:

@@ -12,6 +12,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import json_format
 
 from mesh.spec import parse_deployment
+from model_runtime.server import _KEEP_ALIVE_S
 from tests.xds_controller import builders as b
 from xds_controller.bootstrap import XDS_CLUSTER, render_bootstrap
 from xds_controller.translate import (
@@ -219,3 +220,19 @@ def test_bootstrap_takes_everything_over_ads() -> None:
     assert xds["name"] == XDS_CLUSTER
     assert "http2_protocol_options" in json.dumps(xds)
     assert "listeners" not in bootstrap["static_resources"]
+
+
+def test_envoy_closes_an_idle_upstream_connection_before_the_runtime_does() -> None:
+    """Every cluster, the local and the in-cluster gateway's alike (the same translate), closes upstream
+    connections idle for less than the runtime's keep-alive, so Envoy never reuses one the runtime is
+    closing (a request sent on it would be lost)."""
+    for gateway in (GATEWAY, GatewaySettings(scoped=True, on_demand_clusters=True)):
+        for cluster in translate([b.single()], {}, gateway).clusters:
+            assert isinstance(cluster, cluster_pb2.Cluster)
+            options = http_protocol_options_pb2.HttpProtocolOptions()
+            packed = cluster.typed_extension_protocol_options[
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+            ]
+            packed.Unpack(options)
+            idle = options.common_http_protocol_options.idle_timeout.ToTimedelta().total_seconds()
+            assert 0 < idle < _KEEP_ALIVE_S, cluster.name

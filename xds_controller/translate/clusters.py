@@ -45,6 +45,10 @@ CONSECUTIVE_GATEWAY_FAILURE = 3
 OUTLIER_INTERVAL_S = 5
 BASE_EJECTION_TIME_S = 30
 MAX_EJECTION_PERCENT = 50
+# An upstream connection idle this long is closed by Envoy: before the runtime's own keep-alive
+# (model_runtime.server, 75 s) closes it, so Envoy never sends a request on a connection being closed
+# (Envoy's default is an hour).
+IDLE_TIMEOUT_S = 60
 # HTTP/2 flow-control windows: Envoy's defaults (256 MiB) unless a larger message is allowed.
 DEFAULT_WINDOW_BYTES = 256 * 2**20
 MAX_WINDOW_BYTES = 2**31 - 1
@@ -65,7 +69,11 @@ def _protocol_options(transport: Transport, max_message_bytes: int | None = None
     else:
         explicit.http_protocol_options.CopyFrom(protocol_pb2.Http1ProtocolOptions())
     packed = any_pb2.Any()
-    packed.Pack(http_protocol_options_pb2.HttpProtocolOptions(explicit_http_config=explicit))
+    common = protocol_pb2.HttpProtocolOptions(idle_timeout=duration_pb2.Duration(seconds=IDLE_TIMEOUT_S))
+    options = http_protocol_options_pb2.HttpProtocolOptions(
+        common_http_protocol_options=common, explicit_http_config=explicit
+    )
+    packed.Pack(options)
     return packed
 
 

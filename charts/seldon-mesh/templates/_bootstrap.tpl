@@ -48,6 +48,7 @@ tests/charts checks the two agree. */}}
         "typed_extension_protocol_options": {
           "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "common_http_protocol_options": {"idle_timeout": "60s"},
             "explicit_http_config": {
               "http2_protocol_options": {
                 "initial_stream_window_size": 268435456,

@@ -248,6 +248,7 @@ class RuntimeProcess:
         if self._settings.gateway_url:
             env["SELDON_MESH_GATEWAY_URL"] = self._settings.gateway_url
         with self.log_path.open("ab") as log_file:
+            log_start = log_file.tell()  # the file holds earlier runs too: the exit reason quotes this one
             self._process = await asyncio.create_subprocess_exec(
                 *args,
                 cwd=self.launch.cwd,
@@ -279,7 +280,7 @@ class RuntimeProcess:
                     await watcher
         self._forget(process)
         hung, self._hung = self._hung, None
-        return hung or f"exited with code {code}{self._log_tail()}"
+        return hung or f"exited with code {code}{self._log_tail(log_start)}"
 
     def _forget(self, process: asyncio.subprocess.Process) -> None:
         if self._records is not None:
@@ -372,9 +373,13 @@ class RuntimeProcess:
             os.killpg(process.pid, signal.SIGKILL)
         self._forget(process)
 
-    def _log_tail(self, lines: int = 3) -> str:
+    def _log_tail(self, start: int, lines: int = 3) -> str:
+        """The last `lines` this run wrote (the file's tail is bounded: a chatty run wrote megabytes)."""
         try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            with self.log_path.open("rb") as log_file:
+                size = log_file.seek(0, os.SEEK_END)
+                log_file.seek(max(start, size - 16384))
+                text = log_file.read().decode(errors="replace").strip().splitlines()
         except OSError:
             return ""
         tail = " | ".join(line.strip() for line in text[-lines:] if line.strip())

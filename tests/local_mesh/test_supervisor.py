@@ -84,6 +84,9 @@ def test_a_runtime_whose_port_was_taken_restarts_on_fresh_ports(tmp_path: Path) 
     assert port != taken
     assert status.restarts >= 1
     assert status.endpoints.http[0].port == port  # what `seldon-mesh get` shows is where it listens
+    assert status.last_restart is not None  # why, from what that run logged
+    assert "exited with code 1: " in status.last_restart.reason
+    assert f"cannot serve REST on 127.0.0.1:{taken}" in status.last_restart.reason
 
 
 def test_one_failed_probe_keeps_a_ready_runtime_in_rotation(

@@ -1,16 +1,20 @@
 """Readiness of a runtime process: its `/ready` read, and when a run that served has stopped serving.
 
 The runtime answers 200 once its model is loaded and 503 with Seldon's error JSON otherwise, whose
-`reason` says whether it is still loading or failed (`runtime_process` turns that into a state).
+`reason` says whether it is still loading or failed (`runtime_process` turns that into a state). A probe
+left unanswered because the runtime is busy (user code holds its event loop; see `liveness`) does not
+take it out of rotation: it is the only place its requests can be served, and they are being served.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
-from mesh.local.liveness import LivenessPolicy
+from mesh.local.activity import Activity, runnable_share
+from mesh.local.liveness import BUSY_SHARE, LivenessPolicy
 
 # Consecutive failed probes before a Ready runtime is taken out of rotation: Kubernetes' readinessProbe
 # failureThreshold default. One probe lost to a busy machine (the 2 s probe timeout) must not pull a
@@ -46,6 +50,27 @@ class NotServing:
     def reason(self, probe: Probe) -> str:
         detail = probe.info or "not ready"
         return f"answered not ready for {self.allowance_s:.0f}s after it had served: {detail}"
+
+
+class BusySilence:
+    """Whether an unanswered probe found the runtime busy: its process group was running or waiting for a
+    CPU for at least `BUSY_SHARE` of the time since the previous unanswered one. The group is read only
+    when a probe goes unanswered, so the first of a run of them always counts."""
+
+    def __init__(self, reading: Callable[[], Activity | None]) -> None:
+        self._reading = reading
+        self._last: tuple[float, Activity | None] | None = None
+
+    def busy(self, probe: Probe, now: float) -> bool:
+        if probe.answered:
+            self._last = None
+            return False
+        current = self._reading()
+        last, self._last = self._last, (now, current)
+        if last is None:
+            return False
+        share = runnable_share(last[1], current, now - last[0])
+        return share is not None and share >= BUSY_SHARE
 
 
 async def probe_ready(client: httpx.AsyncClient, url: str) -> Probe:

@@ -37,6 +37,7 @@ from mesh.local.plan import RuntimeLaunch
 from mesh.local.readiness import (
     READY_FAILURE_THRESHOLD,
     READY_PROBE_TIMEOUT_S,
+    BusySilence,
     NotServing,
     probe_ready,
 )
@@ -294,12 +295,14 @@ class RuntimeProcess:
         deadline = time.monotonic() + ready_timeout_s
         failures = 0
         not_serving = NotServing(self._settings.liveness)
+        silence = BusySilence(lambda: group_activity(process.pid))
         async with httpx.AsyncClient(timeout=READY_PROBE_TIMEOUT_S) as client:
             while process.returncode is None and self._hung is None:
                 probe = await probe_ready(client, url)
                 if self._hung is not None:  # the liveness check is restarting this run
                     return
-                failures = 0 if probe.ready else failures + 1
+                busy = silence.busy(probe, time.monotonic())
+                failures = 0 if probe.ready or busy else failures + 1
                 if self._reached_ready and not_serving.too_long(probe, time.monotonic()):
                     await self._restart_run(process, not_serving.reason(probe))
                     return

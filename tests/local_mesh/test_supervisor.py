@@ -198,11 +198,13 @@ def test_a_runtime_whose_model_was_unloaded_is_restarted(tmp_path: Path) -> None
 def test_a_runtime_busy_with_long_predicts_is_not_restarted(tmp_path: Path) -> None:
     """User code runs on the runtime's event loop: while three predicts of 4 s each spin in turn, no probe
     is answered for 12 s, four times what `QUICK` allows a silent runtime. The runtime was working all
-    that time, so it keeps running and answers every request."""
+    that time, so it keeps running, stays in rotation and answers every request."""
     spin_s, requests = 4.0, 3
 
+    states: list[ComponentState] = []
+
     async def scenario() -> tuple[list[int], ComponentStatus, int | None, int]:
-        process = _process(tmp_path, liveness=QUICK, model="Spinner")
+        process = _process(tmp_path, lambda: states.append(process.status.state), QUICK, "Spinner")
         process.start()
         try:
             await _until(lambda: process.status.state is ComponentState.READY, 90, "Ready")
@@ -223,6 +225,7 @@ def test_a_runtime_busy_with_long_predicts_is_not_restarted(tmp_path: Path) -> N
     assert status.restarts == 0 and status.last_restart is None
     assert status.pid == pid
     assert busy_probes >= QUICK.failure_threshold  # it did go unanswered: enough to restart it, if idle
+    assert ComponentState.NOT_READY not in states  # and it stayed in rotation: its requests were served
 
 
 def test_a_runtime_gets_three_distinct_ports_each_free() -> None:

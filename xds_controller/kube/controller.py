@@ -50,7 +50,9 @@ class ControllerSettings:
     max_backoff_s: float = 30.0
 
     def gateway(self) -> GatewaySettings:
-        # Scoped: one RouteConfiguration per deployment, so a change re-parses only that one's routes.
+        # Scoped: one RouteConfiguration per deployment, so a change re-parses only that one's routes;
+        # on demand, as the component clusters are (`translate.on_demand`): Envoy starts with every scope
+        # and fetches a deployment's routes and clusters when a request first needs them.
         # No extproc, reflection or tracing clusters of the gateway's own: in a cluster a graph
         # predictor's Service leads to its own extproc, and reflection is answered by the runtimes.
         return GatewaySettings(

@@ -205,6 +205,7 @@ class LocalMesh:
                 metrics_port=metrics_port,
                 rest_port=rest_port if settings.graph_edge != "ext_proc" else None,
                 records=records,
+                liveness=settings.liveness,
             )
             self._graphs = graphs
             graphs.start()

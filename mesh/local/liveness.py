@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh.local.activity import Activity, runnable_share
 
@@ -60,6 +62,7 @@ class LiveProbe:
     outcome: Outcome
     elapsed_s: float
     error: str = ""
+    call: str = f"GET {LIVENESS_PATH}"  # what was asked, for the log
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,8 @@ class LivenessCheck:
 
 def _what(probe: LiveProbe) -> str:
     if probe.outcome is Outcome.TIMED_OUT:
-        return f"GET {LIVENESS_PATH} unanswered after {probe.elapsed_s:.1f}s"
-    return f"GET {LIVENESS_PATH} {probe.outcome}: {probe.error}"
+        return f"{probe.call} unanswered after {probe.elapsed_s:.1f}s"
+    return f"{probe.call} {probe.outcome}: {probe.error}"
 
 
 def _pct(share: float | None) -> str:
@@ -140,6 +143,30 @@ async def probe_live(client: httpx.AsyncClient, url: str, timeout_s: float) -> L
     except httpx.HTTPError as error:
         return LiveProbe(Outcome.FAILED, time.monotonic() - started, str(error) or type(error).__name__)
     return LiveProbe(Outcome.ANSWERED, time.monotonic() - started)
+
+
+GRPC_HEALTH_CALL = "gRPC Health/Check"
+
+
+async def probe_grpc_health(channel: grpc.aio.Channel, timeout_s: float) -> LiveProbe:
+    """One standard gRPC health `Check` with a deadline (extproc's liveness); any status is an answer
+    but UNAVAILABLE (nothing listens) and DEADLINE_EXCEEDED."""
+    started = time.monotonic()
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await stub.Check(health_pb2.HealthCheckRequest())
+    except TimeoutError:
+        elapsed = time.monotonic() - started
+        late = elapsed > timeout_s * LATE_FACTOR
+        return LiveProbe(Outcome.LATE if late else Outcome.TIMED_OUT, elapsed, call=GRPC_HEALTH_CALL)
+    except grpc.aio.AioRpcError as error:
+        elapsed = time.monotonic() - started
+        if error.code() is grpc.StatusCode.UNAVAILABLE:
+            return LiveProbe(Outcome.REFUSED, elapsed, str(error.details()), GRPC_HEALTH_CALL)
+        if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return LiveProbe(Outcome.TIMED_OUT, elapsed, call=GRPC_HEALTH_CALL)
+    return LiveProbe(Outcome.ANSWERED, time.monotonic() - started, call=GRPC_HEALTH_CALL)
 
 
 Probe = Callable[[], Awaitable[LiveProbe]]

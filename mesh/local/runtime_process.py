@@ -294,6 +294,7 @@ class RuntimeProcess:
         ready_timeout_s = self.launch.ready_timeout_s or self._settings.ready_timeout_s
         deadline = time.monotonic() + ready_timeout_s
         failures = 0
+        silent = 0  # unanswered probes in a row while the runtime was not busy either
         not_serving = NotServing(self._settings.liveness)
         silence = BusySilence(lambda: group_activity(process.pid))
         async with httpx.AsyncClient(timeout=READY_PROBE_TIMEOUT_S) as client:
@@ -303,6 +304,7 @@ class RuntimeProcess:
                     return
                 busy = silence.busy(probe, time.monotonic())
                 failures = 0 if probe.ready or busy else failures + 1
+                silent = 0 if probe.answered or busy else silent + 1
                 if self._reached_ready and not_serving.too_long(probe, time.monotonic()):
                     await self._restart_run(process, not_serving.reason(probe))
                     return
@@ -313,7 +315,10 @@ class RuntimeProcess:
                 elif self.status.state == ComponentState.READY:
                     if failures >= READY_FAILURE_THRESHOLD:
                         self._set(state=ComponentState.NOT_READY, reason=probe.info or "not ready")
-                elif time.monotonic() > deadline:
+                elif not self._reached_ready and time.monotonic() > deadline:
+                    if silent >= READY_FAILURE_THRESHOLD:  # hung or stopped while starting
+                        await self._restart_run(process, _silent_start(ready_timeout_s, process.pid))
+                        return
                     self._set(
                         state=ComponentState.FAILED,
                         reason=f"not ready after {ready_timeout_s:.0f}s {probe.info}".strip(),
@@ -387,3 +392,11 @@ class RuntimeProcess:
             return ""
         tail = " | ".join(line.strip() for line in text[-lines:] if line.strip())
         return f": {tail}" if tail else ""
+
+
+def _silent_start(ready_timeout_s: float, pid: int) -> str:
+    """Why a run that never got ready is restarted: Kubernetes' startupProbe, for a silent one only (one
+    that answers "loading" keeps loading, Failed, as a slow load may yet finish)."""
+    reading = group_activity(pid)
+    state = reading.described_state if reading is not None else "gone"
+    return f"no answer to its readiness probe {ready_timeout_s:.0f}s after it started; the process is {state}"

@@ -1,23 +1,28 @@
 """The process supervisor with real runtime processes: a runtime whose port was taken comes back on fresh
 ports, one slow readiness probe does not pull a Ready runtime out of rotation, a runtime that stops
-answering without dying (SIGSTOPped) is restarted and serves again, and one that answers no probe because
-it is busy with long predicts is not."""
+answering without dying (SIGSTOPped), answers only "not ready" after serving, or never answers at all
+while starting is restarted, one that answers no probe because it is busy with long predicts is not,
+and a stopped extproc is restarted too."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
 from mesh.local import runtime_process
-from mesh.local.liveness import LivenessPolicy
+from mesh.local.graphs import GraphExecutorProcess
+from mesh.local.liveness import LivenessPolicy, LiveProbe, Outcome, probe_grpc_health
 from mesh.local.plan import RuntimeLaunch
 from mesh.local.readiness import READY_FAILURE_THRESHOLD, Probe, probe_ready
 from mesh.local.supervisor import (
@@ -237,3 +242,67 @@ def test_a_runtime_gets_three_distinct_ports_each_free() -> None:
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_runtime_that_never_answers_while_starting_is_restarted(tmp_path: Path) -> None:
+    """Past its ready timeout, one that says "loading" keeps loading; one that answers nothing and does
+    nothing (here: a program that sleeps and never listens) is restarted, with backoff."""
+    sleeper = RuntimeLaunch((), {}, None, (sys.executable, "-c", "import time; time.sleep(600)"), 2.0)
+
+    async def scenario() -> ComponentStatus:
+        process = _process(tmp_path)
+        process.launch = sleeper
+        process.start()
+        try:
+            await _until(lambda: process.status.restarts >= 1, 60, "a restart")
+            return process.status
+        finally:
+            await process.stop()
+
+    status = asyncio.run(scenario())
+    assert status.state is ComponentState.CRASHED
+    assert status.last_restart is not None
+    reason = status.last_restart.reason
+    assert "no answer to its readiness probe 2s after it started; the process is sleeping" in reason
+
+
+def test_an_extproc_that_stops_answering_is_restarted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The graph executor is supervised the same way, on its gRPC health check."""
+    caplog.set_level(logging.WARNING, logger="mesh.local.graphs")
+
+    async def scenario() -> tuple[int, int, LiveProbe]:
+        port = free_ports("127.0.0.1", 1)[0]
+        graphs = GraphExecutorProcess(
+            "127.0.0.1", port, tmp_path, tmp_path / "logs", 0.05, 0.2, liveness=QUICK
+        )
+        graphs.publish([], {})
+        graphs.start()
+        try:
+            await _until(lambda: graphs.answered, 90, "extproc to answer its health check")
+            stopped = graphs.pid
+            assert stopped is not None
+            os.killpg(stopped, signal.SIGSTOP)
+            try:
+                await _until(lambda: graphs.pid not in (stopped, None), 60, "a new extproc")
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(stopped, signal.SIGCONT)
+            await _until(lambda: graphs.answered, 90, "the new extproc to answer")
+            restarted = graphs.pid
+            assert restarted is not None
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                return stopped, restarted, await probe_grpc_health(channel, 30.0)
+        finally:
+            await graphs.stop(5.0)
+
+    stopped, restarted, probe = asyncio.run(scenario())
+    assert probe.outcome is Outcome.ANSWERED
+    assert restarted != stopped
+    with pytest.raises(ProcessLookupError):
+        os.kill(stopped, 0)
+    restarts = [r.getMessage() for r in caplog.records if "restarting in" in r.getMessage()]
+    assert len(restarts) == 1, restarts  # and it says why
+    assert "liveness probe failed 3 times in a row" in restarts[0]
+    assert "gRPC Health/Check unanswered after 1.0s; the process is stopped" in restarts[0]
